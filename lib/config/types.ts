@@ -1,0 +1,46 @@
+// The validated, typed configuration. YAML keys are snake_case; these fields are camelCase.
+
+export interface SideConfig {
+  zpool: string;
+  /** "" when empty */
+  prefix: string;
+  /** "localhost" runs commands directly; anything else is an ssh destination */
+  host: string;
+  /** "" = ssh's own default */
+  user: string;
+  port: number | null;
+}
+
+export interface PluginEntry {
+  /** bundled plugin name (e.g. "notify") or null when loaded from `path` */
+  name: string | null;
+  /** path of a user plugin, resolved against the config file's folder */
+  path: string | null;
+  /** plugin-specific options, validated by the plugin */
+  options: Record<string, unknown>;
+}
+
+export interface Config {
+  /** absolute path of the file this came from */
+  file: string;
+  source: SideConfig;
+  target: SideConfig;
+  includeRoot: boolean;
+  keepSnapshots: number;
+  /** -1 keeps all */
+  keepBacklog: number;
+  alwaysChanged: boolean;
+  /** null: no threshold, every dataset with written > 0 goes to `zfs diff` */
+  writtenThreshold: number | null;
+  checkDiff: boolean;
+  suffix: string;
+  digits: number;
+  ignore: string[];
+  ssh: { compression: boolean; cipher: string };
+  plugins: PluginEntry[];
+}
+
+/** `zpool` or `zpool/prefix` */
+export function rootOf(side: SideConfig): string {
+  return side.prefix === "" ? side.zpool : `${side.zpool}/${side.prefix}`;
+}

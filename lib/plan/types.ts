@@ -1,0 +1,93 @@
+// What the pure planners produce and the runner executes. Every changing step is an Action;
+// a Plan is listed in full before anything runs.
+
+import type { Side } from "../zfs/model.ts";
+
+/** one `zfs snapshot` call per pool: all of its snapshots are taken atomically */
+export interface SnapshotAction {
+  kind: "snapshot";
+  pool: string;
+  snapshots: { dataset: string; subname: string; name: string; written: number }[];
+}
+
+/**
+ * One transfer: `zfs send` on the source piped into `zfs receive -s -u` on the target.
+ * - full: `zfs send SRC@to`
+ * - incremental: `zfs send -I SRC@from SRC@to` (every intermediate snapshot too)
+ * - resume: `zfs send -t TOKEN`
+ */
+export interface SendAction {
+  kind: "send";
+  subname: string;
+  sourceDataset: string;
+  targetDataset: string;
+  mode: "full" | "incremental" | "resume";
+  /** short snapshot name; null for full and resume */
+  from: string | null;
+  /** short snapshot name the target will hold afterwards */
+  to: string;
+  /** snapshot names that arrive on the target with this stream, oldest first */
+  snapshots: string[];
+  /** for mode "resume" */
+  token: string | null;
+}
+
+/** `zfs receive -A`: a partial receive whose source snapshot is gone */
+export interface AbortResumeAction {
+  kind: "abort-resume";
+  subname: string;
+  targetDataset: string;
+  reason: string;
+}
+
+/** one `zfs destroy DS@a,b,c` */
+export interface DestroyAction {
+  kind: "destroy";
+  side: Side;
+  subname: string;
+  dataset: string;
+  /** short names, oldest first */
+  snapshots: string[];
+  /** bytes the snapshots use, as listed (a lower bound of what is freed) */
+  used: number;
+}
+
+export type Action = SnapshotAction | SendAction | AbortResumeAction | DestroyAction;
+
+export type ConflictKind =
+  /** same snapshot name on both sides with different guids */
+  | "guid-mismatch"
+  /** the target dataset exists but shares no snapshot with the source */
+  | "no-common"
+  /** the target has snapshots after the newest common one */
+  | "target-ahead"
+  /** the target's data changed since the newest common snapshot (written > 0) */
+  | "target-modified"
+  /** the target is a volume and the source a filesystem, or the reverse */
+  | "type-mismatch";
+
+/** a dataset skipped because sending to it could lose data; the run ends with exit 1 */
+export interface Conflict {
+  subname: string;
+  kind: ConflictKind;
+  /** one sentence naming what happened and what to do */
+  message: string;
+  /** newest common snapshot, if any */
+  common: string | null;
+  sourceOnly: string[];
+  targetOnly: string[];
+}
+
+/** a dataset the planner looked at and left alone, with why (shown in verbose plans) */
+export interface Skip {
+  subname: string;
+  reason: string;
+}
+
+export interface Plan<A extends Action = Action> {
+  actions: A[];
+  conflicts: Conflict[];
+  skipped: Skip[];
+  /** per-dataset problems that are not conflicts, e.g. a snapshot counter that ran out */
+  errors: { subname: string; message: string }[];
+}
