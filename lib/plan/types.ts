@@ -91,3 +91,29 @@ export interface Plan<A extends Action = Action> {
   /** per-dataset problems that are not conflicts, e.g. a snapshot counter that ran out */
   errors: { subname: string; message: string }[];
 }
+
+/** where a snapshot (or dataset) exists, for `compare` */
+export type Presence = "both" | "source" | "target";
+
+export interface CompareSnapshotRow {
+  name: string;
+  presence: Presence;
+  /** same name on both sides but different guid */
+  guidMismatch: boolean;
+}
+
+export interface CompareDatasetRow {
+  subname: string;
+  presence: Presence;
+  ignored: boolean;
+  /** oldest first, merged from both sides in creation order */
+  snapshots: CompareSnapshotRow[];
+  /** conflicts found for this pair (see backup), empty when none */
+  conflicts: Conflict[];
+}
+
+export interface Comparison {
+  sourceRoot: string;
+  targetRoot: string;
+  rows: CompareDatasetRow[];
+}
