@@ -1,0 +1,204 @@
+// Configuration file → validated, typed Config. Bad input throws ConfigError
+// (exit code 2) naming the file, the key path and the line and column.
+
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import type { Node } from "yaml";
+import { checkDatasetName } from "../zfs/names.ts";
+import { ConfigError } from "./errors.ts";
+import { type Config, type PluginEntry, rootOf, type SideConfig } from "./types.ts";
+import { checkAgainstSchema, quoteShort } from "./validate.ts";
+import {
+  formatKeyPath,
+  keyPathAtOffset,
+  nodeAt,
+  type ParsedYaml,
+  type PathSegment,
+  parseYaml,
+  positionOf,
+} from "./yaml.ts";
+
+export { ConfigError } from "./errors.ts";
+
+export const DEFAULT_WRITTEN_THRESHOLD = 1048576;
+
+/** Reads and validates the configuration file at `path`. */
+export function loadConfig(path: string): Config {
+  return parseConfig(readConfigFile(path), path);
+}
+
+/** Validates configuration text; `file` names it in errors and anchors relative plugin paths. */
+export function parseConfig(text: string, file: string): Config {
+  const parsed = parseYaml(text);
+  throwOnYamlError(parsed, file);
+
+  const value: unknown = parsed.doc.toJS({ maxAliasCount: 100 });
+  if (value === null || value === undefined) {
+    throw fileProblem(file, "the file is empty; it needs at least source.zpool and target.zpool");
+  }
+  if (typeof value !== "object" || Array.isArray(value)) {
+    const found = Array.isArray(value) ? "a list" : `a single value (${quoteShort(String(value))})`;
+    const at = positionOf(parsed.doc.contents, parsed.lines);
+    throw new ConfigError({
+      file,
+      keyPath: "",
+      line: at?.line ?? null,
+      column: at?.column ?? null,
+      reason: `the file must be a mapping of keys (source:, target:, ...), but it is ${found}`,
+    });
+  }
+
+  const problem = checkAgainstSchema(value);
+  if (problem !== null) {
+    // A missing key has no node: point at the mapping that lacks it (none for the top level).
+    const node = problem.missing
+      ? problem.path.length > 1
+        ? nodeAt(parsed.doc, problem.path.slice(0, -1))
+        : null
+      : nodeAt(parsed.doc, problem.path, problem.atKey);
+    throw valueProblem(parsed, file, problem.path, problem.reason, node);
+  }
+
+  const config = toConfig(value as RawConfig, file);
+  for (const side of ["source", "target"] as const) {
+    const reason = checkDatasetName(rootOf(config[side]));
+    if (reason !== null) {
+      const path = [side, "prefix"];
+      throw valueProblem(
+        parsed,
+        file,
+        path,
+        `the root ${quoteShort(rootOf(config[side]))} is not a valid dataset name: ${reason}`,
+        nodeAt(parsed.doc, path),
+      );
+    }
+  }
+  return config;
+}
+
+function readConfigFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EISDIR"
+          ? "is a directory, not a configuration file"
+          : code === "EACCES"
+            ? "permission denied"
+            : `cannot be read: ${(error as Error).message}`;
+    throw fileProblem(path, reason);
+  }
+}
+
+function throwOnYamlError({ doc, lines }: ParsedYaml, file: string): void {
+  const error = doc.errors[0];
+  if (error === undefined) return;
+  const offset = error.pos[0];
+  const { line, col } = lines.linePos(offset);
+  const what = error.code === "DUPLICATE_KEY" ? "duplicate key" : "YAML syntax error";
+  // Strip yaml's own "at line L, column C" suffix and code excerpt: we give the position ourselves.
+  const detail = error.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "") ?? "";
+  throw new ConfigError({
+    file,
+    keyPath: formatKeyPath(keyPathAtOffset(doc, offset)),
+    line,
+    column: col,
+    reason: `${what}: ${detail}`,
+  });
+}
+
+function fileProblem(file: string, reason: string): ConfigError {
+  return new ConfigError({ file, keyPath: "", line: null, column: null, reason });
+}
+
+function valueProblem(
+  { lines }: ParsedYaml,
+  file: string,
+  path: PathSegment[],
+  reason: string,
+  node: Node | null,
+): ConfigError {
+  const at = positionOf(node, lines);
+  return new ConfigError({
+    file,
+    keyPath: formatKeyPath(path),
+    line: at?.line ?? null,
+    column: at?.column ?? null,
+    reason,
+  });
+}
+
+// The shape schema.json guarantees; null stands for a key left empty.
+interface RawSide {
+  zpool: string;
+  prefix?: string | null;
+  host?: string | null;
+  user?: string | null;
+  port?: number | null;
+}
+
+interface RawPlugin {
+  name?: string;
+  path?: string;
+  options?: Record<string, unknown> | null;
+}
+
+interface RawConfig {
+  source: RawSide;
+  target: RawSide;
+  include_root?: boolean | null;
+  keep_snapshots?: number | null;
+  keep_backlog?: number | null;
+  always_changed?: boolean | null;
+  written_threshold?: number | null;
+  check_diff?: boolean | null;
+  suffix?: string | null;
+  digits?: number | null;
+  ignore?: string[] | null;
+  ssh?: { compression?: boolean | null; cipher?: string | null } | null;
+  plugins?: RawPlugin[] | null;
+}
+
+/** Applies the defaults of SPEC.md section 2; an empty value means the default. */
+function toConfig(raw: RawConfig, file: string): Config {
+  const absoluteFile = resolve(file);
+  return {
+    file: absoluteFile,
+    source: toSide(raw.source),
+    target: toSide(raw.target),
+    includeRoot: raw.include_root ?? true,
+    keepSnapshots: raw.keep_snapshots ?? 1,
+    keepBacklog: raw.keep_backlog ?? -1,
+    alwaysChanged: raw.always_changed ?? false,
+    // Absent: the default threshold. Present but empty: no threshold at all.
+    writtenThreshold:
+      "written_threshold" in raw ? (raw.written_threshold ?? null) : DEFAULT_WRITTEN_THRESHOLD,
+    checkDiff: raw.check_diff ?? true,
+    suffix: raw.suffix ?? "",
+    digits: raw.digits ?? 2,
+    ignore: raw.ignore ?? [],
+    ssh: { compression: raw.ssh?.compression ?? false, cipher: raw.ssh?.cipher ?? "" },
+    plugins: (raw.plugins ?? []).map((entry) => toPlugin(entry, dirname(absoluteFile))),
+  };
+}
+
+function toSide(raw: RawSide): SideConfig {
+  return {
+    zpool: raw.zpool,
+    prefix: raw.prefix ?? "",
+    host: raw.host ?? "localhost",
+    user: raw.user ?? "",
+    port: raw.port ?? null,
+  };
+}
+
+function toPlugin(raw: RawPlugin, folder: string): PluginEntry {
+  return {
+    name: raw.name ?? null,
+    path: raw.path === undefined ? null : resolve(folder, raw.path),
+    options: raw.options ?? {},
+  };
+}

@@ -1,0 +1,192 @@
+// Checks a parsed YAML value against schema.json (the single source of truth
+// for the file format) and turns the first ajv error into a plain-language
+// problem: which key, what is wrong, what was found.
+
+import Ajv, { type ErrorObject, type ValidateFunction } from "ajv";
+import { checkPoolName, checkRelativeName } from "../zfs/names.ts";
+import schema from "./schema.json";
+import type { PathSegment } from "./yaml.ts";
+
+export interface SchemaProblem {
+  /** where the problem is, e.g. ["source", "port"] */
+  path: PathSegment[];
+  /** true when the problem is the key itself (unknown key), not its value */
+  atKey: boolean;
+  /** true when the key is missing: point at the mapping that lacks it */
+  missing: boolean;
+  reason: string;
+}
+
+/** Name rules in the schema that names.ts can explain better than a regex can (keyed by schema object). */
+const PRECISE_NAME_CHECKS = new Map<object, (name: string) => string | null>([
+  [schema.definitions.poolName, checkPoolName],
+  [schema.definitions.relativeName, checkRelativeName],
+  [schema.definitions.side.properties.prefix, checkRelativeName],
+]);
+
+let compiled: ValidateFunction | null = null;
+
+/** Compiled on first use: ajv generates code, which costs startup time for commands that never load a config. */
+function validator(): ValidateFunction {
+  if (compiled === null) {
+    const ajv = new Ajv({
+      allErrors: false,
+      verbose: true,
+      strict: true,
+      // `oneOf: [{required: [name]}, ...]` names properties defined beside it, which strictRequired rejects.
+      strictRequired: false,
+      allowUnionTypes: true,
+    });
+    // Editors (VS Code, yaml-language-server) show this instead of the raw regex; so do we.
+    ajv.addKeyword({ keyword: "patternErrorMessage", schemaType: "string" });
+    compiled = ajv.compile(schema);
+  }
+  return compiled;
+}
+
+/** null when `value` matches the schema, else the first problem found. */
+export function checkAgainstSchema(value: unknown): SchemaProblem | null {
+  const validate = validator();
+  if (validate(value)) return null;
+  const errors = validate.errors ?? [];
+  // A failed oneOf also lists why each branch failed; the oneOf error says it best.
+  const error = errors.find((e) => e.keyword === "oneOf") ?? errors[0];
+  if (error === undefined) return { path: [], atKey: false, missing: false, reason: "invalid" };
+  return describe(error);
+}
+
+/** True when `value` matches the schema; for tests that compare the schema with the loader. */
+export function matchesSchema(value: unknown): boolean {
+  return validator()(value) === true;
+}
+
+function describe(error: ErrorObject): SchemaProblem {
+  const path = parsePointer(error.instancePath);
+  const params = error.params as Record<string, unknown>;
+  const parent = (error.parentSchema ?? {}) as Record<string, unknown>;
+  const problem = (reason: string): SchemaProblem => ({
+    path,
+    atKey: false,
+    missing: false,
+    reason,
+  });
+
+  switch (error.keyword) {
+    case "required":
+      return {
+        path: [...path, String(params.missingProperty)],
+        atKey: false,
+        missing: true,
+        reason: "required key is missing",
+      };
+    case "additionalProperties": {
+      const key = String(params.additionalProperty);
+      const known = Object.keys((parent.properties ?? {}) as object);
+      return {
+        path: [...path, key],
+        atKey: true,
+        missing: false,
+        reason: unknownKeyReason(key, known),
+      };
+    }
+    case "type":
+      return problem(`must be ${typeWords(params.type)}, got ${describeValue(error.data)}`);
+    case "minimum":
+    case "maximum":
+      return problem(`${rangeWords(parent)}, got ${describeValue(error.data)}`);
+    case "pattern":
+    case "maxLength":
+      return problem(nameReason(error, parent));
+    case "minLength":
+      return problem("must not be empty");
+    case "oneOf":
+      return problem(
+        params.passingSchemas === null
+          ? "needs `name` (a bundled plugin) or `path` (a plugin file)"
+          : "has both `name` and `path`; give exactly one",
+      );
+    default:
+      return problem(error.message ?? "is invalid");
+  }
+}
+
+function nameReason(error: ErrorObject, parent: Record<string, unknown>): string {
+  const value = String(error.data);
+  const precise = PRECISE_NAME_CHECKS.get(parent)?.(value) ?? null;
+  const hint =
+    error.keyword === "maxLength" || typeof parent.patternErrorMessage !== "string"
+      ? `must be at most ${String(parent.maxLength)} characters`
+      : parent.patternErrorMessage;
+  const shown = quoteShort(value);
+  return precise === null
+    ? `invalid value ${shown}: ${hint}`
+    : `invalid value ${shown}: ${precise}; ${hint}`;
+}
+
+function rangeWords(parent: Record<string, unknown>): string {
+  const { minimum, maximum } = parent;
+  if (typeof minimum === "number" && typeof maximum === "number") {
+    return `must be between ${minimum} and ${maximum}`;
+  }
+  if (typeof minimum === "number") return `must be at least ${minimum}`;
+  return `must be at most ${String(maximum)}`;
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  boolean: "yes or no",
+  integer: "a whole number",
+  number: "a number",
+  string: "a text value",
+  array: "a list",
+  object: "a mapping of keys",
+};
+
+function typeWords(type: unknown): string {
+  const types = (Array.isArray(type) ? type : [type]).map(String).filter((t) => t !== "null");
+  return types.map((t) => TYPE_WORDS[t] ?? t).join(" or ");
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return "nothing";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  if (typeof value === "boolean") return value ? "yes (a boolean)" : "no (a boolean)";
+  if (typeof value === "string") return `the text ${quoteShort(value)}`;
+  return String(value);
+}
+
+/** JSON-quoted (so control characters show), cut short so a huge value cannot flood the message. */
+export function quoteShort(value: string, max = 60): string {
+  return JSON.stringify(value.length > max ? `${value.slice(0, max)}...` : value);
+}
+
+function unknownKeyReason(key: string, known: string[]): string {
+  const close = known.filter((candidate) => editDistance(key, candidate) <= 2);
+  const suggestion =
+    close.length > 0 ? ` (did you mean ${close.map((k) => `\`${k}\``).join(" or ")}?)` : "";
+  return `unknown key${suggestion}; allowed here: ${known.join(", ")}`;
+}
+
+/** Levenshtein distance, for "did you mean" on typos such as `keep_snapshot`. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/** `/plugins/0/name` → ["plugins", 0, "name"] */
+function parsePointer(pointer: string): PathSegment[] {
+  if (pointer === "") return [];
+  return pointer
+    .slice(1)
+    .split("/")
+    .map((raw) => raw.replaceAll("~1", "/").replaceAll("~0", "~"))
+    .map((segment) => (/^(0|[1-9][0-9]*)$/.test(segment) ? Number(segment) : segment));
+}
