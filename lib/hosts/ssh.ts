@@ -152,7 +152,10 @@ export class SshHost implements Host {
     const result = await this.run(["true"]);
     if (result.code === SSH_FAILED) throw new HostDownError(this.side, sshReason(result.stderr));
     if (result.code !== 0) {
-      throw new HostDownError(this.side, `remote "true" exited ${result.code}: ${sshReason(result.stderr)}`);
+      throw new HostDownError(
+        this.side,
+        `remote "true" exited ${result.code}: ${sshReason(result.stderr)}`,
+      );
     }
   }
 

@@ -1,0 +1,224 @@
+// One transfer as ONE OS pipeline (`send | [pv |] receive`, each stage maybe behind ssh):
+// the bytes flow kernel to kernel and never through JavaScript. bash runs the pipeline;
+// every argv reaches it only as positional parameters, so the script text holds nothing
+// but numbers generated here and no data can be read as shell syntax.
+
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { shellJoin } from "../hosts/quote.ts";
+
+/** exit code of a stage killed by SIGPIPE: its reader went away first, not its own fault */
+export const SIGPIPE_CODE = 141;
+
+/** a stage whose exit code bash never reported (the pipeline was killed) */
+export const UNKNOWN_CODE = -1;
+
+/** how much stderr is kept per stage: the tail, which holds the error */
+const MAX_STDERR_CHARS = 256 * 1024;
+
+/** after SIGTERM, how long a cancelled pipeline may take before SIGKILL */
+const KILL_GRACE_MS = 2000;
+
+export interface PipelineOptions {
+  /** aborting stops every process of the pipeline */
+  signal?: AbortSignal;
+  /** called with each line of the FIRST stage's stderr as it arrives (`zfs send -v -P` progress) */
+  onProgressLine?: (line: string) => void;
+}
+
+export interface PipelineResult {
+  /** every stage exited 0 and nothing was cancelled */
+  ok: boolean;
+  /** exit code per stage (PIPESTATUS); UNKNOWN_CODE for all when the pipeline was killed */
+  codes: number[];
+  /** stderr per stage (the tail when very long) */
+  stderr: string[];
+  /** stdout of the last stage (keep it small: `zfs receive` says little) */
+  stdout: string;
+  /** the signal aborted the pipeline */
+  cancelled: boolean;
+}
+
+/**
+ * The bash script for `stages` whose argvs are the positional parameters, flattened in order,
+ * followed by one stderr file per stage after the first, then the status file.
+ * Exported for tests; it only ever contains numbers.
+ */
+export function pipelineScript(stageLengths: readonly number[]): string {
+  const stages: string[] = [];
+  let next = 1;
+  let errorFile = stageLengths.reduce((sum, n) => sum + n, 0) + 1;
+  stageLengths.forEach((length, index) => {
+    if (length < 1) throw new Error(`pipeline stage ${index + 1} is empty`);
+    const command = `"\${@:${next}:${length}}"`;
+    next += length;
+    // Stage 1 writes to bash's own stderr, read live; the others to their own files.
+    stages.push(index === 0 ? command : `${command} 2>"\${${errorFile++}}"`);
+  });
+  const statusFile = errorFile;
+  return [
+    "set -o pipefail",
+    stages.join(" | "),
+    `echo "\${PIPESTATUS[*]}" >"\${${statusFile}}"`,
+  ].join("\n");
+}
+
+/** keep only the tail of an ever-growing text */
+function tail(text: string): string {
+  return text.length > MAX_STDERR_CHARS ? text.slice(-MAX_STDERR_CHARS) : text;
+}
+
+/** read a stream to its end, handing out whole lines as they arrive */
+async function readLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: ((line: string) => void) | undefined,
+): Promise<string> {
+  const decoder = new TextDecoder();
+  let kept = "";
+  let partial = "";
+  for await (const chunk of stream) {
+    const text = decoder.decode(chunk, { stream: true });
+    kept = tail(kept + text);
+    if (!onLine) continue;
+    const lines = (partial + text).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) onLine(line.replace(/\r$/, ""));
+  }
+  const rest = decoder.decode();
+  kept = tail(kept + rest);
+  partial += rest;
+  if (onLine && partial !== "") onLine(partial);
+  return kept;
+}
+
+function readIfPresent(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** signal the whole process group (bash runs in its own, so all stages are in it) */
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** run `stages` (local argvs, remote ones already wrapped by Host.wrap) as `s1 | s2 | …` */
+export async function runPipeline(
+  stages: readonly (readonly string[])[],
+  options: PipelineOptions = {},
+): Promise<PipelineResult> {
+  if (stages.length === 0) throw new Error("a pipeline needs at least one stage");
+  const script = pipelineScript(stages.map((stage) => stage.length));
+  const dir = mkdtempSync(join(tmpdir(), "abg-pipe-"));
+  const errorFiles = stages.slice(1).map((_, index) => join(dir, `stderr-${index + 2}`));
+  const statusFile = join(dir, "status");
+  const args = [...stages.flat(), ...errorFiles, statusFile];
+
+  const { signal } = options;
+  try {
+    if (signal?.aborted) return cancelledResult(stages.length, []);
+    // detached: bash leads a new process group, so one kill reaches every stage.
+    const child = Bun.spawn(["bash", "-c", script, "bash", ...args], {
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      detached: true,
+    });
+    let cancelled = false;
+    let forceKill: ReturnType<typeof setTimeout> | undefined;
+    const abort = () => {
+      cancelled = true;
+      killGroup(child.pid, "SIGTERM");
+      forceKill = setTimeout(() => killGroup(child.pid, "SIGKILL"), KILL_GRACE_MS);
+    };
+    signal?.addEventListener("abort", abort, { once: true });
+    try {
+      const [stdout, firstStderr] = await Promise.all([
+        new Response(child.stdout).text(),
+        readLines(child.stderr, options.onProgressLine),
+        child.exited,
+      ]);
+      const stderr = [firstStderr, ...errorFiles.map((file) => tail(readIfPresent(file)))];
+      if (cancelled) return { ...cancelledResult(stages.length, stderr), stdout };
+      const codes = parseStatus(readIfPresent(statusFile), stages.length);
+      const ok = codes.every((code) => code === 0);
+      return { ok, codes, stderr, stdout, cancelled: false };
+    } finally {
+      signal?.removeEventListener("abort", abort);
+      clearTimeout(forceKill);
+      // Stray stages (e.g. a reader that never saw EOF) must not outlive the transfer.
+      if (cancelled) killGroup(child.pid, "SIGKILL");
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function cancelledResult(count: number, stderr: string[]): PipelineResult {
+  return {
+    ok: false,
+    codes: Array.from({ length: count }, () => UNKNOWN_CODE),
+    stderr: stderr.length === count ? stderr : Array.from({ length: count }, () => ""),
+    stdout: "",
+    cancelled: true,
+  };
+}
+
+function parseStatus(text: string, count: number): number[] {
+  const codes = text.trim().split(/\s+/).map(Number);
+  if (codes.length !== count || codes.some((code) => !Number.isInteger(code))) {
+    return Array.from({ length: count }, () => UNKNOWN_CODE);
+  }
+  return codes;
+}
+
+/** ssh's exit code when the remote command was killed by a signal, or ssh itself failed */
+const SSH_CODE = 255;
+
+/**
+ * A failure that only follows from a later stage's: the stage lost its reader. Locally that
+ * is SIGPIPE (141); behind ssh the remote command's death by signal shows as 255 with no
+ * message. A 255 WITH a message is real: ssh's connection error or `zfs send -t`'s own.
+ */
+function lostItsReader(result: PipelineResult, index: number): boolean {
+  const code = result.codes[index];
+  const silent = (result.stderr[index] ?? "").trim() === "";
+  const laterFailed = result.codes.slice(index + 1).some((later) => later !== 0);
+  return laterFailed && (code === SIGPIPE_CODE || (code === SSH_CODE && silent));
+}
+
+/** the stage to blame: the first that failed for a reason of its own */
+export function failedStage(result: PipelineResult): number | null {
+  const failed = result.codes.flatMap((code, index) => (code === 0 ? [] : [index]));
+  return failed.find((index) => !lostItsReader(result, index)) ?? failed[0] ?? null;
+}
+
+/**
+ * A failure as a user reads it: the failing stage's command, its exit code and its stderr.
+ * `commands` may be the unwrapped argvs (`zfs receive …` rather than `ssh … -- …`).
+ */
+export function formatPipelineFailure(
+  result: PipelineResult,
+  commands: readonly (readonly string[])[],
+): string {
+  const pipeline = commands.map((argv) => shellJoin(argv)).join(" | ");
+  if (result.cancelled) return `cancelled: ${pipeline}`;
+  const index = failedStage(result);
+  if (index === null) return `succeeded: ${pipeline}`;
+  const command = commands[index] ?? [];
+  const code = result.codes[index];
+  const stderr = (result.stderr[index] ?? "").trimEnd();
+  const lines = [
+    `command failed (stage ${index + 1} of ${commands.length}): ${shellJoin(command)}`,
+    `exit code: ${code === UNKNOWN_CODE ? "unknown" : code}`,
+  ];
+  lines.push(stderr === "" ? "stderr: (empty)" : `stderr:\n${stderr}`);
+  return lines.join("\n");
+}
