@@ -1,0 +1,96 @@
+// Planning cleanup: which snapshots are safe to destroy on one side.
+// Source: common snapshots except the newest `keep_snapshots` (so never a source-only one, never
+// the newest common one). Target: snapshots older than the oldest common one, keeping the newest
+// `keep_backlog` of them. Only the tool's own, unheld snapshots; never in a pair with a conflict.
+
+import type { Config } from "../config/types.ts";
+import type { Dataset, Inventory, Side, Snapshot } from "../zfs/model.ts";
+import { abbreviateNames, pairConflicts } from "./conflicts.ts";
+import type { Namer } from "./naming.ts";
+import { compareSnapshots, pairDatasets } from "./pairs.ts";
+import type { DestroyAction, Plan } from "./types.ts";
+
+/** source snapshots that are common, except the newest `keep` common ones */
+function sourceCandidates(source: Dataset, target: Dataset, keep: number): Snapshot[] {
+  const common = compareSnapshots(source, target).common.map((pair) => pair.source);
+  // keep_snapshots is at least 1 by config; clamp anyway so the newest common one always stays
+  return common.slice(0, Math.max(0, common.length - Math.max(1, keep)));
+}
+
+/** target snapshots before the oldest common one, except the newest `keep` of them */
+function targetCandidates(source: Dataset, target: Dataset, keep: number): Snapshot[] {
+  if (keep < 0) return [];
+  const common = new Set(compareSnapshots(source, target).common.map((pair) => pair.target));
+  const oldestCommon = target.snapshots.findIndex((snapshot) => common.has(snapshot));
+  if (oldestCommon < 0) return [];
+  const older = target.snapshots.slice(0, oldestCommon);
+  return older.slice(0, Math.max(0, older.length - keep));
+}
+
+export function planCleanup(
+  source: Inventory,
+  target: Inventory,
+  config: Config,
+  side: Side,
+  namer: Namer,
+): Plan<DestroyAction> {
+  const plan: Plan<DestroyAction> = { actions: [], conflicts: [], skipped: [], errors: [] };
+  const skip = (subname: string, reason: string) => plan.skipped.push({ subname, reason });
+
+  for (const pair of pairDatasets(source, target, config)) {
+    const { subname } = pair;
+    if (pair.excluded !== null) {
+      skip(subname, pair.excluded);
+      continue;
+    }
+    if (pair.source === undefined || pair.target === undefined) {
+      skip(subname, pair.source === undefined ? "only on the target" : "not on the target yet");
+      continue;
+    }
+    const conflicts = pairConflicts(subname, pair.source, pair.target);
+    if (conflicts.length > 0) {
+      plan.conflicts.push(...conflicts);
+      const kinds = conflicts.map((conflict) => conflict.kind).join(", ");
+      skip(subname, `not cleaned on either side while in conflict (${kinds}); see compare`);
+      continue;
+    }
+    if (side === "target" && config.keepBacklog < 0) {
+      skip(subname, "keep_backlog is -1: every older target snapshot is kept");
+      continue;
+    }
+
+    const dataset = side === "source" ? pair.source : pair.target;
+    const candidates =
+      side === "source"
+        ? sourceCandidates(pair.source, pair.target, config.keepSnapshots)
+        : targetCandidates(pair.source, pair.target, config.keepBacklog);
+    const foreign = candidates.filter((snapshot) => !namer.isOwn(snapshot.name));
+    const held = candidates.filter(
+      (snapshot) => namer.isOwn(snapshot.name) && snapshot.userrefs > 0,
+    );
+    const doomed = candidates.filter(
+      (snapshot) => namer.isOwn(snapshot.name) && snapshot.userrefs === 0,
+    );
+    if (foreign.length > 0) {
+      const names = abbreviateNames(foreign.map((snapshot) => snapshot.name));
+      skip(subname, `left ${foreign.length} snapshot(s) not named by abgleich: ${names}`);
+    }
+    if (held.length > 0) {
+      const names = abbreviateNames(held.map((snapshot) => snapshot.name));
+      skip(subname, `left ${held.length} held snapshot(s) (zfs release them first): ${names}`);
+    }
+    if (doomed.length === 0) {
+      if (candidates.length === 0) skip(subname, "nothing to clean up");
+      continue;
+    }
+    plan.actions.push({
+      kind: "destroy",
+      side,
+      subname,
+      dataset: dataset.name,
+      snapshots: doomed.map((snapshot) => snapshot.name),
+      used: doomed.reduce((sum, snapshot) => sum + snapshot.used, 0),
+    });
+  }
+  return plan;
+}

@@ -1,0 +1,115 @@
+// The conflicts of one source/target pair: every reason why sending into the target without
+// `-F` could fail or lose data. Backup, cleanup and compare all ask this one function.
+// Like zrepl's diff, every message names the newest common snapshot, the source-only and the
+// target-only snapshots, and what the user can do.
+
+import type { Dataset } from "../zfs/model.ts";
+import { compareSnapshots, type SnapshotOverlap } from "./pairs.ts";
+import type { Conflict, ConflictKind } from "./types.ts";
+
+/** a list of names, shortened to its ends when long */
+export function abbreviateNames(names: readonly string[], keep = 6): string {
+  if (names.length === 0) return "none";
+  if (names.length <= keep) return names.join(", ");
+  const head = names.slice(0, keep - 2);
+  const tail = names.slice(-2);
+  return `${head.join(", ")}, … ${names.length - keep} more …, ${tail.join(", ")}`;
+}
+
+function situation(overlap: SnapshotOverlap): string {
+  const common = overlap.newestCommon?.source.name;
+  return (
+    `newest common snapshot: ${common ?? "none"}; ` +
+    `source only: ${abbreviateNames(overlap.sourceOnly)}; ` +
+    `target only: ${abbreviateNames(overlap.targetOnly)}`
+  );
+}
+
+/**
+ * A target that exists only as a cut full receive (resume token, no snapshot yet) is not a
+ * conflict: it is a target still on its way, resumed or aborted by backup.
+ */
+export function isPartialFullReceive(target: Dataset): boolean {
+  return target.snapshots.length === 0 && target.resumeToken !== null;
+}
+
+/** conflicts of a pair, most fundamental first; empty when an incremental send is safe */
+export function pairConflicts(subname: string, source: Dataset, target: Dataset): Conflict[] {
+  // nothing to compare yet: backup skips a source without snapshots anyway
+  if (source.snapshots.length === 0 || isPartialFullReceive(target)) return [];
+  const overlap = compareSnapshots(source, target);
+  const make = (kind: ConflictKind, what: string, todo: string): Conflict => ({
+    subname,
+    kind,
+    message: `${target.name}: ${what} (${situation(overlap)}). ${todo}`,
+    common: overlap.newestCommon?.source.name ?? null,
+    sourceOnly: overlap.sourceOnly,
+    targetOnly: overlap.targetOnly,
+  });
+
+  if (source.type !== target.type) {
+    return [
+      make(
+        "type-mismatch",
+        `the source ${source.name} is a ${source.type} but the target is a ${target.type}`,
+        `Nothing was sent. Rename or destroy the target by hand, or add '${subname}' to ignore.`,
+      ),
+    ];
+  }
+
+  const conflicts: Conflict[] = [];
+  if (overlap.mismatches.length > 0) {
+    const names = abbreviateNames(overlap.mismatches.map((m) => m.name));
+    conflicts.push(
+      make(
+        "guid-mismatch",
+        `snapshot(s) ${names} exist on both sides with different guids, so the target is not a copy of ${source.name} there`,
+        "Nothing was sent. Destroy or rename the mismatching target snapshots by hand " +
+          `(or the whole target dataset), or add '${subname}' to ignore, then run backup again.`,
+      ),
+    );
+  }
+
+  const newest = overlap.newestCommon;
+  if (newest === undefined) {
+    const what =
+      target.snapshots.length === 0
+        ? `the target exists but has no snapshot, so it shares none with ${source.name}`
+        : `the target shares no snapshot (same name and guid) with ${source.name}`;
+    conflicts.push(
+      make(
+        "no-common",
+        what,
+        "Nothing was sent: receiving over it would need -F, which abgleich never uses. " +
+          `Rename or destroy the target by hand to have it sent in full, or add '${subname}' to ignore.`,
+      ),
+    );
+    return conflicts;
+  }
+
+  const commonIndex = target.snapshots.findIndex(
+    (snapshot) => snapshot.name === newest.target.name && snapshot.guid === newest.target.guid,
+  );
+  const after = target.snapshots.slice(commonIndex + 1).map((snapshot) => snapshot.name);
+  if (after.length > 0) {
+    conflicts.push(
+      make(
+        "target-ahead",
+        `the target has ${after.length} snapshot(s) after the newest common one ${newest.source.name}: ${abbreviateNames(after)}`,
+        "Nothing was sent. Roll back or destroy the target's newer snapshots by hand " +
+          `(e.g. zfs rollback -r '${target.name}@${newest.target.name}'), then run backup again.`,
+      ),
+    );
+  } else if (target.written > 0) {
+    conflicts.push(
+      make(
+        "target-modified",
+        `the target has ${target.written} bytes written since the newest common snapshot ${newest.source.name}`,
+        "Nothing was sent. Roll back the target by hand " +
+          `(zfs rollback '${target.name}@${newest.target.name}'), then run backup again; ` +
+          "setting readonly=on on the target keeps this from happening again.",
+      ),
+    );
+  }
+  return conflicts;
+}

@@ -1,0 +1,105 @@
+// Pairing source and target datasets by subname, and comparing the snapshot lists of one pair.
+// Everything here is pure: inventories and config in, plain values out.
+
+import type { Config } from "../config/types.ts";
+import type { Dataset, Inventory, Snapshot } from "../zfs/model.ts";
+
+/** why a subname does not take part in snap, backup and cleanup; null when it does */
+export function exclusionReason(subname: string, config: Config): string | null {
+  if (subname === "" && !config.includeRoot) return "root dataset left out (include_root: no)";
+  if (config.ignore.includes(subname)) return "ignored (listed in ignore)";
+  return null;
+}
+
+export function takesPart(subname: string, config: Config): boolean {
+  return exclusionReason(subname, config) === null;
+}
+
+/** the subname of the parent dataset, or null for the root */
+export function parentSubname(subname: string): string | null {
+  if (subname === "") return null;
+  const slash = subname.lastIndexOf("/");
+  return slash < 0 ? "" : subname.slice(0, slash);
+}
+
+export interface Pair {
+  subname: string;
+  source: Dataset | undefined;
+  target: Dataset | undefined;
+  /** why this pair is left out, or null when it takes part */
+  excluded: string | null;
+}
+
+export function bySubname(inventory: Inventory): Map<string, Dataset> {
+  return new Map(inventory.datasets.map((dataset) => [dataset.subname, dataset]));
+}
+
+/**
+ * Every subname of either side: source datasets in inventory order (parents first),
+ * then target-only datasets in target order.
+ */
+export function pairDatasets(source: Inventory, target: Inventory, config: Config): Pair[] {
+  const targets = bySubname(target);
+  const sources = bySubname(source);
+  const pairs: Pair[] = source.datasets.map((dataset) => ({
+    subname: dataset.subname,
+    source: dataset,
+    target: targets.get(dataset.subname),
+    excluded: exclusionReason(dataset.subname, config),
+  }));
+  for (const dataset of target.datasets) {
+    if (sources.has(dataset.subname)) continue;
+    pairs.push({
+      subname: dataset.subname,
+      source: undefined,
+      target: dataset,
+      excluded: exclusionReason(dataset.subname, config),
+    });
+  }
+  return pairs;
+}
+
+export interface GuidMismatch {
+  name: string;
+  sourceGuid: string;
+  targetGuid: string;
+}
+
+export interface SnapshotOverlap {
+  /** snapshots with equal name and guid, in source order (oldest first) */
+  common: { source: Snapshot; target: Snapshot }[];
+  /** the newest of `common`, by source order */
+  newestCommon: { source: Snapshot; target: Snapshot } | undefined;
+  /** equal name, different guid: never a match */
+  mismatches: GuidMismatch[];
+  /** source snapshot names the target lacks (by name), oldest first */
+  sourceOnly: string[];
+  /** target snapshot names the source lacks (by name), oldest first */
+  targetOnly: string[];
+}
+
+/** compare the snapshots of a pair: common means same name AND same guid */
+export function compareSnapshots(source: Dataset, target: Dataset): SnapshotOverlap {
+  const targetByName = new Map(target.snapshots.map((snapshot) => [snapshot.name, snapshot]));
+  const sourceNames = new Set(source.snapshots.map((snapshot) => snapshot.name));
+  const common: SnapshotOverlap["common"] = [];
+  const mismatches: GuidMismatch[] = [];
+  const sourceOnly: string[] = [];
+  for (const snapshot of source.snapshots) {
+    const match = targetByName.get(snapshot.name);
+    if (match === undefined) sourceOnly.push(snapshot.name);
+    else if (match.guid === snapshot.guid) common.push({ source: snapshot, target: match });
+    else
+      mismatches.push({ name: snapshot.name, sourceGuid: snapshot.guid, targetGuid: match.guid });
+  }
+  const targetOnly = target.snapshots
+    .filter((snapshot) => !sourceNames.has(snapshot.name))
+    .map((snapshot) => snapshot.name);
+  return {
+    common,
+    newestCommon: common[common.length - 1],
+    mismatches,
+    sourceOnly,
+    targetOnly,
+  };
+}
