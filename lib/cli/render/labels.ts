@@ -1,0 +1,11 @@
+// Small shared wording, so every renderer names things the same way.
+
+/** a subname as a reader sees it: the root (subname "") has no name of its own */
+export function subnameLabel(subname: string): string {
+  return subname === "" ? "(root)" : subname;
+}
+
+/** "1 snapshot", "3 snapshots" */
+export function plural(count: number, singular: string, pluralForm = `${singular}s`): string {
+  return `${count} ${count === 1 ? singular : pluralForm}`;
+}

@@ -1,0 +1,94 @@
+// Colour is decided once per run (colorEnabled) and carried in a Style that every renderer
+// takes, so the same renderer can be tested with colour on and off.
+// util.styleText is told not to look at any stream (validateStream: false): the decision is
+// ours and explicit, not hidden in whichever stream styleText would guess.
+
+import { styleText } from "node:util";
+
+/** a styleText format: one modifier/colour name or several */
+export type StyleFormat = Parameters<typeof styleText>[0];
+
+export interface Style {
+  readonly enabled: boolean;
+  /** `text` wrapped in the ANSI codes for `format`, or `text` unchanged when colour is off */
+  paint(format: StyleFormat, text: string): string;
+}
+
+export function createStyle(enabled: boolean): Style {
+  return {
+    enabled,
+    paint(format, text) {
+      if (!enabled || text === "") return text;
+      return styleText(format, text, { validateStream: false });
+    },
+  };
+}
+
+/** colour off: for tests, JSON mode and pipes */
+export const plainStyle: Style = createStyle(false);
+
+export interface ColorStream {
+  isTTY?: boolean;
+}
+
+/**
+ * Whether to colour output written to `stream`.
+ * FORCE_COLOR (non-empty, not "0"/"false") forces colour on and, as in Node, wins over NO_COLOR;
+ * FORCE_COLOR=0 forces it off. Otherwise NO_COLOR (any non-empty value), TERM=dumb or a stream
+ * that is not a terminal turn colour off.
+ */
+export function colorEnabled(
+  stream: ColorStream,
+  env: Readonly<Record<string, string | undefined>>,
+): boolean {
+  const force = env.FORCE_COLOR;
+  if (force !== undefined && force !== "") {
+    return force !== "0" && force.toLowerCase() !== "false";
+  }
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== "") return false;
+  if (env.TERM === "dumb") return false;
+  return stream.isTTY === true;
+}
+
+// CSI sequences (colours, erase line, cursor moves) and OSC sequences (hyperlinks, titles).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching escape codes is the point
+const ANSI_PATTERN = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)/g;
+
+export function stripAnsi(text: string): string {
+  return text.replace(ANSI_PATTERN, "");
+}
+
+/** columns the text takes on a terminal: ANSI codes take none, each code point one */
+export function visibleWidth(text: string): number {
+  let width = 0;
+  for (const _ of stripAnsi(text)) width++;
+  return width;
+}
+
+// the same pattern anchored at one position, to walk a string code by code
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching escape codes is the point
+const ANSI_AT = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)/y;
+
+/** `text` cut to at most `width` visible columns; escape codes are all kept so colours still close */
+export function truncateVisible(text: string, width: number): string {
+  if (visibleWidth(text) <= width) return text;
+  let out = "";
+  let used = 0;
+  let index = 0;
+  while (index < text.length) {
+    ANSI_AT.lastIndex = index;
+    const code = ANSI_AT.exec(text);
+    if (code) {
+      out += code[0];
+      index += code[0].length;
+      continue;
+    }
+    const char = String.fromCodePoint(text.codePointAt(index) ?? 0);
+    if (used < width) {
+      out += char;
+      used++;
+    }
+    index += char.length;
+  }
+  return out;
+}

@@ -1,0 +1,59 @@
+// Column-aligned text tables. Widths count visible columns only, so painted cells line up;
+// no table library (the usual ones leak colour into pipes or miscount ANSI codes).
+
+import { type Style, visibleWidth } from "./style.ts";
+
+export interface Column {
+  header: string;
+  /** numbers read best right-aligned; default left */
+  align?: "left" | "right";
+}
+
+/** a row of cells, or a line printed as it is across the table (a note under a row) */
+export type TableRow = readonly string[] | { readonly span: string };
+
+export interface TableOptions {
+  /** paints the header; without it the header is plain */
+  style?: Style;
+  /** spaces between columns, default 2 */
+  gap?: number;
+}
+
+function isSpan(row: TableRow): row is { readonly span: string } {
+  return !Array.isArray(row);
+}
+
+/** the table as lines joined by "\n", no trailing newline; no line ends in spaces */
+export function renderTable(
+  columns: readonly Column[],
+  rows: readonly TableRow[],
+  options: TableOptions = {},
+): string {
+  const gap = " ".repeat(options.gap ?? 2);
+  const widths = columns.map((column) => visibleWidth(column.header));
+  for (const row of rows) {
+    if (isSpan(row)) continue;
+    if (row.length > columns.length) {
+      throw new Error(`table row has ${row.length} cells but there are ${columns.length} columns`);
+    }
+    row.forEach((cell, index) => {
+      widths[index] = Math.max(widths[index] ?? 0, visibleWidth(cell));
+    });
+  }
+
+  const line = (cells: readonly string[]): string =>
+    columns
+      .map((column, index) => pad(cells[index] ?? "", widths[index] ?? 0, column.align))
+      .join(gap)
+      .trimEnd();
+
+  const header = line(columns.map((column) => column.header));
+  const lines = [options.style ? options.style.paint("bold", header) : header];
+  for (const row of rows) lines.push(isSpan(row) ? row.span : line(row));
+  return lines.join("\n");
+}
+
+function pad(cell: string, width: number, align: Column["align"]): string {
+  const fill = " ".repeat(Math.max(0, width - visibleWidth(cell)));
+  return align === "right" ? fill + cell : cell + fill;
+}
