@@ -20,6 +20,9 @@ const MAX_SOCKET_PATH = 100;
 /** how long the shared connection outlives its last command, in seconds */
 const DEFAULT_CONTROL_PERSIST = 60;
 
+/** seconds ssh waits for TCP before "host is not up" (ssh's own default waits for the kernel, ~2 min) */
+const DEFAULT_CONNECT_TIMEOUT = 20;
+
 /** how long `close()` waits for `ssh -O exit` before killing it, in ms */
 const CLOSE_TIMEOUT_MS = 5000;
 
@@ -123,9 +126,7 @@ export class SshHost implements Host {
       "-o",
       `ControlPersist=${persist}`,
     );
-    if (this.options.connectTimeout !== undefined) {
-      argv.push("-o", `ConnectTimeout=${this.options.connectTimeout}`);
-    }
+    argv.push("-o", `ConnectTimeout=${this.options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT}`);
     if (sideConfig.user !== "") argv.push("-l", sideConfig.user);
     argv.push(sideConfig.host);
     return argv;

@@ -1,0 +1,36 @@
+// Choosing the Host for a side: only the literal `localhost` runs commands directly (SPEC);
+// every other name, 127.0.0.1 included, is an ssh destination.
+
+import type { Config, SideConfig } from "../config/types.ts";
+import type { Side } from "../zfs/model.ts";
+import type { Host } from "./host.ts";
+import { LocalHost } from "./local.ts";
+import { SshHost, type SshHostOptions } from "./ssh.ts";
+
+export { type Host, HostDownError, type RunOptions, type RunResult } from "./host.ts";
+export { LocalHost, runLocal } from "./local.ts";
+export { shellJoin, shellQuote } from "./quote.ts";
+export { isSshFailure, SshHost, type SshHostOptions, sshReason } from "./ssh.ts";
+
+/** ssh tuning that does not come from the config file (tests, later CLI flags) */
+export type HostOptions = Pick<
+  SshHostOptions,
+  "extraOptions" | "controlPersist" | "connectTimeout"
+>;
+
+export function createHost(
+  side: Side,
+  sideConfig: SideConfig,
+  ssh: Config["ssh"],
+  options: HostOptions = {},
+): Host {
+  if (sideConfig.host === "localhost") return new LocalHost(side);
+  return new SshHost({ side, sideConfig, ssh, ...options });
+}
+
+/** close every host, even when one fails to close; the first error is rethrown */
+export async function closeAll(hosts: readonly Host[]): Promise<void> {
+  const results = await Promise.allSettled(hosts.map((host) => host.close()));
+  const failure = results.find((result) => result.status === "rejected");
+  if (failure) throw failure.reason;
+}
