@@ -1,0 +1,35 @@
+// Synthetic `zfs list -t all -Hp -o LIST_COLUMNS` text for benchmarks and parser tests:
+// `datasets` filesystems under `root`, each with `snapshots` snapshots.
+
+export interface SyntheticOptions {
+  root: string;
+  datasets: number;
+  snapshots: number;
+  /** guid offset so two sides can share or differ in guids */
+  guidSeed?: bigint;
+  /** only the first `keep` snapshots of each dataset (a target behind its source) */
+  keep?: number;
+}
+
+export function syntheticList(o: SyntheticOptions): string {
+  const parts: string[] = [];
+  const seed = o.guidSeed ?? 10_000_000_000_000_000_000n;
+  const keep = o.keep ?? o.snapshots;
+  let txg = 1;
+  for (let d = 0; d < o.datasets; d++) {
+    // a two-level tree: root, then groups of 100 children each
+    const name = d === 0 ? o.root : d % 100 === 1 ? `${o.root}/g${d}` : `${o.root}/g${d - ((d - 1) % 100)}/d${d}`;
+    parts.push(
+      `${name}\tfilesystem\t1795663151\t${seed + BigInt(d) * 1000n}\t${txg++}\t13000704\t4308992\t0\t1.00\t/${name}\tyes\t-\t-\n`,
+    );
+    for (let s = 0; s < keep; s++) {
+      const guid = seed + BigInt(d) * 1000n + BigInt(s + 1);
+      const snapName = `2026${String(1 + (s % 12)).padStart(2, "0")}${String(1 + (s % 28)).padStart(2, "0")}${String(s).padStart(2, "0")}_backup`;
+      parts.push(
+        `${name}@${snapName}\tsnapshot\t${1795663151 + s}\t${guid}\t${txg + s}\t65536\t4308992\t65536\t1.00\t-\t-\t-\t0\n`,
+      );
+    }
+    txg += o.snapshots;
+  }
+  return parts.join("");
+}
