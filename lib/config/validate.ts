@@ -49,8 +49,8 @@ export function checkAgainstSchema(value: unknown): SchemaProblem | null {
   const validate = validator();
   if (validate(value)) return null;
   const errors = validate.errors ?? [];
-  // A failed oneOf also lists why each branch failed; the oneOf error says it best.
-  const error = errors.find((e) => e.keyword === "oneOf") ?? errors[0];
+  // A failed oneOf also lists why each of its branches failed; the oneOf error itself says it best.
+  const error = errors.find((e) => !e.schemaPath.includes("/oneOf/")) ?? errors[0];
   if (error === undefined) return { path: [], atKey: false, missing: false, reason: "invalid" };
   return describe(error);
 }
@@ -89,8 +89,16 @@ function describe(error: ErrorObject): SchemaProblem {
         reason: unknownKeyReason(key, known),
       };
     }
-    case "type":
-      return problem(`must be ${typeWords(params.type)}, got ${describeValue(error.data)}`);
+    case "type": {
+      // `prefix: 2024` or `user: no` is read as a number or boolean; quoting keeps it text.
+      const quoteHint =
+        String(params.type).includes("string") && ["number", "boolean"].includes(typeof error.data)
+          ? "; put it in quotes if you mean it as text"
+          : "";
+      return problem(
+        `must be ${typeWords(params.type)}, got ${describeValue(error.data)}${quoteHint}`,
+      );
+    }
     case "minimum":
     case "maximum":
       return problem(`${rangeWords(parent)}, got ${describeValue(error.data)}`);
@@ -100,6 +108,10 @@ function describe(error: ErrorObject): SchemaProblem {
     case "minLength":
       return problem("must not be empty");
     case "oneOf":
+      // ajv checks oneOf before the type, so a plain `- notify` lands here.
+      if (typeof error.data !== "object" || error.data === null || Array.isArray(error.data)) {
+        return problem(`must be a mapping of keys, got ${describeValue(error.data)}`);
+      }
       return problem(
         params.passingSchemas === null
           ? "needs `name` (a bundled plugin) or `path` (a plugin file)"
