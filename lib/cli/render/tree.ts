@@ -51,8 +51,8 @@ export function renderTree(inv: Inventory, opts: TreeOptions): string {
     for (const snapshot of dataset.snapshots) {
       rows.push([
         style.paint("dim", `- ${snapshot.name}`),
-        paintBytes(style, snapshot.used),
-        paintBytes(style, snapshot.referenced),
+        style.paint("dim", paintBytes(style, snapshot.used)),
+        style.paint("dim", paintBytes(style, snapshot.referenced)),
         style.paint("dim", formatRatio(snapshot.compressratio)),
       ]);
     }

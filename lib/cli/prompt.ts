@@ -1,0 +1,104 @@
+// The question before any change (`Do you want to continue? [y/N]`) and the second, typed
+// confirmation before destroying backups on the target. Streams are passed in, so tests use
+// fake ones; nothing here touches process.stdin by itself.
+
+import type { Style } from "./render/style.ts";
+
+export const CONTINUE_QUESTION = "Do you want to continue?";
+
+export interface PromptOptions {
+  input: NodeJS.ReadableStream;
+  output: NodeJS.WritableStream;
+  /** `--yes`: answer yes without reading */
+  assumeYes?: boolean;
+  /** whether `input` is a terminal; without one (and without assumeYes) nothing is asked */
+  isTTY: boolean;
+  /** paints the danger message; plain without it */
+  style?: Style;
+}
+
+/** only `y` or `yes` (any case, surrounding blanks ignored) is yes; EOF (null) is no */
+export function isYes(answer: string | null): boolean {
+  if (answer === null) return false;
+  const word = answer.trim().toLowerCase();
+  return word === "y" || word === "yes";
+}
+
+/**
+ * One line from `input` without its line end, or null at end of input (or on a read error).
+ * Bytes after the line are pushed back, so a second question reads the next line.
+ */
+export function readLine(input: NodeJS.ReadableStream): Promise<string | null> {
+  // 'end' is emitted only once: a second question after EOF must not wait for it
+  if ((input as { readableEnded?: boolean }).readableEnded) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    let buffered = "";
+    const finish = (line: string | null, rest: string) => {
+      input.off("data", onData);
+      input.off("end", onEnd);
+      input.off("error", onEnd);
+      input.pause();
+      if (rest !== "") input.unshift(Buffer.from(rest));
+      resolve(line);
+    };
+    const onData = (chunk: Buffer | string) => {
+      buffered += typeof chunk === "string" ? chunk : chunk.toString("utf8");
+      const newline = buffered.indexOf("\n");
+      if (newline >= 0) {
+        finish(buffered.slice(0, newline).replace(/\r$/, ""), buffered.slice(newline + 1));
+      }
+    };
+    // a last line without "\n" still counts; nothing at all is EOF
+    const onEnd = () => finish(buffered === "" ? null : buffered, "");
+    input.on("data", onData);
+    input.once("end", onEnd);
+    input.once("error", onEnd);
+    input.resume();
+  });
+}
+
+function refuseWithoutTerminal(output: NodeJS.WritableStream): false {
+  output.write("Not asking: standard input is not a terminal. Use --yes to continue anyway.\n");
+  return false;
+}
+
+/** asks `question [y/N]`; true only for y/yes, or when assumeYes */
+export async function confirm(question: string, options: PromptOptions): Promise<boolean> {
+  const prompt = `${question} [y/N] `;
+  if (options.assumeYes) {
+    options.output.write(`${prompt}yes (--yes)\n`);
+    return true;
+  }
+  if (!options.isTTY) return refuseWithoutTerminal(options.output);
+  options.output.write(prompt);
+  const answer = await readLine(options.input);
+  if (answer === null) options.output.write("\n");
+  return isYes(answer);
+}
+
+/**
+ * The danger confirmation (e.g. `cleanup target`): prints `message`, then the user must type
+ * `expectedWord` exactly (blanks around it ignored, case kept). assumeYes skips it; the caller
+ * should set that only from an explicit flag, not from a plain `--yes` unless it means to.
+ */
+export async function confirmDanger(
+  message: string,
+  expectedWord: string,
+  options: PromptOptions,
+): Promise<boolean> {
+  if (expectedWord.trim() === "") throw new Error("confirmDanger needs a non-empty word to type");
+  const paint = (text: string) => options.style?.paint(["red", "bold"], text) ?? text;
+  options.output.write(`${paint(message)}\n`);
+  const prompt = `Type "${expectedWord}" to continue: `;
+  if (options.assumeYes) {
+    options.output.write(`${prompt}${expectedWord} (--yes)\n`);
+    return true;
+  }
+  if (!options.isTTY) return refuseWithoutTerminal(options.output);
+  options.output.write(prompt);
+  const answer = await readLine(options.input);
+  if (answer === null) options.output.write("\n");
+  const confirmed = answer !== null && answer.trim() === expectedWord;
+  if (!confirmed) options.output.write(`Not confirmed: expected "${expectedWord}".\n`);
+  return confirmed;
+}
