@@ -1,0 +1,225 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  failedStage,
+  formatPipelineFailure,
+  type PipelineResult,
+  pipelineScript,
+  runPipeline,
+  UNKNOWN_CODE,
+} from "../../lib/run/pipeline.ts";
+
+const scratch = mkdtempSync(join(tmpdir(), "abg-pipetest-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+const MiB = 1024 * 1024;
+
+/** peak resident memory of this process so far, in bytes (Linux VmHWM) */
+function peakRss(): number {
+  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+  return Number(match?.[1] ?? 0) * 1024;
+}
+
+/** a process is gone when /proc has no entry for it or only its zombie */
+function isGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
+
+/** a stage that records its pid in `file` and then becomes `argv` */
+function recordingPid(file: string, argv: string[]): string[] {
+  return ["sh", "-c", 'echo $$ >"$1"; shift; exec "$@"', "sh", file, ...argv];
+}
+
+describe("pipelineScript", () => {
+  test("holds only generated numbers: argvs are positional parameters", () => {
+    expect(pipelineScript([3, 1, 2])).toBe(
+      [
+        "set -o pipefail",
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+        '"${@:1:3}" | "${@:4:1}" 2>"${7}" | "${@:5:2}" 2>"${8}"',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+        'echo "${PIPESTATUS[*]}" >"${9}"',
+      ].join("\n"),
+    );
+  });
+
+  test("an empty stage is refused with a message naming it", () => {
+    expect(() => pipelineScript([1, 0])).toThrow("pipeline stage 2 is empty");
+  });
+});
+
+describe("runPipeline", () => {
+  test("256 MiB flow through three stages and arrive complete", async () => {
+    const result = await runPipeline([
+      ["head", "-c", String(256 * MiB), "/dev/zero"],
+      ["cat"],
+      ["wc", "-c"],
+    ]);
+    expect(result).toEqual({
+      ok: true,
+      codes: [0, 0, 0],
+      stderr: ["", "", ""],
+      stdout: `${256 * MiB}\n`,
+      cancelled: false,
+    });
+  });
+
+  test("hostile strings are data in every stage, never shell syntax", async () => {
+    const marker = join(scratch, "pwned");
+    const hostile = [
+      `x;touch ${marker}`,
+      `$(touch ${marker})`,
+      `\`touch ${marker}\``,
+      `'; touch ${marker}; '`,
+      `" && touch ${marker} #`,
+      "a\nb",
+      "*",
+    ];
+    for (const text of hostile) {
+      const result = await runPipeline([["printf", "%s", text], ["cat"], ["cat"]]);
+      expect(result.stdout).toBe(text);
+      expect(result.codes).toEqual([0, 0, 0]);
+    }
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  test("PIPESTATUS gives each stage's code and the failing middle stage is blamed", async () => {
+    const stages = [
+      ["printf", "data"],
+      ["sh", "-c", "cat >/dev/null; echo 'cannot receive: out of space' >&2; exit 3"],
+      ["wc", "-c"],
+    ];
+    const result = await runPipeline(stages);
+    expect(result.ok).toBe(false);
+    expect(result.codes).toEqual([0, 3, 0]);
+    expect(failedStage(result)).toBe(1);
+    expect(formatPipelineFailure(result, stages)).toBe(
+      [
+        "command failed (stage 2 of 3): sh -c 'cat >/dev/null; echo '\\''cannot receive: out of space'\\'' >&2; exit 3'",
+        "exit code: 3",
+        "stderr:",
+        "cannot receive: out of space",
+      ].join("\n"),
+    );
+  });
+
+  test("a stage that died of SIGPIPE (141) is not blamed for the reader's failure", async () => {
+    const result = await runPipeline([
+      ["yes"],
+      ["sh", "-c", "head -c 10 >/dev/null; echo 'receive failed' >&2; exit 1"],
+    ]);
+    expect(result.codes).toEqual([141, 1]);
+    expect(failedStage(result)).toBe(1);
+  });
+
+  test("each stage's stderr is kept separately, and a missing command reads 127", async () => {
+    const result = await runPipeline([
+      ["sh", "-c", "echo first >&2; echo data"],
+      ["sh", "-c", "cat; echo second >&2"],
+      ["sh", "-c", "cat >/dev/null; echo third >&2"],
+      ["abgleich-no-such-command"],
+    ]);
+    expect(result.codes).toEqual([0, 0, 0, 127]);
+    expect(result.stderr.slice(0, 3)).toEqual(["first\n", "second\n", "third\n"]);
+    expect(result.stderr[3]).toContain("abgleich-no-such-command: command not found");
+  });
+
+  test("any number of stages: one stage alone, or with an optional middle stage", async () => {
+    const one = await runPipeline([["printf", "solo"]]);
+    expect(one).toMatchObject({ ok: true, codes: [0], stdout: "solo" });
+    const five = await runPipeline([["printf", "abc"], ["cat"], ["cat"], ["cat"], ["cat"]]);
+    expect(five).toMatchObject({ ok: true, codes: [0, 0, 0, 0, 0], stdout: "abc" });
+  });
+
+  test("progress lines of the first stage arrive while the pipeline still runs", async () => {
+    const seen: { line: string; at: number }[] = [];
+    const script = [
+      "printf 'full\\ttank/a@s1\\t1000\\nsize\\t1000\\n' >&2",
+      "for i in 1 2 3; do printf '00:00:0%s\\t%s00\\ttank/a@s1\\n' $i $i >&2; sleep 0.25; done",
+      "printf data",
+    ].join("; ");
+    const result = await runPipeline(
+      [
+        ["sh", "-c", script],
+        ["wc", "-c"],
+      ],
+      {
+        onProgressLine: (line) => seen.push({ line, at: Date.now() }),
+      },
+    );
+    const end = Date.now();
+    expect(result.stdout.trim()).toBe("4");
+    expect(seen.map((entry) => entry.line)).toEqual([
+      "full\ttank/a@s1\t1000",
+      "size\t1000",
+      "00:00:01\t100\ttank/a@s1",
+      "00:00:02\t200\ttank/a@s1",
+      "00:00:03\t300\ttank/a@s1",
+    ]);
+    // The first lines came at least ~0.5 s before the end: live, not collected afterwards.
+    expect(end - (seen[0]?.at ?? end)).toBeGreaterThan(400);
+    // The lines are also kept for an error report.
+    expect(result.stderr[0]).toContain("00:00:03\t300\ttank/a@s1");
+  });
+
+  test("aborting mid-stream kills every process and reports cancelled", async () => {
+    const pidFiles = [1, 2, 3].map((n) => join(scratch, `pid-${n}`));
+    const controller = new AbortController();
+    const running = runPipeline(
+      [
+        recordingPid(pidFiles[0] as string, ["head", "-c", String(100 * 1024 * MiB), "/dev/zero"]),
+        recordingPid(pidFiles[1] as string, ["cat"]),
+        recordingPid(pidFiles[2] as string, ["wc", "-c"]),
+      ],
+      { signal: controller.signal },
+    );
+    while (
+      !pidFiles.every((file) => existsSync(file) && readFileSync(file, "utf8").endsWith("\n"))
+    ) {
+      await Bun.sleep(10);
+    }
+    const pids = pidFiles.map((file) => Number(readFileSync(file, "utf8")));
+    expect(pids.every((pid) => !isGone(pid))).toBe(true);
+    const started = Date.now();
+    controller.abort();
+    const result: PipelineResult = await running;
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(result.cancelled).toBe(true);
+    expect(result.ok).toBe(false);
+    expect(result.codes).toEqual([UNKNOWN_CODE, UNKNOWN_CODE, UNKNOWN_CODE]);
+    await Bun.sleep(50);
+    expect(pids.filter((pid) => !isGone(pid))).toEqual([]);
+    expect(formatPipelineFailure(result, [["send"], ["cat"], ["receive"]])).toBe(
+      "cancelled: send | cat | receive",
+    );
+  });
+
+  test("an already aborted signal starts nothing", async () => {
+    const marker = join(scratch, "started");
+    const result = await runPipeline([["touch", marker]], { signal: AbortSignal.abort() });
+    expect(result.cancelled).toBe(true);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  test("1 GiB passes without the bytes entering this process (peak RSS stays small)", async () => {
+    const before = peakRss();
+    const result = await runPipeline([
+      ["head", "-c", String(1024 * MiB), "/dev/zero"],
+      ["cat"],
+      ["wc", "-c"],
+    ]);
+    const growth = peakRss() - before;
+    expect(result.stdout.trim()).toBe(String(1024 * MiB));
+    console.log(
+      `1 GiB pipeline: peak RSS ${(peakRss() / MiB).toFixed(1)} MiB, growth ${(growth / MiB).toFixed(1)} MiB`,
+    );
+    expect(growth).toBeLessThan(32 * MiB);
+  });
+});
