@@ -9,6 +9,7 @@ import { ConfigError } from "./errors.ts";
 import { type Config, type PluginEntry, rootOf, type SideConfig } from "./types.ts";
 import { checkAgainstSchema, quoteShort } from "./validate.ts";
 import {
+  findCollectionKey,
   formatKeyPath,
   keyPathAtOffset,
   nodeAt,
@@ -32,7 +33,7 @@ export function parseConfig(text: string, file: string): Config {
   const parsed = parseYaml(text);
   throwOnYamlError(parsed, file);
 
-  const value: unknown = parsed.doc.toJS({ maxAliasCount: 100 });
+  const value = toPlainValue(parsed, file);
   if (value === null || value === undefined) {
     throw fileProblem(file, "the file is empty; it needs at least source.zpool and target.zpool");
   }
@@ -74,6 +75,29 @@ export function parseConfig(text: string, file: string): Config {
     }
   }
   return config;
+}
+
+/** The document as plain JS data; refuses what has no faithful plain form. */
+function toPlainValue(parsed: ParsedYaml, file: string): unknown {
+  const { doc, lines } = parsed;
+  const collectionKey = findCollectionKey(doc);
+  if (collectionKey !== null) {
+    const offset = collectionKey.range?.[0] ?? 0;
+    const at = positionOf(collectionKey, lines);
+    throw new ConfigError({
+      file,
+      keyPath: formatKeyPath(keyPathAtOffset(doc, offset)),
+      line: at?.line ?? null,
+      column: at?.column ?? null,
+      reason: "a key must be a plain word, not a list or mapping",
+    });
+  }
+  try {
+    // Aliases are expanded here; the cap stops "billion laughs" files.
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    throw fileProblem(file, `cannot be read as data: ${(error as Error).message}`);
+  }
 }
 
 function readConfigFile(path: string): string {

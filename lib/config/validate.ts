@@ -161,6 +161,7 @@ function typeWords(type: unknown): string {
 function describeValue(value: unknown): string {
   if (value === null) return "nothing";
   if (Array.isArray(value)) return "a list";
+  if (ArrayBuffer.isView(value)) return "binary data";
   if (typeof value === "object") return "a mapping";
   if (typeof value === "boolean") return value ? "yes (a boolean)" : "no (a boolean)";
   if (typeof value === "string") return `the text ${quoteShort(value)}`;

@@ -13,6 +13,7 @@ import {
   parseDocument,
   Scalar,
   type ScalarTag,
+  visit,
 } from "yaml";
 
 /**
@@ -140,4 +141,19 @@ export function positionOf(
   if (start === undefined) return null;
   const { line, col } = lines.linePos(start);
   return { line, column: col };
+}
+
+/** The first mapping key that is a list or mapping (`? [a]: b`): JS objects cannot hold it faithfully. */
+export function findCollectionKey(doc: Document): Node | null {
+  let found: Node | null = null;
+  visit(doc, {
+    Pair(_, pair) {
+      if (isMap(pair.key) || isSeq(pair.key)) {
+        found = pair.key;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return found;
 }

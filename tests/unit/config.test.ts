@@ -196,6 +196,37 @@ describe("YAML reading", () => {
     expect(config.source.user).toBe("12:30");
   });
 
+  test("a %YAML 1.1 directive does not bring back base-60 numbers", () => {
+    const text = "%YAML 1.1\n---\nsource:\n  zpool: tank\n  user: 12:30\ntarget:\n  zpool: b\n";
+    expect(parseConfig(text, "t.yaml").source.user).toBe("12:30");
+  });
+
+  test("aliases are expanded", () => {
+    const text = "source:\n  zpool: tank\n  user: &u backup\ntarget:\n  zpool: b\n  user: *u\n";
+    expect(parseConfig(text, "t.yaml").target.user).toBe("backup");
+  });
+
+  test("an alias bomb is refused, not expanded", () => {
+    const rows = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+    for (const [name, prev] of [
+      ["b", "a"],
+      ["c", "b"],
+      ["d", "c"],
+      ["e", "d"],
+    ]) {
+      rows.push(`${name}: &${name} [${Array(10).fill(`*${prev}`).join(", ")}]`);
+    }
+    const error = errorOf(`${rows.join("\n")}\n`);
+    expect(error.reason).toContain("Excessive alias count");
+  });
+
+  test("a list used as a key is refused with its position", () => {
+    const error = errorOf(`${MINIMAL}ssh:\n  ? [a, b]\n  : 1\n`);
+    expect(error.reason).toContain("a key must be a plain word");
+    expect(error.keyPath).toBe("ssh");
+    expect([error.line, error.column]).toEqual([6, 5]);
+  });
+
   test("quoted booleans are text and rejected where a boolean is needed", () => {
     const error = errorOf(`${MINIMAL}include_root: "yes"\n`);
     expect(error.keyPath).toBe("include_root");
