@@ -61,20 +61,20 @@ export function parseConfig(text: string, file: string): Config {
   }
 
   const config = toConfig(value as RawConfig, file);
-  for (const side of ["source", "target"] as const) {
-    const reason = checkDatasetName(rootOf(config[side]));
-    if (reason !== null) {
-      const path = [side, "prefix"];
-      throw valueProblem(
-        parsed,
-        file,
-        path,
-        `the root ${quoteShort(rootOf(config[side]))} is not a valid dataset name: ${reason}`,
-        nodeAt(parsed.doc, path),
-      );
-    }
-  }
+  checkRoots(config, parsed, file);
   return config;
+}
+
+/** `zpool/prefix` must fit ZFS's name length: a rule across two keys, so the schema cannot say it. */
+function checkRoots(config: Config, parsed: ParsedYaml, file: string): void {
+  for (const side of ["source", "target"] as const) {
+    const root = rootOf(config[side]);
+    const reason = checkDatasetName(root);
+    if (reason === null) continue;
+    const path = [side, "prefix"];
+    const message = `the root ${quoteShort(root)} is not a valid dataset name: ${reason}`;
+    throw valueProblem(parsed, file, path, message, nodeAt(parsed.doc, path));
+  }
 }
 
 /** The document as plain JS data; refuses what has no faithful plain form. */
