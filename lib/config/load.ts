@@ -182,7 +182,7 @@ interface RawConfig {
   suffix?: string | null;
   digits?: number | null;
   ignore?: string[] | null;
-  ssh?: { compression?: boolean | null; cipher?: string | null } | null;
+  ssh?: { compression?: boolean | null; cipher?: string | null; config_file?: string | null } | null;
   plugins?: RawPlugin[] | null;
 }
 
@@ -204,7 +204,11 @@ function toConfig(raw: RawConfig, file: string): Config {
     suffix: raw.suffix ?? "",
     digits: raw.digits ?? 2,
     ignore: raw.ignore ?? [],
-    ssh: { compression: raw.ssh?.compression ?? false, cipher: raw.ssh?.cipher ?? "" },
+    ssh: {
+      compression: raw.ssh?.compression ?? false,
+      cipher: raw.ssh?.cipher ?? "",
+      configFile: raw.ssh?.config_file ? resolve(dirname(absoluteFile), raw.ssh.config_file) : "",
+    },
     plugins: (raw.plugins ?? []).map((entry) => toPlugin(entry, dirname(absoluteFile))),
   };
 }

@@ -36,7 +36,8 @@ export interface Config {
   suffix: string;
   digits: number;
   ignore: string[];
-  ssh: { compression: boolean; cipher: string };
+  /** configFile: absolute path for `ssh -F`, "" for ssh's default */
+  ssh: { compression: boolean; cipher: string; configFile: string };
   plugins: PluginEntry[];
 }
 

@@ -113,6 +113,7 @@ export class SshHost implements Host {
     const { sideConfig, ssh, extraOptions = [] } = this.options;
     const persist = this.options.controlPersist ?? DEFAULT_CONTROL_PERSIST;
     const argv = ["ssh", ...extraOptions];
+    if (ssh.configFile) argv.push("-F", ssh.configFile);
     if (sideConfig.port !== null) argv.push("-p", String(sideConfig.port));
     argv.push("-o", `Compression=${ssh.compression ? "yes" : "no"}`);
     if (ssh.cipher !== "") argv.push("-c", ssh.cipher);

@@ -54,7 +54,7 @@ describe("the seed's example (examples/config.yaml)", () => {
     expect(config.suffix).toBe("_backup");
     expect(config.digits).toBe(2);
     expect(config.ignore).toEqual(["home/user/CACHE", "home/user/CCACHE"]);
-    expect(config.ssh).toEqual({ compression: false, cipher: "aes256-gcm@openssh.com" });
+    expect(config.ssh).toEqual({ compression: false, cipher: "aes256-gcm@openssh.com", configFile: "" });
     expect(config.plugins).toEqual([]);
   });
 
@@ -125,7 +125,7 @@ describe("defaults and empty values", () => {
     expect(config.suffix).toBe("");
     expect(config.digits).toBe(2);
     expect(config.ignore).toEqual([]);
-    expect(config.ssh).toEqual({ compression: false, cipher: "" });
+    expect(config.ssh).toEqual({ compression: false, cipher: "", configFile: "" });
     expect(config.plugins).toEqual([]);
   });
 
@@ -140,7 +140,7 @@ describe("defaults and empty values", () => {
     expect(config.digits).toBe(2);
     expect(config.suffix).toBe("");
     expect(config.ignore).toEqual([]);
-    expect(config.ssh).toEqual({ compression: false, cipher: "" });
+    expect(config.ssh).toEqual({ compression: false, cipher: "", configFile: "" });
     expect(config.plugins).toEqual([]);
   });
 
@@ -578,5 +578,20 @@ describe("the JSON Schema and the loader agree", () => {
   test.each(bad)("both refuse %p", (text) => {
     expect(matchesSchema(parse(text))).toBe(false);
     expect(() => parseConfig(text, "t.yaml")).toThrow(ConfigError);
+  });
+});
+
+describe("ssh.config_file", () => {
+  test("is resolved against the config file's folder and handed to ssh as -F", () => {
+    const config = parseConfig(
+      "source: {zpool: a}\ntarget: {zpool: b, host: backup}\nssh:\n  config_file: ssh/config\n",
+      "/etc/abgleich/main.yaml",
+    );
+    expect(config.ssh.configFile).toBe("/etc/abgleich/ssh/config");
+  });
+  test("a value starting with '-' is refused", () => {
+    expect(() => parseConfig("source: {zpool: a}\ntarget: {zpool: b}\nssh: {config_file: -oProxyCommand=x}\n", "c.yaml")).toThrow(
+      /ssh\.config_file/,
+    );
   });
 });

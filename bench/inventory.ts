@@ -1,0 +1,51 @@
+// One measurement, run in its own process so peak RSS is its own: read two synthetic `zfs list`
+// outputs (as a run reads ssh/zfs stdout), parse both sides and plan `compare`.
+// usage: bun bench/inventory.ts SOURCE_FILE TARGET_FILE
+
+import { readFileSync } from "node:fs";
+import type { Config } from "../lib/config/types.ts";
+import { compareTrees } from "../lib/plan/compare.ts";
+import { parseList } from "../lib/zfs/list.ts";
+
+const [sourceFile, targetFile] = process.argv.slice(2) as [string, string];
+const sourceText = readFileSync(sourceFile, "latin1");
+const targetText = readFileSync(targetFile, "latin1");
+
+const config: Config = {
+  file: "bench.yaml",
+  source: { zpool: "tank", prefix: "", host: "localhost", user: "", port: null },
+  target: { zpool: "backup", prefix: "", host: "localhost", user: "", port: null },
+  includeRoot: true,
+  keepSnapshots: 1,
+  keepBacklog: -1,
+  alwaysChanged: false,
+  writtenThreshold: 1048576,
+  checkDiff: true,
+  suffix: "_backup",
+  digits: 2,
+  ignore: [],
+  ssh: { compression: false, cipher: "", configFile: "" },
+  plugins: [],
+};
+
+const started = performance.now();
+const source = parseList(sourceText, "source", "tank", "source (bench)");
+const parsed = performance.now();
+const target = parseList(targetText, "target", "backup", "target (bench)");
+const parsedBoth = performance.now();
+const comparison = compareTrees(source, target, config);
+const done = performance.now();
+
+const status = readFileSync("/proc/self/status", "utf8");
+const peakKiB = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+console.log(
+  JSON.stringify({
+    rows: comparison.rows.length,
+    snapshotRows: source.datasets.reduce((n, d) => n + d.snapshots.length, 0),
+    parseSourceMs: Math.round(parsed - started),
+    parseTargetMs: Math.round(parsedBoth - parsed),
+    compareMs: Math.round(done - parsedBoth),
+    totalMs: Math.round(done - started),
+    peakRssMiB: Math.round(peakKiB / 1024),
+  }),
+);

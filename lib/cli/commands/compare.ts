@@ -1,0 +1,22 @@
+// `compare CONFIG`: source and target side by side, conflicts called out.
+
+import { compareStage } from "../../workflow/stages/compare.ts";
+import { type GlobalFlags, commandIo, openRun, reportError, EXIT_OK } from "../io.ts";
+import { comparisonJson, renderComparison } from "../render/compare.ts";
+
+export async function compareCommand(configPath: string, flags: GlobalFlags): Promise<number> {
+  const io = commandIo(flags);
+  const controller = new AbortController();
+  let ctx: ReturnType<typeof openRun> | undefined;
+  try {
+    ctx = openRun(configPath, flags, controller.signal);
+    const comparison = await compareStage(ctx);
+    if (io.json) io.emit(comparisonJson(comparison));
+    else io.print(renderComparison(comparison, io.style));
+    return EXIT_OK;
+  } catch (error) {
+    return reportError(io, error);
+  } finally {
+    await ctx?.close();
+  }
+}

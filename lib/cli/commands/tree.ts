@@ -1,0 +1,34 @@
+// `tree CONFIG [source|target]`: each side's datasets with their snapshots, space and ratio.
+
+import type { Side } from "../../zfs/model.ts";
+import { inventoryStage } from "../../workflow/stages/inventory.ts";
+import { type GlobalFlags, commandIo, openRun, reportError, EXIT_OK } from "../io.ts";
+import { renderTree, treeJson } from "../render/tree.ts";
+
+export async function treeCommand(configPath: string, side: Side | undefined, flags: GlobalFlags): Promise<number> {
+  const io = commandIo(flags);
+  const controller = new AbortController();
+  let ctx: ReturnType<typeof openRun> | undefined;
+  try {
+    ctx = openRun(configPath, flags, controller.signal);
+    const sides: Side[] = side ? [side] : ["source", "target"];
+    const trees = await inventoryStage(ctx, sides);
+    const options = { ignored: new Set(ctx.config.ignore), rootIncluded: ctx.config.includeRoot };
+    if (io.json) {
+      io.emit({ trees: sides.map((s) => treeJson(trees[s]!, options)) });
+      return EXIT_OK;
+    }
+    const blocks = sides.map((s) => {
+      const inv = trees[s]!;
+      const host = ctx!.config[s].host;
+      const title = `${io.style.paint("bold", s.toUpperCase())} ${inv.root} ${io.style.paint("dim", `on ${host}`)}`;
+      return `${title}\n${renderTree(inv, { ...options, style: io.style })}`;
+    });
+    io.print(blocks.join("\n\n"));
+    return EXIT_OK;
+  } catch (error) {
+    return reportError(io, error);
+  } finally {
+    await ctx?.close();
+  }
+}

@@ -1,0 +1,92 @@
+// What every command shares: output streams, colour, JSON, the run context, and turning errors
+// into the exit codes of SPEC section 7.
+
+import { ConfigError } from "../config/errors.ts";
+import { loadConfig } from "../config/load.ts";
+import type { Config } from "../config/types.ts";
+import { HostDownError } from "../hosts/host.ts";
+import { type RunContext, type RunOptions, createRunContext } from "../workflow/context.ts";
+import { colorEnabled, createStyle, type Style } from "./render/style.ts";
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+export interface GlobalFlags {
+  json?: boolean;
+  color?: boolean;
+  yes?: boolean;
+  dryRun?: boolean;
+}
+
+export interface CommandIo {
+  out: NodeJS.WriteStream;
+  err: NodeJS.WriteStream;
+  style: Style;
+  /** the style for stderr, which may be a terminal when stdout is not */
+  errStyle: Style;
+  json: boolean;
+  print(text: string): void;
+  warn(text: string): void;
+  /** one JSON document or event per line on stdout */
+  emit(value: unknown): void;
+}
+
+export function commandIo(flags: GlobalFlags): CommandIo {
+  const out = process.stdout;
+  const err = process.stderr;
+  const json = flags.json === true;
+  const colour = (stream: NodeJS.WriteStream) =>
+    flags.color !== false && !json && colorEnabled(stream, process.env);
+  return {
+    out,
+    err,
+    json,
+    style: createStyle(colour(out)),
+    errStyle: createStyle(colour(err)),
+    print: (text) => {
+      out.write(text.endsWith("\n") ? text : `${text}\n`);
+    },
+    warn: (text) => {
+      err.write(text.endsWith("\n") ? text : `${text}\n`);
+    },
+    emit: (value) => {
+      out.write(`${JSON.stringify(value)}\n`);
+    },
+  };
+}
+
+export function runOptions(flags: GlobalFlags, signal: AbortSignal): RunOptions {
+  return {
+    yes: flags.yes === true,
+    dryRun: flags.dryRun === true,
+    json: flags.json === true,
+    interactive: process.stdin.isTTY === true,
+    signal,
+    now: () => new Date(),
+  };
+}
+
+/** load the config and open a run; the caller closes it */
+export function openRun(configPath: string, flags: GlobalFlags, signal: AbortSignal): RunContext {
+  const config: Config = loadConfig(configPath);
+  return createRunContext(config, runOptions(flags, signal));
+}
+
+/** the exit code for an error that ended a command, after printing it */
+export function reportError(io: CommandIo, error: unknown): number {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = error instanceof ConfigError ? EXIT_USAGE : EXIT_FAILED;
+  if (io.json) {
+    io.emit({ event: "error", kind: errorKind(error), message, exitCode: code });
+  } else {
+    io.warn(`${io.errStyle.paint("red", "error:")} ${message}`);
+  }
+  return code;
+}
+
+function errorKind(error: unknown): string {
+  if (error instanceof ConfigError) return "config";
+  if (error instanceof HostDownError) return "host-down";
+  return error instanceof Error ? error.name : "error";
+}

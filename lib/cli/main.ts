@@ -1,0 +1,65 @@
+#!/usr/bin/env bun
+// abgleich's command line: one subcommand per file in ./commands.
+
+import { Command, CommanderError } from "commander";
+import pkg from "../../package.json" with { type: "json" };
+import type { Side } from "../zfs/model.ts";
+import { compareCommand } from "./commands/compare.ts";
+import { treeCommand } from "./commands/tree.ts";
+import { EXIT_USAGE, type GlobalFlags } from "./io.ts";
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command("abgleich")
+    .description("ZFS snapshots, backups and cleanup: snapshot what changed, send what the target lacks, free what is safe")
+    .version(pkg.version, "-V, --version")
+    .option("--json", "machine-readable output: one JSON document or newline-delimited events")
+    .option("--no-color", "no colours (also NO_COLOR=1 or TERM=dumb)")
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+
+  const flags = (command: Command): GlobalFlags => command.optsWithGlobals() as GlobalFlags;
+  const side = (value: string | undefined): Side | undefined => {
+    if (value === undefined || value === "source" || value === "target") return value;
+    throw new CommanderError(EXIT_USAGE, "abgleich.side", `error: side must be "source" or "target", not "${value}"`);
+  };
+
+  program
+    .command("tree")
+    .description("show a side's datasets with snapshots, space and compression (both sides by default)")
+    .argument("<config>", "configuration file (YAML)")
+    .argument("[side]", "source or target")
+    .action(async (config: string, which: string | undefined, _opts, command: Command) => {
+      setExit(await treeCommand(config, side(which), flags(command)));
+    });
+
+  program
+    .command("compare")
+    .description("show source and target side by side: what exists where, and conflicts")
+    .argument("<config>", "configuration file (YAML)")
+    .action(async (config: string, _opts, command: Command) => {
+      setExit(await compareCommand(config, flags(command)));
+    });
+
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let code = 0;
+  const program = buildProgram((c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end with code 0; usage errors are exit 2 (SPEC section 7)
+      return error.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    throw error;
+  }
+  return code;
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}
