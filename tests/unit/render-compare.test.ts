@@ -1,0 +1,136 @@
+import { describe, expect, test } from "bun:test";
+import {
+  compareLegend,
+  comparisonJson,
+  conflictLines,
+  renderComparison,
+} from "../../lib/cli/render/compare.ts";
+import { createStyle, plainStyle, stripAnsi } from "../../lib/cli/render/style.ts";
+import type { Comparison, Conflict } from "../../lib/plan/types.ts";
+
+const targetAhead: Conflict = {
+  subname: "home",
+  kind: "target-ahead",
+  message: "the target has snapshots after the newest common one; destroy them there first",
+  common: "a",
+  sourceOnly: [],
+  targetOnly: ["c"],
+};
+
+const comparison: Comparison = {
+  sourceRoot: "tank/data",
+  targetRoot: "backup/data",
+  rows: [
+    {
+      subname: "",
+      presence: "both",
+      ignored: false,
+      snapshots: [
+        { name: "a", presence: "both", guidMismatch: false },
+        { name: "b", presence: "source", guidMismatch: false },
+      ],
+      conflicts: [],
+    },
+    {
+      subname: "home",
+      presence: "both",
+      ignored: false,
+      snapshots: [
+        { name: "a", presence: "both", guidMismatch: true },
+        { name: "c", presence: "target", guidMismatch: false },
+      ],
+      conflicts: [targetAhead],
+    },
+    { subname: "cache", presence: "source", ignored: true, snapshots: [], conflicts: [] },
+    { subname: "old", presence: "target", ignored: false, snapshots: [], conflicts: [] },
+  ],
+};
+
+describe("renderComparison", () => {
+  test("marks per side, conflicts and mismatches under their dataset, exact text", () => {
+    expect(renderComparison(comparison, plainStyle)).toBe(
+      [
+        "source tank/data  →  target backup/data",
+        "NAME             SOURCE  TARGET",
+        "(root)           ●       ●",
+        "- a              ●       ●",
+        "- b              ●",
+        "home             ●       ●",
+        "  ! target-ahead: the target has snapshots after the newest common one; destroy them there first",
+        "    newest common: a; only on target: c",
+        "  ! same name, different guid on the two sides: a",
+        "- a              x       x",
+        "- c                      ●",
+        "cache (ignored)  ●",
+        "old                      ●",
+        "",
+        "4 datasets, 1 conflict",
+        "● on both sides   ● source only   ● target only   x same name, different guid",
+      ].join("\n"),
+    );
+  });
+
+  test("a guid-mismatch conflict is not repeated by the generic mismatch note", () => {
+    const mismatch: Conflict = {
+      subname: "home",
+      kind: "guid-mismatch",
+      message: "snapshot a differs between the sides",
+      common: null,
+      sourceOnly: [],
+      targetOnly: [],
+    };
+    const rows = comparison.rows.map((row) =>
+      row.subname === "home" ? { ...row, conflicts: [mismatch] } : row,
+    );
+    const out = renderComparison({ ...comparison, rows }, plainStyle);
+    expect(out).toContain("  ! guid-mismatch: snapshot a differs between the sides");
+    expect(out).not.toContain("same name, different guid on the two sides");
+  });
+
+  test("each presence has its own colour, and the legend uses the same ones", () => {
+    const style = createStyle(true);
+    const out = renderComparison(comparison, style);
+    expect(stripAnsi(out)).toBe(renderComparison(comparison, plainStyle));
+    const lines = out.split("\n");
+    const markColor = (line: string | undefined) => line?.match(/\u001b\[(\d+)m●/)?.[1];
+    const both = markColor(lines[3]);
+    const sourceOnly = markColor(lines[4]);
+    const targetOnly = markColor(lines[10]);
+    expect(new Set([both, sourceOnly, targetOnly]).size).toBe(3);
+    const legend = compareLegend(style);
+    for (const code of [both, sourceOnly, targetOnly]) expect(legend).toContain(`\u001b[${code}m●`);
+    expect(out).toContain("  \u001b[31m! target-ahead");
+  });
+
+  test("an empty comparison says so", () => {
+    const out = renderComparison({ sourceRoot: "a", targetRoot: "b", rows: [] }, plainStyle);
+    expect(out).toBe("source a  →  target b\n(empty)");
+  });
+});
+
+describe("conflictLines", () => {
+  test("kind and message, then where the snapshots are", () => {
+    expect(
+      conflictLines({ ...targetAhead, common: null, sourceOnly: ["x", "y"], targetOnly: ["z"] }),
+    ).toEqual([`target-ahead: ${targetAhead.message}`, "only on source: x, y; only on target: z"]);
+  });
+
+  test("no second line when there is nothing to add", () => {
+    expect(conflictLines({ ...targetAhead, common: null, targetOnly: [] })).toHaveLength(1);
+  });
+});
+
+describe("comparisonJson", () => {
+  test("full names per side, null where a dataset is missing, counts", () => {
+    const json = comparisonJson(comparison);
+    expect(json.datasets.map((d) => [d.subname, d.sourceName, d.targetName])).toEqual([
+      ["", "tank/data", "backup/data"],
+      ["home", "tank/data/home", "backup/data/home"],
+      ["cache", "tank/data/cache", null],
+      ["old", null, "backup/data/old"],
+    ]);
+    expect(json.summary).toEqual({ datasets: 4, conflicts: 1, guidMismatches: 1 });
+    expect(json.datasets[1]?.conflicts[0]).toEqual(targetAhead);
+    expect(JSON.parse(JSON.stringify(json))).toEqual(json);
+  });
+});

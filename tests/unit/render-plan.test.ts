@@ -1,0 +1,260 @@
+import { describe, expect, test } from "bun:test";
+import { planJson, renderPlan, summarizePlan } from "../../lib/cli/render/plan.ts";
+import { createStyle, plainStyle, stripAnsi } from "../../lib/cli/render/style.ts";
+import type {
+  AbortResumeAction,
+  DestroyAction,
+  Plan,
+  SendAction,
+  SnapshotAction,
+} from "../../lib/plan/types.ts";
+
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+function plan(parts: Partial<Plan>): Plan {
+  return { actions: [], conflicts: [], skipped: [], errors: [], ...parts };
+}
+
+const snapshots: SnapshotAction = {
+  kind: "snapshot",
+  pool: "tank",
+  snapshots: [
+    { dataset: "tank/data", subname: "", name: "2026112601_backup", written: 1992294 },
+    { dataset: "tank/data/home", subname: "home", name: "2026112603_backup", written: 12 },
+  ],
+};
+
+const incremental: SendAction = {
+  kind: "send",
+  subname: "home",
+  sourceDataset: "tank/data/home",
+  targetDataset: "backup/data/home",
+  mode: "incremental",
+  from: "2026112501",
+  to: "2026112602",
+  snapshots: ["2026112601", "2026112602"],
+  token: null,
+};
+const full: SendAction = {
+  kind: "send",
+  subname: "new",
+  sourceDataset: "tank/data/new",
+  targetDataset: "backup/data/new",
+  mode: "full",
+  from: null,
+  to: "2026112601",
+  snapshots: ["2026112601"],
+  token: null,
+};
+const resume: SendAction = {
+  kind: "send",
+  subname: "big",
+  sourceDataset: "tank/data/big",
+  targetDataset: "backup/data/big",
+  mode: "resume",
+  from: null,
+  to: "2026112602",
+  snapshots: ["2026112602"],
+  token: "1-abc-def",
+};
+const abort: AbortResumeAction = {
+  kind: "abort-resume",
+  subname: "gone",
+  targetDataset: "backup/data/gone",
+  reason: "the snapshot it resumes no longer exists on the source",
+};
+const destroySource: DestroyAction = {
+  kind: "destroy",
+  side: "source",
+  subname: "home",
+  dataset: "tank/data/home",
+  snapshots: ["2026112401", "2026112501"],
+  used: 3 * MiB,
+};
+const destroyTarget: DestroyAction = {
+  kind: "destroy",
+  side: "target",
+  subname: "",
+  dataset: "backup/data",
+  snapshots: ["2025010101"],
+  used: 1024,
+};
+
+describe("renderPlan, one section per action kind (colour off, exact text)", () => {
+  test("snapshots: dataset, new name, bytes written", () => {
+    expect(renderPlan(plan({ actions: [snapshots] }), plainStyle)).toBe(
+      [
+        "Snapshots to create (2, one atomic zfs snapshot per pool):",
+        "DATASET         NEW SNAPSHOT       WRITTEN",
+        "tank/data       2026112601_backup  1.9 MiB",
+        "tank/data/home  2026112603_backup     12 B",
+        "",
+        "Plan: 2 snapshots to create.",
+      ].join("\n"),
+    );
+  });
+
+  test("transfers without estimates: no SIZE column", () => {
+    expect(renderPlan(plan({ actions: [incremental, full, resume] }), plainStyle)).toBe(
+      [
+        "Transfers (3):",
+        "DATASET         TARGET            MODE         FROM        TO          SNAPSHOTS",
+        "tank/data/home  backup/data/home  incremental  2026112501  2026112602          2",
+        "tank/data/new   backup/data/new   full         -           2026112601          1",
+        "tank/data/big   backup/data/big   resume       -           2026112602          1",
+        "",
+        "Plan: 3 transfers.",
+      ].join("\n"),
+    );
+  });
+
+  test("transfers with estimates: SIZE per row, `?` where unknown, total at least", () => {
+    const estimates = new Map([
+      [incremental, 3 * GiB],
+      [full, 5 * MiB],
+    ]);
+    const out = renderPlan(plan({ actions: [incremental, full, resume] }), plainStyle, {
+      estimates,
+    });
+    const lines = out.split("\n");
+    expect(lines[1]).toEndWith("SNAPSHOTS     SIZE");
+    expect(lines[2]).toEndWith("2  3.0 GiB");
+    expect(lines[3]).toEndWith("1  5.0 MiB");
+    expect(lines[4]).toEndWith("1        ?");
+    expect(lines.at(-1)).toBe("Plan: 3 transfers (at least 3.0 GiB).");
+  });
+
+  test("abort of a partial receive", () => {
+    expect(renderPlan(plan({ actions: [abort] }), plainStyle)).toBe(
+      [
+        "Partial receives to abort (1):",
+        "TARGET            REASON",
+        "backup/data/gone  the snapshot it resumes no longer exists on the source",
+        "",
+        "Plan: 1 partial receive to abort.",
+      ].join("\n"),
+    );
+  });
+
+  test("destroys list every snapshot by name", () => {
+    expect(renderPlan(plan({ actions: [destroySource, destroyTarget] }), plainStyle)).toBe(
+      [
+        "Snapshots to destroy (3 in 2 datasets, 3.0 MiB used):",
+        "SIDE    DATASET         SNAPSHOTS     USED",
+        "source  tank/data/home          2  3.0 MiB",
+        "        - 2026112401",
+        "        - 2026112501",
+        "target  backup/data             1  1.0 KiB",
+        "        - 2025010101",
+        "",
+        "Plan: 3 snapshots to destroy (3.0 MiB used).",
+      ].join("\n"),
+    );
+  });
+
+  test("conflicts, errors and skipped datasets after the actions", () => {
+    const out = renderPlan(
+      plan({
+        actions: [incremental],
+        conflicts: [
+          {
+            subname: "",
+            kind: "no-common",
+            message: "backup/data shares no snapshot with tank/data; nothing can be sent safely",
+            common: null,
+            sourceOnly: ["a", "b"],
+            targetOnly: ["z"],
+          },
+        ],
+        errors: [{ subname: "home/x", message: "the day's snapshot counter ran out (99)" }],
+        skipped: [{ subname: "cache", reason: "ignored" }],
+      }),
+      plainStyle,
+    );
+    expect(out.split("\n\n").slice(1)).toEqual([
+      [
+        "Conflicts (1), skipped:",
+        "! (root): no-common: backup/data shares no snapshot with tank/data; nothing can be sent safely",
+        "    only on source: a, b; only on target: z",
+      ].join("\n"),
+      "Errors (1):\n! home/x: the day's snapshot counter ran out (99)",
+      "Skipped (1):\n  cache: ignored",
+      "Plan: 1 transfer; 1 conflict, 1 error.",
+    ]);
+  });
+
+  test("skipped datasets can be left out", () => {
+    const out = renderPlan(plan({ skipped: [{ subname: "a", reason: "unchanged" }] }), plainStyle, {
+      showSkipped: false,
+    });
+    expect(out).toBe("Nothing to do.");
+  });
+
+  test("no actions: nothing to do, problems still listed", () => {
+    expect(renderPlan(plan({}), plainStyle)).toBe("Nothing to do.");
+    const out = renderPlan(plan({ errors: [{ subname: "a", message: "boom" }] }), plainStyle);
+    expect(out).toBe("Errors (1):\n! a: boom\n\nNothing to do; 1 error.");
+  });
+});
+
+describe("renderPlan with colour", () => {
+  const style = createStyle(true);
+  const all = plan({
+    actions: [snapshots, abort, incremental, destroySource, destroyTarget],
+    conflicts: [
+      {
+        subname: "x",
+        kind: "target-ahead",
+        message: "m",
+        common: "a",
+        sourceOnly: [],
+        targetOnly: ["b"],
+      },
+    ],
+    skipped: [{ subname: "cache", reason: "ignored" }],
+  });
+
+  test("same text underneath the codes", () => {
+    expect(stripAnsi(renderPlan(all, style))).toBe(renderPlan(all, plainStyle));
+  });
+
+  test("target side and conflicts in red, skipped dim", () => {
+    const out = renderPlan(all, style);
+    expect(out).toContain("\u001b[31m\u001b[1mtarget");
+    expect(out).not.toContain("\u001b[31m\u001b[1msource");
+    expect(out).toContain("\u001b[31m! x: target-ahead: m");
+    expect(out).toContain("\u001b[2mSkipped (1):");
+  });
+});
+
+describe("summarizePlan and planJson", () => {
+  const all = plan({
+    actions: [snapshots, incremental, full, abort, destroySource, destroyTarget],
+    skipped: [{ subname: "c", reason: "unchanged" }],
+  });
+
+  test("counts every kind", () => {
+    expect(summarizePlan(all, new Map([[full, 10]]))).toEqual({
+      snapshots: 2,
+      transfers: 2,
+      estimatedBytes: 10,
+      unestimated: 1,
+      abortResumes: 1,
+      destroyedSnapshots: 3,
+      destroyedUsed: 3 * MiB + 1024,
+      conflicts: 0,
+      errors: 0,
+      skipped: 1,
+    });
+    expect(summarizePlan(all).estimatedBytes).toBeNull();
+  });
+
+  test("sends carry estimatedBytes, other actions are unchanged", () => {
+    const json = planJson(all, new Map([[full, 10]]));
+    expect(json.actions[0]).toEqual(snapshots);
+    expect(json.actions[1]).toEqual({ ...incremental, estimatedBytes: null });
+    expect(json.actions[2]).toEqual({ ...full, estimatedBytes: 10 });
+    expect(JSON.parse(JSON.stringify(json))).toEqual(json);
+  });
+});
