@@ -16,7 +16,11 @@ import { join } from "node:path";
 export const SSHD_PATH = "/usr/sbin/sshd";
 
 export interface SshdOptions {
-  /** variables set for every remote session (sshd_config `SetEnv`), e.g. PATH with a shim dir first */
+  /**
+   * variables set for every remote session (sshd_config `SetEnv`), e.g. PATH with a shim dir
+   * first. HOME defaults to an empty dir in the temp dir: bash sources ~/.bashrc for ssh
+   * commands, and this machine's (pyenv, cargo) costs ~100 ms per command and rewrites PATH.
+   */
   env?: Record<string, string>;
 }
 
@@ -117,8 +121,10 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdHandle> 
     writeFileSync(join(dir, "authorized_keys"), await Bun.file(join(dir, "client_key.pub")).text());
     writeFileSync(join(dir, "known_hosts"), "");
     const port = freePort();
+    const home = join(dir, "home");
+    mkdirSync(home);
     const config = join(dir, "sshd_config");
-    writeFileSync(config, sshdConfig(dir, port, options.env ?? {}));
+    writeFileSync(config, sshdConfig(dir, port, { HOME: home, ...options.env }));
 
     const child = Bun.spawn([SSHD_PATH, "-D", "-e", "-f", config], {
       stdin: "ignore",

@@ -18,7 +18,7 @@ const remote: SideConfig = {
   user: "",
   port: null,
 };
-const noTuning = { compression: false, cipher: "" };
+const noTuning = { compression: false, cipher: "", configFile: "" };
 const opened: SshHost[] = [];
 
 function sshHost(sideConfig: Partial<SideConfig>, ssh = noTuning, extraOptions?: string[]) {
@@ -51,11 +51,13 @@ describe("SshHost.wrap", () => {
   test("builds the documented ssh command with the remote command as one quoted argument", () => {
     const host = sshHost(
       { user: "backup", port: 2222 },
-      { compression: true, cipher: "aes128-ctr" },
+      { compression: true, cipher: "aes128-ctr", configFile: "/etc/abgleich/ssh_config" },
     );
     const argv = host.wrap(["zfs", "list", "-o", "name", "tank/a b"]);
     expect(argv).toEqual([
       "ssh",
+      "-F",
+      "/etc/abgleich/ssh_config",
       "-p",
       "2222",
       "-o",
@@ -85,6 +87,7 @@ describe("SshHost.wrap", () => {
     expect(argv).not.toContain("-p");
     expect(argv).not.toContain("-c");
     expect(argv).not.toContain("-l");
+    expect(argv).not.toContain("-F");
     expect(argv).toContain("Compression=no");
     expect(argv.slice(-3)).toEqual(["backup.example", "--", "true"]);
   });
@@ -120,7 +123,7 @@ describe("SshHost rejects values ssh would read as options", () => {
   });
 
   test("a cipher with a leading dash", () => {
-    expect(() => sshHost({}, { compression: false, cipher: "-oX=y" })).toThrow(
+    expect(() => sshHost({}, { compression: false, cipher: "-oX=y", configFile: "" })).toThrow(
       /ssh cipher must not start with "-"/,
     );
   });
