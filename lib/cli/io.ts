@@ -5,7 +5,7 @@ import { ConfigError } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { HostDownError } from "../hosts/host.ts";
-import { type RunContext, type RunOptions, createRunContext } from "../workflow/context.ts";
+import { createRunContext, type RunContext, type RunOptions } from "../workflow/context.ts";
 import { colorEnabled, createStyle, type Style } from "./render/style.ts";
 
 export const EXIT_OK = 0;

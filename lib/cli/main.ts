@@ -10,7 +10,9 @@ import { EXIT_USAGE, type GlobalFlags } from "./io.ts";
 
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command("abgleich")
-    .description("ZFS snapshots, backups and cleanup: snapshot what changed, send what the target lacks, free what is safe")
+    .description(
+      "ZFS snapshots, backups and cleanup: snapshot what changed, send what the target lacks, free what is safe",
+    )
     .version(pkg.version, "-V, --version")
     .option("--json", "machine-readable output: one JSON document or newline-delimited events")
     .option("--no-color", "no colours (also NO_COLOR=1 or TERM=dumb)")
@@ -20,12 +22,18 @@ export function buildProgram(setExit: (code: number) => void): Command {
   const flags = (command: Command): GlobalFlags => command.optsWithGlobals() as GlobalFlags;
   const side = (value: string | undefined): Side | undefined => {
     if (value === undefined || value === "source" || value === "target") return value;
-    throw new CommanderError(EXIT_USAGE, "abgleich.side", `error: side must be "source" or "target", not "${value}"`);
+    throw new CommanderError(
+      EXIT_USAGE,
+      "abgleich.side",
+      `error: side must be "source" or "target", not "${value}"`,
+    );
   };
 
   program
     .command("tree")
-    .description("show a side's datasets with snapshots, space and compression (both sides by default)")
+    .description(
+      "show a side's datasets with snapshots, space and compression (both sides by default)",
+    )
     .argument("<config>", "configuration file (YAML)")
     .argument("[side]", "source or target")
     .action(async (config: string, which: string | undefined, _opts, command: Command) => {

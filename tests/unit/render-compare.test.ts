@@ -8,6 +8,8 @@ import {
 import { createStyle, plainStyle, stripAnsi } from "../../lib/cli/render/style.ts";
 import type { Comparison, Conflict } from "../../lib/plan/types.ts";
 
+const ESC = "\u001b";
+
 const targetAhead: Conflict = {
   subname: "home",
   kind: "target-ahead",
@@ -92,7 +94,8 @@ describe("renderComparison", () => {
     const out = renderComparison(comparison, style);
     expect(stripAnsi(out)).toBe(renderComparison(comparison, plainStyle));
     const lines = out.split("\n");
-    const markColor = (line: string | undefined) => line?.match(/\u001b\[(\d+)m●/)?.[1];
+    const markColor = (line: string | undefined) =>
+      line?.match(new RegExp(`${ESC}\\[(\\d+)m●`))?.[1];
     const both = markColor(lines[3]);
     const sourceOnly = markColor(lines[4]);
     const targetOnly = markColor(lines[10]);

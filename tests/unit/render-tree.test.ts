@@ -3,6 +3,8 @@ import { createStyle, plainStyle, stripAnsi } from "../../lib/cli/render/style.t
 import { renderTree, treeJson } from "../../lib/cli/render/tree.ts";
 import type { Dataset, Inventory, Snapshot } from "../../lib/zfs/model.ts";
 
+const ESC = "\u001b";
+
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 
@@ -110,7 +112,7 @@ describe("renderTree", () => {
     const snapshotLine = colored.split("\n")[2] ?? "";
     expect(snapshotLine).toStartWith("\u001b[2m- 2026112601");
     expect(colored).toContain("\u001b[2m(ignored)");
-    expect(colored).toMatch(/\u001b\[\d+m12\.4 GiB/);
+    expect(colored).toMatch(new RegExp(`${ESC}\\[\\d+m12\\.4 GiB`));
   });
 });
 

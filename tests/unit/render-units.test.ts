@@ -17,6 +17,8 @@ import {
   paintBytes,
 } from "../../lib/cli/render/units.ts";
 
+const ESC = "\u001b";
+
 const KiB = 1024;
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -64,7 +66,7 @@ describe("paintBytes", () => {
   });
 
   test("each unit its own colour, the same unit always the same", () => {
-    const codeOf = (n: number) => paintBytes(color, n).match(/^\u001b\[(\d+)m/)?.[1];
+    const codeOf = (n: number) => paintBytes(color, n).match(new RegExp(`^${ESC}\\[(\\d+)m`))?.[1];
     const codes = [100, 2 * KiB, 2 * MiB, 2 * GiB, 2 * TiB].map(codeOf);
     expect(codes.every((code) => code !== undefined)).toBe(true);
     expect(new Set(codes).size).toBe(5);

@@ -1,7 +1,7 @@
 // `compare CONFIG`: source and target side by side, conflicts called out.
 
 import { compareStage } from "../../workflow/stages/compare.ts";
-import { type GlobalFlags, commandIo, openRun, reportError, EXIT_OK } from "../io.ts";
+import { commandIo, EXIT_OK, type GlobalFlags, openRun, reportError } from "../io.ts";
 import { comparisonJson, renderComparison } from "../render/compare.ts";
 
 export async function compareCommand(configPath: string, flags: GlobalFlags): Promise<number> {

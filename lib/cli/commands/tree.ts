@@ -1,11 +1,15 @@
 // `tree CONFIG [source|target]`: each side's datasets with their snapshots, space and ratio.
 
-import type { Side } from "../../zfs/model.ts";
 import { inventoryStage } from "../../workflow/stages/inventory.ts";
-import { type GlobalFlags, commandIo, openRun, reportError, EXIT_OK } from "../io.ts";
+import type { Side } from "../../zfs/model.ts";
+import { commandIo, EXIT_OK, type GlobalFlags, openRun, reportError } from "../io.ts";
 import { renderTree, treeJson } from "../render/tree.ts";
 
-export async function treeCommand(configPath: string, side: Side | undefined, flags: GlobalFlags): Promise<number> {
+export async function treeCommand(
+  configPath: string,
+  side: Side | undefined,
+  flags: GlobalFlags,
+): Promise<number> {
   const io = commandIo(flags);
   const controller = new AbortController();
   let ctx: ReturnType<typeof openRun> | undefined;
