@@ -21,7 +21,7 @@ export function config(overrides: Partial<Config> = {}): Config {
     suffix: "",
     digits: 2,
     ignore: [],
-    ssh: { compression: false, cipher: "" },
+    ssh: { compression: false, cipher: "", configFile: "" },
     plugins: [],
     ...overrides,
   };
