@@ -87,14 +87,18 @@ export function createProgress(options: ProgressOptions): Progress {
     return current;
   };
 
-  /** the whole run's part, or "" when its size is unknown */
-  const runPart = (at: number, separator: string): string => {
-    if (totalBytes === null || runStartedAt === null) return "";
+  /** the whole run's bytes, percent and ETA, or null when its size is unknown */
+  const runProgress = (at: number) => {
+    if (totalBytes === null || runStartedAt === null) return null;
     const done = completedBytes + (current?.done ?? 0);
     const elapsed = (at - runStartedAt) / 1000;
+    // the run's average rate: it includes the pauses between transfers, as the ETA must
     const rate = elapsed > 0 && done > 0 ? done / elapsed : null;
-    const eta = formatDuration(etaSeconds(totalBytes - done, rate));
-    return `${separator}all ${formatBytes(done)} / ${formatBytes(totalBytes)} ${percent(done, totalBytes)}, ETA ${eta}`;
+    return {
+      size: `${formatBytes(done)} / ${formatBytes(totalBytes)}`,
+      percent: percent(done, totalBytes),
+      eta: formatDuration(etaSeconds(totalBytes - done, rate)),
+    };
   };
 
   const liveLine = (t: Transfer, at: number): string => {
@@ -104,7 +108,9 @@ export function createProgress(options: ProgressOptions): Progress {
         : `${paintBytes(style, t.done)} / ${paintBytes(style, t.expected)} ${percent(t.done, t.expected)}`;
     const eta = t.expected === null ? null : etaSeconds(t.expected - t.done, t.rate);
     const line = `${style.paint("bold", t.label)}  ${size}  ${formatRate(t.rate)}  ETA ${formatDuration(eta)}`;
-    return line + runPart(at, style.paint("dim", "  |  "));
+    const run = runProgress(at);
+    if (run === null) return line;
+    return `${line}${style.paint("dim", "  |  ")}all ${run.size} ${run.percent}  ETA ${run.eta}`;
   };
 
   const plainLine = (t: Transfer, at: number): string => {
@@ -113,7 +119,10 @@ export function createProgress(options: ProgressOptions): Progress {
         ? formatBytes(t.done)
         : `${formatBytes(t.done)} / ${formatBytes(t.expected)} (${percent(t.done, t.expected)})`;
     const eta = t.expected === null ? null : etaSeconds(t.expected - t.done, t.rate);
-    return `${t.label}: ${size}, ${formatRate(t.rate)}, ETA ${formatDuration(eta)}${runPart(at, "; ")}`;
+    const line = `${t.label}: ${size}, ${formatRate(t.rate)}, ETA ${formatDuration(eta)}`;
+    const run = runProgress(at);
+    if (run === null) return line;
+    return `${line}; all ${run.size} (${run.percent}), ETA ${run.eta}`;
   };
 
   const finalLine = (t: Transfer, ok: boolean, at: number): string => {
