@@ -32,6 +32,8 @@ export interface Progress {
   update(bytesDone: number): void;
   /** the current transfer ended; its line is finished and kept */
   finish(ok: boolean): void;
+  /** another message while a transfer runs: on a terminal it goes above the live line */
+  log(line: string): void;
 }
 
 interface Transfer {
@@ -187,6 +189,16 @@ export function createProgress(options: ProgressOptions): Progress {
       current = null;
       if (isTTY) redraw(line);
       stream.write(isTTY ? "\n" : `${line}\n`);
+    },
+
+    log(line) {
+      if (!isTTY || current === null) {
+        stream.write(`${line}\n`);
+        return;
+      }
+      // overwrite the live line with the message, then draw the live line again below it
+      stream.write(`\r${line}\u001b[K\n`);
+      redraw(liveLine(current, now()));
     },
   };
 }

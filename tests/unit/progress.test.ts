@@ -98,6 +98,13 @@ describe("on a terminal", () => {
     expect(h.written().endsWith("\n")).toBe(true);
   });
 
+  test("a message while a transfer runs goes above the live line", () => {
+    const h = harness({ isTTY: true });
+    h.progress.start("a", null);
+    h.progress.log("hook: pre-send ran");
+    expect(h.screen()).toEqual(["hook: pre-send ran", "a  0 B  -- B/s  ETA --:--"]);
+  });
+
   test("redraws at most every 100 ms", () => {
     const h = harness({ isTTY: true });
     h.progress.start("a", 1000);
@@ -153,6 +160,13 @@ describe("without a terminal", () => {
     );
     expect(h.written()).not.toContain("\r");
     expect(h.written()).not.toContain("\u001b");
+  });
+
+  test("a message is just a line", () => {
+    const h = harness({ isTTY: false });
+    h.progress.start("a", null);
+    h.progress.log("note");
+    expect(h.written()).toBe("note\n");
   });
 
   test("a failure is one plain line", () => {
