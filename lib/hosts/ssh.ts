@@ -146,8 +146,22 @@ export class SshHost implements Host {
       return result;
     }
     // Commands started together would each open a connection until a master exists.
-    await this.firstCommand;
+    await this.masterReady(this.firstCommand);
     return runLocal(wrapped, options);
+  }
+
+  /** until the first command's master listens (ssh renames its socket into place) or it ended */
+  private async masterReady(first: Promise<unknown>): Promise<void> {
+    let ended = false;
+    first.then(
+      () => {
+        ended = true;
+      },
+      () => {
+        ended = true;
+      },
+    );
+    while (!ended && !existsSync(this.controlPath)) await Bun.sleep(10);
   }
 
   async ping(): Promise<void> {

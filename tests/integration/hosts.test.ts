@@ -125,6 +125,22 @@ describe("SshHost against a real sshd", () => {
   );
 
   test(
+    "later commands wait for the master, not for a slow first command",
+    async () => {
+      const before = acceptedLogins();
+      const host = sshHostFor(sshd.port);
+      const started = Date.now();
+      const slow = host.run(["sleep", "2"]);
+      const quick = await host.run(["echo", "quick"]);
+      expect(quick.stdout).toBe("quick\n");
+      expect(Date.now() - started).toBeLessThan(1500);
+      expect((await slow).code).toBe(0);
+      expect(acceptedLogins() - before).toBe(1);
+    },
+    SSH_TEST_TIMEOUT_MS,
+  );
+
+  test(
     "close ends the master and removes the socket directory, quickly",
     async () => {
       const host = sshHostFor(sshd.port);
@@ -201,6 +217,35 @@ describe("SshHost against a real sshd", () => {
       const echoed = await runPipeline([host.wrap(["printf", "%s", text]), ["cat"]]);
       expect(echoed.stdout).toBe(text);
       expect(existsSync(marker)).toBe(false);
+    },
+    SSH_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "aborting a pipeline through ssh ends the remote command; the host keeps working",
+    async () => {
+      const host = sshHostFor(sshd.port);
+      await host.ping();
+      const pidFile = join(scratch, "remote-pid");
+      const controller = new AbortController();
+      const sender = [
+        "sh",
+        "-c",
+        'echo $$ >"$1"; exec head -c 100000000000 /dev/zero',
+        "sh",
+        pidFile,
+      ];
+      const running = runPipeline([host.wrap(sender), ["wc", "-c"]], { signal: controller.signal });
+      while (!existsSync(pidFile)) await Bun.sleep(10);
+      await Bun.sleep(100);
+      const remotePid = Number(await Bun.file(pidFile).text());
+      expect(existsSync(`/proc/${remotePid}`)).toBe(true);
+      controller.abort();
+      expect((await running).cancelled).toBe(true);
+      const deadline = Date.now() + 3000;
+      while (existsSync(`/proc/${remotePid}`) && Date.now() < deadline) await Bun.sleep(20);
+      expect(existsSync(`/proc/${remotePid}`)).toBe(false);
+      expect((await host.run(["echo", "still here"])).stdout).toBe("still here\n");
     },
     SSH_TEST_TIMEOUT_MS,
   );
