@@ -1,0 +1,430 @@
+// `zfs create`, `snapshot`, `destroy`, `bookmark`, `hold`, `release`, `mount`, `unmount`.
+import { compactExtents, poolAvailable, reclaimable } from "./accounting.ts";
+import type { SimContext } from "./context.ts";
+import { addDataset, validDatasetName, validSnapshotName } from "./datasets.ts";
+import { parseOptions, usageError, ZfsError } from "./errors.ts";
+import { nicebytes, parseSize } from "./format.ts";
+import {
+  newGuid,
+  nextTxg,
+  nowSeconds,
+  parentOf,
+  poolOf,
+  type SimDataset,
+  type SimSnapshot,
+  type SimState,
+  withState,
+} from "./state.ts";
+import { descendantsOf, resolve } from "./tree.ts";
+
+/** Snapshots need a little free space for their metadata, as in real pools. */
+const SNAPSHOT_SPACE = 1024 * 1024;
+
+function parseProps(verb: string, values: Array<[string, string]>): Record<string, string> {
+  const props: Record<string, string> = {};
+  for (const [letter, value] of values) {
+    if (letter !== "o") continue;
+    const eq = value.indexOf("=");
+    if (eq <= 0) throw usageError(verb, `missing '=' for property=value argument`);
+    props[value.slice(0, eq)] = value.slice(eq + 1);
+  }
+  return props;
+}
+
+export function zfsCreate(ctx: SimContext, args: string[]): number {
+  const parsed = parseOptions("create", args, "PnpuvsV:b:o:");
+  if (parsed.operands.length === 0) throw usageError("create", "missing filesystem argument");
+  if (parsed.operands.length > 1) throw usageError("create", "too many arguments");
+  const name = parsed.operands[0] as string;
+  const props = parseProps("create", parsed.values);
+  const volsizeText = parsed.values.find(([l]) => l === "V")?.[1];
+  const volsize = volsizeText !== undefined ? parseSize(volsizeText) : null;
+  if (volsizeText !== undefined && volsize === null)
+    throw usageError("create", `bad volume size '${volsizeText}'`);
+  if (!validDatasetName(name) || name.includes("@") || name.includes("#"))
+    throw new ZfsError(`cannot create '${name}': invalid character in name`);
+  const creation = nowSeconds(ctx.env);
+  return withState(ctx.stateDir, (state) => {
+    if (!state.pools[poolOf(name)])
+      throw new ZfsError(`cannot create '${name}': no such pool '${poolOf(name)}'`);
+    if (state.datasets[name]) throw new ZfsError(`cannot create '${name}': dataset already exists`);
+    const missing: string[] = [];
+    for (let p = parentOf(name); p && !state.datasets[p]; p = parentOf(p)) missing.unshift(p);
+    if (missing.length > 0 && !parsed.flags.has("p"))
+      throw new ZfsError(`cannot create '${name}': parent does not exist`);
+    if (poolAvailable(state, poolOf(name)) < SNAPSHOT_SPACE)
+      throw new ZfsError(`cannot create '${name}': out of space`);
+    if (parsed.flags.has("n")) return { save: false, value: 0 };
+    for (const parent of missing) addDataset(state, parent, { creation });
+    const compressratio = props["sim:compressratio"]
+      ? Number(props["sim:compressratio"])
+      : undefined;
+    addDataset(state, name, {
+      type: volsize !== null ? "volume" : "filesystem",
+      volsize: volsize ?? 0,
+      mounted: !parsed.flags.has("u"),
+      props,
+      creation,
+      ...(compressratio && compressratio >= 1 ? { compressratio } : {}),
+    });
+    return { save: true, value: 0 };
+  });
+}
+
+/** Takes snapshots atomically: all named ones (and with -r their descendants') or none. */
+export function takeSnapshots(
+  state: SimState,
+  names: string[],
+  recursive: boolean,
+  creation: number,
+): void {
+  const targets: Array<{ ds: SimDataset; snap: string }> = [];
+  for (const full of names) {
+    const at = full.indexOf("@");
+    if (at < 0)
+      throw new ZfsError(
+        `cannot create snapshot '${full}': missing '@' delimiter in snapshot name`,
+        2,
+      );
+    const dsName = full.slice(0, at);
+    const snap = full.slice(at + 1);
+    if (!validSnapshotName(snap))
+      throw new ZfsError(`cannot create snapshot '${full}': invalid character in name`);
+    const ds = state.datasets[dsName];
+    if (!ds) throw usageError("snapshot", `cannot open '${dsName}': dataset does not exist`);
+    const all = recursive ? [ds, ...descendantsOf(state, dsName)] : [ds];
+    for (const d of all) targets.push({ ds: d, snap });
+  }
+  for (const { ds, snap } of targets)
+    if (ds.snapshots.some((s) => s.name === snap))
+      throw new ZfsError(`cannot create snapshot '${ds.name}@${snap}': dataset already exists`);
+  const pools = new Set(targets.map((t) => poolOf(t.ds.name)));
+  for (const pool of pools)
+    if (poolAvailable(state, pool) < SNAPSHOT_SPACE)
+      throw new ZfsError("cannot create snapshots : out of space");
+  const txgs = new Map<string, number>();
+  for (const pool of pools) txgs.set(pool, nextTxg(state, pool));
+  for (const { ds, snap } of targets) {
+    ds.snapshots.push({
+      name: snap,
+      guid: newGuid(),
+      createtxg: txgs.get(poolOf(ds.name)) as number,
+      creation,
+      holds: [],
+      changes: ds.changes,
+    });
+    ds.changes = [];
+  }
+}
+
+export function zfsSnapshot(ctx: SimContext, args: string[]): number {
+  const parsed = parseOptions("snapshot", args, "ro:");
+  if (parsed.operands.length === 0) throw usageError("snapshot", "missing snapshot argument");
+  const creation = nowSeconds(ctx.env);
+  return withState(ctx.stateDir, (state) => {
+    takeSnapshots(state, parsed.operands, parsed.flags.has("r"), creation);
+    return { save: true, value: 0 };
+  });
+}
+
+/** Snapshot names of `ds` selected by "a,b,c" where each part may be a range "a%b". */
+export function selectSnapshots(ds: SimDataset, spec: string): SimSnapshot[] {
+  const ordered = [...ds.snapshots].sort((a, b) => a.createtxg - b.createtxg);
+  const chosen = new Set<SimSnapshot>();
+  for (const part of spec.split(",")) {
+    const pct = part.indexOf("%");
+    if (pct < 0) {
+      const snap = ordered.find((s) => s.name === part);
+      if (snap) chosen.add(snap);
+      continue;
+    }
+    const from = part.slice(0, pct);
+    const to = part.slice(pct + 1);
+    const start = from === "" ? 0 : ordered.findIndex((s) => s.name === from);
+    const end = to === "" ? ordered.length - 1 : ordered.findIndex((s) => s.name === to);
+    if (start < 0 || end < 0) continue;
+    for (let i = start; i <= end; i++) chosen.add(ordered[i] as SimSnapshot);
+  }
+  return ordered.filter((s) => chosen.has(s));
+}
+
+/** Removes snapshots, handing their diff entries to the next snapshot (or the live dataset). */
+function removeSnapshots(ds: SimDataset, doomed: Set<string>): void {
+  const ordered = [...ds.snapshots].sort((a, b) => a.createtxg - b.createtxg);
+  let carried: string[] = [];
+  const kept: SimSnapshot[] = [];
+  for (const snap of ordered) {
+    if (doomed.has(snap.name)) {
+      carried = [...carried, ...snap.changes];
+      continue;
+    }
+    if (carried.length > 0) snap.changes = [...new Set([...carried, ...snap.changes])];
+    carried = [];
+    kept.push(snap);
+  }
+  if (carried.length > 0) ds.changes = [...new Set([...carried, ...ds.changes])];
+  ds.snapshots = kept;
+  compactExtents(ds);
+}
+
+function destroySnapshots(
+  ctx: SimContext,
+  state: SimState,
+  operand: string,
+  flags: Set<string>,
+): number {
+  const at = operand.indexOf("@");
+  const dsName = operand.slice(0, at);
+  const spec = operand.slice(at + 1);
+  const ds = state.datasets[dsName];
+  if (!ds) throw new ZfsError(`could not find any snapshots to destroy; check snapshot names.`);
+  const scope = flags.has("r") ? [ds, ...descendantsOf(state, dsName)] : [ds];
+  const plan = scope
+    .map((d) => ({ ds: d, snaps: selectSnapshots(d, spec) }))
+    .filter((p) => p.snaps.length > 0);
+  if (plan.length === 0)
+    throw new ZfsError("could not find any snapshots to destroy; check snapshot names.");
+  const dry = flags.has("n");
+  const verbose = flags.has("v");
+  const parsable = flags.has("p");
+  let reclaim = 0;
+  for (const { ds: d, snaps } of plan) {
+    reclaim += reclaimable(d, new Set(snaps.map((s) => s.name)));
+    for (const snap of snaps) {
+      const name = `${d.name}@${snap.name}`;
+      if (parsable) ctx.out(`destroy\t${name}\n`);
+      else if (verbose) ctx.out(`${dry ? "would destroy" : "will destroy"} ${name}\n`);
+    }
+  }
+  if (parsable) ctx.out(`reclaim\t${reclaim}\n`);
+  else if (verbose) ctx.out(`${dry ? "would reclaim" : "will reclaim"} ${nicebytes(reclaim)}\n`);
+  if (dry) return 0;
+  const busy = plan.flatMap(({ ds: d, snaps }) =>
+    snaps.filter((s) => s.holds.length > 0).map((s) => `${d.name}@${s.name}`),
+  );
+  if (busy.length > 0)
+    throw new ZfsError(busy.map((n) => `cannot destroy snapshot ${n}: dataset is busy`).join("\n"));
+  for (const { ds: d, snaps } of plan) removeSnapshots(d, new Set(snaps.map((s) => s.name)));
+  return 0;
+}
+
+function destroyDataset(
+  ctx: SimContext,
+  state: SimState,
+  name: string,
+  flags: Set<string>,
+): number {
+  const ds = state.datasets[name];
+  if (!ds) throw new ZfsError(`cannot open '${name}': dataset does not exist`);
+  if (!name.includes("/"))
+    throw new ZfsError(
+      `cannot destroy '${name}': operation does not apply to pools\nuse 'zfs destroy -r ${name}' to destroy all datasets in the pool\nuse 'zpool destroy ${name}' to destroy the pool itself`,
+    );
+  const descendants = descendantsOf(state, name).sort((a, b) => b.name.length - a.name.length);
+  const dependents: string[] = [];
+  for (const d of descendants) {
+    for (const s of d.snapshots) dependents.push(`${d.name}@${s.name}`);
+    dependents.push(d.name);
+  }
+  for (const s of ds.snapshots) dependents.push(`${name}@${s.name}`);
+  if (dependents.length > 0 && !flags.has("r") && !flags.has("R"))
+    throw new ZfsError(
+      `cannot destroy '${name}': filesystem has children\nuse '-r' to destroy the following datasets:\n${dependents.join("\n")}`,
+    );
+  const doomed = [...descendants, ds];
+  const held = doomed.flatMap((d) =>
+    d.snapshots.filter((s) => s.holds.length > 0).map((s) => `${d.name}@${s.name}`),
+  );
+  if (held.length > 0) throw new ZfsError(`cannot destroy snapshot ${held[0]}: dataset is busy`);
+  for (const d of doomed) {
+    if (flags.has("v")) {
+      for (const s of d.snapshots)
+        ctx.out(`${flags.has("n") ? "would destroy" : "will destroy"} ${d.name}@${s.name}\n`);
+      ctx.out(`${flags.has("n") ? "would destroy" : "will destroy"} ${d.name}\n`);
+    }
+    if (!flags.has("n")) delete state.datasets[d.name];
+  }
+  return 0;
+}
+
+export function zfsDestroy(ctx: SimContext, args: string[]): number {
+  const parsed = parseOptions("destroy", args, "dfnpRrv");
+  if (parsed.operands.length === 0) throw usageError("destroy", "missing dataset argument");
+  if (parsed.operands.length > 1) throw usageError("destroy", "too many arguments");
+  const operand = parsed.operands[0] as string;
+  return withState(ctx.stateDir, (state) => {
+    let code: number;
+    if (operand.includes("@")) code = destroySnapshots(ctx, state, operand, parsed.flags);
+    else if (operand.includes("#")) {
+      const node = resolve(state, operand);
+      if (node?.kind !== "bookmark")
+        throw new ZfsError(`cannot destroy '${operand}': bookmark does not exist`);
+      node.ds.bookmarks = node.ds.bookmarks.filter((b) => b !== node.bm);
+      code = 0;
+    } else code = destroyDataset(ctx, state, operand, parsed.flags);
+    return { save: !parsed.flags.has("n"), value: code };
+  });
+}
+
+export function zfsBookmark(ctx: SimContext, args: string[]): number {
+  const parsed = parseOptions("bookmark", args, "");
+  if (parsed.operands.length !== 2)
+    throw usageError(
+      "bookmark",
+      parsed.operands.length < 2 ? "missing arguments" : "too many arguments",
+    );
+  const [source, target] = parsed.operands as [string, string];
+  return withState(ctx.stateDir, (state) => {
+    const node = resolve(state, source);
+    if (!node || (node.kind !== "snapshot" && node.kind !== "bookmark"))
+      throw usageError("bookmark", `cannot open '${source}': dataset does not exist`);
+    const hash = target.indexOf("#");
+    const bmName = hash >= 0 ? target.slice(hash + 1) : target;
+    if (hash >= 0 && target.slice(0, hash) !== node.ds.name)
+      throw new ZfsError(`cannot create bookmark '${target}': must be in same dataset`);
+    if (node.ds.bookmarks.some((b) => b.name === bmName))
+      throw new ZfsError(`cannot create bookmark '${node.ds.name}#${bmName}': bookmark exists`);
+    const from = node.kind === "snapshot" ? node.snap : node.bm;
+    node.ds.bookmarks.push({
+      name: bmName,
+      guid: from.guid,
+      createtxg: from.createtxg,
+      creation: from.creation,
+      referenced: node.kind === "snapshot" ? referencedOf(node.ds, node.snap) : node.bm.referenced,
+    });
+    return { save: true, value: 0 };
+  });
+}
+
+function referencedOf(ds: SimDataset, snap: SimSnapshot): number {
+  let sum = 0;
+  for (const e of ds.extents)
+    if (e.born <= snap.createtxg && (e.died === null || e.died > snap.createtxg)) sum += e.bytes;
+  return sum;
+}
+
+function holdTargets(
+  state: SimState,
+  names: string[],
+  recursive: boolean,
+  verbLabel: string,
+): Array<{ name: string; snap: SimSnapshot | null }> {
+  const out: Array<{ name: string; snap: SimSnapshot | null }> = [];
+  for (const name of names) {
+    const at = name.indexOf("@");
+    if (at < 0)
+      throw new ZfsError(`cannot ${verbLabel} '${name}': operation only applies to snapshots`);
+    const node = resolve(state, name);
+    out.push({ name, snap: node?.kind === "snapshot" ? node.snap : null });
+    if (recursive) {
+      const snapName = name.slice(at + 1);
+      for (const d of descendantsOf(state, name.slice(0, at))) {
+        const snap = d.snapshots.find((s) => s.name === snapName);
+        if (snap) out.push({ name: `${d.name}@${snapName}`, snap });
+      }
+    }
+  }
+  return out;
+}
+
+export function zfsHold(ctx: SimContext, args: string[]): number {
+  const parsed = parseOptions("hold", args, "r");
+  if (parsed.operands.length < 2)
+    throw usageError(
+      "hold",
+      parsed.operands.length === 0 ? "missing tag argument" : "missing snapshot argument",
+    );
+  const [tag, ...names] = parsed.operands as [string, ...string[]];
+  const time = nowSeconds(ctx.env);
+  return withState(ctx.stateDir, (state) => {
+    let failed = false;
+    for (const { name, snap } of holdTargets(
+      state,
+      names,
+      parsed.flags.has("r"),
+      "hold snapshot",
+    )) {
+      if (!snap) {
+        ctx.err(`cannot hold snapshot '${name}': dataset does not exist\n`);
+        failed = true;
+      } else if (snap.holds.some((h) => h.tag === tag)) {
+        ctx.err(`cannot hold snapshot '${name}': tag already exists on this dataset\n`);
+        failed = true;
+      } else snap.holds.push({ tag, time });
+    }
+    return { save: true, value: failed ? 1 : 0 };
+  });
+}
+
+export function zfsRelease(ctx: SimContext, args: string[]): number {
+  const parsed = parseOptions("release", args, "r");
+  if (parsed.operands.length < 2)
+    throw usageError(
+      "release",
+      parsed.operands.length === 0 ? "missing tag argument" : "missing snapshot argument",
+    );
+  const [tag, ...names] = parsed.operands as [string, ...string[]];
+  return withState(ctx.stateDir, (state) => {
+    let failed = false;
+    for (const { name, snap } of holdTargets(
+      state,
+      names,
+      parsed.flags.has("r"),
+      "release hold from snapshot",
+    )) {
+      if (!snap) {
+        ctx.err(`cannot release hold from snapshot '${name}': dataset does not exist\n`);
+        failed = true;
+      } else if (!snap.holds.some((h) => h.tag === tag)) {
+        ctx.err(`cannot release hold from snapshot '${name}': no such tag on this dataset\n`);
+        failed = true;
+      } else snap.holds = snap.holds.filter((h) => h.tag !== tag);
+    }
+    return { save: true, value: failed ? 1 : 0 };
+  });
+}
+
+export function zfsMount(ctx: SimContext, args: string[]): number {
+  const parsed = parseOptions("mount", args, "flvOao:");
+  return withState(ctx.stateDir, (state) => {
+    if (parsed.operands.length === 0 && !parsed.flags.has("a")) {
+      for (const ds of Object.values(state.datasets).sort((a, b) => (a.name < b.name ? -1 : 1)))
+        if (ds.mounted) ctx.out(`${ds.name.padEnd(30)}  ${ds.mountpoint}\n`);
+      return { save: false, value: 0 };
+    }
+    const targets = parsed.flags.has("a")
+      ? Object.values(state.datasets).filter(
+          (d) => d.type === "filesystem" && !d.mounted && !d.partial,
+        )
+      : parsed.operands.map((name) => {
+          const ds = state.datasets[name];
+          if (!ds) throw new ZfsError(`cannot open '${name}': dataset does not exist`);
+          if (ds.type !== "filesystem")
+            throw new ZfsError(`cannot mount '${name}': not a filesystem`);
+          if (ds.mounted) throw new ZfsError(`cannot mount '${name}': filesystem already mounted`);
+          return ds;
+        });
+    for (const ds of targets) ds.mounted = true;
+    return { save: true, value: 0 };
+  });
+}
+
+export function zfsUnmount(ctx: SimContext, args: string[]): number {
+  const parsed = parseOptions("unmount", args, "fua");
+  if (parsed.operands.length === 0 && !parsed.flags.has("a"))
+    throw usageError("unmount", "missing filesystem argument");
+  return withState(ctx.stateDir, (state) => {
+    const targets = parsed.flags.has("a")
+      ? Object.values(state.datasets).filter((d) => d.mounted)
+      : parsed.operands.map((name) => {
+          const ds =
+            state.datasets[name] ??
+            Object.values(state.datasets).find((d) => d.mountpoint === name);
+          if (!ds) throw new ZfsError(`cannot open '${name}': dataset does not exist`);
+          if (!ds.mounted) throw new ZfsError(`cannot unmount '${name}': not currently mounted`);
+          return ds;
+        });
+    for (const ds of targets) ds.mounted = false;
+    return { save: true, value: 0 };
+  });
+}

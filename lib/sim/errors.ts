@@ -1,0 +1,100 @@
+// Errors with ZFS's exit codes, its usage texts, and a getopt-style option parser that
+// rejects what zfs rejects with the same words ("invalid option 'p'").
+
+/** A failure to report as zfs does: the message (without trailing newline) and the exit code. */
+export class ZfsError extends Error {
+  constructor(
+    message: string,
+    readonly code = 1,
+  ) {
+    super(message);
+  }
+}
+
+const USAGES: Record<string, string> = {
+  create:
+    "\tcreate [-Pnpuv] [-o property=value] ... <filesystem>\n\tcreate [-Pnpsv] [-b blocksize] [-o property=value] ... -V <size> <volume>",
+  destroy:
+    "\tdestroy [-fnpRrv] <filesystem|volume>\n\tdestroy [-dnpRrv] <filesystem|volume>@<snap>[%<snap>][,...]\n\tdestroy <filesystem|volume>#<bookmark>",
+  get: '\tget [-rHp] [-d max] [-o "all" | field[,...]]\n\t    [-t type[,...]] [-s source[,...]]\n\t    <"all" | property[,...]> [filesystem|volume|snapshot|bookmark] ...',
+  list: "\tlist [-Hp] [-r|-d max] [-o property[,...]] [-s property]...\n\t    [-S property]... [-t type[,...]] [filesystem|volume|snapshot] ...",
+  mount: "\tmount\n\tmount [-flvO] [-o opts] <-a | filesystem>",
+  receive:
+    "\treceive [-vMnsFhu] [-o <property>=<value>] ... [-x <property>] ...\n\t    <filesystem|volume|snapshot>\n\treceive [-vMnsFhu] [-o <property>=<value>] ... [-x <property>] ... \n\t    [-d | -e] <filesystem>\n\treceive -A <filesystem|volume>",
+  send: "\tsend [-DnPpRVvLecwhb] [-[i|I] snapshot] <snapshot>\n\tsend [-DnVvPLecw] [-i snapshot|bookmark] <filesystem|volume|snapshot>\n\tsend [-DnPpVvLec] [-i bookmark|snapshot] --redact <bookmark> <snapshot>\n\tsend [-nVvPe] -t <receive_resume_token>\n\tsend [-PnVv] --saved filesystem",
+  snapshot: "\tsnapshot [-r] [-o property=value] ... <filesystem|volume>@<snap> ...",
+  unmount: "\tunmount [-fu] <-a | filesystem|mountpoint>",
+  hold: "\thold [-r] <tag> <snapshot> ...",
+  holds: "\tholds [-rH] <snapshot> ...",
+  release: "\trelease [-r] <tag> <snapshot> ...",
+  diff: "\tdiff [-FHt] <snapshot> [snapshot|filesystem]",
+  bookmark: "\tbookmark <snapshot|bookmark> <newbookmark>",
+  version: "\tversion",
+};
+
+/** The text zfs prints after an error in a command's arguments (exit code 2). */
+export function usage(verb: string): string {
+  const lines = USAGES[verb] ?? `\t${verb}`;
+  return `usage:\n${lines}\n\nFor the property list, run: zfs set|get\n\nFor the delegated permission list, run: zfs allow|unallow`;
+}
+
+export function usageError(verb: string, message?: string): ZfsError {
+  return new ZfsError(message ? `${message}\n${usage(verb)}` : usage(verb), 2);
+}
+
+export interface ParsedArgs {
+  flags: Set<string>;
+  /** options with a value, in order (repeatable options keep every value) */
+  values: Array<[string, string]>;
+  operands: string[];
+}
+
+/**
+ * getopt(3) as zfs uses it: `spec` lists flag letters, a letter followed by ':' takes a
+ * value ("o:" accepts "-o x" and "-ox"). Parsing stops at the first operand.
+ */
+export function parseOptions(verb: string, args: string[], spec: string): ParsedArgs {
+  const withValue = new Set<string>();
+  const known = new Set<string>();
+  for (let i = 0; i < spec.length; i++) {
+    const letter = spec[i] as string;
+    known.add(letter);
+    if (spec[i + 1] === ":") {
+      withValue.add(letter);
+      i++;
+    }
+  }
+  const result: ParsedArgs = { flags: new Set(), values: [], operands: [] };
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === "--") {
+      i++;
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") break;
+    for (let j = 1; j < arg.length; j++) {
+      const letter = arg[j] as string;
+      if (!known.has(letter)) throw usageError(verb, `invalid option '${letter}'`);
+      if (withValue.has(letter)) {
+        let value = arg.slice(j + 1);
+        if (value === "") {
+          i++;
+          if (i >= args.length) throw usageError(verb, `missing argument for '${letter}' option`);
+          value = args[i] as string;
+        }
+        result.values.push([letter, value]);
+        break;
+      }
+      result.flags.add(letter);
+    }
+  }
+  result.operands = args.slice(i);
+  return result;
+}
+
+export function lastValue(parsed: ParsedArgs, letter: string): string | undefined {
+  let found: string | undefined;
+  for (const [key, value] of parsed.values) if (key === letter) found = value;
+  return found;
+}

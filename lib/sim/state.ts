@@ -1,0 +1,217 @@
+// The simulator's persistent state: one JSON file in the state directory, changed only
+// under an O_EXCL lock file so that concurrent sim processes (a `send` and a `receive`
+// in one pipeline) never lose each other's updates. The lock is never held while
+// stream bytes flow: callers read under the lock, stream, then apply under the lock.
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import { join } from "node:path";
+
+/**
+ * A run of bytes written in one txg. `died` is the txg that freed it (null = live).
+ * A snapshot with createtxg t references the extent when born <= t < died.
+ */
+export interface Extent {
+  born: number;
+  died: number | null;
+  bytes: number;
+  /** the dataset's own metadata, never freed */
+  base?: boolean;
+}
+
+export interface Hold {
+  tag: string;
+  /** epoch seconds */
+  time: number;
+}
+
+export interface SimSnapshot {
+  name: string;
+  guid: string;
+  createtxg: number;
+  creation: number;
+  holds: Hold[];
+  /** `zfs diff` lines (without mountpoint) changed between the previous snapshot and this one */
+  changes: string[];
+}
+
+export interface SimBookmark {
+  name: string;
+  guid: string;
+  createtxg: number;
+  creation: number;
+  referenced: number;
+}
+
+/** What a `zfs receive -s` that was cut short left behind. */
+export interface PartialReceive {
+  toguid: string;
+  fromguid: string | null;
+  toname: string;
+  /** payload bytes of the snapshot already received */
+  received: number;
+  /** stream bytes already received, including records */
+  streamBytes: number;
+  /** whether the interrupted stream was creating this dataset (full stream) */
+  newfs: boolean;
+}
+
+export interface SimDataset {
+  name: string;
+  type: "filesystem" | "volume";
+  guid: string;
+  createtxg: number;
+  creation: number;
+  compressratio: number;
+  /** mountpoint of a filesystem ("-" for volumes) */
+  mountpoint: string;
+  mounted: boolean;
+  volsize: number;
+  /** locally set properties, e.g. compression */
+  props: Record<string, string>;
+  extents: Extent[];
+  /** diff lines since the newest snapshot */
+  changes: string[];
+  snapshots: SimSnapshot[];
+  bookmarks: SimBookmark[];
+  partial: PartialReceive | null;
+}
+
+export interface SimPool {
+  name: string;
+  size: number;
+  guid: string;
+  txg: number;
+  /** bytes freed by destroys that `zpool get freeing` still reports (always 0 here) */
+  freeing: number;
+}
+
+export interface SimState {
+  version: 1;
+  pools: Record<string, SimPool>;
+  datasets: Record<string, SimDataset>;
+}
+
+export const STATE_FILE = "state.json";
+const LOCK_FILE = "state.lock";
+const STALE_LOCK_MS = 30_000;
+const LOCK_TIMEOUT_MS = 20_000;
+
+export function emptyState(): SimState {
+  return { version: 1, pools: {}, datasets: {} };
+}
+
+export function loadState(stateDir: string): SimState {
+  let text: string;
+  try {
+    text = fs.readFileSync(join(stateDir, STATE_FILE), "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return emptyState();
+    throw error;
+  }
+  const state = JSON.parse(text) as SimState;
+  if (state.version !== 1) throw new Error(`unsupported sim state version in ${stateDir}`);
+  return state;
+}
+
+/** Writes atomically (temp file + rename) so a reader never sees half a file. */
+export function saveState(stateDir: string, state: SimState): void {
+  fs.mkdirSync(stateDir, { recursive: true });
+  const tmp = join(stateDir, `${STATE_FILE}.${process.pid}.tmp`);
+  fs.writeFileSync(tmp, JSON.stringify(state));
+  fs.renameSync(tmp, join(stateDir, STATE_FILE));
+}
+
+function lockIsStale(lockPath: string): boolean {
+  try {
+    const text = fs.readFileSync(lockPath, "utf8");
+    const pid = Number.parseInt(text, 10);
+    if (Number.isFinite(pid) && pid > 0) {
+      try {
+        process.kill(pid, 0);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ESRCH") return true;
+      }
+    }
+    return Date.now() - fs.statSync(lockPath).mtimeMs > STALE_LOCK_MS;
+  } catch {
+    return false;
+  }
+}
+
+function acquireLock(stateDir: string): () => void {
+  fs.mkdirSync(stateDir, { recursive: true });
+  const lockPath = join(stateDir, LOCK_FILE);
+  const deadline = Date.now() + LOCK_TIMEOUT_MS;
+  for (;;) {
+    try {
+      const fd = fs.openSync(lockPath, "wx");
+      fs.writeSync(fd, String(process.pid));
+      fs.closeSync(fd);
+      return () => fs.rmSync(lockPath, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      if (lockIsStale(lockPath)) {
+        fs.rmSync(lockPath, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`sim state is locked: ${lockPath}`);
+      Bun.sleepSync(2);
+    }
+  }
+}
+
+/** Runs fn on the current state under the lock; the state is saved if fn returns true. */
+export function withState<T>(
+  stateDir: string,
+  fn: (state: SimState) => { save: boolean; value: T },
+): T {
+  const release = acquireLock(stateDir);
+  try {
+    const state = loadState(stateDir);
+    const { save, value } = fn(state);
+    if (save) saveState(stateDir, state);
+    return value;
+  } finally {
+    release();
+  }
+}
+
+/** Reads a consistent snapshot of the state (under the lock, released at once). */
+export function readState(stateDir: string): SimState {
+  return withState(stateDir, (state) => ({ save: false, value: state }));
+}
+
+/** A random non-zero 64-bit GUID as a decimal string (often above 2^53). */
+export function newGuid(): string {
+  for (;;) {
+    const value = randomBytes(8).readBigUInt64LE();
+    if (value !== 0n) return value.toString();
+  }
+}
+
+/** Clock in epoch seconds; ABGLEICH_SIM_NOW fixes it for reproducible tests and demos. */
+export function nowSeconds(env: Record<string, string | undefined> = process.env): number {
+  const fixed = env.ABGLEICH_SIM_NOW;
+  if (fixed !== undefined && fixed !== "") {
+    const value = Number.parseInt(fixed, 10);
+    if (Number.isFinite(value)) return value;
+  }
+  return Math.floor(Date.now() / 1000);
+}
+
+export function poolOf(name: string): string {
+  return name.split(/[/@#]/, 1)[0] as string;
+}
+
+export function parentOf(name: string): string | null {
+  const slash = name.lastIndexOf("/");
+  return slash < 0 ? null : name.slice(0, slash);
+}
+
+/** Starts a new txg in the dataset's pool and returns its number. */
+export function nextTxg(state: SimState, datasetName: string): number {
+  const pool = state.pools[poolOf(datasetName)];
+  if (!pool) throw new Error(`no pool for ${datasetName}`);
+  pool.txg += 1;
+  return pool.txg;
+}
