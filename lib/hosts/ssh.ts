@@ -32,7 +32,7 @@ export interface SshHostOptions {
   sideConfig: Pick<SideConfig, "host" | "user" | "port">;
   /** the config's `ssh` section */
   ssh: Config["ssh"];
-  /** ssh options placed before all others (ssh keeps the first value): `-F file`, `-i key`, … */
+  /** ssh options placed before all others, so their `-o` values win (ssh keeps the first): `-i key`, … */
   extraOptions?: readonly string[];
   /** seconds the shared connection stays up after its last command */
   controlPersist?: number;
