@@ -51,7 +51,7 @@ export interface ParsedArgs {
 
 /**
  * getopt(3) as zfs uses it: `spec` lists flag letters, a letter followed by ':' takes a
- * value ("o:" accepts "-o x" and "-ox"). Parsing stops at the first operand.
+ * value ("o:" accepts "-o x" and "-ox").
  */
 export function parseOptions(verb: string, args: string[], spec: string): ParsedArgs {
   const withValue = new Set<string>();
@@ -65,14 +65,17 @@ export function parseOptions(verb: string, args: string[], spec: string): Parsed
     }
   }
   const result: ParsedArgs = { flags: new Set(), values: [], operands: [] };
-  let i = 0;
-  for (; i < args.length; i++) {
+  // glibc getopt permutes: options may follow operands (zfs list pool -d 1), until "--".
+  for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string;
     if (arg === "--") {
-      i++;
+      result.operands.push(...args.slice(i + 1));
       break;
     }
-    if (!arg.startsWith("-") || arg === "-") break;
+    if (!arg.startsWith("-") || arg === "-") {
+      result.operands.push(arg);
+      continue;
+    }
     for (let j = 1; j < arg.length; j++) {
       const letter = arg[j] as string;
       if (!known.has(letter)) throw usageError(verb, `invalid option '${letter}'`);
@@ -89,7 +92,6 @@ export function parseOptions(verb: string, args: string[], spec: string): Parsed
       result.flags.add(letter);
     }
   }
-  result.operands = args.slice(i);
   return result;
 }
 

@@ -89,6 +89,7 @@ export function formatTable(columns: Column[], rows: string[][], withHeader: boo
 export function parseSize(text: string): number | null {
   const match = /^(\d+(?:\.\d+)?)([KMGTPE]?)(?:i?B)?$/i.exec(text.trim());
   if (!match) return null;
-  const power = "KMGTPE".indexOf((match[2] ?? "").toUpperCase()) + 1;
+  const unit = (match[2] ?? "").toUpperCase();
+  const power = unit === "" ? 0 : "KMGTPE".indexOf(unit) + 1;
   return Math.round(Number(match[1]) * 1024 ** power);
 }
