@@ -6,6 +6,9 @@ import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { HostDownError } from "../hosts/host.ts";
 import { createRunContext, type RunContext, type RunOptions } from "../workflow/context.ts";
+import { createHooks } from "../workflow/hooks.ts";
+import { loadPlugins } from "../workflow/plugins.ts";
+import type { StageUi } from "../workflow/ui.ts";
 import { colorEnabled, createStyle, type Style } from "./render/style.ts";
 
 export const EXIT_OK = 0;
@@ -67,10 +70,18 @@ export function runOptions(flags: GlobalFlags, signal: AbortSignal): RunOptions 
   };
 }
 
-/** load the config and open a run; the caller closes it */
-export function openRun(configPath: string, flags: GlobalFlags, signal: AbortSignal): RunContext {
+/** load the config, load its plugins and open a run; the caller closes it */
+export async function openRun(
+  configPath: string,
+  flags: GlobalFlags,
+  signal: AbortSignal,
+  makeUi?: (io: CommandIo) => StageUi,
+  io: CommandIo = commandIo(flags),
+): Promise<RunContext> {
   const config: Config = loadConfig(configPath);
-  return createRunContext(config, runOptions(flags, signal));
+  const hooks = createHooks();
+  await loadPlugins(config, hooks);
+  return createRunContext(config, runOptions(flags, signal), makeUi ? makeUi(io) : undefined, hooks);
 }
 
 /** the exit code for an error that ended a command, after printing it */

@@ -4,7 +4,11 @@
 import { Command, CommanderError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
 import type { Side } from "../zfs/model.ts";
+import { simMain } from "../sim/main.ts";
+import { backupCommand, cleanupCommand, snapCommand } from "./commands/change.ts";
 import { compareCommand } from "./commands/compare.ts";
+import { demoCommand } from "./commands/demo.ts";
+import { wizardCommand } from "./commands/wizard.ts";
 import { treeCommand } from "./commands/tree.ts";
 import { EXIT_USAGE, type GlobalFlags } from "./io.ts";
 
@@ -46,6 +50,68 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .argument("<config>", "configuration file (YAML)")
     .action(async (config: string, _opts, command: Command) => {
       setExit(await compareCommand(config, flags(command)));
+    });
+
+  const changing = (command: Command) =>
+    command
+      .option("-y, --yes", "answer yes to the confirmation")
+      .option("-n, --dry-run", "print the plan and stop");
+
+  changing(
+    program
+      .command("snap")
+      .description("snapshot the source datasets that changed since their last snapshot")
+      .argument("<config>", "configuration file (YAML)"),
+  ).action(async (config: string, _opts, command: Command) => {
+    setExit(await snapCommand(config, flags(command)));
+  });
+
+  changing(
+    program
+      .command("backup")
+      .description("send what the target lacks: full or incremental, resuming cut transfers")
+      .argument("<config>", "configuration file (YAML)"),
+  ).action(async (config: string, _opts, command: Command) => {
+    setExit(await backupCommand(config, flags(command)));
+  });
+
+  changing(
+    program
+      .command("cleanup")
+      .description("destroy snapshots the other side makes redundant (source by default)")
+      .argument("<config>", "configuration file (YAML)")
+      .argument("[side]", "source (default) or target"),
+  )
+    .option("--yes-destroy-target", "for `cleanup target` without a terminal: confirm the danger question too")
+    .action(async (config: string, which: string | undefined, _opts, command: Command) => {
+      setExit(await cleanupCommand(config, side(which), flags(command)));
+    });
+
+  changing(
+    program
+      .command("wizard")
+      .description("snap, backup and cleanup one after another, each plan shown and confirmed")
+      .argument("<config>", "configuration file (YAML)"),
+  ).action(async (config: string, _opts, command: Command) => {
+    setExit(await wizardCommand(config, flags(command)));
+  });
+
+  program
+    .command("demo")
+    .description("run the whole cycle on the built-in ZFS simulator in a temporary directory")
+    .option("--keep", "keep the temporary directory")
+    .action(async (_opts, command: Command) => {
+      setExit(await demoCommand(flags(command) as GlobalFlags & { keep?: boolean }));
+    });
+
+  program
+    .command("sim", { hidden: true })
+    .description("the built-in ZFS simulator: abgleich sim zfs|zpool …")
+    .allowUnknownOption()
+    .helpOption(false)
+    .argument("[args...]")
+    .action(async (args: string[]) => {
+      setExit(await simMain(args));
     });
 
   return program;

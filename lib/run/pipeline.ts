@@ -130,6 +130,7 @@ export async function runPipeline(
       stdout: "pipe",
       stderr: "pipe",
       detached: true,
+      env: process.env,
     });
     let cancelled = false;
     let forceKill: ReturnType<typeof setTimeout> | undefined;

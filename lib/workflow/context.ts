@@ -7,7 +7,10 @@ import type { Host } from "../hosts/host.ts";
 import { closeAll, createHost, type HostOptions } from "../hosts/index.ts";
 import { readInventory } from "../zfs/inventory.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
+import { defaultNamer, type Namer } from "../plan/naming.ts";
 import { createHooks, type Hooks, type StageInfo, type StageName } from "./hooks.ts";
+import { guardPlanHook } from "./safety.ts";
+import { type StageUi, silentUi } from "./ui.ts";
 import { type SummaryBuilder, createSummaryBuilder } from "./summary.ts";
 
 export interface RunOptions {
@@ -32,6 +35,9 @@ export interface RunContext {
   readonly options: RunOptions;
   readonly hosts: Readonly<Record<Side, Host>>;
   readonly summary: SummaryBuilder;
+  readonly ui: StageUi;
+  /** the snapshot naming scheme after plugins had their say (hooks.namer) */
+  namer(): Namer;
   /** both sides' trees, read once and cached until a stage changes a side */
   inventory(side: Side): Promise<Inventory>;
   /** forget a side's tree after changing it, so the next stage reads it anew */
@@ -40,18 +46,30 @@ export interface RunContext {
   close(): Promise<void>;
 }
 
-export function createRunContext(config: Config, options: RunOptions, hooks: Hooks = createHooks()): RunContext {
+export function createRunContext(
+  config: Config,
+  options: RunOptions,
+  ui: StageUi = silentUi,
+  hooks: Hooks = createHooks(),
+): RunContext {
   const hosts = {
     source: createHost("source", config.source, config.ssh, options.hostOptions),
     target: createHost("target", config.target, config.ssh, options.hostOptions),
   };
   const cache = new Map<Side, Promise<Inventory>>();
+  let namer: Namer | undefined;
+  guardPlanHook(hooks.plan);
   return {
     config,
     hooks,
     options,
     hosts,
     summary: createSummaryBuilder(config),
+    ui,
+    namer() {
+      namer ??= hooks.namer.call(defaultNamer(config), config);
+      return namer;
+    },
     inventory(side) {
       let pending = cache.get(side);
       if (!pending) {

@@ -3,6 +3,7 @@
 
 import { AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } from "tapable";
 import type { Config } from "../config/types.ts";
+import type { Namer } from "../plan/naming.ts";
 import type { Action, Plan } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
 
@@ -37,13 +38,10 @@ export interface ProgressEvent {
   bytesTotal: number | null;
 }
 
-/** the name a new snapshot gets; plugins may replace it (see plugins/naming) */
-export interface SnapshotNameContext {
-  dataset: string;
-  subname: string;
-  now: Date;
-  /** short names of the dataset's existing snapshots, oldest first */
-  existing: readonly string[];
+/** what a stage's plan is checked against after every plugin that touched it */
+export interface PlanInfo extends StageInfo {
+  source: Inventory;
+  target: Inventory;
 }
 
 export interface DatasetSummary {
@@ -79,9 +77,12 @@ export function createHooks() {
      * The plan of a stage, before it is shown: a waterfall, so a plugin may drop or annotate
      * actions. The safety rules are checked again after every plugin (lib/workflow/safety.ts).
      */
-    plan: new AsyncSeriesWaterfallHook<[Plan, StageInfo]>(["plan", "stage"]),
-    /** the name of a new snapshot: a waterfall over the default name */
-    snapshotName: new SyncWaterfallHook<[string, SnapshotNameContext]>(["name", "context"]),
+    plan: new AsyncSeriesWaterfallHook<[Plan, PlanInfo]>(["plan", "stage"]),
+    /**
+     * The snapshot naming scheme: a waterfall over the default Namer (SPEC section 5). A plugin
+     * returns its own Namer; its `isOwn` tells cleanup and compare which snapshots are the tool's.
+     */
+    namer: new SyncWaterfallHook<[Namer, Config]>(["namer", "config"]),
     /** right before an action runs; throwing stops the plan before it */
     beforeAction: new AsyncSeriesHook<[Action, StageInfo]>(["action", "stage"]),
     /** after an action, whether it succeeded or not */

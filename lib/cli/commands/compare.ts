@@ -1,4 +1,5 @@
 // `compare CONFIG`: source and target side by side, conflicts called out.
+import type { RunContext } from "../../workflow/context.ts";
 
 import { compareStage } from "../../workflow/stages/compare.ts";
 import { commandIo, EXIT_OK, type GlobalFlags, openRun, reportError } from "../io.ts";
@@ -7,9 +8,9 @@ import { comparisonJson, renderComparison } from "../render/compare.ts";
 export async function compareCommand(configPath: string, flags: GlobalFlags): Promise<number> {
   const io = commandIo(flags);
   const controller = new AbortController();
-  let ctx: ReturnType<typeof openRun> | undefined;
+  let ctx: RunContext | undefined;
   try {
-    ctx = openRun(configPath, flags, controller.signal);
+    ctx = await openRun(configPath, flags, controller.signal, undefined, io);
     const comparison = await compareStage(ctx);
     if (io.json) io.emit(comparisonJson(comparison));
     else io.print(renderComparison(comparison, io.style));

@@ -1,4 +1,5 @@
 // `tree CONFIG [source|target]`: each side's datasets with their snapshots, space and ratio.
+import type { RunContext } from "../../workflow/context.ts";
 
 import { inventoryStage } from "../../workflow/stages/inventory.ts";
 import type { Side } from "../../zfs/model.ts";
@@ -12,9 +13,9 @@ export async function treeCommand(
 ): Promise<number> {
   const io = commandIo(flags);
   const controller = new AbortController();
-  let ctx: ReturnType<typeof openRun> | undefined;
+  let ctx: RunContext | undefined;
   try {
-    ctx = openRun(configPath, flags, controller.signal);
+    ctx = await openRun(configPath, flags, controller.signal, undefined, io);
     const sides: Side[] = side ? [side] : ["source", "target"];
     const trees = await inventoryStage(ctx, sides);
     const options = { ignored: new Set(ctx.config.ignore), rootIncluded: ctx.config.includeRoot };

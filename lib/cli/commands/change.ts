@@ -1,0 +1,79 @@
+// snap, backup and cleanup from the command line: load, plan, show, ask, act, summarise.
+// Ctrl-C stops before the next action (a running transfer is cut and stays resumable); a second
+// Ctrl-C ends at once.
+
+import type { Side } from "../../zfs/model.ts";
+import type { RunContext } from "../../workflow/context.ts";
+import type { StageOutcome } from "../../workflow/hooks.ts";
+import type { StageUi } from "../../workflow/ui.ts";
+import { backupStage } from "../../workflow/stages/backup.ts";
+import type { StageResult } from "../../workflow/stages/changing.ts";
+import { cleanupStage } from "../../workflow/stages/cleanup.ts";
+import { snapStage } from "../../workflow/stages/snap.ts";
+import { commandIo, type CommandIo, EXIT_FAILED, EXIT_OK, type GlobalFlags, openRun, reportError } from "../io.ts";
+import { consoleUi } from "../ui.ts";
+
+export interface ChangeFlags extends GlobalFlags {
+  yesDestroyTarget?: boolean;
+}
+
+export function exitCodeOf(outcomes: readonly StageOutcome[]): number {
+  const good = new Set<StageOutcome["status"]>(["ok", "nothing-to-do", "dry-run"]);
+  return outcomes.every((o) => good.has(o.status)) ? EXIT_OK : EXIT_FAILED;
+}
+
+/** Ctrl-C aborts the run's signal; a second one exits */
+export function interruptible(io: CommandIo): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(130);
+    io.warn("\ninterrupted: stopping after the current step (Ctrl-C again to quit at once)");
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+  };
+}
+
+/** run `stages` one after another, stopping at the first that does not end well */
+export async function runStages(
+  configPath: string,
+  flags: ChangeFlags,
+  stages: ((ctx: RunContext) => Promise<StageResult>)[],
+  makeUi: (io: CommandIo) => StageUi = (io) =>
+    consoleUi(io, { yes: flags.yes === true, yesDestroyTarget: flags.yesDestroyTarget === true }),
+): Promise<number> {
+  const io = commandIo(flags);
+  const interrupt = interruptible(io);
+  let ctx: RunContext | undefined;
+  try {
+    ctx = await openRun(configPath, flags, interrupt.signal, makeUi, io);
+    const outcomes: StageOutcome[] = [];
+    for (const stage of stages) {
+      const { outcome } = await stage(ctx);
+      outcomes.push(outcome);
+      if (exitCodeOf([outcome]) !== EXIT_OK) break;
+    }
+    const code = exitCodeOf(outcomes);
+    await ctx.hooks.done.promise(ctx.summary.finish(code));
+    return code;
+  } catch (error) {
+    const code = reportError(io, error);
+    if (ctx) await ctx.hooks.done.promise(ctx.summary.finish(code)).catch(() => {});
+    return code;
+  } finally {
+    interrupt.dispose();
+    await ctx?.close();
+  }
+}
+
+export const snapCommand = (config: string, flags: ChangeFlags) => runStages(config, flags, [snapStage]);
+export const backupCommand = (config: string, flags: ChangeFlags) => runStages(config, flags, [backupStage]);
+export const cleanupCommand = (config: string, side: Side | undefined, flags: ChangeFlags) =>
+  runStages(config, flags, [(ctx) => cleanupStage(ctx, side ?? "source")]);

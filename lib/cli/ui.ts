@@ -1,0 +1,120 @@
+// The console's StageUi: the plan as tables and the y/N question on a terminal, progress while
+// sending, and in --json mode newline-delimited events on stdout and nothing else.
+
+import type { Action, Plan } from "../plan/types.ts";
+import type { ActionOutcome, StageInfo, StageOutcome } from "../workflow/hooks.ts";
+import type { StageUi } from "../workflow/ui.ts";
+import type { CommandIo } from "./io.ts";
+import { CONTINUE_QUESTION, confirm, confirmDanger } from "./prompt.ts";
+import { createProgress, type Progress } from "./progress.ts";
+import { subnameLabel } from "./render/labels.ts";
+import { planJson, renderPlan } from "./render/plan.ts";
+
+export interface ConsoleUiOptions {
+  yes: boolean;
+  /** the separate, explicit flag that lets `cleanup target` run without a terminal */
+  yesDestroyTarget: boolean;
+}
+
+export function describeAction(action: Action): string {
+  switch (action.kind) {
+    case "snapshot":
+      return `snapshot ${action.snapshots.length} dataset(s) of pool ${action.pool}`;
+    case "send":
+      return `${action.mode} send ${action.sourceDataset}${action.from ? `@${action.from}` : ""} → ${action.targetDataset}@${action.to}`;
+    case "abort-resume":
+      return `abort partial receive on ${action.targetDataset}`;
+    case "destroy":
+      return `destroy ${action.side} ${action.dataset}@${action.snapshots.join(",")}`;
+  }
+}
+
+const title = (info: StageInfo) => (info.side ? `${info.stage} ${info.side}` : info.stage);
+
+export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
+  const { style } = io;
+  let progress: Progress | null = null;
+  let lastProgressEvent = 0;
+
+  if (io.json) {
+    const event = (name: string, data: Record<string, unknown>) => io.emit({ event: name, ...data });
+    return {
+      showPlan: (info, plan, estimates) => event("plan", { stage: info.stage, side: info.side, plan: planJson(plan, estimates) }),
+      confirm: (info, plan, danger) => askConfirmation(io, options, info, plan, danger),
+      actionStarted: (action, expectedBytes) => event("action-start", { action: describeAction(action), expectedBytes }),
+      actionProgress: (action, bytesDone) => {
+        const now = Date.now();
+        if (now - lastProgressEvent < 1000) return;
+        lastProgressEvent = now;
+        event("progress", { action: describeAction(action), bytesDone });
+      },
+      actionFinished: (action, outcome) =>
+        event("action-done", { action: describeAction(action), ok: outcome.ok, bytes: outcome.bytes ?? null, error: outcome.error ?? null }),
+      note: (info, text) => event("note", { stage: info.stage, text }),
+      stageFinished: (info, outcome) =>
+        event("stage-done", { stage: info.stage, side: info.side, status: outcome.status, error: outcome.error?.message ?? null }),
+    };
+  }
+
+  return {
+    showPlan(info, plan, estimates) {
+      io.print(style.paint("bold", `── ${title(info)} ──`));
+      io.print(renderPlan(plan, style, estimates.size > 0 ? { estimates } : {}));
+      const total = [...estimates.values()].reduce((sum, n) => sum + n, 0);
+      progress = createProgress({
+        stream: io.out,
+        isTTY: io.out.isTTY === true,
+        totalBytes: estimates.size > 0 ? total : null,
+        style,
+        columns: io.out.columns,
+      });
+    },
+    confirm: (info, plan, danger) => askConfirmation(io, options, info, plan, danger),
+    actionStarted(action, expectedBytes) {
+      if (action.kind === "send") progress?.start(`${subnameLabel(action.subname)} (${action.mode})`, expectedBytes);
+      else io.print(`${style.paint("cyan", "→")} ${describeAction(action)}`);
+    },
+    actionProgress(_action, bytesDone) {
+      progress?.update(bytesDone);
+    },
+    actionFinished(action, outcome: ActionOutcome) {
+      if (action.kind === "send") progress?.finish(outcome.ok);
+      if (!outcome.ok) io.print(`${style.paint("red", "✗ failed:")} ${describeAction(action)}\n${indent(outcome.error ?? "")}`);
+    },
+    note(_info, text) {
+      io.print(text);
+    },
+    stageFinished(info, outcome: StageOutcome) {
+      const colour = outcome.status === "ok" || outcome.status === "nothing-to-do" ? "green" : outcome.status === "dry-run" ? "cyan" : "red";
+      const detail = outcome.error ? `: ${outcome.error.message}` : "";
+      io.print(`${style.paint(colour, `${title(info)}: ${outcome.status}`)}${detail}\n`);
+    },
+  };
+}
+
+const indent = (text: string) =>
+  text
+    .split("\n")
+    .map((line) => `    ${line}`)
+    .join("\n");
+
+async function askConfirmation(
+  io: CommandIo,
+  options: ConsoleUiOptions,
+  info: StageInfo,
+  _plan: Plan,
+  danger: boolean,
+): Promise<boolean> {
+  // in JSON mode the question goes to stderr so stdout stays machine-readable
+  const output = io.json ? io.err : io.out;
+  const prompt = { input: process.stdin, output, isTTY: process.stdin.isTTY === true, style: io.style };
+  if (!(await confirm(CONTINUE_QUESTION, { ...prompt, assumeYes: options.yes }))) return false;
+  if (!danger) return true;
+  const pool = info.config.target.zpool;
+  return confirmDanger(
+    `DANGER: this destroys snapshots on the TARGET ${pool}: history that exists nowhere else.`,
+    pool,
+    { ...prompt, assumeYes: options.yesDestroyTarget },
+  );
+}
+

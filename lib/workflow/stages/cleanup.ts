@@ -1,0 +1,78 @@
+// The cleanup stage: destroy snapshots the other side makes redundant, one `zfs destroy
+// ds@a,b,c` per dataset, then report the space freed once the pool has really freed it.
+
+import { formatBytes } from "../../cli/render/units.ts";
+import { rootOf } from "../../config/types.ts";
+import type { Host } from "../../hosts/host.ts";
+import { planCleanup } from "../../plan/cleanup.ts";
+import type { Action, DestroyAction } from "../../plan/types.ts";
+import { runDestroy } from "../../run/actions.ts";
+import { zpoolFreeing } from "../../zfs/commands.ts";
+import type { Side } from "../../zfs/model.ts";
+import type { RunContext } from "../context.ts";
+import { runChangingStage, type StageResult } from "./changing.ts";
+import { checkHosts } from "./inventory.ts";
+
+/** how long to wait for a pool's asynchronous `freeing` to reach 0 before reporting anyway */
+const FREEING_WAIT_MS = 30_000;
+
+async function usedBytes(host: Host, dataset: string): Promise<number | null> {
+  const result = await host.run(["zfs", "list", "-H", "-p", "-o", "used", dataset]);
+  const value = Number(result.stdout.trim());
+  return result.code === 0 && Number.isFinite(value) ? value : null;
+}
+
+/** poll `freeing` with a growing interval until it is 0 or the bounded wait is over */
+export async function waitForFreeing(host: Host, pool: string, limitMs = FREEING_WAIT_MS): Promise<boolean> {
+  const deadline = Date.now() + limitMs;
+  let interval = 100;
+  for (;;) {
+    const result = await host.run(zpoolFreeing(pool));
+    const freeing = Number(result.stdout.split("\t")[2]);
+    if (result.code !== 0 || !Number.isFinite(freeing)) return false;
+    if (freeing === 0) return true;
+    if (Date.now() + interval > deadline) return false;
+    await Bun.sleep(interval);
+    interval = Math.min(interval * 2, 2000);
+  }
+}
+
+export async function cleanupStage(ctx: RunContext, side: Side = "source"): Promise<StageResult> {
+  await checkHosts(ctx, ["source", "target"]);
+  const host = ctx.hosts[side];
+  const root = rootOf(ctx.config[side]);
+  let usedBefore: number | null = null;
+  const result = await runChangingStage(ctx, {
+    stage: "cleanup",
+    side,
+    danger: side === "target",
+    inventories: async () => ({
+      source: await ctx.inventory("source"),
+      target: await ctx.inventory("target"),
+    }),
+    plan: async () => {
+      const source = await ctx.inventory("source");
+      const target = await ctx.inventory("target");
+      usedBefore = (side === "source" ? source : target).datasets[0]?.used ?? null;
+      return planCleanup(source, target, ctx.config, side, ctx.namer());
+    },
+    execute: async (action: Action) => {
+      if (action.kind !== "destroy") throw new Error(`cleanup cannot run a ${action.kind} action`);
+      const outcome = await runDestroy(host, action as DestroyAction);
+      if (outcome.ok) ctx.summary.destroyed(action.subname, side, action.snapshots);
+      return outcome;
+    },
+    finish: async (results) => {
+      if (!results.some((r) => r.outcome.ok)) return;
+      const info = ctx.stageInfo("cleanup", side);
+      const settled = await waitForFreeing(host, ctx.config[side].zpool);
+      const usedAfter = await usedBytes(host, root);
+      if (usedBefore !== null && usedAfter !== null) {
+        const freed = Math.max(0, usedBefore - usedAfter);
+        ctx.ui.note(info, `space freed on ${side} ${root}: ${formatBytes(freed)}${settled ? "" : " so far (the pool is still freeing)"}`);
+      }
+    },
+  });
+  if (result.results.length > 0) ctx.invalidate(side);
+  return result;
+}

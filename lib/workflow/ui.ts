@@ -1,0 +1,29 @@
+// How a stage talks to whoever runs it: the console (lib/cli/ui.ts), JSON events, the wizard,
+// or a test. Stages never print or prompt by themselves.
+
+import type { Action, Plan, SendAction } from "../plan/types.ts";
+import type { ActionOutcome, StageInfo, StageOutcome } from "./hooks.ts";
+
+export interface StageUi {
+  /** the full plan, before anything changes */
+  showPlan(info: StageInfo, plan: Plan, estimates: ReadonlyMap<SendAction, number>): void;
+  /** the user's go; `danger` asks for the explicit second confirmation of cleanup target */
+  confirm(info: StageInfo, plan: Plan, danger: boolean): Promise<boolean>;
+  actionStarted(action: Action, expectedBytes: number | null): void;
+  actionProgress(action: Action, bytesDone: number): void;
+  actionFinished(action: Action, outcome: ActionOutcome): void;
+  /** a note for the user, e.g. space freed */
+  note(info: StageInfo, text: string): void;
+  stageFinished(info: StageInfo, outcome: StageOutcome): void;
+}
+
+/** says nothing and answers no: for library use without a user */
+export const silentUi: StageUi = {
+  showPlan() {},
+  confirm: async () => false,
+  actionStarted() {},
+  actionProgress() {},
+  actionFinished() {},
+  note() {},
+  stageFinished() {},
+};
