@@ -196,7 +196,7 @@ describe("zfs sim as a process", () => {
       err: "'dstpool/data' does not have any resumable receive state to abort\n",
     });
     expect(
-      sh("zfs send -t 1-deadbeef-e0-789c0000 | cat >/dev/null; exit ${PIPESTATUS[0]}"),
+      sh("zfs send -t 1-deadbeef-e0-789c0000 | cat >/dev/null; exit $PIPESTATUS"),
     ).toMatchObject({
       code: 255,
       err: "cannot resume send: resume token is corrupt (incorrect checksum)\n",
@@ -205,7 +205,7 @@ describe("zfs sim as a process", () => {
 
   test("a cut pipe shows as 141 from send", () => {
     const r = sh(
-      "set -o pipefail; zfs send srcpool/data@s1 | head -c 100 >/dev/null; echo ${PIPESTATUS[0]}",
+      "set -o pipefail; zfs send srcpool/data@s1 | head -c 100 >/dev/null; echo $PIPESTATUS",
     );
     expect(r.out.trim()).toBe("141");
   });
