@@ -281,7 +281,7 @@ function streamOut(
       left -= n;
       sent += n;
       if (progress.on && Date.now() >= nextReport) {
-        nextReport += 1000;
+        nextReport = Date.now() + 1000;
         const now = clockTime(new Date());
         if (progress.parsable) ctx.err(`${now}\t${sent}\t${name}\n`);
         else {
