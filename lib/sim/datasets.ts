@@ -4,7 +4,8 @@ import { BASE_FS, BASE_VOL, compactExtents, freeBytes, poolAvailable } from "./a
 import { ZfsError } from "./errors.ts";
 import { newGuid, nextTxg, poolOf, type SimDataset, type SimState } from "./state.ts";
 
-const NAME_COMPONENT = /^[A-Za-z0-9_.:-]+$/;
+// zfs_namecheck.c valid_char(): letters, digits and "-_.: " (a space is legal in ZFS names)
+const NAME_COMPONENT = /^[A-Za-z0-9_.: -]+$/;
 
 export function validDatasetName(name: string): boolean {
   return name.split("/").every((part) => NAME_COMPONENT.test(part));
