@@ -262,19 +262,16 @@ describe("bad configuration: exit 2 before any host is contacted", () => {
     ],
     ["YAML syntax", "source: [zpool: src\n", /bad\.yaml:\d+:\d+: YAML syntax error/],
   ];
-  for (const [what, yaml, expected] of cases) {
+  cases.forEach(([what, yaml, expected], i) => {
     test(what, async () => {
       const file = env.writeConfig(yaml, "bad.yaml");
-      for (const command of [
-        ["tree", file],
-        ["backup", file, "--yes"],
-      ]) {
-        const run = await env.cli(command);
-        expect(run.code).toBe(2);
-        expect(run.stderr).toContain("bad.yaml");
-        expect(run.stderr).toMatch(expected);
-        expect(run.stdout).toBe("");
-      }
+      // a read-only and a changing command in turn: each run costs ~0.3 s on two cores
+      const command = i % 2 === 0 ? ["tree", file] : ["backup", file, "--yes"];
+      const run = await env.cli(command);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain("bad.yaml");
+      expect(run.stderr).toMatch(expected);
+      expect(run.stdout).toBe("");
       expect(env.calls()).toEqual([]);
       expect(existsSync(marker)).toBe(false);
     });
@@ -356,17 +353,17 @@ describe("hostile names", () => {
           { name: "dst", size: "1G" },
         ],
       });
-      for (const file of [localConfig, sshConfig("src-host", "dst-host")]) {
-        for (const command of [
-          ["tree", file],
-          ["compare", file],
-          ["snap", file, "--yes"],
-          ["backup", file, "--yes"],
-        ]) {
-          const run = await env.cli(command);
-          expect(run.code).toBe(1);
-          expect(run.stderr + run.stdout).toContain("invalid dataset name");
-        }
+      const remote = sshConfig("src-host", "dst-host");
+      const commands = [
+        ["tree", localConfig],
+        ["snap", localConfig, "--yes"],
+        ["compare", remote],
+        ["backup", remote, "--yes"],
+      ];
+      for (const command of commands) {
+        const run = await env.cli(command);
+        expect(run.code).toBe(1);
+        expect(run.stderr + run.stdout).toContain("invalid dataset name");
       }
       // the CLI runs in env.dir; ssh sessions start in the harness's HOME
       expect(existsSync(join(env.dir, markerName))).toBe(false);
