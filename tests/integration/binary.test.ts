@@ -1,0 +1,156 @@
+// The standalone binary (`bun run build` → dist/abgleich) works on its own: built once here with
+// the flags of scripts/build.ts into a temp dir, then run from empty directories with nothing but
+// /usr/bin:/bin on PATH (no bun, no node_modules, no project files near it).
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { seedState, writeShims } from "../../lib/sim/main.ts";
+import pkg from "../../package.json" with { type: "json" };
+
+const root = join(import.meta.dir, "..", "..");
+const dir = mkdtempSync(join(tmpdir(), "abgleich-binary-"));
+const binary = join(dir, "abgleich");
+const MINIMAL_PATH = "/usr/bin:/bin";
+
+/** the flags of scripts/build.ts; the first test checks that file still uses each of them */
+const BUILD_FLAGS = [
+  "--compile",
+  "--minify",
+  "--bytecode",
+  "--format=esm",
+  "--no-compile-autoload-bunfig",
+  "--no-compile-autoload-dotenv",
+];
+
+/** a fresh empty directory to run from */
+function emptyDir(name: string): string {
+  const path = join(dir, name);
+  mkdirSync(path);
+  return path;
+}
+
+/** the binary with a minimal environment: no inherited variables at all */
+function run(args: string[], options: { cwd: string; path?: string }) {
+  const child = Bun.spawnSync([binary, ...args], {
+    cwd: options.cwd,
+    env: { PATH: options.path ?? MINIMAL_PATH, HOME: options.cwd, TZ: "UTC", NO_COLOR: "1" },
+    stdin: "ignore",
+  });
+  return { code: child.exitCode, stdout: child.stdout.toString(), stderr: child.stderr.toString() };
+}
+
+beforeAll(() => {
+  const build = Bun.spawnSync(
+    [
+      process.execPath,
+      "build",
+      ...BUILD_FLAGS,
+      join(root, "lib", "cli", "main.ts"),
+      "--outfile",
+      binary,
+    ],
+    { cwd: root },
+  );
+  if (build.exitCode !== 0) throw new Error(`bun build failed:\n${build.stderr.toString()}`);
+}, 60_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("standalone binary", () => {
+  test("is built with the same flags as scripts/build.ts", () => {
+    const script = readFileSync(join(root, "scripts", "build.ts"), "utf8");
+    for (const flag of BUILD_FLAGS) expect(script).toContain(`"${flag}"`);
+  });
+
+  test("--version and --help from an empty directory with PATH=/usr/bin:/bin", () => {
+    const cwd = emptyDir("plain");
+    const version = run(["--version"], { cwd });
+    expect(version).toMatchObject({ code: 0, stderr: "" });
+    expect(version.stdout.trim()).toBe(pkg.version);
+    const help = run(["--help"], { cwd });
+    expect(help.code).toBe(0);
+    for (const command of ["tree", "compare", "snap", "backup", "cleanup", "demo"]) {
+      expect(help.stdout).toMatch(new RegExp(`^  ${command} `, "m"));
+    }
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  test("ignores a bunfig.toml in the directory it is started from", () => {
+    const cwd = emptyDir("with-bunfig");
+    // a binary that autoloaded bunfig would run this preload (and print) before anything else
+    writeFileSync(join(cwd, "bunfig.toml"), 'preload = ["./preload.ts"]\n');
+    writeFileSync(join(cwd, "preload.ts"), 'console.log("PRELOADED");\n');
+    const version = run(["--version"], { cwd });
+    expect(version).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
+  });
+
+  test("demo runs the whole cycle on its built-in simulator and leaves the directory empty", () => {
+    const cwd = emptyDir("demo");
+    const demo = run(["demo"], { cwd });
+    expect(demo.stderr).toBe("");
+    expect(demo.code).toBe(0);
+    for (const step of ["snap", "backup", "cleanup", "Second round"])
+      expect(demo.stdout).toContain(step);
+    expect(demo.stdout).toContain("Demo complete.");
+    expect(readdirSync(cwd)).toEqual([]);
+  }, 30_000);
+
+  describe("tree and compare against a simulated config", () => {
+    const sim = join(dir, "sim");
+    const configPath = join(sim, "config.yaml");
+    // the binary serves the simulator itself: `abgleich sim --state DIR zfs …`
+    const path = `${join(sim, "bin")}:${MINIMAL_PATH}`;
+
+    beforeAll(() => {
+      writeShims(join(sim, "bin"), join(sim, "state"), [binary, "sim"]);
+      seedState(join(sim, "state"), {
+        now: 1795663146,
+        pools: [
+          {
+            name: "tank",
+            size: "1G",
+            datasets: [
+              { name: "data", snapshots: [{ name: "20260101-01", written: "1M" }] },
+              { name: "data/my photos", snapshots: [{ name: "s1", written: "5M" }] },
+            ],
+          },
+          { name: "backup", size: "1G", datasets: [] },
+        ],
+      });
+      writeFileSync(
+        configPath,
+        "source:\n  zpool: tank\n  prefix: data\ntarget:\n  zpool: backup\n  prefix: data\nkeep_snapshots: 1\n",
+      );
+    });
+
+    test("tree from an unrelated directory, config by absolute path", () => {
+      const cwd = emptyDir("elsewhere");
+      const tree = run(["tree", configPath], { cwd, path });
+      expect(tree.stderr).toBe("");
+      expect(tree.code).toBe(0);
+      expect(tree.stdout).toContain("SOURCE tank/data on localhost");
+      expect(tree.stdout).toMatch(/^tank\/data\/my photos +5\.1 MiB/m);
+      expect(tree.stdout).toMatch(/^- 20260101-01 /m);
+      expect(tree.stdout).toMatch(/TARGET backup\/data on localhost\n\(empty\)/);
+      expect(readdirSync(cwd)).toEqual([]);
+    });
+
+    test("compare from the config's own directory, config by relative path", () => {
+      const compare = run(["compare", "config.yaml"], { cwd: sim, path });
+      expect(compare.stderr).toBe("");
+      expect(compare.code).toBe(0);
+      expect(compare.stdout).toContain("source tank/data  →  target backup/data");
+      expect(compare.stdout).toMatch(/^my photos +●/m);
+      expect(compare.stdout).toContain("2 datasets, 0 conflicts");
+    });
+
+    test("a missing config is a configuration error (exit 2) naming the file, not a stack trace", () => {
+      const cwd = emptyDir("missing");
+      const result = run(["tree", "nowhere.yaml"], { cwd, path });
+      expect(result.code).toBe(2);
+      expect(result.stderr.trim()).toBe("error: nowhere.yaml: no such file");
+    });
+  });
+});
