@@ -5,6 +5,7 @@ import { Command, CommanderError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
 import type { Side } from "../zfs/model.ts";
 import { simMain } from "../sim/main.ts";
+import { runWorkflowFile } from "../workflow/workflow.ts";
 import { backupCommand, cleanupCommand, snapCommand } from "./commands/change.ts";
 import { compareCommand } from "./commands/compare.ts";
 import { demoCommand } from "./commands/demo.ts";
@@ -95,6 +96,18 @@ export function buildProgram(setExit: (code: number) => void): Command {
   ).action(async (config: string, _opts, command: Command) => {
     setExit(await wizardCommand(config, flags(command)));
   });
+
+  changing(
+    program
+      .command("run")
+      .description("run a workflow script: a bundled one (nightly) or your own .ts/.js file")
+      .argument("<workflow>", "bundled workflow name or path to a workflow file")
+      .argument("<config>", "configuration file (YAML)"),
+  )
+    .option("--yes-destroy-target", "let the workflow's `cleanup target` run without a terminal")
+    .action(async (workflow: string, config: string, _opts, command: Command) => {
+      setExit(await runWorkflowFile(workflow, config, flags(command)));
+    });
 
   program
     .command("demo")

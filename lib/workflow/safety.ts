@@ -83,6 +83,8 @@ export function planViolations(
 
 /** the plan hook's taps, wrapped so each plugin's result is checked before the next one runs */
 export function guardPlanHook(hook: Hooks["plan"]): void {
+  // a hook is guarded once, however many runs share it
+  if (hook.interceptors.some((interceptor) => interceptor.name === "abgleich-safety")) return;
   hook.intercept({
     name: "abgleich-safety",
     register(tap) {
