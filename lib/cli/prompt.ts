@@ -15,6 +15,8 @@ export interface PromptOptions {
   isTTY: boolean;
   /** paints the danger message; plain without it */
   style?: Style;
+  /** the flag that sets assumeYes, named when refusing without a terminal (default `--yes`) */
+  yesFlag?: string;
 }
 
 /** only `y` or `yes` (any case, surrounding blanks ignored) is yes; EOF (null) is no */
@@ -57,8 +59,11 @@ export function readLine(input: NodeJS.ReadableStream): Promise<string | null> {
   });
 }
 
-function refuseWithoutTerminal(output: NodeJS.WritableStream): false {
-  output.write("Not asking: standard input is not a terminal. Use --yes to continue anyway.\n");
+function refuseWithoutTerminal(options: PromptOptions): false {
+  const flag = options.yesFlag ?? "--yes";
+  options.output.write(
+    `Not asking: standard input is not a terminal. Use ${flag} to continue anyway.\n`,
+  );
   return false;
 }
 
@@ -69,7 +74,7 @@ export async function confirm(question: string, options: PromptOptions): Promise
     options.output.write(`${prompt}yes (--yes)\n`);
     return true;
   }
-  if (!options.isTTY) return refuseWithoutTerminal(options.output);
+  if (!options.isTTY) return refuseWithoutTerminal(options);
   options.output.write(prompt);
   const answer = await readLine(options.input);
   if (answer === null) options.output.write("\n");
@@ -91,10 +96,10 @@ export async function confirmDanger(
   options.output.write(`${paint(message)}\n`);
   const prompt = `Type "${expectedWord}" to continue: `;
   if (options.assumeYes) {
-    options.output.write(`${prompt}${expectedWord} (--yes)\n`);
+    options.output.write(`${prompt}${expectedWord} (${options.yesFlag ?? "--yes"})\n`);
     return true;
   }
-  if (!options.isTTY) return refuseWithoutTerminal(options.output);
+  if (!options.isTTY) return refuseWithoutTerminal(options);
   options.output.write(prompt);
   const answer = await readLine(options.input);
   if (answer === null) options.output.write("\n");

@@ -114,7 +114,8 @@ async function askConfirmation(
   return confirmDanger(
     `DANGER: this destroys snapshots on the TARGET ${pool}: history that exists nowhere else.`,
     pool,
-    { ...prompt, assumeYes: options.yesDestroyTarget },
+    // without a terminal only this flag answers; say so rather than "--yes", which was given
+    { ...prompt, assumeYes: options.yesDestroyTarget, yesFlag: "--yes-destroy-target" },
   );
 }
 
