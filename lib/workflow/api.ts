@@ -5,6 +5,7 @@
 // A plugin is a plain object: a name, optional options checking, and a setup that taps the
 // hooks it cares about (Rollup style). A workflow is one async function that runs stages.
 
+import { formatBytes } from "../cli/render/units.ts";
 import type { Config, SideConfig } from "../config/types.ts";
 import type { Namer } from "../plan/naming.ts";
 import type { Comparison } from "../plan/types.ts";
@@ -169,13 +170,4 @@ export function summaryText(summary: RunSummary): string {
 }
 
 /** binary units, one decimal: `1.9 MiB` */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
+export { formatBytes };

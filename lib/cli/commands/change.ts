@@ -2,15 +2,24 @@
 // Ctrl-C stops before the next action (a running transfer is cut and stays resumable); a second
 // Ctrl-C ends at once.
 
-import type { Side } from "../../zfs/model.ts";
+import { summaryText } from "../../workflow/api.ts";
 import type { RunContext } from "../../workflow/context.ts";
 import type { StageOutcome } from "../../workflow/hooks.ts";
-import type { StageUi } from "../../workflow/ui.ts";
 import { backupStage } from "../../workflow/stages/backup.ts";
 import type { StageResult } from "../../workflow/stages/changing.ts";
 import { cleanupStage } from "../../workflow/stages/cleanup.ts";
 import { snapStage } from "../../workflow/stages/snap.ts";
-import { commandIo, type CommandIo, EXIT_FAILED, EXIT_OK, type GlobalFlags, openRun, reportError } from "../io.ts";
+import type { StageUi } from "../../workflow/ui.ts";
+import type { Side } from "../../zfs/model.ts";
+import {
+  type CommandIo,
+  commandIo,
+  EXIT_FAILED,
+  EXIT_OK,
+  type GlobalFlags,
+  openRun,
+  reportError,
+} from "../io.ts";
 import { consoleUi } from "../ui.ts";
 
 export interface ChangeFlags extends GlobalFlags {
@@ -61,7 +70,10 @@ export async function runStages(
       if (exitCodeOf([outcome]) !== EXIT_OK) break;
     }
     const code = exitCodeOf(outcomes);
-    await ctx.hooks.done.promise(ctx.summary.finish(code));
+    const summary = ctx.summary.finish(code);
+    // after several stages, a failure or Ctrl-C: say what was done
+    if (!io.json && (stages.length > 1 || code !== EXIT_OK)) io.print(summaryText(summary));
+    await ctx.hooks.done.promise(summary);
     return code;
   } catch (error) {
     const code = reportError(io, error);
@@ -73,7 +85,9 @@ export async function runStages(
   }
 }
 
-export const snapCommand = (config: string, flags: ChangeFlags) => runStages(config, flags, [snapStage]);
-export const backupCommand = (config: string, flags: ChangeFlags) => runStages(config, flags, [backupStage]);
+export const snapCommand = (config: string, flags: ChangeFlags) =>
+  runStages(config, flags, [snapStage]);
+export const backupCommand = (config: string, flags: ChangeFlags) =>
+  runStages(config, flags, [backupStage]);
 export const cleanupCommand = (config: string, side: Side | undefined, flags: ChangeFlags) =>
   runStages(config, flags, [(ctx) => cleanupStage(ctx, side ?? "source")]);
