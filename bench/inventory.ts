@@ -3,7 +3,7 @@
 // usage: bun bench/inventory.ts SOURCE_FILE TARGET_FILE
 
 import { readFileSync } from "node:fs";
-import type { Config } from "../lib/config/types.ts";
+import { configWithDefaults } from "../lib/config/types.ts";
 import { compareTrees } from "../lib/plan/compare.ts";
 import { parseList } from "../lib/zfs/list.ts";
 
@@ -11,22 +11,7 @@ const [sourceFile, targetFile] = process.argv.slice(2) as [string, string];
 const sourceText = readFileSync(sourceFile, "latin1");
 const targetText = readFileSync(targetFile, "latin1");
 
-const config: Config = {
-  file: "bench.yaml",
-  source: { zpool: "tank", prefix: "", host: "localhost", user: "", port: null },
-  target: { zpool: "backup", prefix: "", host: "localhost", user: "", port: null },
-  includeRoot: true,
-  keepSnapshots: 1,
-  keepBacklog: -1,
-  alwaysChanged: false,
-  writtenThreshold: 1048576,
-  checkDiff: true,
-  suffix: "_backup",
-  digits: 2,
-  ignore: [],
-  ssh: { compression: false, cipher: "", configFile: "" },
-  plugins: [],
-};
+const config = configWithDefaults({ zpool: "tank" }, { zpool: "backup" }, { suffix: "_backup" });
 
 const started = performance.now();
 const source = parseList(sourceText, "source", "tank", "source (bench)");

@@ -18,7 +18,12 @@ export function syntheticList(o: SyntheticOptions): string {
   let txg = 1;
   for (let d = 0; d < o.datasets; d++) {
     // a two-level tree: root, then groups of 100 children each
-    const name = d === 0 ? o.root : d % 100 === 1 ? `${o.root}/g${d}` : `${o.root}/g${d - ((d - 1) % 100)}/d${d}`;
+    const name =
+      d === 0
+        ? o.root
+        : d % 100 === 1
+          ? `${o.root}/g${d}`
+          : `${o.root}/g${d - ((d - 1) % 100)}/d${d}`;
     parts.push(
       `${name}\tfilesystem\t1795663151\t${seed + BigInt(d) * 1000n}\t${txg++}\t13000704\t4308992\t0\t1.00\t/${name}\tyes\t-\t-\n`,
     );

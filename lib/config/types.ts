@@ -45,3 +45,35 @@ export interface Config {
 export function rootOf(side: SideConfig): string {
   return side.prefix === "" ? side.zpool : `${side.zpool}/${side.prefix}`;
 }
+
+/** a Config with SPEC's defaults for everything not given: for tests, benchmarks, the API */
+export function configWithDefaults(
+  source: Partial<SideConfig> & Pick<SideConfig, "zpool">,
+  target: Partial<SideConfig> & Pick<SideConfig, "zpool">,
+  overrides: Partial<Omit<Config, "source" | "target">> = {},
+): Config {
+  const side = (s: Partial<SideConfig> & Pick<SideConfig, "zpool">): SideConfig => ({
+    prefix: "",
+    host: "localhost",
+    user: "",
+    port: null,
+    ...s,
+  });
+  return {
+    file: "abgleich.yaml",
+    source: side(source),
+    target: side(target),
+    includeRoot: true,
+    keepSnapshots: 1,
+    keepBacklog: -1,
+    alwaysChanged: false,
+    writtenThreshold: 1048576,
+    checkDiff: true,
+    suffix: "",
+    digits: 2,
+    ignore: [],
+    ssh: { compression: false, cipher: "", configFile: "" },
+    plugins: [],
+    ...overrides,
+  };
+}

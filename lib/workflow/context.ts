@@ -1,17 +1,17 @@
 // One run of abgleich: the config, the hooks with their plugins, a Host per side, and what has
 // been read so far. Stages take a RunContext; nothing in it is global.
 
-import { rootOf } from "../config/types.ts";
 import type { Config } from "../config/types.ts";
+import { rootOf } from "../config/types.ts";
 import type { Host } from "../hosts/host.ts";
 import { closeAll, createHost, type HostOptions } from "../hosts/index.ts";
+import { defaultNamer, type Namer } from "../plan/naming.ts";
 import { readInventory } from "../zfs/inventory.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
-import { defaultNamer, type Namer } from "../plan/naming.ts";
 import { createHooks, type Hooks, type StageInfo, type StageName } from "./hooks.ts";
 import { guardPlanHook } from "./safety.ts";
+import { createSummaryBuilder, type SummaryBuilder } from "./summary.ts";
 import { type StageUi, silentUi } from "./ui.ts";
-import { type SummaryBuilder, createSummaryBuilder } from "./summary.ts";
 
 export interface RunOptions {
   /** answer yes to every plain confirmation */

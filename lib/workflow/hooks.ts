@@ -86,7 +86,11 @@ export function createHooks() {
     /** right before an action runs; throwing stops the plan before it */
     beforeAction: new AsyncSeriesHook<[Action, StageInfo]>(["action", "stage"]),
     /** after an action, whether it succeeded or not */
-    afterAction: new AsyncSeriesHook<[Action, ActionOutcome, StageInfo]>(["action", "outcome", "stage"]),
+    afterAction: new AsyncSeriesHook<[Action, ActionOutcome, StageInfo]>([
+      "action",
+      "outcome",
+      "stage",
+    ]),
     /** transfer progress, at most a few times per second */
     progress: new SyncHook<[ProgressEvent]>(["progress"]),
     /** an error that ends a stage */

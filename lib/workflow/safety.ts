@@ -46,9 +46,12 @@ export function planViolations(
       continue;
     }
     if (action.kind !== "destroy") continue;
-    const own = action.side === "source" ? sources.get(action.dataset) : targets.get(action.dataset);
+    const own =
+      action.side === "source" ? sources.get(action.dataset) : targets.get(action.dataset);
     if (!own) {
-      violations.push(`destroy on ${action.dataset}, which is not a ${action.side} dataset in the tree`);
+      violations.push(
+        `destroy on ${action.dataset}, which is not a ${action.side} dataset in the tree`,
+      );
       continue;
     }
     const other: Dataset | undefined =
@@ -61,7 +64,9 @@ export function planViolations(
       : undefined;
     const newestCommon = overlap?.newestCommon?.source.name;
     if (action.side === "target" && newestCommon === undefined) {
-      violations.push(`${action.dataset} shares no snapshot with the source: its snapshots may be the only copy`);
+      violations.push(
+        `${action.dataset} shares no snapshot with the source: its snapshots may be the only copy`,
+      );
     }
     const common = new Set(overlap?.common.map((pair) => pair.source.name));
     for (const name of action.snapshots) {

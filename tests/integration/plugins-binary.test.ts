@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { seedState, writeShims } from "../../lib/sim/main.ts";
+import { COMPILE_FLAGS } from "../../scripts/build.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "abgleich-plugins-bin-"));
@@ -84,19 +85,7 @@ beforeAll(() => {
   });
   writeFileSync(join(dir, "entry.ts"), ENTRY);
   const build = Bun.spawnSync(
-    [
-      process.execPath,
-      "build",
-      "--compile",
-      "--minify",
-      "--bytecode",
-      "--format=esm",
-      "--no-compile-autoload-bunfig",
-      "--no-compile-autoload-dotenv",
-      join(dir, "entry.ts"),
-      "--outfile",
-      binary,
-    ],
+    [process.execPath, "build", ...COMPILE_FLAGS, join(dir, "entry.ts"), "--outfile", binary],
     { cwd: root },
   );
   if (build.exitCode !== 0) throw new Error(`bun build failed: ${build.stderr.toString()}`);

@@ -1,17 +1,17 @@
 // The backup stage: send what the target lacks, parents first; resume cut transfers; report
 // conflicts and skip them. Each transfer is one OS pipeline.
 
+import { HostDownError } from "../../hosts/host.ts";
+import { isSshFailure, sshReason } from "../../hosts/ssh.ts";
 import { planBackup, type TokenInfo } from "../../plan/backup.ts";
 import type { Action, Plan, SendAction } from "../../plan/types.ts";
 import { estimateSend, runAbortResume, runSend } from "../../run/actions.ts";
-import { isSshFailure, sshReason } from "../../hosts/ssh.ts";
-import { tokenTarget, estimatedSize } from "../../run/send-output.ts";
+import { estimatedSize, tokenTarget } from "../../run/send-output.ts";
 import { zfsSend } from "../../zfs/commands.ts";
 import type { Inventory } from "../../zfs/model.ts";
-import { HostDownError } from "../../hosts/host.ts";
 import type { RunContext } from "../context.ts";
 import { runChangingStage, type StageResult } from "./changing.ts";
-import { checkHosts } from "./inventory.ts";
+import { bothSides, checkHosts } from "./inventory.ts";
 
 /** what each partial receive on the target would resume, asked of the source (`send -nvP -t`) */
 async function resumeTokens(ctx: RunContext, target: Inventory): Promise<Map<string, TokenInfo>> {
@@ -27,7 +27,10 @@ async function resumeTokens(ctx: RunContext, target: Inventory): Promise<Map<str
     if (result.code === 0 && toname !== null) {
       tokens.set(dataset.subname, { ok: true, toname, size: estimatedSize(output) ?? undefined });
     } else {
-      tokens.set(dataset.subname, { ok: false, reason: result.stderr.trim() || `zfs send -t failed (exit ${result.code})` });
+      tokens.set(dataset.subname, {
+        ok: false,
+        reason: result.stderr.trim() || `zfs send -t failed (exit ${result.code})`,
+      });
     }
   }
   return tokens;
@@ -37,13 +40,9 @@ export async function backupStage(ctx: RunContext): Promise<StageResult> {
   await checkHosts(ctx, ["source", "target"]);
   const result = await runChangingStage(ctx, {
     stage: "backup",
-    inventories: async () => ({
-      source: await ctx.inventory("source"),
-      target: await ctx.inventory("target"),
-    }),
+    inventories: () => bothSides(ctx),
     plan: async () => {
-      const source = await ctx.inventory("source");
-      const target = await ctx.inventory("target");
+      const { source, target } = await bothSides(ctx);
       return planBackup(source, target, ctx.config, await resumeTokens(ctx, target));
     },
     estimate: async (plan: Plan) => {
@@ -63,7 +62,11 @@ export async function backupStage(ctx: RunContext): Promise<StageResult> {
         expectedBytes: estimates.get(action) ?? null,
         onBytes: (bytes) => {
           ctx.ui.actionProgress(action, bytes);
-          ctx.hooks.progress.call({ action, bytesDone: bytes, bytesTotal: estimates.get(action) ?? null });
+          ctx.hooks.progress.call({
+            action,
+            bytesDone: bytes,
+            bytesTotal: estimates.get(action) ?? null,
+          });
         },
       });
       if (outcome.ok) ctx.summary.sent(action.subname, outcome.bytes ?? 0, action.snapshots);

@@ -38,7 +38,10 @@ function subnamesOf(action: Action): string[] {
 const isBelow = (subname: string, failed: string) =>
   subname === failed || failed === "" || subname.startsWith(`${failed}/`);
 
-export async function runChangingStage(ctx: RunContext, stage: ChangingStage): Promise<StageResult> {
+export async function runChangingStage(
+  ctx: RunContext,
+  stage: ChangingStage,
+): Promise<StageResult> {
   const info: StageInfo = ctx.stageInfo(stage.stage, stage.side);
   const results: StageResult["results"] = [];
   let plan: Plan = { actions: [], conflicts: [], skipped: [], errors: [] };
@@ -65,7 +68,8 @@ export async function runChangingStage(ctx: RunContext, stage: ChangingStage): P
   ctx.ui.showPlan(info, plan, estimates);
   if (plan.actions.length === 0) return end({ status: troubled ? "failed" : "nothing-to-do" });
   if (ctx.options.dryRun) return end({ status: "dry-run" });
-  if (!(await ctx.ui.confirm(info, plan, stage.danger === true))) return end({ status: "declined" });
+  if (!(await ctx.ui.confirm(info, plan, stage.danger === true)))
+    return end({ status: "declined" });
 
   const failedSubnames: string[] = [];
   let failed = troubled;

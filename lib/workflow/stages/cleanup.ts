@@ -11,7 +11,7 @@ import { zpoolFreeing } from "../../zfs/commands.ts";
 import type { Side } from "../../zfs/model.ts";
 import type { RunContext } from "../context.ts";
 import { runChangingStage, type StageResult } from "./changing.ts";
-import { checkHosts } from "./inventory.ts";
+import { bothSides, checkHosts } from "./inventory.ts";
 
 /** how long to wait for a pool's asynchronous `freeing` to reach 0 before reporting anyway */
 const FREEING_WAIT_MS = 30_000;
@@ -23,7 +23,11 @@ async function usedBytes(host: Host, dataset: string): Promise<number | null> {
 }
 
 /** poll `freeing` with a growing interval until it is 0 or the bounded wait is over */
-export async function waitForFreeing(host: Host, pool: string, limitMs = FREEING_WAIT_MS): Promise<boolean> {
+export async function waitForFreeing(
+  host: Host,
+  pool: string,
+  limitMs = FREEING_WAIT_MS,
+): Promise<boolean> {
   const deadline = Date.now() + limitMs;
   let interval = 100;
   for (;;) {
@@ -46,13 +50,9 @@ export async function cleanupStage(ctx: RunContext, side: Side = "source"): Prom
     stage: "cleanup",
     side,
     danger: side === "target",
-    inventories: async () => ({
-      source: await ctx.inventory("source"),
-      target: await ctx.inventory("target"),
-    }),
+    inventories: () => bothSides(ctx),
     plan: async () => {
-      const source = await ctx.inventory("source");
-      const target = await ctx.inventory("target");
+      const { source, target } = await bothSides(ctx);
       usedBefore = (side === "source" ? source : target).datasets[0]?.used ?? null;
       return planCleanup(source, target, ctx.config, side, ctx.namer());
     },
@@ -69,7 +69,10 @@ export async function cleanupStage(ctx: RunContext, side: Side = "source"): Prom
       const usedAfter = await usedBytes(host, root);
       if (usedBefore !== null && usedAfter !== null) {
         const freed = Math.max(0, usedBefore - usedAfter);
-        ctx.ui.note(info, `space freed on ${side} ${root}: ${formatBytes(freed)}${settled ? "" : " so far (the pool is still freeing)"}`);
+        ctx.ui.note(
+          info,
+          `space freed on ${side} ${root}: ${formatBytes(freed)}${settled ? "" : " so far (the pool is still freeing)"}`,
+        );
       }
     },
   });

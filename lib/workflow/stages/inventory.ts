@@ -33,3 +33,11 @@ export async function inventoryStage(
     throw error;
   }
 }
+
+/** both trees, read once per run and cached (a stage that changes a side invalidates it) */
+export async function bothSides(
+  ctx: RunContext,
+): Promise<{ source: Inventory; target: Inventory }> {
+  const [source, target] = await Promise.all([ctx.inventory("source"), ctx.inventory("target")]);
+  return { source, target };
+}

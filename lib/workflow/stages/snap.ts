@@ -3,20 +3,23 @@
 
 import { decideChanges, planSnap } from "../../plan/snap.ts";
 import type { Action } from "../../plan/types.ts";
-import { runSnapshot } from "../../run/actions.ts";
-import { commandFailure } from "../../run/actions.ts";
+import { commandFailure, runSnapshot } from "../../run/actions.ts";
 import { zfsDiff } from "../../zfs/commands.ts";
 import type { RunContext } from "../context.ts";
 import { runChangingStage, type StageResult } from "./changing.ts";
-import { checkHosts } from "./inventory.ts";
+import { bothSides, checkHosts } from "./inventory.ts";
 
 /** rule 8: does `zfs diff DATASET@NEWEST` print anything? One call per undecided dataset. */
-async function diffs(ctx: RunContext, targets: { subname: string; dataset: string; newest: string }[]) {
+async function diffs(
+  ctx: RunContext,
+  targets: { subname: string; dataset: string; newest: string }[],
+) {
   const results = new Map<string, boolean>();
   for (const { subname, dataset, newest } of targets) {
     const argv = zfsDiff(`${dataset}@${newest}`);
     const result = await ctx.hosts.source.run(argv);
-    if (result.code !== 0) throw new Error(commandFailure(ctx.hosts.source, argv, result.code, result.stderr));
+    if (result.code !== 0)
+      throw new Error(commandFailure(ctx.hosts.source, argv, result.code, result.stderr));
     results.set(subname, result.stdout.trim() !== "");
   }
   return results;
@@ -26,16 +29,21 @@ export async function snapStage(ctx: RunContext): Promise<StageResult> {
   await checkHosts(ctx, ["source", "target"]);
   const result = await runChangingStage(ctx, {
     stage: "snap",
-    inventories: async () => ({
-      source: await ctx.inventory("source"),
-      target: await ctx.inventory("target"),
-    }),
+    inventories: () => bothSides(ctx),
     plan: async () => {
       const source = await ctx.inventory("source");
       const undecided = decideChanges(source, ctx.config).decisions.flatMap((d) =>
-        d.changed === "diff" && d.newest !== null ? [{ subname: d.subname, dataset: d.dataset, newest: d.newest }] : [],
+        d.changed === "diff" && d.newest !== null
+          ? [{ subname: d.subname, dataset: d.dataset, newest: d.newest }]
+          : [],
       );
-      return planSnap(source, ctx.config, await diffs(ctx, undecided), ctx.namer(), ctx.options.now());
+      return planSnap(
+        source,
+        ctx.config,
+        await diffs(ctx, undecided),
+        ctx.namer(),
+        ctx.options.now(),
+      );
     },
     execute: async (action: Action) => {
       if (action.kind !== "snapshot") throw new Error(`snap cannot run a ${action.kind} action`);

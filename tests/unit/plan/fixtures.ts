@@ -1,6 +1,6 @@
 // Small builders for inventories and configs, so planner tests read like the trees they describe.
 
-import type { Config } from "../../../lib/config/types.ts";
+import { type Config, configWithDefaults } from "../../../lib/config/types.ts";
 import type { Dataset, Inventory, Side, Snapshot } from "../../../lib/zfs/model.ts";
 import { joinSubname } from "../../../lib/zfs/model.ts";
 
@@ -9,20 +9,8 @@ export const TARGET_ROOT = "backup/host";
 
 export function config(overrides: Partial<Config> = {}): Config {
   return {
+    ...configWithDefaults({ zpool: "tank", prefix: "data" }, { zpool: "backup", prefix: "host" }),
     file: "/etc/abgleich.yaml",
-    source: { zpool: "tank", prefix: "data", host: "localhost", user: "", port: null },
-    target: { zpool: "backup", prefix: "host", host: "localhost", user: "", port: null },
-    includeRoot: true,
-    keepSnapshots: 1,
-    keepBacklog: -1,
-    alwaysChanged: false,
-    writtenThreshold: 1048576,
-    checkDiff: true,
-    suffix: "",
-    digits: 2,
-    ignore: [],
-    ssh: { compression: false, cipher: "", configFile: "" },
-    plugins: [],
     ...overrides,
   };
 }
