@@ -1,4 +1,5 @@
-// `bun run bench`: inventory parsing + compare planning on synthetic `zfs list` text.
+// `bun run bench`: inventory parsing + compare planning on synthetic `zfs list` text, then
+// transfer overhead (bench/transfer.ts) and commands per run (bench/commands.ts); see bench/README.md.
 // Each case runs in a fresh process; the text is generated beforehand into files, as a run
 // would receive it from zfs, so the figures are parse + plan only (and the text in memory).
 
@@ -19,7 +20,12 @@ try {
     writeFileSync(sourceFile, syntheticList({ root: "tank", ...c }));
     // the target is behind: it holds the first 90 of each dataset's snapshots, same guids
     writeFileSync(targetFile, syntheticList({ root: "backup", ...c, keep: c.snapshots - 10 }));
-    const child = Bun.spawnSync([process.execPath, join(import.meta.dir, "inventory.ts"), sourceFile, targetFile]);
+    const child = Bun.spawnSync([
+      process.execPath,
+      join(import.meta.dir, "inventory.ts"),
+      sourceFile,
+      targetFile,
+    ]);
     if (child.exitCode !== 0) throw new Error(child.stderr.toString());
     const result = JSON.parse(child.stdout.toString());
     console.log(
@@ -30,4 +36,14 @@ try {
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
+}
+
+// the issue-3 benchmarks, each in its own process (own peak RSS, own PATH with simulator shims)
+for (const script of ["transfer.ts", "commands.ts"]) {
+  console.log("");
+  const child = Bun.spawnSync([process.execPath, join(import.meta.dir, script)], {
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  if (child.exitCode !== 0) process.exit(child.exitCode ?? 1);
 }

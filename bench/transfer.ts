@@ -6,7 +6,7 @@
 // usage: bun bench/transfer.ts [--size 2G] [--rounds 7]
 
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { LocalHost } from "../lib/hosts/local.ts";
 import type { SendAction } from "../lib/plan/types.ts";
@@ -50,10 +50,25 @@ function mustRun(argv: string[]): string {
   return child.stdout.toString();
 }
 
-async function timed(run: () => Promise<void>): Promise<number> {
+/** CPU seconds of this process plus its reaped children (bash and the pipeline stages under it) */
+export function cpuSeconds(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  // fields after the command name: state is field 3, utime 14, stime 15, cutime 16, cstime 17
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+  return ticks / 100; // USER_HZ is 100 on Linux
+}
+
+interface Timing {
+  wall: number;
+  cpu: number;
+}
+
+async function timed(run: () => Promise<void>): Promise<Timing> {
+  const cpuBefore = cpuSeconds();
   const started = performance.now();
   await run();
-  return (performance.now() - started) / 1000;
+  return { wall: (performance.now() - started) / 1000, cpu: cpuSeconds() - cpuBefore };
 }
 
 async function rawTransfer(target: string): Promise<void> {
@@ -124,38 +139,51 @@ async function main(): Promise<void> {
       mustRun(["bash", "-c", `head -c ${size} /dev/zero | cat >/dev/null`]);
     });
 
-    const times = { raw: [] as number[], abgleich: [] as number[] };
+    const times = { raw: [] as Timing[], abgleich: [] as Timing[] };
     const progress = { lines: 0 };
     let n = 0;
-    // one unrecorded warm-up of each (file cache, bun's first start), then alternating rounds
+    // one unrecorded warm-up of each (file cache, bun's first start), then alternating rounds;
+    // the order flips every round (raw, abgleich, abgleich, raw, …) so neither side always
+    // runs right after the other's destroy
     for (let round = 0; round <= rounds; round++) {
-      for (const side of ["raw", "abgleich"] as const) {
+      const order = round % 2 ? (["abgleich", "raw"] as const) : (["raw", "abgleich"] as const);
+      for (const side of order) {
         const target = `backup/${side}${n++}`;
-        const seconds = await timed(() =>
+        const timing = await timed(() =>
           side === "raw" ? rawTransfer(target) : abgleichTransfer(target, progress),
         );
         checkAndDestroy(target, size);
-        if (round > 0) times[side].push(seconds);
+        if (round > 0) times[side].push(timing);
       }
     }
 
     const rate = (seconds: number) => size / MiB / seconds;
-    const line = (name: string, values: number[]) =>
-      `${name.padEnd(9)} ${values.map((s) => rate(s).toFixed(0).padStart(6)).join(" ")}   median ${rate(median(values)).toFixed(0)} MiB/s`;
+    const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+    const walls = (side: keyof typeof times) => times[side].map((t) => t.wall);
+    const cpus = (side: keyof typeof times) => times[side].map((t) => t.cpu);
+    const line = (name: keyof typeof times) =>
+      `${name.padEnd(9)} ${walls(name)
+        .map((s) => rate(s).toFixed(0).padStart(6))
+        .join(" ")}   median ${rate(median(walls(name))).toFixed(0)} MiB/s, ` +
+      `CPU ${(sum(cpus(name)) / rounds).toFixed(2)} s per run`;
     console.log(
-      `transfer of ${(size / MiB).toFixed(0)} MiB, ${rounds} alternating rounds (MiB/s per run):`,
+      `transfer of ${(size / MiB).toFixed(0)} MiB, ${rounds} alternating rounds (MiB/s per run), load average ${loadavg()[0]?.toFixed(1)}:`,
     );
-    console.log(line("raw", times.raw));
-    console.log(line("abgleich", times.abgleich));
-    const ratio = median(times.raw) / median(times.abgleich);
-    const total = times.raw.reduce((a, b) => a + b, 0) / times.abgleich.reduce((a, b) => a + b, 0);
+    console.log(line("raw"));
+    console.log(line("abgleich"));
+    const ratio = median(walls("raw")) / median(walls("abgleich"));
+    const total = sum(walls("raw")) / sum(walls("abgleich"));
     console.log(
-      `ratio abgleich/raw: ${ratio.toFixed(3)} (medians), ${total.toFixed(3)} (totals); target >= 0.97: ${ratio >= 0.97 ? "met" : "NOT met"}`,
+      `throughput ratio abgleich/raw: ${ratio.toFixed(3)} (medians), ${total.toFixed(3)} (totals); target >= 0.97: ${ratio >= 0.97 ? "met" : "NOT met"}`,
+    );
+    // wall time swings with whatever else the machine runs; CPU time of the processes does not
+    console.log(
+      `CPU ratio raw/abgleich (all processes of the transfer, this one included): ${(sum(cpus("raw")) / sum(cpus("abgleich"))).toFixed(3)}`,
     );
     console.log(
       `progress callbacks during abgleich runs: ${progress.lines} (zfs prints a line per second, plus one at the end of each run)`,
     );
-    console.log(`plain pipe for scale (head -c | cat): ${rate(pipeSeconds).toFixed(0)} MiB/s`);
+    console.log(`plain pipe for scale (head -c | cat): ${rate(pipeSeconds.wall).toFixed(0)} MiB/s`);
     const rssAfter = peakRssBytes();
     console.log(
       `peak RSS of this process: ${(rssBefore / MiB).toFixed(0)} MiB before the transfers, ${(rssAfter / MiB).toFixed(0)} MiB after ` +
