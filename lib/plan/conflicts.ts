@@ -81,7 +81,10 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
         "no-common",
         what,
         "Nothing was sent: receiving over it would need -F, which abgleich never uses. " +
-          `Rename or destroy the target by hand to have it sent in full, or add '${subname}' to ignore.`,
+          `Rename or destroy the target by hand to have it sent in full, or add '${subname}' to ignore` +
+          (subname === "" && target.snapshots.length === 0
+            ? " (an empty target root made by hand: destroy it and let backup create it, or set include_root: no)."
+            : "."),
       ),
     );
     return conflicts;
