@@ -161,9 +161,16 @@ export async function runShellCommand(
   });
   // the command is the user's shell code: handed to `shell -c` as one quoted argument
   let result: ProcessOutput;
+  // our own clock says whether the timeout struck: zx reports it as a signal or as the
+  // shell's 143, depending on which process saw SIGTERM first
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+  }, options.timeoutSeconds * 1000);
   try {
     result = await shell`exec ${options.shell} -c ${command}`;
   } catch (error) {
+    clearTimeout(timer);
     return {
       command,
       ok: false,
@@ -173,7 +180,8 @@ export async function runShellCommand(
     };
   }
   const output = `${result.stdout}${result.stderr}`.trimEnd();
-  const timedOut = result.signal === "SIGTERM" && result.exitCode === null;
+  clearTimeout(timer);
+  const timedOut = expired && result.exitCode !== 0;
   return { command, ok: result.exitCode === 0, exitCode: result.exitCode, output, timedOut };
 }
 
