@@ -105,7 +105,10 @@ function writeCountingShims(binDir: string, stateDir: string, logFile: string): 
     const path = join(binDir, tool);
     const script = [
       "#!/bin/sh",
-      `{ printf '%s' ${tool}; for word in "$@"; do printf '\\t%s' "$word"; done; echo; } >>${shQuote(logFile)}`,
+      // the line is built first and written by ONE printf: source and target are listed at the
+      // same time, and word-by-word writes of two shims would interleave in the log
+      `tab=$(printf '\\t'); line=${tool}; for word in "$@"; do line="$line$tab$word"; done`,
+      `printf '%s\\n' "$line" >>${shQuote(logFile)}`,
       `exec ${[...sim, tool].map(shQuote).join(" ")} "$@"`,
     ];
     writeFileSync(path, `${script.join("\n")}\n`);
