@@ -17,12 +17,17 @@ export const UNKNOWN_CODE = -1;
 /** how much stderr is kept per stage: the tail, which holds the error */
 const MAX_STDERR_CHARS = 256 * 1024;
 
+/** after the source stage is cut, how long the rest may take to finish (save partial state) */
+const DRAIN_GRACE_MS = 15_000;
+
 /** after SIGTERM, how long a cancelled pipeline may take before SIGKILL */
 const KILL_GRACE_MS = 2000;
 
 export interface PipelineOptions {
   /** aborting stops every process of the pipeline */
   signal?: AbortSignal;
+  /** after a cancel cut the first stage, how long the others may take to end by themselves */
+  drainGraceMs?: number;
   /** called with each line of the FIRST stage's stderr as it arrives (`zfs send -v -P` progress) */
   onProgressLine?: (line: string) => void;
 }
@@ -42,8 +47,8 @@ export interface PipelineResult {
 
 /**
  * The bash script for `stages` whose argvs are the positional parameters, flattened in order,
- * followed by one stderr file per stage after the first, then the status file.
- * Exported for tests; it only ever contains numbers.
+ * followed by one stderr file per stage after the first, the status file, then the file that
+ * receives stage 1's pid. Exported for tests; it only ever contains numbers.
  */
 export function pipelineScript(stageLengths: readonly number[]): string {
   const stages: string[] = [];
@@ -53,8 +58,15 @@ export function pipelineScript(stageLengths: readonly number[]): string {
     if (length < 1) throw new Error(`pipeline stage ${index + 1} is empty`);
     const command = `"\${@:${next}:${length}}"`;
     next += length;
-    // Stage 1 writes to bash's own stderr, read live; the others to their own files.
-    stages.push(index === 0 ? command : `${command} 2>"\${${errorFile++}}"`);
+    // Stage 1 writes to bash's own stderr, read live, and records its pid (the subshell's,
+    // which `exec` hands to the command) so a cancel can cut the stream at its source; the
+    // other stages write stderr to their own files.
+    const pidFile = stageLengths.reduce((sum, n) => sum + n, 0) + stageLengths.length + 1;
+    stages.push(
+      index === 0
+        ? `{ echo "$BASHPID" >"\${${pidFile}}"; exec ${command}; }`
+        : `${command} 2>"\${${errorFile++}}"`,
+    );
   });
   const statusFile = errorFile;
   return [
@@ -119,7 +131,8 @@ export async function runPipeline(
   const dir = mkdtempSync(join(tmpdir(), "abg-pipe-"));
   const errorFiles = stages.slice(1).map((_, index) => join(dir, `stderr-${index + 2}`));
   const statusFile = join(dir, "status");
-  const args = [...stages.flat(), ...errorFiles, statusFile];
+  const pidFile = join(dir, "pid");
+  const args = [...stages.flat(), ...errorFiles, statusFile, pidFile];
 
   const { signal } = options;
   try {
@@ -136,8 +149,21 @@ export async function runPipeline(
     let forceKill: ReturnType<typeof setTimeout> | undefined;
     const abort = () => {
       cancelled = true;
-      killGroup(child.pid, "SIGTERM");
-      forceKill = setTimeout(() => killGroup(child.pid, "SIGKILL"), KILL_GRACE_MS);
+      // Cut the stream at its source, as a lost connection would: the receiving end sees an
+      // incomplete stream and `zfs receive -s` saves resumable state. Only if the pipeline
+      // does not end by itself are the other stages terminated, then killed.
+      const first = Number(readIfPresent(pidFile).trim());
+      if (Number.isInteger(first) && first > 1) {
+        try {
+          process.kill(first, "SIGTERM");
+        } catch {
+          // already gone
+        }
+      }
+      forceKill = setTimeout(() => {
+        killGroup(child.pid, "SIGTERM");
+        forceKill = setTimeout(() => killGroup(child.pid, "SIGKILL"), KILL_GRACE_MS);
+      }, options.drainGraceMs ?? DRAIN_GRACE_MS);
     };
     signal?.addEventListener("abort", abort, { once: true });
     try {

@@ -43,7 +43,7 @@ describe("pipelineScript", () => {
       [
         "set -o pipefail",
         // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
-        '"${@:1:3}" | "${@:4:1}" 2>"${7}" | "${@:5:2}" 2>"${8}"',
+        '{ echo "$BASHPID" >"${10}"; exec "${@:1:3}"; } | "${@:4:1}" 2>"${7}" | "${@:5:2}" 2>"${8}"',
         // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
         'echo "${PIPESTATUS[*]}" >"${9}"',
       ].join("\n"),
@@ -199,6 +199,43 @@ describe("runPipeline", () => {
     expect(formatPipelineFailure(result, [["send"], ["cat"], ["receive"]])).toBe(
       "cancelled: send | cat | receive",
     );
+  });
+
+  test("a cancel cuts the first stage; the rest end on their own, as after a lost connection", async () => {
+    const controller = new AbortController();
+    const running = runPipeline(
+      [
+        ["head", "-c", String(100 * 1024 * MiB), "/dev/zero"],
+        ["sh", "-c", "wc -c; echo tail-ran >&2"],
+      ],
+      { signal: controller.signal, drainGraceMs: 5000 },
+    );
+    await Bun.sleep(200);
+    controller.abort();
+    const result = await running;
+    expect(result.cancelled).toBe(true);
+    // the reader saw end of input and finished its work (a receive saves its partial state)
+    expect(result.stderr[1]).toContain("tail-ran");
+  });
+
+  test("a stage that never ends after the cut is terminated after the grace time", async () => {
+    const controller = new AbortController();
+    const running = runPipeline(
+      [
+        ["head", "-c", String(100 * 1024 * MiB), "/dev/zero"],
+        ["sh", "-c", "cat >/dev/null; sleep 30"],
+      ],
+      {
+        signal: controller.signal,
+        drainGraceMs: 300,
+      },
+    );
+    await Bun.sleep(200);
+    const started = Date.now();
+    controller.abort();
+    const result = await running;
+    expect(result.cancelled).toBe(true);
+    expect(Date.now() - started).toBeLessThan(3000);
   });
 
   test("an already aborted signal starts nothing", async () => {

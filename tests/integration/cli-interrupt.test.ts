@@ -1,0 +1,93 @@
+// Ctrl-C during a transfer: the CLI stops cleanly (no further action, a summary, exit 1), the
+// target keeps a resume token, and the next backup resumes instead of starting over.
+
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import {
+  CLI_MAIN,
+  configYaml,
+  createSimEnv,
+  jsonEvents,
+  must,
+  type SimEnv,
+} from "../helpers/sim-env.ts";
+
+let env: SimEnv;
+let config: string;
+
+beforeAll(() => {
+  env = createSimEnv();
+  config = env.writeConfig(
+    configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
+  );
+  env.seed({
+    now: 1_767_225_600,
+    pools: [
+      {
+        name: "src",
+        size: "64G",
+        // big enough that the simulator needs seconds to stream it
+        datasets: [
+          { name: "data", snapshots: [{ name: "2026010101", written: "24G" }] },
+          { name: "data/small", snapshots: [{ name: "2026010101", written: "1M" }] },
+        ],
+      },
+      { name: "dst", size: "64G" },
+    ],
+  });
+});
+
+afterAll(() => env?.remove());
+
+test("SIGINT mid-stream: cancelled, summary printed, token kept, next backup resumes", async () => {
+  const child = Bun.spawn([process.execPath, CLI_MAIN, "backup", config, "--yes", "--json"], {
+    env: { ...process.env, PATH: env.path, TZ: "UTC" },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  // wait for the first transfer to start, then interrupt it
+  const reader = child.stdout.getReader();
+  let stdout = "";
+  while (!stdout.includes('"event":"action-start"')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stdout += new TextDecoder().decode(value);
+  }
+  await Bun.sleep(400);
+  child.kill("SIGINT");
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stdout += new TextDecoder().decode(value);
+  }
+  const code = await child.exited;
+  const stderr = await new Response(child.stderr).text();
+
+  expect(code).toBe(1);
+  expect(stderr).toContain("interrupted");
+  const events = jsonEvents(stdout);
+  const stageDone = must(
+    events.find((e) => e.event === "stage-done"),
+    "stage-done event",
+  );
+  expect(stageDone.status).toBe("cancelled");
+  // the child dataset's transfer never started: nothing after the cut ran
+  const started = events.filter((e) => e.event === "action-start");
+  expect(started).toHaveLength(1);
+
+  const token = env.list().get("dst/backup")?.token;
+  expect(token).toBeTruthy();
+  expect(env.snapshots("dst/backup")).toEqual([]);
+
+  const again = await env.cli(["backup", config, "--yes", "--json"]);
+  expect(again.code).toBe(0);
+  const plan = must(
+    jsonEvents(again.stdout).find((e) => e.event === "plan"),
+    "plan event",
+  ).plan as { actions: { mode?: string; subname: string }[] };
+  expect(plan.actions[0]).toMatchObject({ mode: "resume", subname: "" });
+  expect(env.calls().some((call) => /^zfs send .*-t /.test(call))).toBe(true);
+  expect(env.guid("dst/backup@2026010101")).toBe(env.guid("src/data@2026010101"));
+  expect(env.guid("dst/backup/small@2026010101")).toBe(env.guid("src/data/small@2026010101"));
+  expect(env.list().get("dst/backup")?.token).toBeNull();
+}, 60_000);
