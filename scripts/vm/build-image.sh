@@ -162,6 +162,11 @@ mount_chroot_fs() {
   done
   mount_in_root dev/pts -t devpts -o newinstance,ptmxmode=0666 devpts
   ln -s pts/ptmx "$ROOT/dev/ptmx"
+  # bash's <(cmd), used by dkms, needs /dev/fd
+  ln -s /proc/self/fd "$ROOT/dev/fd"
+  ln -s /proc/self/fd/0 "$ROOT/dev/stdin"
+  ln -s /proc/self/fd/1 "$ROOT/dev/stdout"
+  ln -s /proc/self/fd/2 "$ROOT/dev/stderr"
   mount_in_root run -t tmpfs -o mode=0755,size=64M runtmp
 }
 
@@ -211,7 +216,7 @@ KVER=$(find "$ROOT/lib/modules" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' |
 [[ -n "$KVER" ]] || die "no kernel found under $ROOT/lib/modules"
 ZFS_KO="$ROOT/lib/modules/$KVER/updates/dkms/zfs.ko"
 [[ -f "$ZFS_KO" ]] || die "DKMS did not build $ZFS_KO"
-ZFS_MODULE_VERSION=$(modinfo -F version -- "$ZFS_KO")
+ZFS_MODULE_VERSION=$(in_root modinfo -F version "/lib/modules/$KVER/updates/dkms/zfs.ko")
 ZFS_PACKAGE_VERSION=$(in_root dpkg-query -W -f='${Version}' zfsutils-linux)
 
 # 3. Slim: keep the built modules, drop DKMS, headers and compilers (apt keeps them otherwise).
@@ -221,7 +226,7 @@ mkdir -p -- "$ROOT/lib/modules/$KVER/extra/zfs"
 cp -- "$ROOT/lib/modules/$KVER/updates/dkms/"*.ko "$ROOT/lib/modules/$KVER/extra/zfs/"
 BUILD_ONLY=(zfs-dkms dkms linux-headers-amd64 "linux-headers-$KVER" gcc gcc-12 cpp cpp-12 make binutils)
 # Simulate first: if zfsutils-linux hard-depends on zfs-dkms, slimming would remove it; then skip.
-PURGE_PLAN=$(in_root apt-get -s purge "${BUILD_ONLY[@]}" 2>&1)
+PURGE_PLAN=$(in_root apt-get -s purge "${BUILD_ONLY[@]}" 2>&1) || die "apt-get -s purge failed: $PURGE_PLAN"
 if grep -q '^Purg zfsutils-linux' <<<"$PURGE_PLAN"; then
   log "skipping package slimming: purging DKMS would remove zfsutils-linux"
 else
@@ -233,7 +238,8 @@ else
 fi
 in_root dpkg-query -W zfsutils-linux >/dev/null || die "slimming removed zfsutils-linux"
 in_root depmod -a "$KVER"
-in_root modinfo -F version zfs >/dev/null || die "zfs module not found by modinfo after slimming"
+# -k: without it modinfo looks under the host kernel's version
+in_root modinfo -k "$KVER" -F version zfs >/dev/null || die "zfs module not found by modinfo after slimming"
 
 # 4. Boot configuration: small initramfs, networkd, our zfs loader, masked waits.
 guard_root
@@ -241,7 +247,7 @@ sed -i 's/^MODULES=.*/MODULES=list/' "$ROOT/etc/initramfs-tools/initramfs.conf"
 in_root update-initramfs -u -k "$KVER" >>"$BUILD_LOG" 2>&1 || die "update-initramfs failed"
 in_root systemctl enable systemd-networkd.service abgleich-zfs-load.service ssh.service >>"$BUILD_LOG" 2>&1
 in_root systemctl mask systemd-networkd-wait-online.service zfs-load-module.service \
-  zfs-import-cache.service zfs-import-scan.service zfs-zed.service \
+  zfs-import-cache.service zfs-import-scan.service zfs-zed.service systemd-firstboot.service \
   apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer >>"$BUILD_LOG" 2>&1
 
 # 5. Root's login key, generated here and kept only in the cache.
@@ -256,8 +262,7 @@ guard_root
 in_root apt-get clean
 rm -rf -- "$ROOT/var/lib/apt/lists/"* "$ROOT/usr/share/doc/"* "$ROOT/usr/share/man/"* \
   "$ROOT/usr/share/locale/"* "$ROOT/var/cache/debconf/"*-old "$ROOT/usr/src/"*
-rm -f -- "$ROOT/usr/sbin/policy-rc.d" "$ROOT/etc/resolv.conf" "$ROOT/etc/machine-id"
-: >"$ROOT/etc/machine-id" # empty: systemd makes a fresh one per boot
+rm -f -- "$ROOT/usr/sbin/policy-rc.d" "$ROOT/etc/resolv.conf"
 unmount_all
 cp -- "$ROOT/boot/vmlinuz-$KVER" "$BUILD_DIR/vmlinuz"
 cp -- "$ROOT/boot/initrd.img-$KVER" "$BUILD_DIR/initrd.img"
@@ -265,7 +270,7 @@ cp -- "$ROOT/boot/initrd.img-$KVER" "$BUILD_DIR/initrd.img"
 # 7. The root filesystem image (no loop device needed).
 guard_root
 truncate -s "$IMAGE_SIZE" -- "$BUILD_DIR/base.img"
-mkfs.ext4 -q -F -L abgleich-root -d "$ROOT" -- "$BUILD_DIR/base.img"
+mkfs.ext4 -q -F -L abgleich-root -d "$ROOT" "$BUILD_DIR/base.img"
 chmod 0444 -- "$BUILD_DIR/base.img" # backing file of every VM overlay: never written
 rm -rf --one-file-system -- "$ROOT"
 

@@ -59,6 +59,8 @@ describe("one VM", () => {
     console.log(`[e2e] smoke-one ready in ${vm.bootSeconds.toFixed(1)} s`);
     await createPools(vm, [{ name: "srcpool" }]);
   }, BOOT_TIMEOUT_MS);
+  // stop as soon as this block is done: the next one boots two more on the same 2 cores
+  afterAll(() => vm?.stop());
 
   test("runs the OpenZFS version the image manifest names", async () => {
     const version = await vm.sshOk("cat /sys/module/zfs/version");
@@ -140,6 +142,7 @@ describe("two VMs", () => {
       createPools(target, [{ name: "dstpool" }]),
     ]);
   }, BOOT_TIMEOUT_MS);
+  afterAll(() => Promise.all([source?.stop(), target?.stop()]));
 
   test("two cold-booted VMs have different pool GUIDs", async () => {
     const [src] = await zfsList(source, "srcpool");
