@@ -23,8 +23,9 @@ status=${PIPESTATUS[0]}
 set -e
 test_seconds=$(($(date +%s) - test_start))
 
-# bun prints " N pass" and " N fail" summary lines.
-passed=$(grep -Eo '^ *[0-9]+ pass$' "$TEST_LOG" | grep -Eo '[0-9]+' | tail -n 1 || true)
-failed=$(grep -Eo '^ *[0-9]+ fail$' "$TEST_LOG" | grep -Eo '[0-9]+' | tail -n 1 || true)
+# bun prints " N pass", " N fail" and (for errors between tests) " N error" summary lines.
+count() { grep -E "^ *[0-9]+ $1\$" "$TEST_LOG" | tail -n 1 | tr -dc '0-9' || true; }
+passed=$(count pass)
+failed=$(($(count fail) + $(count error) + 0))
 echo "[ci-e2e] e2e: ${passed:-0} passed, ${failed:-0} failed, exit $status, ${test_seconds} s (image step ${image_seconds} s)"
 exit "$status"

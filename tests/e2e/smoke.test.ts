@@ -17,6 +17,8 @@ import {
 } from "./vm.ts";
 
 const BOOT_TIMEOUT_MS = 240_000;
+/** per test: each does a few ssh round trips under TCG; bun's default of 5 s is too short */
+const TEST_TIMEOUT_MS = 60_000;
 
 afterAll(stopAllVms);
 
@@ -62,70 +64,90 @@ describe("one VM", () => {
   // stop as soon as this block is done: the next one boots two more on the same 2 cores
   afterAll(() => vm?.stop());
 
-  test("runs the OpenZFS version the image manifest names", async () => {
-    const version = await vm.sshOk("cat /sys/module/zfs/version");
-    expect(version.trim()).toStartWith("2.1.11");
-    expect(findImage().manifest.openzfs).toStartWith("2.1.11");
-  });
+  test(
+    "runs the OpenZFS version the image manifest names",
+    async () => {
+      const version = await vm.sshOk("cat /sys/module/zfs/version");
+      expect(version.trim()).toStartWith("2.1.11");
+      expect(findImage().manifest.openzfs).toStartWith("2.1.11");
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("lists a dataset and its snapshots with string GUIDs", async () => {
-    await vm.sshOk(
-      [
-        "zfs create srcpool/data",
-        "head -c 1048576 /dev/urandom > /srcpool/data/blob",
-        "zfs snapshot srcpool/data@s1",
-        "echo more >> /srcpool/data/blob",
-        "zfs snapshot srcpool/data@s2",
-      ].join(" && "),
-    );
-    const rows = await zfsList(vm, "srcpool/data");
-    expect(rows.map((row) => [row.name, row.type])).toEqual([
-      ["srcpool/data", "filesystem"],
-      ["srcpool/data@s1", "snapshot"],
-      ["srcpool/data@s2", "snapshot"],
-    ]);
-    for (const row of rows) expect(row.guid).toMatch(/^[1-9][0-9]*$/);
-    const [, s1, s2] = rows;
-    expect(BigInt(s2?.createtxg ?? "0")).toBeGreaterThan(BigInt(s1?.createtxg ?? "0"));
-  });
+  test(
+    "lists a dataset and its snapshots with string GUIDs",
+    async () => {
+      await vm.sshOk(
+        [
+          "zfs create srcpool/data",
+          "head -c 1048576 /dev/urandom > /srcpool/data/blob",
+          "zfs snapshot srcpool/data@s1",
+          "echo more >> /srcpool/data/blob",
+          "zfs snapshot srcpool/data@s2",
+        ].join(" && "),
+      );
+      const rows = await zfsList(vm, "srcpool/data");
+      expect(rows.map((row) => [row.name, row.type])).toEqual([
+        ["srcpool/data", "filesystem"],
+        ["srcpool/data@s1", "snapshot"],
+        ["srcpool/data@s2", "snapshot"],
+      ]);
+      for (const row of rows) expect(row.guid).toMatch(/^[1-9][0-9]*$/);
+      const [, s1, s2] = rows;
+      expect(BigInt(s2?.createtxg ?? "0")).toBeGreaterThan(BigInt(s1?.createtxg ?? "0"));
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("a local send | receive keeps snapshot GUIDs", async () => {
-    // pipe through a shell in the VM; `zfs send > /dev/null` would fail on this kernel
-    await vm.sshOk("zfs send -R srcpool/data@s2 | zfs receive -u srcpool/copy");
-    const rows = byName(await zfsList(vm, "srcpool"));
-    expect(rows.get("srcpool/copy@s1")?.guid).toBe(rows.get("srcpool/data@s1")?.guid);
-    expect(rows.get("srcpool/copy@s2")?.guid).toBe(rows.get("srcpool/data@s2")?.guid);
-    expect(rows.get("srcpool/copy")?.guid).not.toBe(rows.get("srcpool/data")?.guid);
-  });
+  test(
+    "a local send | receive keeps snapshot GUIDs",
+    async () => {
+      // pipe through a shell in the VM; `zfs send > /dev/null` would fail on this kernel
+      await vm.sshOk("zfs send -R srcpool/data@s2 | zfs receive -u srcpool/copy");
+      const rows = byName(await zfsList(vm, "srcpool"));
+      expect(rows.get("srcpool/copy@s1")?.guid).toBe(rows.get("srcpool/data@s1")?.guid);
+      expect(rows.get("srcpool/copy@s2")?.guid).toBe(rows.get("srcpool/data@s2")?.guid);
+      expect(rows.get("srcpool/copy")?.guid).not.toBe(rows.get("srcpool/data")?.guid);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("the generated ssh config works with a plain `ssh -F file alias`", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "abgleich-e2e-ssh-"));
-    try {
-      const file = join(dir, "ssh_config");
-      writeSshConfig([vm], file);
-      const child = Bun.spawn(["ssh", "-F", file, vm.sshConfig.alias, "--", "hostname"], {
-        stdout: "pipe",
-        stderr: "pipe",
-      });
+  test(
+    "the generated ssh config works with a plain `ssh -F file alias`",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "abgleich-e2e-ssh-"));
+      try {
+        const file = join(dir, "ssh_config");
+        writeSshConfig([vm], file);
+        const child = Bun.spawn(["ssh", "-F", file, vm.sshConfig.alias, "--", "hostname"], {
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        expect(await child.exited).toBe(0);
+        expect((await new Response(child.stdout).text()).trim()).toBe("abgleich-vm");
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "the plain ssh options reach the VM without a config file",
+    async () => {
+      const { user, host, options } = vm.sshConfig;
+      const child = Bun.spawn(
+        ["ssh", ...options, "-o", "BatchMode=yes", `${user}@${host}`, "--", "id -u"],
+        {
+          stdout: "pipe",
+          stderr: "pipe",
+        },
+      );
       expect(await child.exited).toBe(0);
-      expect((await new Response(child.stdout).text()).trim()).toBe("abgleich-vm");
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  test("the plain ssh options reach the VM without a config file", async () => {
-    const { user, host, options } = vm.sshConfig;
-    const child = Bun.spawn(
-      ["ssh", ...options, "-o", "BatchMode=yes", `${user}@${host}`, "--", "id -u"],
-      {
-        stdout: "pipe",
-        stderr: "pipe",
-      },
-    );
-    expect(await child.exited).toBe(0);
-    expect((await new Response(child.stdout).text()).trim()).toBe("0");
-  });
+      expect((await new Response(child.stdout).text()).trim()).toBe("0");
+    },
+    TEST_TIMEOUT_MS,
+  );
 });
 
 describe("two VMs", () => {
@@ -144,68 +166,80 @@ describe("two VMs", () => {
   }, BOOT_TIMEOUT_MS);
   afterAll(() => Promise.all([source?.stop(), target?.stop()]));
 
-  test("two cold-booted VMs have different pool GUIDs", async () => {
-    const [src] = await zfsList(source, "srcpool");
-    const [dst] = await zfsList(target, "dstpool");
-    expect(src?.guid).not.toBe(dst?.guid);
-  });
+  test(
+    "two cold-booted VMs have different pool GUIDs",
+    async () => {
+      const [src] = await zfsList(source, "srcpool");
+      const [dst] = await zfsList(target, "dstpool");
+      expect(src?.guid).not.toBe(dst?.guid);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test("full then incremental send relayed through this machine keeps snapshot GUIDs", async () => {
-    await source.sshOk(
-      [
-        "zfs create srcpool/data",
-        "head -c 2097152 /dev/urandom > /srcpool/data/blob",
-        "zfs snapshot srcpool/data@s1",
-      ].join(" && "),
-    );
-    const full = await relay(
-      source,
-      shellJoin(["zfs", "send", "srcpool/data@s1"]),
-      target,
-      shellJoin(["zfs", "receive", "-u", "dstpool/data"]),
-    );
-    expect(full).toEqual({ send: 0, receive: 0, stderr: "" });
-
-    await source.sshOk("echo changed >> /srcpool/data/blob && zfs snapshot srcpool/data@s2");
-    const incremental = await relay(
-      source,
-      shellJoin(["zfs", "send", "-i", "@s1", "srcpool/data@s2"]),
-      target,
-      shellJoin(["zfs", "receive", "-u", "dstpool/data"]),
-    );
-    expect(incremental).toEqual({ send: 0, receive: 0, stderr: "" });
-
-    const src = byName(await zfsList(source, "srcpool/data"));
-    const dst = byName(await zfsList(target, "dstpool/data"));
-    expect([...dst.keys()]).toEqual(["dstpool/data", "dstpool/data@s1", "dstpool/data@s2"]);
-    for (const snapshot of ["s1", "s2"]) {
-      expect(dst.get(`dstpool/data@${snapshot}`)?.guid).toBe(
-        src.get(`srcpool/data@${snapshot}`)?.guid,
+  test(
+    "full then incremental send relayed through this machine keeps snapshot GUIDs",
+    async () => {
+      await source.sshOk(
+        [
+          "zfs create srcpool/data",
+          "head -c 2097152 /dev/urandom > /srcpool/data/blob",
+          "zfs snapshot srcpool/data@s1",
+        ].join(" && "),
       );
-      // a received snapshot keeps the sender's creation time
-      expect(dst.get(`dstpool/data@${snapshot}`)?.creation).toBe(
-        src.get(`srcpool/data@${snapshot}`)?.creation,
+      const full = await relay(
+        source,
+        shellJoin(["zfs", "send", "srcpool/data@s1"]),
+        target,
+        shellJoin(["zfs", "receive", "-u", "dstpool/data"]),
       );
-    }
+      expect(full).toEqual({ send: 0, receive: 0, stderr: "" });
 
-    // the data arrived intact: compare the file's checksum at s2 on both sides
-    await target.sshOk("zfs mount dstpool/data");
-    const sum = async (vm: Vm, path: string) =>
-      (await vm.sshOk(shellJoin(["sha256sum", path]))).split(" ")[0];
-    expect(await sum(target, "/dstpool/data/blob")).toBe(await sum(source, "/srcpool/data/blob"));
-  });
+      await source.sshOk("echo changed >> /srcpool/data/blob && zfs snapshot srcpool/data@s2");
+      const incremental = await relay(
+        source,
+        shellJoin(["zfs", "send", "-i", "@s1", "srcpool/data@s2"]),
+        target,
+        shellJoin(["zfs", "receive", "-u", "dstpool/data"]),
+      );
+      expect(incremental).toEqual({ send: 0, receive: 0, stderr: "" });
 
-  test("an incremental send onto a target without the base snapshot fails", async () => {
-    await source.sshOk(
-      "zfs create srcpool/other && zfs snapshot srcpool/other@a && zfs snapshot srcpool/other@b",
-    );
-    const result = await relay(
-      source,
-      shellJoin(["zfs", "send", "-i", "@a", "srcpool/other@b"]),
-      target,
-      shellJoin(["zfs", "receive", "-u", "dstpool/other"]),
-    );
-    expect(result.receive).not.toBe(0);
-    expect(result.stderr).toContain("dstpool/other");
-  });
+      const src = byName(await zfsList(source, "srcpool/data"));
+      const dst = byName(await zfsList(target, "dstpool/data"));
+      expect([...dst.keys()]).toEqual(["dstpool/data", "dstpool/data@s1", "dstpool/data@s2"]);
+      for (const snapshot of ["s1", "s2"]) {
+        expect(dst.get(`dstpool/data@${snapshot}`)?.guid).toBe(
+          src.get(`srcpool/data@${snapshot}`)?.guid,
+        );
+        // a received snapshot keeps the sender's creation time
+        expect(dst.get(`dstpool/data@${snapshot}`)?.creation).toBe(
+          src.get(`srcpool/data@${snapshot}`)?.creation,
+        );
+      }
+
+      // the data arrived intact: compare the file's checksum at s2 on both sides
+      await target.sshOk("zfs mount dstpool/data");
+      const sum = async (vm: Vm, path: string) =>
+        (await vm.sshOk(shellJoin(["sha256sum", path]))).split(" ")[0];
+      expect(await sum(target, "/dstpool/data/blob")).toBe(await sum(source, "/srcpool/data/blob"));
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "an incremental send onto a target without the base snapshot fails",
+    async () => {
+      await source.sshOk(
+        "zfs create srcpool/other && zfs snapshot srcpool/other@a && zfs snapshot srcpool/other@b",
+      );
+      const result = await relay(
+        source,
+        shellJoin(["zfs", "send", "-i", "@a", "srcpool/other@b"]),
+        target,
+        shellJoin(["zfs", "receive", "-u", "dstpool/other"]),
+      );
+      expect(result.receive).not.toBe(0);
+      expect(result.stderr).toContain("dstpool/other");
+    },
+    TEST_TIMEOUT_MS,
+  );
 });
