@@ -210,13 +210,23 @@ function parseStatus(text: string, count: number): number[] {
 const SSH_CODE = 255;
 
 /**
+ * `zfs send -v -P` (and `-t`) report on stderr while all goes well: the estimate, the token's
+ * contents and one progress line per second. None of it is an error message.
+ */
+const SEND_REPORT_LINE =
+  /^(full|incremental|size)\t|^\d\d:\d\d:\d\d\t|^resume token contents:$|^nvlist version: |^\s+\w+ = /;
+
+/**
  * A failure that only follows from a later stage's: the stage lost its reader. Locally that
  * is SIGPIPE (141); behind ssh the remote command's death by signal shows as 255 with no
- * message. A 255 WITH a message is real: ssh's connection error or `zfs send -t`'s own.
+ * message (send's own progress report aside: real OpenZFS behind ssh, a full target pool).
+ * A 255 WITH a message is real: ssh's connection error or `zfs send -t`'s own.
  */
 function lostItsReader(result: PipelineResult, index: number): boolean {
   const code = result.codes[index];
-  const silent = (result.stderr[index] ?? "").trim() === "";
+  const silent = (result.stderr[index] ?? "")
+    .split("\n")
+    .every((line) => line.trim() === "" || SEND_REPORT_LINE.test(line));
   const laterFailed = result.codes.slice(index + 1).some((later) => later !== 0);
   return laterFailed && (code === SIGPIPE_CODE || (code === SSH_CODE && silent));
 }

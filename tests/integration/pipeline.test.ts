@@ -119,6 +119,24 @@ describe("runPipeline", () => {
     expect(failedStage(result)).toBe(1);
   });
 
+  test("ssh's 255 after a send that only reported progress is not blamed for the receive", () => {
+    // real OpenZFS behind ssh, target pool full: the receive fails, the send loses its reader
+    const result: PipelineResult = {
+      ok: false,
+      codes: [255, 1],
+      stderr: [
+        "full\tsrc/data@s1\t40180832\nsize\t40180832\n06:52:58\t922560\tsrc/data@s1\n",
+        "cannot receive new filesystem stream: out of space\n",
+      ],
+      stdout: "",
+      cancelled: false,
+    };
+    expect(failedStage(result)).toBe(1);
+    // a send that says more than progress failed for a reason of its own
+    const own = { ...result, stderr: ["ssh: connect to host x port 22: Connection refused", ""] };
+    expect(failedStage(own)).toBe(0);
+  });
+
   test("each stage's stderr is kept separately, and a missing command reads 127", async () => {
     const result = await runPipeline([
       ["sh", "-c", "echo first >&2; echo data"],
