@@ -4,7 +4,7 @@
 import type { Config } from "../config/types.ts";
 import type { Dataset, Inventory, Snapshot } from "../zfs/model.ts";
 import { pairConflicts } from "./conflicts.ts";
-import { pairDatasets } from "./pairs.ts";
+import { pairDatasets, snapshotsByName } from "./pairs.ts";
 import type { CompareDatasetRow, CompareSnapshotRow, Comparison, Presence } from "./types.ts";
 
 /** parents before children, siblings by name: compare path components one by one */
@@ -41,8 +41,8 @@ export function mergeSnapshots(
   source: Dataset | undefined,
   target: Dataset | undefined,
 ): CompareSnapshotRow[] {
-  const targetByName = new Map((target?.snapshots ?? []).map((s) => [s.name, s]));
-  const sourceNames = new Set((source?.snapshots ?? []).map((s) => s.name));
+  const targetByName = target ? snapshotsByName(target) : new Map<string, Snapshot>();
+  const sourceByName = source ? snapshotsByName(source) : new Map<string, Snapshot>();
   const entries: Entry[] = [];
   for (const snapshot of source?.snapshots ?? []) {
     const match = targetByName.get(snapshot.name);
@@ -50,11 +50,16 @@ export function mergeSnapshots(
     else entries.push(entry(snapshot, "both", match.guid !== snapshot.guid));
   }
   for (const snapshot of target?.snapshots ?? []) {
-    if (!sourceNames.has(snapshot.name)) entries.push(entry(snapshot, "target", false));
+    if (!sourceByName.has(snapshot.name)) entries.push(entry(snapshot, "target", false));
   }
-  entries.sort(
-    (a, b) => a.creation - b.creation || a.sideRank - b.sideRank || a.createtxg - b.createtxg,
-  );
+  const order = (a: Entry, b: Entry) =>
+    a.creation - b.creation || a.sideRank - b.sideRank || a.createtxg - b.createtxg;
+  // usually already in order (source snapshots by createtxg, no target-only ones): skip the sort
+  let sorted = true;
+  for (let i = 1; i < entries.length && sorted; i++) {
+    sorted = order(entries[i - 1] as Entry, entries[i] as Entry) <= 0;
+  }
+  if (!sorted) entries.sort(order);
   return entries.map((e) => e.row);
 }
 

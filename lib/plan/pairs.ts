@@ -78,10 +78,17 @@ export interface SnapshotOverlap {
   targetOnly: string[];
 }
 
+/** a dataset's snapshots by short name (a loop: this runs for every pair of a large tree) */
+export function snapshotsByName(dataset: Dataset): Map<string, Snapshot> {
+  const byName = new Map<string, Snapshot>();
+  for (const snapshot of dataset.snapshots) byName.set(snapshot.name, snapshot);
+  return byName;
+}
+
 /** compare the snapshots of a pair: common means same name AND same guid */
 export function compareSnapshots(source: Dataset, target: Dataset): SnapshotOverlap {
-  const targetByName = new Map(target.snapshots.map((snapshot) => [snapshot.name, snapshot]));
-  const sourceNames = new Set(source.snapshots.map((snapshot) => snapshot.name));
+  const targetByName = snapshotsByName(target);
+  const sourceByName = snapshotsByName(source);
   const common: SnapshotOverlap["common"] = [];
   const mismatches: GuidMismatch[] = [];
   const sourceOnly: string[] = [];
@@ -92,9 +99,10 @@ export function compareSnapshots(source: Dataset, target: Dataset): SnapshotOver
     else
       mismatches.push({ name: snapshot.name, sourceGuid: snapshot.guid, targetGuid: match.guid });
   }
-  const targetOnly = target.snapshots
-    .filter((snapshot) => !sourceNames.has(snapshot.name))
-    .map((snapshot) => snapshot.name);
+  const targetOnly: string[] = [];
+  for (const snapshot of target.snapshots) {
+    if (!sourceByName.has(snapshot.name)) targetOnly.push(snapshot.name);
+  }
   return {
     common,
     newestCommon: common[common.length - 1],
