@@ -9,6 +9,7 @@ import { runWorkflowFile } from "../workflow/workflow.ts";
 import { backupCommand, cleanupCommand, snapCommand } from "./commands/change.ts";
 import { compareCommand } from "./commands/compare.ts";
 import { demoCommand } from "./commands/demo.ts";
+import { typesCommand } from "./commands/types.ts";
 import { wizardCommand } from "./commands/wizard.ts";
 import { treeCommand } from "./commands/tree.ts";
 import { EXIT_USAGE, type GlobalFlags } from "./io.ts";
@@ -108,6 +109,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (workflow: string, config: string, _opts, command: Command) => {
       setExit(await runWorkflowFile(workflow, config, flags(command)));
     });
+
+  program
+    .command("types")
+    .description("print the plugin API's TypeScript declarations: abgleich types > abgleich.d.ts")
+    .action(() => setExit(typesCommand()));
 
   program
     .command("demo")
