@@ -81,7 +81,12 @@ export async function openRun(
   const config: Config = loadConfig(configPath);
   const hooks = createHooks();
   await loadPlugins(config, hooks);
-  return createRunContext(config, runOptions(flags, signal), makeUi ? makeUi(io) : undefined, hooks);
+  return createRunContext(
+    config,
+    runOptions(flags, signal),
+    makeUi ? makeUi(io) : undefined,
+    hooks,
+  );
 }
 
 /** the exit code for an error that ended a command, after printing it */

@@ -3,15 +3,15 @@
 
 import { Command, CommanderError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
-import type { Side } from "../zfs/model.ts";
 import { simMain } from "../sim/main.ts";
 import { runWorkflowFile } from "../workflow/workflow.ts";
+import type { Side } from "../zfs/model.ts";
 import { backupCommand, cleanupCommand, snapCommand } from "./commands/change.ts";
 import { compareCommand } from "./commands/compare.ts";
 import { demoCommand } from "./commands/demo.ts";
+import { treeCommand } from "./commands/tree.ts";
 import { typesCommand } from "./commands/types.ts";
 import { wizardCommand } from "./commands/wizard.ts";
-import { treeCommand } from "./commands/tree.ts";
 import { EXIT_USAGE, type GlobalFlags } from "./io.ts";
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -84,7 +84,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .argument("<config>", "configuration file (YAML)")
       .argument("[side]", "source (default) or target"),
   )
-    .option("--yes-destroy-target", "for `cleanup target` without a terminal: confirm the danger question too")
+    .option(
+      "--yes-destroy-target",
+      "for `cleanup target` without a terminal: confirm the danger question too",
+    )
     .action(async (config: string, which: string | undefined, _opts, command: Command) => {
       setExit(await cleanupCommand(config, side(which), flags(command)));
     });

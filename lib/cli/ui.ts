@@ -5,8 +5,8 @@ import type { Action, Plan } from "../plan/types.ts";
 import type { ActionOutcome, StageInfo, StageOutcome } from "../workflow/hooks.ts";
 import type { StageUi } from "../workflow/ui.ts";
 import type { CommandIo } from "./io.ts";
-import { CONTINUE_QUESTION, confirm, confirmDanger } from "./prompt.ts";
 import { createProgress, type Progress } from "./progress.ts";
+import { CONTINUE_QUESTION, confirm, confirmDanger } from "./prompt.ts";
 import { subnameLabel } from "./render/labels.ts";
 import { planJson, renderPlan } from "./render/plan.ts";
 
@@ -37,11 +37,14 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
   let lastProgressEvent = 0;
 
   if (io.json) {
-    const event = (name: string, data: Record<string, unknown>) => io.emit({ event: name, ...data });
+    const event = (name: string, data: Record<string, unknown>) =>
+      io.emit({ event: name, ...data });
     return {
-      showPlan: (info, plan, estimates) => event("plan", { stage: info.stage, side: info.side, plan: planJson(plan, estimates) }),
+      showPlan: (info, plan, estimates) =>
+        event("plan", { stage: info.stage, side: info.side, plan: planJson(plan, estimates) }),
       confirm: (info, plan, danger) => askConfirmation(io, options, info, plan, danger),
-      actionStarted: (action, expectedBytes) => event("action-start", { action: describeAction(action), expectedBytes }),
+      actionStarted: (action, expectedBytes) =>
+        event("action-start", { action: describeAction(action), expectedBytes }),
       actionProgress: (action, bytesDone) => {
         const now = Date.now();
         if (now - lastProgressEvent < 1000) return;
@@ -49,10 +52,20 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
         event("progress", { action: describeAction(action), bytesDone });
       },
       actionFinished: (action, outcome) =>
-        event("action-done", { action: describeAction(action), ok: outcome.ok, bytes: outcome.bytes ?? null, error: outcome.error ?? null }),
+        event("action-done", {
+          action: describeAction(action),
+          ok: outcome.ok,
+          bytes: outcome.bytes ?? null,
+          error: outcome.error ?? null,
+        }),
       note: (info, text) => event("note", { stage: info.stage, text }),
       stageFinished: (info, outcome) =>
-        event("stage-done", { stage: info.stage, side: info.side, status: outcome.status, error: outcome.error?.message ?? null }),
+        event("stage-done", {
+          stage: info.stage,
+          side: info.side,
+          status: outcome.status,
+          error: outcome.error?.message ?? null,
+        }),
     };
   }
 
@@ -71,7 +84,8 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
     },
     confirm: (info, plan, danger) => askConfirmation(io, options, info, plan, danger),
     actionStarted(action, expectedBytes) {
-      if (action.kind === "send") progress?.start(`${subnameLabel(action.subname)} (${action.mode})`, expectedBytes);
+      if (action.kind === "send")
+        progress?.start(`${subnameLabel(action.subname)} (${action.mode})`, expectedBytes);
       else io.print(`${style.paint("cyan", "→")} ${describeAction(action)}`);
     },
     actionProgress(_action, bytesDone) {
@@ -79,13 +93,21 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
     },
     actionFinished(action, outcome: ActionOutcome) {
       if (action.kind === "send") progress?.finish(outcome.ok);
-      if (!outcome.ok) io.print(`${style.paint("red", "✗ failed:")} ${describeAction(action)}\n${indent(outcome.error ?? "")}`);
+      if (!outcome.ok)
+        io.print(
+          `${style.paint("red", "✗ failed:")} ${describeAction(action)}\n${indent(outcome.error ?? "")}`,
+        );
     },
     note(_info, text) {
       io.print(text);
     },
     stageFinished(info, outcome: StageOutcome) {
-      const colour = outcome.status === "ok" || outcome.status === "nothing-to-do" ? "green" : outcome.status === "dry-run" ? "cyan" : "red";
+      const colour =
+        outcome.status === "ok" || outcome.status === "nothing-to-do"
+          ? "green"
+          : outcome.status === "dry-run"
+            ? "cyan"
+            : "red";
       const detail = outcome.error ? `: ${outcome.error.message}` : "";
       io.print(`${style.paint(colour, `${title(info)}: ${outcome.status}`)}${detail}\n`);
     },
@@ -107,7 +129,12 @@ async function askConfirmation(
 ): Promise<boolean> {
   // in JSON mode the question goes to stderr so stdout stays machine-readable
   const output = io.json ? io.err : io.out;
-  const prompt = { input: process.stdin, output, isTTY: process.stdin.isTTY === true, style: io.style };
+  const prompt = {
+    input: process.stdin,
+    output,
+    isTTY: process.stdin.isTTY === true,
+    style: io.style,
+  };
   if (!(await confirm(CONTINUE_QUESTION, { ...prompt, assumeYes: options.yes }))) return false;
   if (!danger) return true;
   const pool = info.config.target.zpool;
@@ -118,4 +145,3 @@ async function askConfirmation(
     { ...prompt, assumeYes: options.yesDestroyTarget, yesFlag: "--yes-destroy-target" },
   );
 }
-

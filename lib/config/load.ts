@@ -182,7 +182,11 @@ interface RawConfig {
   suffix?: string | null;
   digits?: number | null;
   ignore?: string[] | null;
-  ssh?: { compression?: boolean | null; cipher?: string | null; config_file?: string | null } | null;
+  ssh?: {
+    compression?: boolean | null;
+    cipher?: string | null;
+    config_file?: string | null;
+  } | null;
   plugins?: RawPlugin[] | null;
 }
 

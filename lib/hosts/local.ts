@@ -15,7 +15,12 @@ export async function runLocal(
   let child: Bun.Subprocess<"pipe", "pipe", "pipe">;
   try {
     // env given explicitly: Bun resolves argv[0] against the PATH it was started with otherwise
-    child = Bun.spawn([...argv], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: process.env });
+    child = Bun.spawn([...argv], {
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: process.env,
+    });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     return { code: SPAWN_FAILED, stdout: "", stderr: `cannot run ${argv[0]}: ${reason}\n` };

@@ -2,9 +2,15 @@
 // pass through JavaScript); everything else is a single zfs command.
 
 import type { Host } from "../hosts/host.ts";
-import { isSshFailure, sshReason } from "../hosts/ssh.ts";
 import { shellJoin } from "../hosts/quote.ts";
-import type { AbortResumeAction, DestroyAction, SendAction, SnapshotAction } from "../plan/types.ts";
+import { isSshFailure, sshReason } from "../hosts/ssh.ts";
+import type {
+  AbortResumeAction,
+  DestroyAction,
+  SendAction,
+  SnapshotAction,
+} from "../plan/types.ts";
+import type { ActionOutcome } from "../workflow/hooks.ts";
 import {
   type SendSpec,
   zfsDestroySnapshots,
@@ -13,14 +19,20 @@ import {
   zfsSend,
   zfsSnapshot,
 } from "../zfs/commands.ts";
-import type { ActionOutcome } from "../workflow/hooks.ts";
 import { formatPipelineFailure, runPipeline } from "./pipeline.ts";
 import { estimatedSize, sendProgressCounter } from "./send-output.ts";
 
 /** a failed single command: the command, its exit code and its stderr (SPEC 6.6) */
-export function commandFailure(host: Host, argv: readonly string[], code: number, stderr: string): string {
+export function commandFailure(
+  host: Host,
+  argv: readonly string[],
+  code: number,
+  stderr: string,
+): string {
   const where = `${host.side} (${host.name})`;
-  const reason = isSshFailure({ code, stderr }) ? `ssh failed: ${sshReason(stderr)}` : stderr.trim() || "(no message)";
+  const reason = isSshFailure({ code, stderr })
+    ? `ssh failed: ${sshReason(stderr)}`
+    : stderr.trim() || "(no message)";
   return `command failed on ${where}: ${shellJoin(argv)}\nexit code: ${code}\nstderr: ${reason}`;
 }
 
@@ -93,11 +105,14 @@ export async function runSend(
     return { ok: true, bytes, durationMs };
   }
   const error = formatPipelineFailure(result, [send, receive]);
-  const resumable = /Partially received snapshot is saved|receive_resume_token|resum/i.test(result.stderr[1] ?? "");
+  const resumable = /Partially received snapshot is saved|receive_resume_token|resum/i.test(
+    result.stderr[1] ?? "",
+  );
   return {
     ok: false,
     bytes: counter.total(),
-    error: resumable || result.cancelled ? `${error}\nthe next backup resumes this transfer` : error,
+    error:
+      resumable || result.cancelled ? `${error}\nthe next backup resumes this transfer` : error,
     durationMs,
   };
 }

@@ -17,7 +17,11 @@ export const zfsList = (root: string): string[] => [
 ];
 
 /** all snapshots of one pool in one call: atomic */
-export const zfsSnapshot = (fullNames: readonly string[]): string[] => ["zfs", "snapshot", ...fullNames];
+export const zfsSnapshot = (fullNames: readonly string[]): string[] => [
+  "zfs",
+  "snapshot",
+  ...fullNames,
+];
 
 export const zfsDiff = (snapshot: string): string[] => ["zfs", "diff", "-H", snapshot];
 
@@ -33,7 +37,10 @@ export type SendSpec =
   | { mode: "resume"; token: string };
 
 /** `-v -P` makes zfs print size estimates and a progress line per second on stderr */
-export const zfsSend = (spec: SendSpec, options: { progress: boolean; dryRun?: boolean }): string[] => {
+export const zfsSend = (
+  spec: SendSpec,
+  options: { progress: boolean; dryRun?: boolean },
+): string[] => {
   const argv = ["zfs", "send"];
   if (options.dryRun) argv.push("-n");
   if (options.progress || options.dryRun) argv.push("-v", "-P");
@@ -57,4 +64,11 @@ export const zfsReceive = (dataset: string): string[] => ["zfs", "receive", "-s"
 export const zfsReceiveAbort = (dataset: string): string[] => ["zfs", "receive", "-A", dataset];
 
 /** prints `POOL\tfreeing\tBYTES\t-` */
-export const zpoolFreeing = (pool: string): string[] => ["zpool", "get", "-H", "-p", "freeing", pool];
+export const zpoolFreeing = (pool: string): string[] => [
+  "zpool",
+  "get",
+  "-H",
+  "-p",
+  "freeing",
+  pool,
+];

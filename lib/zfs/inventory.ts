@@ -25,7 +25,10 @@ export async function readInventory(host: Host, root: string): Promise<Inventory
   const argv = zfsList(root);
   const result = await host.run(argv);
   if (result.code !== 0) {
-    if (result.code === 1 && result.stderr.includes(`cannot open '${root}': dataset does not exist`)) {
+    if (
+      result.code === 1 &&
+      result.stderr.includes(`cannot open '${root}': dataset does not exist`)
+    ) {
       return { side: host.side, root, datasets: [] };
     }
     throw new ZfsCommandError(describeHost(host), argv, result.code, result.stderr);

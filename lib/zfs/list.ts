@@ -69,7 +69,10 @@ export function parseList(text: string, side: Side, root: string, where: string)
     let value = 0;
     for (let k = from; k < to; k++) {
       const c = text.charCodeAt(k) - 48;
-      if (c < 0 || c > 9) return fail(`column ${LIST_COLUMNS[i]} of ${name} is not a number: ${JSON.stringify(field(i))}`);
+      if (c < 0 || c > 9)
+        return fail(
+          `column ${LIST_COLUMNS[i]} of ${name} is not a number: ${JSON.stringify(field(i))}`,
+        );
       value = value * 10 + c;
     }
     if (from === to) fail(`column ${LIST_COLUMNS[i]} of ${name} is empty`);
@@ -102,7 +105,9 @@ export function parseList(text: string, side: Side, root: string, where: string)
     count++;
     if (count !== columnCount) {
       const got = text.slice(lineStart, end).split("\t").length;
-      fail(`expected ${columnCount} tab-separated columns, got ${got}: ${preview(text.slice(lineStart, end))}`);
+      fail(
+        `expected ${columnCount} tab-separated columns, got ${got}: ${preview(text.slice(lineStart, end))}`,
+      );
     }
     tabs[columnCount] = end;
     const type = fieldIs(1, "snapshot")
@@ -118,7 +123,8 @@ export function parseList(text: string, side: Side, root: string, where: string)
     const guid = field(3);
     if (!DIGITS.test(guid)) fail(`guid of ${field(0)} is not a number: ${JSON.stringify(guid)}`);
     const ratioText = field(8);
-    if (!RATIO.test(ratioText)) fail(`compressratio of ${field(0)} is not a ratio: ${JSON.stringify(ratioText)}`);
+    if (!RATIO.test(ratioText))
+      fail(`compressratio of ${field(0)} is not a ratio: ${JSON.stringify(ratioText)}`);
     const compressratio = Number.parseFloat(ratioText);
 
     if (type === "snapshot") {
@@ -158,7 +164,8 @@ export function parseList(text: string, side: Side, root: string, where: string)
 
     const name = field(0);
     if (!NAME.test(name)) fail(`invalid dataset name ${JSON.stringify(name)}`);
-    if (type !== "filesystem" && type !== "volume") fail(`unknown type ${JSON.stringify(type)} of ${name}`);
+    if (type !== "filesystem" && type !== "volume")
+      fail(`unknown type ${JSON.stringify(type)} of ${name}`);
     if (name.includes("@") || name.includes("#")) fail(`${type} with a snapshot name: ${name}`);
     let subname: string;
     if (name === root) subname = "";

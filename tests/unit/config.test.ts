@@ -54,7 +54,11 @@ describe("the seed's example (examples/config.yaml)", () => {
     expect(config.suffix).toBe("_backup");
     expect(config.digits).toBe(2);
     expect(config.ignore).toEqual(["home/user/CACHE", "home/user/CCACHE"]);
-    expect(config.ssh).toEqual({ compression: false, cipher: "aes256-gcm@openssh.com", configFile: "" });
+    expect(config.ssh).toEqual({
+      compression: false,
+      cipher: "aes256-gcm@openssh.com",
+      configFile: "",
+    });
     expect(config.plugins).toEqual([]);
   });
 
@@ -590,8 +594,11 @@ describe("ssh.config_file", () => {
     expect(config.ssh.configFile).toBe("/etc/abgleich/ssh/config");
   });
   test("a value starting with '-' is refused", () => {
-    expect(() => parseConfig("source: {zpool: a}\ntarget: {zpool: b}\nssh: {config_file: -oProxyCommand=x}\n", "c.yaml")).toThrow(
-      /ssh\.config_file/,
-    );
+    expect(() =>
+      parseConfig(
+        "source: {zpool: a}\ntarget: {zpool: b}\nssh: {config_file: -oProxyCommand=x}\n",
+        "c.yaml",
+      ),
+    ).toThrow(/ssh\.config_file/);
   });
 });

@@ -48,12 +48,36 @@ describe("parseList", () => {
   const bad: [string, string, RegExp][] = [
     ["too few columns", "tank\tfilesystem\t1", /line 1: expected 13 tab-separated columns, got 3/],
     ["garbage", "hello world", /line 1: expected 13/],
-    ["number column with text", "tank\tfilesystem\tsoon\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-", /creation of tank is not a number/],
-    ["guid with text", "tank\tfilesystem\t1\tabc\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-", /guid of tank is not a number/],
-    ["a dataset outside the root", "other\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-", /other is not inside tank/],
-    ["a snapshot before its dataset", "tank@s\tsnapshot\t1\t1\t1\t1\t1\t0\t1.00\t-\t-\t-\t0", /snapshot tank@s does not follow its dataset/],
-    ["an unknown type", "tank\tpotato\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-", /unknown type "potato"/],
-    ["a shell metacharacter in a name", "tank;rm\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-", /invalid dataset name/],
+    [
+      "number column with text",
+      "tank\tfilesystem\tsoon\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-",
+      /creation of tank is not a number/,
+    ],
+    [
+      "guid with text",
+      "tank\tfilesystem\t1\tabc\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-",
+      /guid of tank is not a number/,
+    ],
+    [
+      "a dataset outside the root",
+      "other\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-",
+      /other is not inside tank/,
+    ],
+    [
+      "a snapshot before its dataset",
+      "tank@s\tsnapshot\t1\t1\t1\t1\t1\t0\t1.00\t-\t-\t-\t0",
+      /snapshot tank@s does not follow its dataset/,
+    ],
+    [
+      "an unknown type",
+      "tank\tpotato\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-",
+      /unknown type "potato"/,
+    ],
+    [
+      "a shell metacharacter in a name",
+      "tank;rm\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-",
+      /invalid dataset name/,
+    ],
   ];
   for (const [what, text, message] of bad) {
     test(`rejects ${what}, naming host and line`, () => {
@@ -70,12 +94,20 @@ describe("parseList", () => {
   }
 
   test("a child listed before its parent is an error", () => {
-    const text = "tank\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-\ntank/a/b\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-\n";
-    expect(() => parseList(text, "source", "tank", "s")).toThrow(/line 2: tank\/a\/b is listed before its parent tank\/a/);
+    const text =
+      "tank\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-\ntank/a/b\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-\n";
+    expect(() => parseList(text, "source", "tank", "s")).toThrow(
+      /line 2: tank\/a\/b is listed before its parent tank\/a/,
+    );
   });
 
   test("synthetic benchmark text has the listed columns and parses to the generated counts", () => {
-    const inv = parseList(syntheticList({ root: "tank", datasets: 150, snapshots: 7 }), "source", "tank", "s");
+    const inv = parseList(
+      syntheticList({ root: "tank", datasets: 150, snapshots: 7 }),
+      "source",
+      "tank",
+      "s",
+    );
     expect(inv.datasets.length).toBe(150);
     expect(inv.datasets.every((d) => d.snapshots.length === 7)).toBe(true);
     expect(LIST_COLUMNS.length).toBe(13);

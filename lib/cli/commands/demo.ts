@@ -36,7 +36,11 @@ ignore:
 function demoScenario(now: Date): Scenario {
   const yesterdayDate = new Date(now.getTime() - 86_400_000);
   const yesterday = localDateStamp(yesterdayDate);
-  const snap = (n: number, written: string, freed?: string) => ({ name: `${yesterday}0${n}_demo`, written, freed });
+  const snap = (n: number, written: string, freed?: string) => ({
+    name: `${yesterday}0${n}_demo`,
+    written,
+    freed,
+  });
   return {
     now: Math.floor(yesterdayDate.getTime() / 1000),
     pools: [
@@ -53,8 +57,21 @@ function demoScenario(now: Date): Scenario {
             changes: ["M /home/user/notes.txt"],
           },
           { name: "data/home/user/cache", written: "80M" },
-          { name: "data/photos", compressratio: 1.02, snapshots: [snap(1, "96M")], written: "12M", freed: "30M" },
-          { name: "data/vm", type: "volume", volsize: "256M", snapshots: [snap(1, "48M")], written: "4M", freed: "2M" },
+          {
+            name: "data/photos",
+            compressratio: 1.02,
+            snapshots: [snap(1, "96M")],
+            written: "12M",
+            freed: "30M",
+          },
+          {
+            name: "data/vm",
+            type: "volume",
+            volsize: "256M",
+            snapshots: [snap(1, "48M")],
+            written: "4M",
+            freed: "2M",
+          },
         ],
       },
       { name: "backup", size: "8G", datasets: [] },
@@ -103,11 +120,15 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
     shell(["abgleich", "backup", cfg, "--yes"]);
     check(await backupCommand(configPath, run), "backup");
 
-    step("5. cleanup: free source snapshots the target holds, keeping the newest (keep_snapshots: 1)");
+    step(
+      "5. cleanup: free source snapshots the target holds, keeping the newest (keep_snapshots: 1)",
+    );
     shell(["abgleich", "cleanup", cfg, "--yes"]);
     check(await cleanupCommand(configPath, "source", run), "cleanup");
 
-    step("6. Time passes: photos gets 20 MiB of new files (6 MiB replaced), home/user a small edit, the rest stays as it was");
+    step(
+      "6. Time passes: photos gets 20 MiB of new files (6 MiB replaced), home/user a small edit, the rest stays as it was",
+    );
     for (const argv of [
       ["sim-write", "--free", "6M", "tank/data/photos", "20M", "+ /photos/2026/beach.jpg"],
       ["sim-write", "tank/data/home/user", "8K", "M /home/user/todo.txt"],
@@ -128,7 +149,9 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
     shell(["abgleich", "compare", cfg]);
     check(await compareCommand(configPath, flags), "compare");
 
-    io.print(`\n${io.style.paint(["bold", "green"], "Demo complete.")} Try it on your own pools: see README.md.`);
+    io.print(
+      `\n${io.style.paint(["bold", "green"], "Demo complete.")} Try it on your own pools: see README.md.`,
+    );
     if (flags.keep) io.print(`kept: ${dir} (PATH=${binDir}:$PATH abgleich tree ${configPath})`);
     return EXIT_OK;
   } catch (error) {

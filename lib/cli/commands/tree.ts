@@ -17,16 +17,17 @@ export async function treeCommand(
   try {
     ctx = await openRun(configPath, flags, controller.signal, undefined, io);
     const sides: Side[] = side ? [side] : ["source", "target"];
-    const trees = await inventoryStage(ctx, sides);
+    await inventoryStage(ctx, sides);
+    const run = ctx;
+    const trees = await Promise.all(sides.map((s) => run.inventory(s))); // read once, cached
     const options = { ignored: new Set(ctx.config.ignore), rootIncluded: ctx.config.includeRoot };
     if (io.json) {
-      io.emit({ trees: sides.map((s) => treeJson(trees[s]!, options)) });
+      io.emit({ trees: trees.map((inv) => treeJson(inv, options)) });
       return EXIT_OK;
     }
-    const blocks = sides.map((s) => {
-      const inv = trees[s]!;
-      const host = ctx!.config[s].host;
-      const title = `${io.style.paint("bold", s.toUpperCase())} ${inv.root} ${io.style.paint("dim", `on ${host}`)}`;
+    const blocks = trees.map((inv) => {
+      const host = run.config[inv.side].host;
+      const title = `${io.style.paint("bold", inv.side.toUpperCase())} ${inv.root} ${io.style.paint("dim", `on ${host}`)}`;
       return `${title}\n${renderTree(inv, { ...options, style: io.style })}`;
     });
     io.print(blocks.join("\n\n"));

@@ -54,7 +54,10 @@ export function wizardUi(io: CommandIo, base: StageUi): StageUi {
   const set = (action: Action, state: ActionState, detail = "") => {
     states.set(action, { state, detail });
     if (live) draw();
-    else io.print(`  ${MARKS[state][0].trim()}: ${describeAction(action)}${detail ? ` (${detail})` : ""}`);
+    else
+      io.print(
+        `  ${MARKS[state][0].trim()}: ${describeAction(action)}${detail ? ` (${detail})` : ""}`,
+      );
   };
 
   return {
@@ -78,7 +81,11 @@ export function wizardUi(io: CommandIo, base: StageUi): StageUi {
       if (live) set(action, "running", formatBytes(bytesDone));
     },
     actionFinished(action, outcome) {
-      set(action, outcome.ok ? "done" : "failed", outcome.ok ? (outcome.bytes ? formatBytes(outcome.bytes) : "") : "see below");
+      set(
+        action,
+        outcome.ok ? "done" : "failed",
+        outcome.ok ? (outcome.bytes ? formatBytes(outcome.bytes) : "") : "see below",
+      );
       if (!outcome.ok && outcome.error) {
         io.print(style.paint("red", outcome.error));
         drawnLines = 0;
@@ -100,9 +107,20 @@ export function wizardCommand(configPath: string, flags: ChangeFlags): Promise<n
   const io = commandIo(flags);
   if (io.json) {
     // machine-readable: the same events as the single commands, one stage after another
-    return runStages(configPath, flags, [snapStage, backupStage, (ctx) => cleanupStage(ctx, "source")]);
+    return runStages(configPath, flags, [
+      snapStage,
+      backupStage,
+      (ctx) => cleanupStage(ctx, "source"),
+    ]);
   }
-  return runStages(configPath, flags, [snapStage, backupStage, (ctx) => cleanupStage(ctx, "source")], (commandIo) =>
-    wizardUi(commandIo, consoleUi(commandIo, { yes: flags.yes === true, yesDestroyTarget: false })),
+  return runStages(
+    configPath,
+    flags,
+    [snapStage, backupStage, (ctx) => cleanupStage(ctx, "source")],
+    (commandIo) =>
+      wizardUi(
+        commandIo,
+        consoleUi(commandIo, { yes: flags.yes === true, yesDestroyTarget: false }),
+      ),
   );
 }

@@ -6,6 +6,7 @@ import { isSshFailure, sshReason } from "../../hosts/ssh.ts";
 import { planBackup, type TokenInfo } from "../../plan/backup.ts";
 import type { Action, Plan, SendAction } from "../../plan/types.ts";
 import { estimateSend, runAbortResume, runSend } from "../../run/actions.ts";
+import { mapLimit, QUERY_CONCURRENCY } from "../../run/limit.ts";
 import { estimatedSize, tokenTarget } from "../../run/send-output.ts";
 import { zfsSend } from "../../zfs/commands.ts";
 import type { Inventory } from "../../zfs/model.ts";
@@ -46,12 +47,15 @@ export async function backupStage(ctx: RunContext): Promise<StageResult> {
       return planBackup(source, target, ctx.config, await resumeTokens(ctx, target));
     },
     estimate: async (plan: Plan) => {
+      const sends = plan.actions.filter((action): action is SendAction => action.kind === "send");
+      const sizes = await mapLimit(sends, QUERY_CONCURRENCY, (action) =>
+        estimateSend(ctx.hosts.source, action),
+      );
       const estimates = new Map<SendAction, number>();
-      for (const action of plan.actions) {
-        if (action.kind !== "send") continue;
-        const size = await estimateSend(ctx.hosts.source, action);
-        if (size !== null) estimates.set(action, size);
-      }
+      sends.forEach((action, i) => {
+        const size = sizes[i];
+        if (size !== null && size !== undefined) estimates.set(action, size);
+      });
       return estimates;
     },
     execute: async (action: Action, estimates) => {

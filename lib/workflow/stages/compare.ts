@@ -3,13 +3,14 @@
 import { compareTrees } from "../../plan/compare.ts";
 import type { Comparison } from "../../plan/types.ts";
 import type { RunContext } from "../context.ts";
-import { inventoryStage } from "./inventory.ts";
+import { bothSides, inventoryStage } from "./inventory.ts";
 
 export async function compareStage(ctx: RunContext): Promise<Comparison> {
-  const { source, target } = await inventoryStage(ctx);
+  await inventoryStage(ctx);
+  const { source, target } = await bothSides(ctx);
   const info = ctx.stageInfo("compare");
   await ctx.hooks.beforeStage.promise(info);
-  const comparison = compareTrees(source!, target!, ctx.config);
+  const comparison = compareTrees(source, target, ctx.config);
   await ctx.hooks.afterStage.promise(info, { status: "ok" });
   return comparison;
 }

@@ -4,6 +4,7 @@
 import { decideChanges, planSnap } from "../../plan/snap.ts";
 import type { Action } from "../../plan/types.ts";
 import { commandFailure, runSnapshot } from "../../run/actions.ts";
+import { mapLimit, QUERY_CONCURRENCY } from "../../run/limit.ts";
 import { zfsDiff } from "../../zfs/commands.ts";
 import type { RunContext } from "../context.ts";
 import { runChangingStage, type StageResult } from "./changing.ts";
@@ -14,15 +15,14 @@ async function diffs(
   ctx: RunContext,
   targets: { subname: string; dataset: string; newest: string }[],
 ) {
-  const results = new Map<string, boolean>();
-  for (const { subname, dataset, newest } of targets) {
+  const changed = await mapLimit(targets, QUERY_CONCURRENCY, async ({ dataset, newest }) => {
     const argv = zfsDiff(`${dataset}@${newest}`);
     const result = await ctx.hosts.source.run(argv);
     if (result.code !== 0)
       throw new Error(commandFailure(ctx.hosts.source, argv, result.code, result.stderr));
-    results.set(subname, result.stdout.trim() !== "");
-  }
-  return results;
+    return result.stdout.trim() !== "";
+  });
+  return new Map(targets.map((target, i) => [target.subname, changed[i] as boolean]));
 }
 
 export async function snapStage(ctx: RunContext): Promise<StageResult> {
