@@ -5,6 +5,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { Action, Conflict, SendAction, SnapshotAction } from "../../lib/plan/types.ts";
 import { COMPILE_FLAGS } from "../../scripts/build.ts";
 import { shellJoin, shellQuote, type Vm, writeSshConfig, zfsList } from "./vm.ts";
 
@@ -111,14 +112,27 @@ export function jsonEvents(stdout: string): Record<string, unknown>[] {
 }
 
 export interface PlanEvent {
-  actions: { kind: string; mode?: string; subname: string; to?: string; snapshots?: string[] }[];
-  conflicts: { subname: string; kind: string; message: string }[];
+  actions: Action[];
+  conflicts: Conflict[];
+  skipped: { subname: string; reason: string }[];
 }
 
 export function planOf(stdout: string): PlanEvent {
   const event = jsonEvents(stdout).find((e) => e.event === "plan");
   if (!event) throw new Error(`no plan event in:\n${stdout}`);
   return event.plan as PlanEvent;
+}
+
+/** the plan's transfers as [subname, mode, from, to] */
+export function transfers(plan: PlanEvent): [string, string, string | null, string][] {
+  return plan.actions
+    .filter((a): a is SendAction => a.kind === "send")
+    .map((a) => [a.subname, a.mode, a.from, a.to]);
+}
+
+/** the snapshots a snap plan takes */
+export function plannedSnapshots(plan: PlanEvent): SnapshotAction["snapshots"] {
+  return plan.actions.flatMap((a) => (a.kind === "snapshot" ? a.snapshots : []));
 }
 
 /** name → row of everything below root (datasets, snapshots); empty when root is absent */

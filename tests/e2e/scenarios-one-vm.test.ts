@@ -9,11 +9,13 @@ import {
   guidsOf,
   jsonEvents,
   listTree,
+  plannedSnapshots,
   planOf,
   sha256,
   shellJoin,
   shellQuote,
   snapshotsOf,
+  transfers,
   writeFile,
 } from "./helpers.ts";
 import { bootVm, createPools, stopAllVms, type Vm } from "./vm.ts";
@@ -83,9 +85,9 @@ describe("one VM", () => {
 
       const snap = await env.cli(["snap", config, "--yes", "--json"]);
       expect(snap.code).toBe(0);
-      const first = planOf(snap.stdout).actions[0]?.snapshots?.map((s) => s.subname) ?? [];
+      const first = plannedSnapshots(planOf(snap.stdout)).map((s) => s.subname);
       expect(first.sort()).toEqual(["", "home", "home/user", ODD, "vol"].sort());
-      const [s1] = await snapshotsOf(vm, `${src}/home/user`);
+      const s1 = (await snapshotsOf(vm, `${src}/home/user`))[0] ?? "";
       expect(s1).toMatch(/^\d{10}$/);
 
       const backup = await env.cli(["backup", config, "--yes"]);
@@ -98,21 +100,19 @@ describe("one VM", () => {
       );
       expect(tree.get(`${dst}/vol`)?.type).toBe("volume");
       for (const sub of ["", "/home", "/home/user", `/${ODD}`, "/vol"])
-        await expectSameSnapshots(`${src}${sub}`, `${dst}${sub}`, [s1 ?? ""]);
+        await expectSameSnapshots(`${src}${sub}`, `${dst}${sub}`, [s1]);
 
       // new data in one dataset only: one new snapshot, one incremental
       await writeFile(vm, `/${src}/home/user/f2`, 100_000);
       const second = await env.cli(["snap", config, "--yes", "--json"]);
       expect(second.code).toBe(0);
-      const snapped = planOf(second.stdout).actions[0]?.snapshots ?? [];
+      const snapped = plannedSnapshots(planOf(second.stdout));
       expect(snapped.map((s) => s.subname)).toEqual(["home/user"]);
       const s2 = snapped[0]?.name ?? "";
       const incremental = await env.cli(["backup", config, "--yes", "--json"]);
       expect(incremental.code).toBe(0);
-      expect(
-        planOf(incremental.stdout).actions.map((a) => [a.subname, a.mode, a.from, a.to]),
-      ).toEqual([["home/user", "incremental", s1, s2]]);
-      await expectSameSnapshots(`${src}/home/user`, `${dst}/home/user`, [s1 ?? "", s2]);
+      expect(transfers(planOf(incremental.stdout))).toEqual([["home/user", "incremental", s1, s2]]);
+      await expectSameSnapshots(`${src}/home/user`, `${dst}/home/user`, [s1, s2]);
 
       const again = await env.cli(["backup", config, "--yes"]);
       expect(again.code).toBe(0);
@@ -158,10 +158,8 @@ describe("one VM", () => {
 
       const run = await env.cli(["snap", config, "--yes", "--json"]);
       expect(run.code).toBe(0);
-      const plan = planOf(run.stdout) as ReturnType<typeof planOf> & {
-        skipped: { subname: string; reason: string }[];
-      };
-      const snapped = plan.actions[0]?.snapshots ?? [];
+      const plan = planOf(run.stdout);
+      const snapped = plannedSnapshots(plan);
       expect(snapped.map((s) => s.subname).sort()).toEqual(["large", "small", "unmounted"]);
       expect(snapped.find((s) => s.subname === "large")?.written).toBeGreaterThan(2_000_000);
       expect(plan.skipped.find((s) => s.subname === "same")?.reason).toContain("nothing written");
@@ -273,7 +271,7 @@ describe("one VM", () => {
       expect(kinds.get("nocommon")).toContain("no-common");
       expect(kinds.get("mismatch")).toContain("guid-mismatch");
       expect(kinds.has("clean")).toBe(false);
-      expect(plan.actions.map((a) => a.subname)).toEqual(["clean"]);
+      expect(transfers(plan).map(([subname]) => subname)).toEqual(["clean"]);
       await expectSameSnapshots(`${src}/clean`, `${dst}/clean`, [day(1), day(2)]);
 
       const after = await vm.sshOk(
@@ -338,9 +336,7 @@ describe("one VM", () => {
       );
       const resumed = await env.cli(["backup", config, "--yes", "--json"]);
       expect(resumed.code).toBe(0);
-      expect(planOf(resumed.stdout).actions.map((a) => [a.mode, a.to])).toEqual([
-        ["resume", day(1)],
-      ]);
+      expect(transfers(planOf(resumed.stdout))).toEqual([["", "resume", null, day(1)]]);
       expect(
         (await listTree(vm, "tinypool/backup")).get("tinypool/backup")?.receive_resume_token,
       ).toBe("-");
@@ -386,9 +382,7 @@ describe("one VM", () => {
 
       const resumed = await env.cli(["backup", config, "--yes", "--json"]);
       expect(resumed.code).toBe(0);
-      expect(planOf(resumed.stdout).actions.map((a) => [a.mode, a.to])).toEqual([
-        ["resume", day(1)],
-      ]);
+      expect(transfers(planOf(resumed.stdout))).toEqual([["", "resume", null, day(1)]]);
       await expectSameSnapshots(src, dst, [day(1)]);
       expect((await listTree(vm, dst)).get(dst)?.receive_resume_token).toBe("-");
       await vm.sshOk(shellJoin(["zfs", "mount", dst]));
