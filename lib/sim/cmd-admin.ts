@@ -88,6 +88,9 @@ export function takeSnapshots(
       );
     const dsName = full.slice(0, at);
     const snap = full.slice(at + 1);
+    // OpenZFS 2.1.11 names a "/" after the "@" this way (found by the e2e differential check)
+    if (snap.includes("/"))
+      throw new ZfsError(`cannot create snapshot '${full}': trailing slash in name`);
     if (!validSnapshotName(snap))
       throw new ZfsError(`cannot create snapshot '${full}': invalid character in name`);
     const ds = state.datasets[dsName];
