@@ -1,0 +1,267 @@
+// The differential check: ONE scripted zfs history, replayed against the simulator (lib/sim
+// through its `zfs` shim) and against real OpenZFS in a VM; both runs are normalized (guids to
+// first-seen ids, tokens and sizes to presence) and compared step by step.
+
+import { shellJoin, shellQuote } from "../../lib/hosts/quote.ts";
+
+export type Step =
+  /** one zfs command */
+  | { label: string; zfs: string[]; stdout?: "compare" | "sorted-lines" | "shape" }
+  /** BYTES of new data in a file below the dataset's mountpoint (sim: sim-write) */
+  | { label: string; write: { dataset: string; file: string; bytes: number } }
+  /** `zfs send SEND | [head -c CUT |] zfs receive RECEIVE`; the result is the receive's */
+  | { label: string; send: string[]; receive: string[]; cut?: number }
+  /** resume the dataset's saved receive with `zfs send -t TOKEN` */
+  | { label: string; resume: string }
+  /** `zfs list -t all -Hp -o LIST_COLUMNS -r POOL`, normalized */
+  | { label: string; list: string };
+
+export const LIST_COLUMNS = ["name", "type", "guid", "receive_resume_token", "userrefs", "written"];
+
+const P = "diffpool";
+const MiB = 1024 * 1024;
+
+/** the scripted history: the commands abgleich runs, and the error cases of the transcripts */
+export const HISTORY: Step[] = [
+  { label: "create src", zfs: ["create", `${P}/src`] },
+  { label: "create child", zfs: ["create", `${P}/src/child`] },
+  { label: "write f1", write: { dataset: `${P}/src`, file: "f1", bytes: 2 * MiB } },
+  { label: "write c1", write: { dataset: `${P}/src/child`, file: "c1", bytes: 100_000 } },
+  { label: "snapshot -r s1", zfs: ["snapshot", "-r", `${P}/src@s1`] },
+  { label: "write f2", write: { dataset: `${P}/src`, file: "f2", bytes: MiB } },
+  { label: "snapshot s2", zfs: ["snapshot", `${P}/src@s2`, `${P}/src/child@s2`] },
+  { label: "list after snapshots", list: P },
+  { label: "diff s1 s2", zfs: ["diff", `${P}/src@s1`, `${P}/src@s2`], stdout: "sorted-lines" },
+  { label: "diff s2 (nothing since)", zfs: ["diff", `${P}/src@s2`], stdout: "sorted-lines" },
+  { label: "snapshot exists", zfs: ["snapshot", `${P}/src@s1`] },
+  {
+    label: "full send",
+    send: ["send", `${P}/src@s1`],
+    receive: ["receive", "-s", "-u", `${P}/dst`],
+  },
+  {
+    label: "incremental -I",
+    send: ["send", "-I", "@s1", `${P}/src@s2`],
+    receive: ["receive", "-s", "-u", `${P}/dst`],
+  },
+  {
+    label: "incremental onto a missing dataset",
+    send: ["send", "-i", "@s1", `${P}/src@s2`],
+    receive: ["receive", "-s", "-u", `${P}/other`],
+  },
+  {
+    label: "full send onto an existing dataset",
+    send: ["send", `${P}/src@s1`],
+    receive: ["receive", "-s", "-u", `${P}/dst`],
+  },
+  { label: "list after sends", list: P },
+  { label: "write f3", write: { dataset: `${P}/src`, file: "f3", bytes: 3 * MiB } },
+  { label: "snapshot s3", zfs: ["snapshot", `${P}/src@s3`] },
+  {
+    label: "cut incremental",
+    send: ["send", "-i", "@s2", `${P}/src@s3`],
+    receive: ["receive", "-s", "-u", `${P}/dst`],
+    cut: 1_000_000,
+  },
+  { label: "list with token", list: P },
+  { label: "resume", resume: `${P}/dst` },
+  { label: "list after resume", list: P },
+  { label: "write f4", write: { dataset: `${P}/src`, file: "f4", bytes: 2 * MiB } },
+  { label: "snapshot s4", zfs: ["snapshot", `${P}/src@s4`] },
+  {
+    label: "cut again",
+    send: ["send", "-i", "@s3", `${P}/src@s4`],
+    receive: ["receive", "-s", "-u", `${P}/dst`],
+    cut: 500_000,
+  },
+  { label: "abort resume", zfs: ["receive", "-A", `${P}/dst`] },
+  { label: "abort without state", zfs: ["receive", "-A", `${P}/dst`] },
+  { label: "list after abort", list: P },
+  { label: "mount dst", zfs: ["mount", `${P}/dst`] },
+  { label: "modify target", write: { dataset: `${P}/dst`, file: "local", bytes: 200_000 } },
+  {
+    label: "incremental onto a modified target",
+    send: ["send", "-i", "@s3", `${P}/src@s4`],
+    receive: ["receive", "-s", "-u", `${P}/dst`],
+  },
+  { label: "hold s1", zfs: ["hold", "keep", `${P}/src@s1`] },
+  { label: "destroy held", zfs: ["destroy", `${P}/src@s1`] },
+  { label: "list with hold", list: P },
+  { label: "release s1", zfs: ["release", "keep", `${P}/src@s1`] },
+  { label: "destroy list", zfs: ["destroy", `${P}/src@s1,s2`] },
+  { label: "destroy missing snapshot", zfs: ["destroy", `${P}/src@nope`] },
+  { label: "list missing dataset", zfs: ["list", `${P}/missing`] },
+  { label: "send missing snapshot", zfs: ["send", `${P}/src@nope`] },
+  {
+    label: "send estimate",
+    zfs: ["send", "-nvP", "-I", "@s3", `${P}/src@s4`],
+    stdout: "shape",
+  },
+  { label: "hold s4", zfs: ["hold", "mine", `${P}/src@s4`] },
+  { label: "holds -H", zfs: ["holds", "-H", `${P}/src@s4`], stdout: "shape" },
+  { label: "holds -Hp (no -p in 2.1)", zfs: ["holds", "-Hp", `${P}/src@s4`] },
+  { label: "release s4", zfs: ["release", "mine", `${P}/src@s4`] },
+  { label: "bookmark", zfs: ["bookmark", `${P}/src@s4`, `${P}/src#b4`] },
+  { label: "bad resume token", zfs: ["send", "-t", "1-bogus"] },
+  { label: "create odd name", zfs: ["create", `${P}/a b:c.d-e`] },
+  { label: "snapshot odd name", zfs: ["snapshot", `${P}/a b:c.d-e@x:y.z-1`] },
+  { label: "bad snapshot name", zfs: ["snapshot", `${P}/src@bad/name`] },
+  { label: "create volume", zfs: ["create", "-V", "4M", `${P}/vol`] },
+  { label: "final list", list: P },
+];
+
+/** the shell text of one step; `sim` swaps real file writes for the simulator's sim-write */
+export function stepCommand(step: Step, sim: boolean, written: Set<string>): string {
+  if ("zfs" in step) return shellJoin(["zfs", ...step.zfs]);
+  if ("write" in step) {
+    const { dataset, file, bytes } = step.write;
+    const key = `${dataset}/${file}`;
+    const isNew = !written.has(key);
+    written.add(key);
+    if (sim)
+      return shellJoin([
+        "zfs",
+        "sim-write",
+        dataset,
+        String(bytes),
+        isNew ? `/${file}` : `M /${file}`,
+      ]);
+    return `head -c ${bytes} /dev/urandom >> ${shellQuote(`/${key}`)} && sync`;
+  }
+  if ("send" in step) {
+    const cut = step.cut === undefined ? "" : ` | head -c ${step.cut}`;
+    return `${shellJoin(["zfs", ...step.send])}${cut} | ${shellJoin(["zfs", ...step.receive])}`;
+  }
+  if ("resume" in step) {
+    const token = `"$(${shellJoin(["zfs", "get", "-H", "-o", "value", "receive_resume_token", step.resume])})"`;
+    return `zfs send -t ${token} | ${shellJoin(["zfs", "receive", "-s", "-u", step.resume])}`;
+  }
+  return shellJoin([
+    "zfs",
+    "list",
+    "-t",
+    "all",
+    "-Hp",
+    "-o",
+    LIST_COLUMNS.join(","),
+    "-r",
+    step.list,
+  ]);
+}
+
+/** one shell script running every step, its output framed by markers for parseRun */
+export function historyScript(steps: readonly Step[], sim: boolean): string {
+  const written = new Set<string>();
+  const lines = ["tmp=$(mktemp -d)"];
+  steps.forEach((step, index) => {
+    lines.push(
+      `printf '@@step %d\\n' ${index}`,
+      `( ${stepCommand(step, sim, written)} ) >"$tmp/out" 2>"$tmp/err"`,
+      `printf '@@rc %d\\n' $?`,
+      `cat "$tmp/out"; printf '@@err\\n'; cat "$tmp/err"`,
+    );
+  });
+  lines.push(`printf '@@end\\n'`, `rm -rf "$tmp"`);
+  return lines.join("\n");
+}
+
+export interface StepResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function parseRun(output: string, count: number): StepResult[] {
+  const results: StepResult[] = [];
+  const parts = output.split(/^@@step \d+\n/m).slice(1);
+  for (const part of parts) {
+    const match = /^@@rc (\d+)\n([\s\S]*?)@@err\n([\s\S]*)$/.exec(part.replace(/@@end\n$/, ""));
+    if (!match) throw new Error(`unparsable step output: ${part.slice(0, 200)}`);
+    results.push({ code: Number(match[1]), stdout: match[2] ?? "", stderr: match[3] ?? "" });
+  }
+  if (results.length !== count)
+    throw new Error(`expected ${count} step results, got ${results.length}`);
+  return results;
+}
+
+/** the form of a text without its numbers (sizes, times): every digit run becomes N */
+function shape(text: string): string {
+  return text.replace(/\d+/g, "N").trim();
+}
+
+/** guids → ids by first appearance; tokens and sizes → presence; held counts kept */
+export function normalize(steps: readonly Step[], results: readonly StepResult[]): StepResult[] {
+  const ids = new Map<string, string>();
+  const id = (guid: string) => {
+    if (!ids.has(guid)) ids.set(guid, `g${ids.size + 1}`);
+    return ids.get(guid) ?? "";
+  };
+  const token = (text: string) => text.replace(/\b1-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+\b/g, "<token>");
+  return results.map((result, index) => {
+    const step = steps[index];
+    let stdout = "";
+    if (step && "list" in step) {
+      stdout = result.stdout
+        .split("\n")
+        .filter((line) => line !== "")
+        .map((line) => {
+          const [name, type, guid = "", resume = "", userrefs, written = "-"] = line.split("\t");
+          const writtenMark = written === "-" ? "-" : written === "0" ? "0" : ">0";
+          return [
+            name,
+            type,
+            id(guid),
+            resume === "-" ? "-" : "<token>",
+            userrefs,
+            writtenMark,
+          ].join("\t");
+        })
+        .join("\n");
+    } else if (step && "zfs" in step && step.stdout === "sorted-lines") {
+      stdout = result.stdout
+        .split("\n")
+        .filter((l) => l !== "")
+        .sort()
+        .join("\n");
+    } else if (step && "zfs" in step && step.stdout === "compare") {
+      stdout = result.stdout;
+    } else if (step && "zfs" in step && step.stdout === "shape") {
+      return { code: result.code, stdout: shape(result.stdout), stderr: shape(result.stderr) };
+    }
+    return { code: result.code, stdout, stderr: token(result.stderr).trim() };
+  });
+}
+
+export interface Difference {
+  step: string;
+  field: keyof StepResult;
+  real: string;
+  sim: string;
+}
+
+export function differences(
+  steps: readonly Step[],
+  real: readonly StepResult[],
+  sim: readonly StepResult[],
+): Difference[] {
+  const found: Difference[] = [];
+  steps.forEach((step, index) => {
+    for (const field of ["code", "stdout", "stderr"] as const) {
+      const a = String(real[index]?.[field]);
+      const b = String(sim[index]?.[field]);
+      if (a !== b) found.push({ step: step.label, field, real: a, sim: b });
+    }
+  });
+  return found;
+}
+
+/** known, deliberate differences: each with why it is out of the simulator's scope */
+export interface AllowedDifference {
+  step: string;
+  field: keyof StepResult;
+  reason: string;
+}
+
+export function unexplained(found: readonly Difference[], allowed: readonly AllowedDifference[]) {
+  return found.filter((d) => !allowed.some((a) => a.step === d.step && a.field === d.field));
+}
