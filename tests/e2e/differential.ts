@@ -126,7 +126,7 @@ export function stepCommand(step: Step, sim: boolean, written: Set<string>): str
         String(bytes),
         isNew ? `/${file}` : `M /${file}`,
       ]);
-    return `head -c ${bytes} /dev/urandom >> ${shellQuote(`/${key}`)} && sync`;
+    return `head -c ${bytes} /dev/urandom >> ${shellQuote(`/${key}`)} && zpool sync`;
   }
   if ("send" in step) {
     const cut = step.cut === undefined ? "" : ` | head -c ${step.cut}`;

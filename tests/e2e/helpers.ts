@@ -178,9 +178,12 @@ export async function guidsOf(vm: Vm, dataset: string): Promise<Map<string, stri
   );
 }
 
-/** appends `bytes` random bytes to a file below the dataset's mountpoint */
+/**
+ * Appends `bytes` random bytes to a file below the dataset's mountpoint. `zpool sync`, not
+ * `sync`: `written` counts only synced txgs, so right after a plain sync it can still be 0.
+ */
 export async function writeFile(vm: Vm, path: string, bytes: number): Promise<void> {
-  await vm.sshOk(`head -c ${Math.floor(bytes)} /dev/urandom >> ${shellQuote(path)} && sync`);
+  await vm.sshOk(`head -c ${Math.floor(bytes)} /dev/urandom >> ${shellQuote(path)} && zpool sync`);
 }
 
 /** sha256 of files, in order */

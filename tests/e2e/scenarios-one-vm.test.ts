@@ -78,7 +78,7 @@ describe("one VM", () => {
           `head -c 131072 /dev/urandom > ${shellQuote(`/${src}/${ODD}/f g`)}`,
           "udevadm settle",
           `head -c 524288 /dev/urandom | dd of=${shellQuote(`/dev/zvol/${src}/vol`)} bs=64k status=none`,
-          "sync",
+          "zpool sync",
         ].join(" && "),
       );
       const config = await scenarioConfig("a");
@@ -146,7 +146,7 @@ describe("one VM", () => {
           shellJoin(["zfs", "create", "-p", src]),
           ...kids.map((k) => shellJoin(["zfs", "create", `${src}/${k}`])),
           ...kids.map((k) => `head -c 65536 /dev/urandom > /${src}/${k}/base`),
-          "sync",
+          "zpool sync",
           shellJoin(["zfs", "snapshot", "-r", `${src}@${day(1)}`]),
         ].join(" && "),
       );
@@ -184,7 +184,7 @@ describe("one VM", () => {
       const dst = "dstpool/c/backup";
       const steps = [shellJoin(["zfs", "create", "-p", `${src}/child`])];
       for (const n of [1, 2, 3, 4]) {
-        steps.push(`head -c 65536 /dev/urandom > /${src}/child/f${n}`, "sync");
+        steps.push(`head -c 65536 /dev/urandom > /${src}/child/f${n}`, "zpool sync");
         steps.push(shellJoin(["zfs", "snapshot", "-r", `${src}@${day(n)}`]));
       }
       await vm.sshOk(steps.join(" && "));
@@ -233,7 +233,7 @@ describe("one VM", () => {
           shellJoin(["zfs", "create", "-p", src]),
           ...kids.map((k) => shellJoin(["zfs", "create", `${src}/${k}`])),
           ...kids.map((k) => `head -c 65536 /dev/urandom > /${src}/${k}/f`),
-          "sync",
+          "zpool sync",
           shellJoin(["zfs", "snapshot", "-r", `${src}@${day(1)}`]),
         ].join(" && "),
       );
@@ -242,12 +242,12 @@ describe("one VM", () => {
       await vm.sshOk(
         [
           ...kids.map((k) => `head -c 32768 /dev/urandom >> /${src}/${k}/f`),
-          "sync",
+          "zpool sync",
           ...kids.map((k) => shellJoin(["zfs", "snapshot", `${src}/${k}@${day(2)}`])),
           // the targets diverge, each in its own way
           shellJoin(["zfs", "mount", `${dst}/modified`]),
           `head -c 16384 /dev/urandom > /${dst}/modified/local`,
-          "sync",
+          "zpool sync",
           shellJoin(["zfs", "snapshot", `${dst}/ahead@${day(3)}`]),
           shellJoin(["zfs", "destroy", `${dst}/nocommon@${day(1)}`]),
           shellJoin(["zfs", "snapshot", `${dst}/nocommon@other`]),
@@ -311,7 +311,7 @@ describe("one VM", () => {
           "head -c 18000000 /dev/urandom > /tinypool/filler/f",
           shellJoin(["zfs", "create", "-p", "-o", "compression=off", src]),
           `head -c 8000000 /dev/urandom > /${src}/f`,
-          "sync",
+          "zpool sync",
           shellJoin(["zfs", "snapshot", `${src}@${day(1)}`]),
         ].join(" && "),
       );
@@ -355,7 +355,7 @@ describe("one VM", () => {
         [
           shellJoin(["zfs", "create", "-p", src]),
           `head -c 12000000 /dev/urandom > /${src}/f`,
-          "sync",
+          "zpool sync",
           shellJoin(["zfs", "snapshot", `${src}@${day(1)}`]),
         ].join(" && "),
       );

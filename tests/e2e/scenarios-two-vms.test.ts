@@ -75,7 +75,7 @@ describe("two VMs, relayed through this machine", () => {
           shellJoin(["zfs", "create", "-V", "4M", `${src}/vol`]),
           `head -c 200000 /dev/urandom > ${shellQuote(`/${odd}/f g`)}`,
           `head -c 200000 /dev/urandom > ${shellQuote(`/${odd}/in ${ODD}/$x;y`)}`,
-          "sync",
+          "zpool sync",
         ].join(" && "),
       );
       const config = await scenarioConfig("a");
@@ -137,7 +137,7 @@ describe("two VMs, relayed through this machine", () => {
           shellJoin(["zfs", "create", "-p", `${src}/child`]),
           `head -c 12000000 /dev/urandom > /${src}/f`,
           `head -c 100000 /dev/urandom > /${src}/child/f`,
-          "sync",
+          "zpool sync",
           shellJoin(["zfs", "snapshot", "-r", `${src}@${day(1)}`]),
         ].join(" && "),
       );
