@@ -35,9 +35,38 @@ export interface CommandIo {
   emit(value: unknown): void;
 }
 
+/**
+ * The stream with writes that survive a closed reader (`abgleich backup --json | head`): once
+ * the pipe is gone, output is dropped and the run goes on to its end instead of crashing
+ * halfway through a plan.
+ */
+export function survivingClosedPipe(stream: NodeJS.WriteStream): NodeJS.WriteStream {
+  let closed = false;
+  const isClosedPipe = (error: unknown) => (error as NodeJS.ErrnoException)?.code === "EPIPE";
+  stream.on("error", (error) => {
+    if (isClosedPipe(error)) closed = true;
+    else throw error;
+  });
+  const guarded = Object.create(stream) as NodeJS.WriteStream;
+  guarded.write = ((...args: Parameters<NodeJS.WriteStream["write"]>) => {
+    if (closed) return false;
+    try {
+      return stream.write(...args);
+    } catch (error) {
+      if (!isClosedPipe(error)) throw error;
+      closed = true;
+      return false;
+    }
+  }) as NodeJS.WriteStream["write"];
+  return guarded;
+}
+
+const stdout = survivingClosedPipe(process.stdout);
+const stderr = survivingClosedPipe(process.stderr);
+
 export function commandIo(flags: GlobalFlags): CommandIo {
-  const out = process.stdout;
-  const err = process.stderr;
+  const out = stdout;
+  const err = stderr;
   const json = flags.json === true;
   const colour = (stream: NodeJS.WriteStream) =>
     flags.color !== false && !json && colorEnabled(stream, process.env);
