@@ -19,7 +19,7 @@ import {
   zfsSend,
   zfsSnapshot,
 } from "../zfs/commands.ts";
-import { formatPipelineFailure, runPipeline } from "./pipeline.ts";
+import { failedStage, formatPipelineFailure, runPipeline } from "./pipeline.ts";
 import { estimatedSize, sendProgressCounter } from "./send-output.ts";
 
 /** a failed single command: the command, its exit code and its stderr (SPEC 6.6) */
@@ -104,7 +104,18 @@ export async function runSend(
     options.onBytes(bytes);
     return { ok: true, bytes, durationMs };
   }
-  const error = formatPipelineFailure(result, [send, receive]);
+  let error = formatPipelineFailure(result, [send, receive]);
+  // ssh ends with 255 and often says nothing when the other end vanished (host down, cut link)
+  const stage = failedStage(result);
+  const host = stage === 0 ? source : stage === 1 ? target : null;
+  if (
+    host &&
+    !host.isLocal &&
+    result.codes[stage as number] === 255 &&
+    !(result.stderr[stage as number] ?? "").trim()
+  ) {
+    error += `\nthe ssh connection to the ${host.side} (${host.name}) was lost`;
+  }
   const resumable = /Partially received snapshot is saved|receive_resume_token|resum/i.test(
     result.stderr[1] ?? "",
   );
