@@ -27,7 +27,7 @@ beforeAll(() => {
         size: "64G",
         // big enough that the simulator needs seconds to stream it
         datasets: [
-          { name: "data", snapshots: [{ name: "2026010101", written: "24G" }] },
+          { name: "data", snapshots: [{ name: "2026010101", written: "6G" }] },
           { name: "data/small", snapshots: [{ name: "2026010101", written: "1M" }] },
         ],
       },
@@ -38,7 +38,7 @@ beforeAll(() => {
 
 afterAll(() => env?.remove());
 
-test("SIGINT mid-stream: cancelled, summary printed, token kept, next backup resumes", async () => {
+test("SIGINT mid-stream: cancelled before the next action, token kept, next backup resumes", async () => {
   const child = Bun.spawn([process.execPath, CLI_MAIN, "backup", config, "--yes", "--json"], {
     env: { ...process.env, PATH: env.path, TZ: "UTC" },
     stdin: "ignore",
@@ -53,7 +53,7 @@ test("SIGINT mid-stream: cancelled, summary printed, token kept, next backup res
     if (done) break;
     stdout += new TextDecoder().decode(value);
   }
-  await Bun.sleep(400);
+  await Bun.sleep(300);
   child.kill("SIGINT");
   for (;;) {
     const { value, done } = await reader.read();
