@@ -317,6 +317,21 @@ describe("host down", () => {
     },
     SSH_TIMEOUT_MS,
   );
+
+  test(
+    "snap needs only the source: it works while the target host is down",
+    async () => {
+      const file = sshConfig("src-host", "down-host");
+      expect(env.zfs("sim-write", "src/data", "2M").code).toBe(0);
+      const before = env.list().size;
+      const run = await env.cli(["snap", file, "--yes"]);
+      expect(run.stderr).not.toContain("host is not up");
+      expect(run.code).toBe(0);
+      expect(env.calls().some((call) => call.startsWith("zfs snapshot "))).toBe(true);
+      expect(env.list().size).toBeGreaterThan(before);
+    },
+    SSH_TIMEOUT_MS,
+  );
 });
 
 describe("hostile names", () => {

@@ -1,6 +1,7 @@
 // The snap stage: decide which source datasets changed (SPEC section 4, `zfs diff` only where
 // the cheaper rules could not decide), then take all new snapshots of the pool in one call.
 
+import { rootOf } from "../../config/types.ts";
 import { decideChanges, planSnap } from "../../plan/snap.ts";
 import type { Action } from "../../plan/types.ts";
 import { commandFailure, runSnapshot } from "../../run/actions.ts";
@@ -8,7 +9,7 @@ import { mapLimit, QUERY_CONCURRENCY } from "../../run/limit.ts";
 import { zfsDiff } from "../../zfs/commands.ts";
 import type { RunContext } from "../context.ts";
 import { runChangingStage, type StageResult } from "./changing.ts";
-import { bothSides, checkHosts } from "./inventory.ts";
+import { checkHosts } from "./inventory.ts";
 
 /** rule 8: does `zfs diff DATASET@NEWEST` print anything? One call per undecided dataset. */
 async function diffs(
@@ -26,10 +27,14 @@ async function diffs(
 }
 
 export async function snapStage(ctx: RunContext): Promise<StageResult> {
-  await checkHosts(ctx, ["source", "target"]);
+  // snapshots need only the source: snap works while the backup host is away
+  await checkHosts(ctx, ["source"]);
   const result = await runChangingStage(ctx, {
     stage: "snap",
-    inventories: () => bothSides(ctx),
+    inventories: async () => ({
+      source: await ctx.inventory("source"),
+      target: { side: "target", root: rootOf(ctx.config.target), datasets: [] },
+    }),
     plan: async () => {
       const source = await ctx.inventory("source");
       const undecided = decideChanges(source, ctx.config).decisions.flatMap((d) =>
