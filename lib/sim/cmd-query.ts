@@ -2,7 +2,7 @@
 import { poolAllocated, usedMap } from "./accounting.ts";
 import type { SimContext } from "./context.ts";
 import { lastValue, parseOptions, usageError, ZfsError } from "./errors.ts";
-import { type Column, formatTable, holdDate } from "./format.ts";
+import { type Column, formatTable, holdDate, printRows } from "./format.ts";
 import {
   allProps,
   canonicalProp,
@@ -198,23 +198,19 @@ export function zfsGet(ctx: SimContext, args: string[]): number {
       rows.push(fields.map((f) => cells[f] as string));
     }
   }
-  if (parsed.flags.has("H")) for (const row of rows) ctx.out(`${row.join("\t")}\n`);
-  else {
-    const headers: Record<string, string> = {
-      name: "NAME",
-      property: "PROPERTY",
-      value: "VALUE",
-      received: "RECEIVED",
-      source: "SOURCE",
-    };
-    const cols = fields.map((f) => ({
-      header: headers[f] as string,
-      rightAlign: false,
-      width: 0,
-      fixed: false,
-    }));
-    for (const line of formatTable(cols, rows, true)) ctx.out(`${line}\n`);
-  }
+  const headers: Record<string, string> = {
+    name: "NAME",
+    property: "PROPERTY",
+    value: "VALUE",
+    received: "RECEIVED",
+    source: "SOURCE",
+  };
+  printRows(
+    ctx.out,
+    fields.map((f) => headers[f] as string),
+    rows,
+    parsed.flags.has("H"),
+  );
   return failed ? 1 : 0;
 }
 
@@ -233,16 +229,7 @@ export function zfsHolds(ctx: SimContext, args: string[]): number {
     }
     for (const hold of node.snap.holds) rows.push([name, hold.tag, holdDate(hold.time)]);
   }
-  if (parsed.flags.has("H")) for (const row of rows) ctx.out(`${row.join("\t")}\n`);
-  else if (rows.length > 0) {
-    const cols = ["NAME", "TAG", "TIMESTAMP"].map((header) => ({
-      header,
-      rightAlign: false,
-      width: 0,
-      fixed: false,
-    }));
-    for (const line of formatTable(cols, rows, true)) ctx.out(`${line}\n`);
-  }
+  printRows(ctx.out, ["NAME", "TAG", "TIMESTAMP"], rows, parsed.flags.has("H"), false);
   return failed ? 1 : 0;
 }
 
@@ -384,15 +371,6 @@ export function zpoolGet(ctx: SimContext, args: string[]): number {
       rows.push([name, prop, value, "-"]);
     }
   }
-  if (parsed.flags.has("H")) for (const row of rows) ctx.out(`${row.join("\t")}\n`);
-  else {
-    const cols = ["NAME", "PROPERTY", "VALUE", "SOURCE"].map((header) => ({
-      header,
-      rightAlign: false,
-      width: 0,
-      fixed: false,
-    }));
-    for (const line of formatTable(cols, rows, true)) ctx.out(`${line}\n`);
-  }
+  printRows(ctx.out, ["NAME", "PROPERTY", "VALUE", "SOURCE"], rows, parsed.flags.has("H"));
   return failed ? 1 : 0;
 }

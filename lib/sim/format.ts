@@ -93,3 +93,23 @@ export function parseSize(text: string): number | null {
   const power = unit === "" ? 0 : "KMGTPE".indexOf(unit) + 1;
   return Math.round(Number(match[1]) * 1024 ** power);
 }
+
+/**
+ * Rows as zfs prints them: tab-separated with -H (`scripted`), else a left-aligned table under
+ * `headers`. `zfs holds` prints nothing at all when it has no rows: `headerWhenEmpty` false.
+ */
+export function printRows(
+  out: (text: string) => void,
+  headers: readonly string[],
+  rows: string[][],
+  scripted: boolean,
+  headerWhenEmpty = true,
+): void {
+  if (scripted) {
+    for (const row of rows) out(`${row.join("\t")}\n`);
+    return;
+  }
+  if (rows.length === 0 && !headerWhenEmpty) return;
+  const columns = headers.map((header) => ({ header, rightAlign: false, width: 0, fixed: false }));
+  for (const line of formatTable(columns, rows, true)) out(`${line}\n`);
+}
