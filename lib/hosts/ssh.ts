@@ -164,7 +164,12 @@ export class SshHost implements Host {
     while (!ended && !existsSync(this.controlPath)) await Bun.sleep(10);
   }
 
+  /** every stage checks its hosts; once this one answered, its shared connection is up and a
+   * later loss shows in the failing command itself, so one round trip per run is enough */
+  private answered = false;
+
   async ping(): Promise<void> {
+    if (this.answered) return;
     const result = await this.run(["true"]);
     if (result.code === SSH_FAILED) throw new HostDownError(this.side, sshReason(result.stderr));
     if (result.code !== 0) {
@@ -173,6 +178,7 @@ export class SshHost implements Host {
         `remote "true" exited ${result.code}: ${sshReason(result.stderr)}`,
       );
     }
+    this.answered = true;
   }
 
   async close(): Promise<void> {

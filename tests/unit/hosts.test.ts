@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, spyOn, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import type { SideConfig } from "../../lib/config/types.ts";
@@ -126,6 +126,25 @@ describe("SshHost rejects values ssh would read as options", () => {
     expect(() => sshHost({}, { compression: false, cipher: "-oX=y", configFile: "" })).toThrow(
       /ssh cipher must not start with "-"/,
     );
+  });
+});
+
+describe("SshHost.ping", () => {
+  test("asks the host once per run; a failed answer is asked again", async () => {
+    const host = sshHost({});
+    const run = spyOn(host, "run")
+      .mockResolvedValueOnce({
+        code: 255,
+        stdout: "",
+        stderr: "ssh: connect to host x: Connection refused\n",
+      })
+      .mockResolvedValue({ code: 0, stdout: "", stderr: "" });
+    await expect(host.ping()).rejects.toThrow(
+      "host is not up: target (ssh: connect to host x: Connection refused)",
+    );
+    await host.ping();
+    await host.ping();
+    expect(run).toHaveBeenCalledTimes(2);
   });
 });
 
