@@ -51,13 +51,6 @@ export interface Inventory {
   datasets: Dataset[];
 }
 
-/** subname of `name` under `root`, or null when it is not inside it */
-export function subnameOf(root: string, name: string): string | null {
-  if (name === root) return "";
-  if (name.startsWith(`${root}/`)) return name.slice(root.length + 1);
-  return null;
-}
-
 /** full dataset name for a subname under a root */
 export function joinSubname(root: string, subname: string): string {
   return subname === "" ? root : `${root}/${subname}`;
