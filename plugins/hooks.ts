@@ -14,7 +14,7 @@ import {
   type StageInfo,
   type StageName,
   type StageOutcome,
-} from "../lib/workflow/api.ts";
+} from "../lib/engine/api.ts";
 
 const STAGES = ["inventory", "snap", "compare", "backup", "cleanup"] as const;
 

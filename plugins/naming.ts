@@ -9,7 +9,7 @@
 // exists is an error for that dataset, never a duplicate.
 
 import { hostname } from "node:os";
-import { definePlugin, type Namer, PluginOptionError } from "../lib/workflow/api.ts";
+import { definePlugin, type Namer, PluginOptionError } from "../lib/engine/api.ts";
 import { checkSnapshotShortName } from "../lib/zfs/names.ts";
 
 export interface NamingOptions {

@@ -3,7 +3,7 @@
 // A notification that fails is reported as a warning and never fails the run; every request
 // has a timeout.
 
-import { definePlugin, type RunSummary, type StageInfo, summaryText } from "../lib/workflow/api.ts";
+import { definePlugin, type RunSummary, type StageInfo, summaryText } from "../lib/engine/api.ts";
 
 type NotifyEvent = "start" | "done" | "error";
 

@@ -4,7 +4,7 @@
 //
 //   abgleich run nightly config.yaml --yes
 
-import { defineWorkflow, summaryText } from "../lib/workflow/api.ts";
+import { defineWorkflow, summaryText } from "../lib/engine/api.ts";
 
 export default defineWorkflow(async (run) => {
   const notifies = run.config.plugins.some((entry) => entry.name === "notify");

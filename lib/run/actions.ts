@@ -10,7 +10,7 @@ import type {
   SendAction,
   SnapshotAction,
 } from "../plan/types.ts";
-import type { ActionOutcome } from "../workflow/hooks.ts";
+import type { ActionOutcome } from "../engine/hooks.ts";
 import {
   type SendSpec,
   zfsDestroySnapshots,

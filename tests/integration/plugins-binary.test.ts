@@ -23,7 +23,7 @@ let server: ReturnType<typeof Bun.serve>;
 // `run WORKFLOW CONFIG` and `sim …`, as lib/cli/main.ts will offer them
 const ENTRY = `
 import { simMain } from ${JSON.stringify(join(root, "lib/sim/main.ts"))};
-import { runWorkflowFile } from ${JSON.stringify(join(root, "lib/workflow/workflow.ts"))};
+import { runWorkflowFile } from ${JSON.stringify(join(root, "lib/engine/workflow.ts"))};
 const [command, ...rest] = process.argv.slice(2);
 if (command === "sim") process.exit(await simMain(rest));
 process.exitCode = await runWorkflowFile(rest[0] ?? "", rest[1] ?? "", { yes: true, color: false });

@@ -3,7 +3,7 @@
 
 import { expect, test } from "bun:test";
 import type { Host, RunResult } from "../../lib/hosts/host.ts";
-import { waitForFreeing } from "../../lib/workflow/stages/cleanup.ts";
+import { waitForFreeing } from "../../lib/engine/stages/cleanup.ts";
 
 function poolHost(answers: string[]): Host & { calls: string[][] } {
   const calls: string[][] = [];

@@ -3,9 +3,9 @@
 
 import { describe, expect, test } from "bun:test";
 import type { Config } from "../../lib/config/types.ts";
-import type { StageInfo } from "../../lib/workflow/hooks.ts";
-import { createHooks } from "../../lib/workflow/hooks.ts";
-import { checkOptions, pluginHooks } from "../../lib/workflow/plugins.ts";
+import type { StageInfo } from "../../lib/engine/hooks.ts";
+import { createHooks } from "../../lib/engine/hooks.ts";
+import { checkOptions, pluginHooks } from "../../lib/engine/plugins.ts";
 import shellHooks, { runShellCommand } from "../../plugins/hooks.ts";
 import { config } from "./plan/fixtures.ts";
 

@@ -1,9 +1,9 @@
 // The naming plugin: templates render, parse back (isOwn), never repeat, stay valid ZFS names.
 
 import { describe, expect, test } from "bun:test";
-import { PluginOptionError } from "../../lib/workflow/api.ts";
-import { createHooks } from "../../lib/workflow/hooks.ts";
-import { checkOptions } from "../../lib/workflow/plugins.ts";
+import { PluginOptionError } from "../../lib/engine/api.ts";
+import { createHooks } from "../../lib/engine/hooks.ts";
+import { checkOptions } from "../../lib/engine/plugins.ts";
 import naming, { templateNamer } from "../../plugins/naming.ts";
 import { config } from "./plan/fixtures.ts";
 

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { RunSummary } from "../../lib/workflow/hooks.ts";
-import { createHooks } from "../../lib/workflow/hooks.ts";
-import { checkOptions, pluginHooks } from "../../lib/workflow/plugins.ts";
+import type { RunSummary } from "../../lib/engine/hooks.ts";
+import { createHooks } from "../../lib/engine/hooks.ts";
+import { checkOptions, pluginHooks } from "../../lib/engine/plugins.ts";
 import notify from "../../plugins/notify.ts";
 import { config } from "./plan/fixtures.ts";
 

@@ -3,16 +3,16 @@
 
 import { describe, expect, test } from "bun:test";
 import { ConfigError } from "../../lib/config/errors.ts";
-import { defineWorkflow } from "../../lib/workflow/api.ts";
-import { createRunContext } from "../../lib/workflow/context.ts";
-import { createHooks, type RunSummary, type StageOutcome } from "../../lib/workflow/hooks.ts";
-import type { StageResult } from "../../lib/workflow/stages/changing.ts";
+import { defineWorkflow } from "../../lib/engine/api.ts";
+import { createRunContext } from "../../lib/engine/context.ts";
+import { createHooks, type RunSummary, type StageOutcome } from "../../lib/engine/hooks.ts";
+import type { StageResult } from "../../lib/engine/stages/changing.ts";
 import {
   defaultStages,
   resolveWorkflow,
   runWorkflow,
   workflowExitCode,
-} from "../../lib/workflow/workflow.ts";
+} from "../../lib/engine/workflow.ts";
 import { config } from "./plan/fixtures.ts";
 
 const options = {

@@ -2,14 +2,14 @@
 // Ctrl-C stops before the next action (a running transfer is cut and stays resumable); a second
 // Ctrl-C ends at once.
 
-import { summaryText } from "../../workflow/api.ts";
-import type { RunContext } from "../../workflow/context.ts";
-import type { StageOutcome } from "../../workflow/hooks.ts";
-import { backupStage } from "../../workflow/stages/backup.ts";
-import type { StageResult } from "../../workflow/stages/changing.ts";
-import { cleanupStage } from "../../workflow/stages/cleanup.ts";
-import { snapStage } from "../../workflow/stages/snap.ts";
-import type { StageUi } from "../../workflow/ui.ts";
+import { summaryText } from "../../engine/api.ts";
+import type { RunContext } from "../../engine/context.ts";
+import type { StageOutcome } from "../../engine/hooks.ts";
+import { backupStage } from "../../engine/stages/backup.ts";
+import type { StageResult } from "../../engine/stages/changing.ts";
+import { cleanupStage } from "../../engine/stages/cleanup.ts";
+import { snapStage } from "../../engine/stages/snap.ts";
+import type { StageUi } from "../../engine/ui.ts";
 import type { Side } from "../../zfs/model.ts";
 import {
   type CommandIo,

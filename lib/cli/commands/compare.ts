@@ -1,7 +1,7 @@
 // `compare CONFIG`: source and target side by side, conflicts called out.
-import type { RunContext } from "../../workflow/context.ts";
+import type { RunContext } from "../../engine/context.ts";
 
-import { compareStage } from "../../workflow/stages/compare.ts";
+import { compareStage } from "../../engine/stages/compare.ts";
 import { commandIo, EXIT_OK, type GlobalFlags, openRun, reportError } from "../io.ts";
 import { comparisonJson, renderComparison } from "../render/compare.ts";
 

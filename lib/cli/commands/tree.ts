@@ -1,7 +1,7 @@
 // `tree CONFIG [source|target]`: each side's datasets with their snapshots, space and ratio.
-import type { RunContext } from "../../workflow/context.ts";
+import type { RunContext } from "../../engine/context.ts";
 
-import { inventoryStage } from "../../workflow/stages/inventory.ts";
+import { inventoryStage } from "../../engine/stages/inventory.ts";
 import type { Side } from "../../zfs/model.ts";
 import { commandIo, EXIT_OK, type GlobalFlags, openRun, reportError } from "../io.ts";
 import { renderTree, treeJson } from "../render/tree.ts";

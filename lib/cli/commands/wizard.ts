@@ -3,11 +3,11 @@
 // (pending, running, done, failed), redrawn in place on a terminal; the wizard stops on failure.
 
 import type { Action } from "../../plan/types.ts";
-import type { StageInfo } from "../../workflow/hooks.ts";
-import { backupStage } from "../../workflow/stages/backup.ts";
-import { cleanupStage } from "../../workflow/stages/cleanup.ts";
-import { snapStage } from "../../workflow/stages/snap.ts";
-import type { StageUi } from "../../workflow/ui.ts";
+import type { StageInfo } from "../../engine/hooks.ts";
+import { backupStage } from "../../engine/stages/backup.ts";
+import { cleanupStage } from "../../engine/stages/cleanup.ts";
+import { snapStage } from "../../engine/stages/snap.ts";
+import type { StageUi } from "../../engine/ui.ts";
 import { type CommandIo, commandIo } from "../io.ts";
 import type { Style } from "../render/style.ts";
 import { formatBytes } from "../render/units.ts";

@@ -1,6 +1,6 @@
 // The public API of abgleich, imported by plugins and workflow scripts as `abgleich`
 // (`import { definePlugin } from "abgleich"`). Inside the compiled binary that import is served
-// by a virtual module (lib/workflow/plugins.ts), so keep this module free of side effects.
+// by a virtual module (lib/engine/plugins.ts), so keep this module free of side effects.
 //
 // A plugin is a plain object: a name, optional options checking, and a setup that taps the
 // hooks it cares about (Rollup style). A workflow is one async function that runs stages.

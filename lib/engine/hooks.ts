@@ -1,5 +1,5 @@
 // Every hook of abgleich's workflow, in one place: this object is the table of contents of the
-// plugin API. Stages call them; plugins tap them (see lib/workflow/api.ts).
+// plugin API. Stages call them; plugins tap them (see lib/engine/api.ts).
 
 import { AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } from "tapable";
 import type { Config } from "../config/types.ts";
@@ -75,7 +75,7 @@ export function createHooks() {
     inventory: new AsyncSeriesHook<[{ source: Inventory; target: Inventory }]>(["inventories"]),
     /**
      * The plan of a stage, before it is shown: a waterfall, so a plugin may drop or annotate
-     * actions. The safety rules are checked again after every plugin (lib/workflow/safety.ts).
+     * actions. The safety rules are checked again after every plugin (lib/engine/safety.ts).
      */
     plan: new AsyncSeriesWaterfallHook<[Plan, PlanInfo]>(["plan", "stage"]),
     /**

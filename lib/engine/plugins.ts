@@ -1,6 +1,6 @@
 // Loading the plugins of a config: bundled ones by name from a static map (so
 // `bun build --compile` bundles them), user files by path through a dynamic import. User files
-// `import … from "abgleich"`; a runtime Bun plugin serves that module from lib/workflow/api.ts,
+// `import … from "abgleich"`; a runtime Bun plugin serves that module from lib/engine/api.ts,
 // which works in `bun run` and in the compiled binary alike.
 
 import { existsSync, readFileSync } from "node:fs";
