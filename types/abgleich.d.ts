@@ -393,6 +393,8 @@ declare module "abgleich" {
     /** for cleanup: which side it cleans */
     side?: Side;
     dryRun: boolean;
+    /** aborted on Ctrl-C or SIGTERM: anything a hook waits for should stop */
+    signal: AbortSignal;
   }
 
   interface StageOutcome {

@@ -4,11 +4,11 @@
 import { ConfigError } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
-import { HostDownError } from "../hosts/host.ts";
 import { createRunContext, type RunContext, type RunOptions } from "../engine/context.ts";
 import { createHooks } from "../engine/hooks.ts";
 import { loadPlugins } from "../engine/plugins.ts";
 import type { StageUi } from "../engine/ui.ts";
+import { HostDownError } from "../hosts/host.ts";
 import { colorEnabled, createStyle, type Style } from "./render/style.ts";
 
 export const EXIT_OK = 0;

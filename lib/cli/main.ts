@@ -3,8 +3,8 @@
 
 import { Command, CommanderError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
-import { simMain } from "../sim/main.ts";
 import { runWorkflowFile } from "../engine/workflow.ts";
+import { simMain } from "../sim/main.ts";
 import type { Side } from "../zfs/model.ts";
 import { backupCommand, cleanupCommand, snapCommand } from "./commands/change.ts";
 import { compareCommand } from "./commands/compare.ts";

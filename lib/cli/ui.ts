@@ -1,9 +1,9 @@
 // The console's StageUi: the plan as tables and the y/N question on a terminal, progress while
 // sending, and in --json mode newline-delimited events on stdout and nothing else.
 
-import type { Action, Plan } from "../plan/types.ts";
 import type { ActionOutcome, StageInfo, StageOutcome } from "../engine/hooks.ts";
 import type { StageUi } from "../engine/ui.ts";
+import type { Action, Plan } from "../plan/types.ts";
 import type { CommandIo } from "./io.ts";
 import { createProgress, type Progress } from "./progress.ts";
 import { CONTINUE_QUESTION, confirm, confirmDanger } from "./prompt.ts";

@@ -83,7 +83,7 @@ export function createRunContext(
       cache.delete(side);
     },
     stageInfo(stage, side) {
-      return { stage, config, side, dryRun: options.dryRun };
+      return { stage, config, side, dryRun: options.dryRun, signal: options.signal };
     },
     close: () => closeAll([hosts.source, hosts.target]),
   };

@@ -15,6 +15,8 @@ export interface StageInfo {
   /** for cleanup: which side it cleans */
   side?: Side;
   dryRun: boolean;
+  /** aborted on Ctrl-C or SIGTERM: anything a hook waits for should stop */
+  signal: AbortSignal;
 }
 
 export interface StageOutcome {

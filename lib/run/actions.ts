@@ -1,6 +1,7 @@
 // Running one planned action on the hosts. Transfers are one OS pipeline each (bytes never
 // pass through JavaScript); everything else is a single zfs command.
 
+import type { ActionOutcome } from "../engine/hooks.ts";
 import type { Host } from "../hosts/host.ts";
 import { shellJoin } from "../hosts/quote.ts";
 import { isSshFailure, sshReason } from "../hosts/ssh.ts";
@@ -10,7 +11,6 @@ import type {
   SendAction,
   SnapshotAction,
 } from "../plan/types.ts";
-import type { ActionOutcome } from "../engine/hooks.ts";
 import {
   type SendSpec,
   zfsDestroySnapshots,

@@ -2,8 +2,8 @@
 // of OpenZFS 2.1.11 (`zpool get -Hp freeing POOL` → `POOL\tfreeing\tBYTES\t-`).
 
 import { expect, test } from "bun:test";
-import type { Host, RunResult } from "../../lib/hosts/host.ts";
 import { waitForFreeing } from "../../lib/engine/stages/cleanup.ts";
+import type { Host, RunResult } from "../../lib/hosts/host.ts";
 
 function poolHost(answers: string[]): Host & { calls: string[][] } {
   const calls: string[][] = [];

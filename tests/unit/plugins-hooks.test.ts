@@ -29,6 +29,7 @@ const info = (stage: StageInfo["stage"], side?: "source" | "target"): StageInfo 
   config: config(),
   side,
   dryRun: false,
+  signal: new AbortController().signal,
 });
 
 describe("runShellCommand", () => {

@@ -88,7 +88,12 @@ async function plugin(options: Record<string, unknown>) {
   return { hooks, warnings };
 }
 
-const stageInfo = { stage: "snap" as const, config: config(), dryRun: false };
+const stageInfo = {
+  stage: "snap" as const,
+  config: config(),
+  dryRun: false,
+  signal: new AbortController().signal,
+};
 
 describe("notify", () => {
   test("ntfy gets the summary with title, priority and tags; a failure raises the priority", async () => {

@@ -9,8 +9,6 @@ import { join } from "node:path";
 import { ConfigError } from "../../lib/config/errors.ts";
 import { loadConfig } from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/types.ts";
-import type { Host } from "../../lib/hosts/host.ts";
-import type { Action, Plan } from "../../lib/plan/types.ts";
 import { definePlugin, defineWorkflow, SafetyError } from "../../lib/engine/api.ts";
 import { createRunContext, type RunContext } from "../../lib/engine/context.ts";
 import { createHooks, type Hooks } from "../../lib/engine/hooks.ts";
@@ -19,6 +17,8 @@ import { runChangingStage } from "../../lib/engine/stages/changing.ts";
 import { inventoryStage } from "../../lib/engine/stages/inventory.ts";
 import type { StageUi } from "../../lib/engine/ui.ts";
 import { defaultStages, runWorkflow } from "../../lib/engine/workflow.ts";
+import type { Host } from "../../lib/hosts/host.ts";
+import type { Action, Plan } from "../../lib/plan/types.ts";
 import type { Inventory, Side } from "../../lib/zfs/model.ts";
 import { config, dst, history, inventory, src } from "./plan/fixtures.ts";
 

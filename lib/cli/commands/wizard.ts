@@ -2,12 +2,12 @@
 // run is; each step shows its plan and waits for the go; every action is listed with its state
 // (pending, running, done, failed), redrawn in place on a terminal; the wizard stops on failure.
 
-import type { Action } from "../../plan/types.ts";
 import type { StageInfo } from "../../engine/hooks.ts";
 import { backupStage } from "../../engine/stages/backup.ts";
 import { cleanupStage } from "../../engine/stages/cleanup.ts";
 import { snapStage } from "../../engine/stages/snap.ts";
 import type { StageUi } from "../../engine/ui.ts";
+import type { Action } from "../../plan/types.ts";
 import { type CommandIo, commandIo } from "../io.ts";
 import type { Style } from "../render/style.ts";
 import { formatBytes } from "../render/units.ts";
