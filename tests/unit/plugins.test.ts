@@ -105,7 +105,12 @@ export default definePlugin<Options>({
     expect(loaded.map((p) => p.name)).toEqual(["mine"]);
     // every tap carries the plugin's name, whatever the plugin wrote
     expect(hooks.beforeStage.taps.map((t) => t.name)).toEqual(["mine"]);
-    await hooks.beforeStage.promise({ stage: "snap", config: config(), dryRun: false });
+    await hooks.beforeStage.promise({
+      stage: "snap",
+      config: config(),
+      dryRun: false,
+      signal: new AbortController().signal,
+    });
     expect((globalThis as Record<string, unknown>).__mine).toBe("hi snap");
   });
 
@@ -149,7 +154,12 @@ describe("tap wrapping", () => {
     view.beforeStage.tapPromise("x", async () => {
       throw new Error("disk full");
     });
-    const info = { stage: "backup" as const, config: config(), dryRun: false };
+    const info = {
+      stage: "backup" as const,
+      config: config(),
+      dryRun: false,
+      signal: new AbortController().signal,
+    };
     const error = await hooks.beforeStage.promise(info).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PluginError);
     expect((error as Error).message).toBe('plugin "flaky" failed in hook beforeStage: disk full');
