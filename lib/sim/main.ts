@@ -1,7 +1,6 @@
 // Entry point of the ZFS simulator: `zfs …`, `zpool …` and the sim-only verbs, with the
 // state directory from `--state DIR` or ABGLEICH_SIM_STATE. Kept light: it imports only
 // the simulator's own modules (yaml is loaded lazily for scenarios).
-import * as fs from "node:fs";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -21,6 +20,7 @@ import { ZfsError } from "./errors.ts";
 import { zfsReceive } from "./receive.ts";
 import { loadScenario, seedState } from "./scenario.ts";
 import { zfsSend } from "./send.ts";
+import { writeAll } from "./stream.ts";
 
 export type { Scenario, ScenarioDataset, ScenarioPool, ScenarioSnapshot } from "./scenario.ts";
 export { buildState, loadScenario, seedState } from "./scenario.ts";
@@ -63,9 +63,10 @@ const ZFS_VERBS: Record<string, Handler> = {
 
 const ZPOOL_VERBS: Record<string, Handler> = { list: zpoolList, get: zpoolGet };
 
+/** Writes all of `text`, however slowly the pipe drains (see writeAll). */
 function writeFd(fd: number, text: string): void {
   try {
-    fs.writeSync(fd, text);
+    writeAll(fd, Buffer.from(text));
   } catch {
     // A closed stdout/stderr must not turn into a crash report.
   }

@@ -132,18 +132,27 @@ export function checkRecord(buf: Buffer, magic: Buffer, value: number): boolean 
   return buf.subarray(0, 8).equals(magic) && buf.readBigUInt64LE(8) === BigInt(value);
 }
 
-/** Writes all of `buf` to `fd`, waiting on a full non-blocking pipe; EPIPE propagates. */
-export function writeAll(fd: number, buf: Buffer, length = buf.length): void {
+/**
+ * Writes all of `buf` to `fd`: a partial write (a pipe takes at most its free space, 64 KiB
+ * when empty) continues with the rest, and a full non-blocking pipe (EAGAIN; Bun makes its
+ * stdio pipes non-blocking) is waited on. EPIPE and other errors propagate.
+ */
+export function writeAll(fd: number, buf: Uint8Array, length = buf.length): void {
   let done = 0;
+  let wait = 1;
   while (done < length) {
     try {
       done += fs.writeSync(fd, buf, done, length - done);
+      wait = 1;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "EAGAIN" || code === "EWOULDBLOCK") {
-        Bun.sleepSync(1);
+        // a slow reader: back off up to 8 ms between tries rather than spin
+        Bun.sleepSync(wait);
+        wait = Math.min(wait * 2, 8);
         continue;
       }
+      if (code === "EINTR") continue;
       throw error;
     }
   }
