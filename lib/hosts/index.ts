@@ -7,10 +7,21 @@ import type { Host } from "./host.ts";
 import { LocalHost } from "./local.ts";
 import { SshHost, type SshHostOptions } from "./ssh.ts";
 
-export { type Host, HostDownError, type RunOptions, type RunResult } from "./host.ts";
+export { hostFailure, isSshFailure, SSH_FAILED, sshReason } from "./failure.ts";
+export {
+  CancelledError,
+  type CommandInfo,
+  CommandTimeoutError,
+  type Host,
+  HostDownError,
+  type PingOptions,
+  type RunOptions,
+  type RunResult,
+  TIMEOUT_CONFIG_KEY,
+} from "./host.ts";
 export { LocalHost, runLocal } from "./local.ts";
 export { shellJoin, shellQuote } from "./quote.ts";
-export { isSshFailure, SshHost, type SshHostOptions, sshReason } from "./ssh.ts";
+export { SshHost, type SshHostOptions } from "./ssh.ts";
 
 /** ssh tuning that does not come from the config file (tests, later CLI flags) */
 export type HostOptions = Pick<

@@ -1,18 +1,28 @@
 // A remote host reached with the system's `ssh`. Every command of a run shares one TCP
 // connection (ControlMaster); the remote command is quoted here and handed to ssh as ONE
 // argument after `--`, because ssh joins its arguments and the remote shell parses them again.
+// The local `ssh` of a control command is killed on timeout or cancel like any local command
+// (lib/hosts/exec.ts); the shared master is not in its process group and stays for the others.
 
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config, SideConfig } from "../config/types.ts";
 import type { Side } from "../zfs/model.ts";
-import { type Host, HostDownError, type RunOptions, type RunResult } from "./host.ts";
-import { runLocal } from "./local.ts";
+import { execArgv, timeLeft } from "./exec.ts";
+import { hostFailure, sshReason } from "./failure.ts";
+import {
+  type CommandInfo,
+  CommandTimeoutError,
+  type Host,
+  HostDownError,
+  type PingOptions,
+  type RunOptions,
+  type RunResult,
+} from "./host.ts";
 import { shellJoin } from "./quote.ts";
 
-/** ssh's exit code for its own failures (connection refused, auth, cut connection) */
-export const SSH_FAILED = 255;
+export { isSshFailure, SSH_FAILED, sshReason } from "./failure.ts";
 
 /** unix socket paths must fit sockaddr_un (104 bytes on BSD/macOS, 108 on Linux) */
 const MAX_SOCKET_PATH = 100;
@@ -22,6 +32,21 @@ const DEFAULT_CONTROL_PERSIST = 60;
 
 /** seconds ssh waits for TCP before "host is not up" (ssh's own default waits for the kernel, ~2 min) */
 const DEFAULT_CONNECT_TIMEOUT = 20;
+
+/**
+ * Keepalives inside the encrypted channel (not TCPKeepAlive, which the kernel times in hours):
+ * a probe after 15 s of silence from the server, and the connection is given up after 4
+ * unanswered ones, so a dead peer or a cut link is noticed in about a minute (ssh exits 255,
+ * "Timeout, server … not responding"), while a blip of up to ~45 s survives. The remote sshd
+ * answers the probes itself, so a command that is quiet for hours (`zfs diff`, a long
+ * `zfs destroy`) is not cut. With ControlMaster they matter on the master, which is started by
+ * whichever command comes first: every argv carries them.
+ */
+export const SERVER_ALIVE_INTERVAL = 15;
+export const SERVER_ALIVE_COUNT_MAX = 4;
+
+/** beyond ssh's ConnectTimeout (TCP, handshake, key exchange): time for auth and `true` */
+const PING_EXTRA_MS = 40_000;
 
 /** how long `close()` waits for `ssh -O exit` before killing it, in ms */
 const CLOSE_TIMEOUT_MS = 5000;
@@ -38,27 +63,6 @@ export interface SshHostOptions {
   controlPersist?: number;
   /** seconds ssh waits for the TCP connection before it gives up */
   connectTimeout?: number;
-}
-
-/** messages ssh itself prints when it, not the remote command, failed */
-const SSH_OWN_FAILURE =
-  /^ssh: |^kex_exchange_identification|^client_loop: |^mux_client|^Control socket|Connection (refused|closed|reset|timed out)|Permission denied|Host key verification failed|Could not resolve hostname|Broken pipe|No route to host|Network is unreachable/m;
-
-/**
- * Did ssh fail rather than the remote command? Exit 255 alone is not enough: `zfs send -t`
- * with a corrupt token also exits 255, with its own message ("cannot resume send: …").
- */
-export function isSshFailure(result: Pick<RunResult, "code" | "stderr">): boolean {
-  return result.code === SSH_FAILED && SSH_OWN_FAILURE.test(result.stderr);
-}
-
-/** the last non-empty line of ssh's stderr: the reason shown in `host is not up: …` */
-export function sshReason(stderr: string): string {
-  const lines = stderr
-    .split("\n")
-    .map((line) => line.trim())
-    .filter((line) => line !== "");
-  return lines.at(-1) ?? "";
 }
 
 /** reject values ssh would read as options (`-oProxyCommand=…`): SPEC section 6 */
@@ -102,6 +106,10 @@ export class SshHost implements Host {
     this.name = user === "" ? host : `${user}@${host}`;
   }
 
+  private get connectTimeout(): number {
+    return this.options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+  }
+
   /** the ControlPath socket, created with its directory on first use */
   get controlPath(): string {
     this.controlDir ??= makeControlDir();
@@ -127,7 +135,13 @@ export class SshHost implements Host {
       "-o",
       `ControlPersist=${persist}`,
     );
-    argv.push("-o", `ConnectTimeout=${this.options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT}`);
+    argv.push("-o", `ConnectTimeout=${this.connectTimeout}`);
+    argv.push(
+      "-o",
+      `ServerAliveInterval=${SERVER_ALIVE_INTERVAL}`,
+      "-o",
+      `ServerAliveCountMax=${SERVER_ALIVE_COUNT_MAX}`,
+    );
     if (sideConfig.user !== "") argv.push("-l", sideConfig.user);
     argv.push(sideConfig.host);
     return argv;
@@ -138,20 +152,27 @@ export class SshHost implements Host {
     return [...this.sshArgv(), "--", shellJoin(argv)];
   }
 
-  async run(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const wrapped = this.wrap(argv);
+    const info: CommandInfo = { argv, side: this.side, host: this.name };
+    const since = Date.now();
     if (this.firstCommand === null) {
-      const result = runLocal(wrapped, options);
+      const result = execArgv(wrapped, { ...options, since }, info);
       this.firstCommand = result;
       return result;
     }
-    // Commands started together would each open a connection until a master exists.
-    await this.masterReady(this.firstCommand);
-    return runLocal(wrapped, options);
+    // Commands started together would each open a connection until a master exists. The wait
+    // counts against the command's timeout and ends on its signal.
+    await this.masterReady(this.firstCommand, { ...options, since }, info);
+    return execArgv(wrapped, { ...options, since }, info);
   }
 
   /** until the first command's master listens (ssh renames its socket into place) or it ended */
-  private async masterReady(first: Promise<unknown>): Promise<void> {
+  private async masterReady(
+    first: Promise<unknown>,
+    options: RunOptions & { since: number },
+    info: CommandInfo,
+  ): Promise<void> {
     let ended = false;
     first.then(
       () => {
@@ -161,17 +182,37 @@ export class SshHost implements Host {
         ended = true;
       },
     );
-    while (!ended && !existsSync(this.controlPath)) await Bun.sleep(10);
+    const command = shellJoin(info.argv);
+    while (!ended && !existsSync(this.controlPath)) {
+      timeLeft(options, info, command); // throws once the time is up or the signal fired
+      await Bun.sleep(10);
+    }
   }
 
   /** every stage checks its hosts; once this one answered, its shared connection is up and a
    * later loss shows in the failing command itself, so one round trip per run is enough */
   private answered = false;
 
-  async ping(): Promise<void> {
+  /**
+   * Run `true` on the host. Bounded by default by ssh's ConnectTimeout plus time for auth and
+   * the command: a host that takes longer is not up either.
+   */
+  async ping(options: PingOptions = {}): Promise<void> {
     if (this.answered) return;
-    const result = await this.run(["true"]);
-    if (result.code === SSH_FAILED) throw new HostDownError(this.side, sshReason(result.stderr));
+    const timeoutMs = options.timeoutMs ?? this.connectTimeout * 1000 + PING_EXTRA_MS;
+    let result: RunResult;
+    try {
+      result = await this.run(["true"], { timeoutMs, signal: options.signal });
+    } catch (error) {
+      if (error instanceof CommandTimeoutError) {
+        throw new HostDownError(this.side, `no answer within ${Math.round(timeoutMs / 1000)} s`);
+      }
+      throw error;
+    }
+    const failure = hostFailure(this, result);
+    // before the answer, a connection that closed silently is a host that is not up
+    if (failure?.lost) throw new HostDownError(this.side, "ssh exited 255 without a message");
+    if (failure) throw failure;
     if (result.code !== 0) {
       throw new HostDownError(
         this.side,

@@ -1,0 +1,164 @@
+// Running one control command on this machine with zx, bounded in time and cancellable.
+//
+// zx hands the command line to /bin/sh, so argv is quoted here with the project's POSIX
+// quoting (every argument data, never syntax) and prefixed with `exec`: the shell becomes the
+// command. The command starts in a process group of its own (`detached`), so a timeout or a
+// cancel reaches everything it started: SIGTERM to the group, SIGKILL after a grace period and
+// once more when it ended, in case a straggler outlived the leader. The call then rejects with
+// CommandTimeoutError or CancelledError. Transfers do not come here: they are one OS pipeline
+// (lib/run/pipeline.ts), their bytes never pass through JavaScript.
+
+import { constants } from "node:os";
+import { $ } from "zx/core";
+import {
+  CancelledError,
+  type CommandInfo,
+  CommandTimeoutError,
+  type RunOptions,
+  type RunResult,
+} from "./host.ts";
+import { shellJoin, shellQuote } from "./quote.ts";
+
+/** exit code a shell reports for a command it cannot find or start */
+export const SPAWN_FAILED = 127;
+
+/** after SIGTERM, how long the command's processes may take before SIGKILL */
+export const KILL_GRACE_MS = 1000;
+
+/** after SIGKILL, how long to wait for the pipes to close before giving up on them */
+const GIVE_UP_MS = 2000;
+
+export interface ExecOptions extends RunOptions {
+  /** when the caller's time started (Date.now()): time spent before spawning counts too */
+  since?: number;
+}
+
+/** signal a whole process group; gone already is fine */
+export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined || !(pid > 1)) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // the group is gone
+  }
+}
+
+/** the code a shell would report for a command killed by `signal` */
+function signalCode(signal: string | null): number | null {
+  if (signal === null) return null;
+  const number = (constants.signals as Record<string, number>)[signal];
+  return number === undefined ? null : 128 + number;
+}
+
+/** a throw-away list for zx's copy of all output (stdout and stderr are kept separately) */
+function discard(): Buffer[] {
+  const list: Buffer[] = [];
+  list.push = () => 0;
+  return list;
+}
+
+/**
+ * Check the timeout and signal options and return the time left; throws the typed error when
+ * there is none left already.
+ */
+export function timeLeft(
+  options: ExecOptions,
+  info: CommandInfo,
+  command: string,
+): number | undefined {
+  const { timeoutMs, signal } = options;
+  if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+    throw new Error(`timeoutMs must be a positive number of ms, got ${timeoutMs}`);
+  }
+  if (signal?.aborted) throw new CancelledError(info, command, signal);
+  if (timeoutMs === undefined) return undefined;
+  const left = timeoutMs - (Date.now() - (options.since ?? Date.now()));
+  if (left <= 0) throw new CommandTimeoutError(info, command, timeoutMs);
+  return left;
+}
+
+/** run argv here, collect its output; a command that cannot start gives code 127 */
+export async function execArgv(
+  argv: readonly string[],
+  options: ExecOptions,
+  info: CommandInfo,
+): Promise<RunResult> {
+  const program = argv[0];
+  if (program === undefined) throw new Error("cannot run an empty command");
+  // `exec -x` would be read as an option by some shells: no command is named like that
+  if (program.startsWith("-")) throw new Error(`a command must not start with "-": ${program}`);
+  const command = shellJoin(info.argv);
+  const left = timeLeft(options, info, command);
+
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  const child = $({
+    shell: "/bin/sh",
+    quote: shellQuote,
+    prefix: "exec ",
+    postfix: "",
+    // always a buffer, so stdin is written and closed: a command reading it sees EOF
+    input: Buffer.from(options.stdin ?? ""),
+    // env given explicitly: the PATH of now, not of when the process started
+    env: process.env,
+    detached: true,
+    nothrow: true,
+    quiet: true,
+    verbose: false,
+    store: { stdout, stderr, stdall: discard() },
+  })`${argv}`;
+  // a command that exits without reading its stdin must not crash us with EPIPE
+  child.stdin?.on("error", () => {});
+  const pid = child.pid;
+
+  // an object, not a `let`: it changes inside callbacks, which narrowing does not see
+  const state: { stopped: "timeout" | "cancel" | null } = { stopped: null };
+  let escalate: ReturnType<typeof setTimeout> | undefined;
+  let giveUp: ReturnType<typeof setTimeout> | undefined;
+  let abandon: (() => void) | undefined;
+  const abandoned = new Promise<null>((resolve) => {
+    abandon = () => resolve(null);
+  });
+  const stop = (why: "timeout" | "cancel") => {
+    if (state.stopped !== null) return;
+    state.stopped = why;
+    killGroup(pid, "SIGTERM");
+    escalate = setTimeout(() => {
+      killGroup(pid, "SIGKILL");
+      // a process stuck in the kernel keeps the pipes open: do not wait for it forever
+      giveUp = setTimeout(() => abandon?.(), GIVE_UP_MS);
+    }, KILL_GRACE_MS);
+  };
+  const timer = left === undefined ? undefined : setTimeout(() => stop("timeout"), left);
+  const onAbort = () => stop("cancel");
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+
+  let output: Awaited<typeof child> | null;
+  try {
+    output = await Promise.race([child, abandoned]);
+  } finally {
+    clearTimeout(timer);
+    clearTimeout(escalate);
+    clearTimeout(giveUp);
+    options.signal?.removeEventListener("abort", onAbort);
+    // whatever of the group is still there (it ignored SIGTERM, or outlived the leader)
+    if (state.stopped !== null) killGroup(pid, "SIGKILL");
+  }
+  if (output === null) {
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+  }
+  if (state.stopped === "timeout") {
+    throw new CommandTimeoutError(info, command, options.timeoutMs as number);
+  }
+  if (state.stopped === "cancel") throw new CancelledError(info, command, options.signal);
+  const result = output as NonNullable<typeof output>;
+
+  const text = (chunks: Buffer[]) => Buffer.concat(chunks).toString("utf8");
+  const code = result.exitCode ?? signalCode(result.signal);
+  if (code === null) {
+    const reason = result.cause instanceof Error ? result.cause.message : "it did not start";
+    return { code: SPAWN_FAILED, stdout: "", stderr: `cannot run ${program}: ${reason}\n` };
+  }
+  return { code, stdout: text(stdout), stderr: text(stderr) };
+}
