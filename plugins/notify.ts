@@ -265,8 +265,9 @@ export default definePlugin<NotifyOptions>({
   setup(hooks, { options, warn }) {
     let started = false;
 
+    // tree, compare and dry runs change nothing: no start ping, no success ping
     hooks.beforeStage.tapPromise("notify", async (info: StageInfo) => {
-      if (started) return;
+      if (started || !info.changes) return;
       started = true;
       await deliver(
         options,
@@ -281,11 +282,13 @@ export default definePlugin<NotifyOptions>({
     });
 
     hooks.error.tapPromise("notify", async (error, info) => {
+      if (!info.changes) return;
       const text = `${info.stage}${info.side ? ` ${info.side}` : ""} failed: ${error.message}`;
       await deliver(options, { title: options.title, text, failed: true, event: "error" }, warn);
     });
 
     hooks.done.tapPromise("notify", async (summary) => {
+      if (summary.mode !== "changing") return;
       const message: Message = {
         title: options.title,
         text: summaryText(summary),

@@ -1,19 +1,13 @@
-// What every command shares: output streams, colour, JSON, the run context, and turning errors
-// into the exit codes of SPEC section 7.
+// What every command shares: output streams, colour, JSON, and turning errors
+// into the documented exit codes.
 
 import { ConfigError } from "../config/errors.ts";
-import { loadConfig } from "../config/load.ts";
-import type { Config } from "../config/types.ts";
-import { createRunContext, type RunContext, type RunOptions } from "../engine/context.ts";
-import { createHooks } from "../engine/hooks.ts";
-import { loadPlugins } from "../engine/plugins.ts";
-import type { StageUi } from "../engine/ui.ts";
+import { CancelledError } from "../engine/cancel.ts";
+import { EXIT_FAILED, EXIT_USAGE } from "../engine/runner.ts";
 import { HostDownError } from "../hosts/host.ts";
 import { colorEnabled, createStyle, type Style } from "./render/style.ts";
 
-export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../engine/runner.ts";
 
 export interface GlobalFlags {
   json?: boolean;
@@ -88,39 +82,13 @@ export function commandIo(flags: GlobalFlags): CommandIo {
   };
 }
 
-export function runOptions(flags: GlobalFlags, signal: AbortSignal): RunOptions {
-  return {
-    yes: flags.yes === true,
-    dryRun: flags.dryRun === true,
-    json: flags.json === true,
-    interactive: process.stdin.isTTY === true,
-    signal,
-    now: () => new Date(),
-  };
-}
-
-/** load the config, load its plugins and open a run; the caller closes it */
-export async function openRun(
-  configPath: string,
-  flags: GlobalFlags,
-  signal: AbortSignal,
-  makeUi?: (io: CommandIo) => StageUi,
-  io: CommandIo = commandIo(flags),
-): Promise<RunContext> {
-  const config: Config = loadConfig(configPath);
-  const hooks = createHooks();
-  await loadPlugins(config, hooks);
-  return createRunContext(
-    config,
-    runOptions(flags, signal),
-    makeUi ? makeUi(io) : undefined,
-    hooks,
-  );
-}
-
 /** the exit code for an error that ended a command, after printing it */
 export function reportError(io: CommandIo, error: unknown): number {
   const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof CancelledError) {
+    if (io.json) io.emit({ event: "cancelled", reason: error.reason });
+    return EXIT_FAILED;
+  }
   const code = error instanceof ConfigError ? EXIT_USAGE : EXIT_FAILED;
   if (io.json) {
     io.emit({ event: "error", kind: errorKind(error), message, exitCode: code });

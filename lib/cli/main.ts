@@ -3,12 +3,12 @@
 
 import { Command, CommanderError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
-import { runWorkflowFile } from "../engine/workflow.ts";
 import { simMain } from "../sim/main.ts";
 import type { Side } from "../zfs/model.ts";
 import { backupCommand, cleanupCommand, snapCommand } from "./commands/change.ts";
 import { compareCommand } from "./commands/compare.ts";
 import { demoCommand } from "./commands/demo.ts";
+import { runCommand } from "./commands/run.ts";
 import { treeCommand } from "./commands/tree.ts";
 import { typesCommand } from "./commands/types.ts";
 import { wizardCommand } from "./commands/wizard.ts";
@@ -26,13 +26,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .exitOverride();
 
   const flags = (command: Command): GlobalFlags => command.optsWithGlobals() as GlobalFlags;
-  const side = (value: string | undefined): Side | undefined => {
+  /** a refused argument says why (commander prints it, with the help hint) and exits 2 */
+  const side = (value: string | undefined, command: Command): Side | undefined => {
     if (value === undefined || value === "source" || value === "target") return value;
-    throw new CommanderError(
-      EXIT_USAGE,
-      "abgleich.side",
-      `error: side must be "source" or "target", not "${value}"`,
-    );
+    command.error(`error: side must be "source" or "target", not "${value}"`, {
+      exitCode: EXIT_USAGE,
+      code: "abgleich.side",
+    });
   };
 
   program
@@ -43,7 +43,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .argument("<config>", "configuration file (YAML)")
     .argument("[side]", "source or target")
     .action(async (config: string, which: string | undefined, _opts, command: Command) => {
-      setExit(await treeCommand(config, side(which), flags(command)));
+      setExit(await treeCommand(config, side(which, command), flags(command)));
     });
 
   program
@@ -89,7 +89,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       "for `cleanup target` without a terminal: confirm the danger question too",
     )
     .action(async (config: string, which: string | undefined, _opts, command: Command) => {
-      setExit(await cleanupCommand(config, side(which), flags(command)));
+      setExit(await cleanupCommand(config, side(which, command), flags(command)));
     });
 
   changing(
@@ -110,7 +110,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   )
     .option("--yes-destroy-target", "let the workflow's `cleanup target` run without a terminal")
     .action(async (workflow: string, config: string, _opts, command: Command) => {
-      setExit(await runWorkflowFile(workflow, config, flags(command)));
+      setExit(await runCommand(workflow, config, flags(command)));
     });
 
   program

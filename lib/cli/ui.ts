@@ -34,6 +34,8 @@ const title = (info: StageInfo) => (info.side ? `${info.stage} ${info.side}` : i
 export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
   const { style } = io;
   let progress: Progress | null = null;
+  /** the transfer the progress display shows; a send that never started has no line to end */
+  let sending: Action | null = null;
   let lastProgressEvent = 0;
 
   if (io.json) {
@@ -59,6 +61,7 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
           error: outcome.error ?? null,
         }),
       note: (info, text) => event("note", { stage: info.stage, text }),
+      warn: (text) => event("warning", { text }),
       stageFinished: (info, outcome) =>
         event("stage-done", {
           stage: info.stage,
@@ -84,15 +87,20 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
     },
     confirm: (info, plan, danger) => askConfirmation(io, options, info, plan, danger),
     actionStarted(action, expectedBytes) {
-      if (action.kind === "send")
-        progress?.start(`${subnameLabel(action.subname)} (${action.mode})`, expectedBytes);
+      if (action.kind === "send" && progress) {
+        progress.start(`${subnameLabel(action.subname)} (${action.mode})`, expectedBytes);
+        sending = action;
+      }
       else io.print(`${style.paint("cyan", "→")} ${describeAction(action)}`);
     },
     actionProgress(_action, bytesDone) {
       progress?.update(bytesDone);
     },
     actionFinished(action, outcome: ActionOutcome) {
-      if (action.kind === "send") progress?.finish(outcome.ok);
+      if (sending === action) {
+        progress?.finish(outcome.ok);
+        sending = null;
+      }
       if (!outcome.ok)
         io.print(
           `${style.paint("red", "✗ failed:")} ${describeAction(action)}\n${indent(outcome.error ?? "")}`,
@@ -101,6 +109,9 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
     note(_info, text) {
       io.print(text);
     },
+    warn(text) {
+      io.warn(`${io.errStyle.paint("yellow", "warning:")} ${text}`);
+    },
     stageFinished(info, outcome: StageOutcome) {
       const colour =
         outcome.status === "ok" || outcome.status === "nothing-to-do"
@@ -108,8 +119,9 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
           : outcome.status === "dry-run"
             ? "cyan"
             : "red";
-      const detail = outcome.error ? `: ${outcome.error.message}` : "";
-      io.print(`${style.paint(colour, `${title(info)}: ${outcome.status}`)}${detail}\n`);
+      io.print(`${style.paint(colour, `${title(info)}: ${outcome.status}`)}\n`);
+      // the reason goes where errors go, so a script reading stdout still sees it in the log
+      if (outcome.error) io.warn(`${io.errStyle.paint("red", "error:")} ${outcome.error.message}`);
     },
   };
 }

@@ -10,11 +10,14 @@ import type { Config, SideConfig } from "../config/types.ts";
 import type { Namer } from "../plan/naming.ts";
 import type { Comparison } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
-import type { RunOptions } from "./context.ts";
 import type { Hooks, RunSummary } from "./hooks.ts";
-import type { StageResult } from "./stages/changing.ts";
+import type { RunOptions, StageResult } from "./runner.ts";
 
 export type { Config, PluginEntry, SideConfig } from "../config/types.ts";
+/** `zpool/prefix` of a side: `rootOf(config.target)` */
+export { rootOf } from "../config/types.ts";
+/** a word quoted for a POSIX shell: data never becomes shell syntax */
+export { shellQuote } from "../hosts/quote.ts";
 export { defaultNamer, type Namer } from "../plan/naming.ts";
 export type {
   AbortResumeAction,
@@ -27,21 +30,23 @@ export type {
   SnapshotAction,
 } from "../plan/types.ts";
 export type { Dataset, Inventory, Side, Snapshot } from "../zfs/model.ts";
-export type { RunOptions } from "./context.ts";
+export { checkSnapshotShortName } from "../zfs/names.ts";
+export { planViolations, SafetyError } from "./guard.ts";
 export type {
   ActionOutcome,
   DatasetSummary,
   HookName,
   Hooks,
+  InventoryInfo,
   PlanInfo,
   ProgressEvent,
+  RunMode,
   RunSummary,
   StageInfo,
   StageName,
   StageOutcome,
 } from "./hooks.ts";
-export { planViolations, SafetyError } from "./safety.ts";
-export type { StageResult } from "./stages/changing.ts";
+export type { RunOptions, StageResult } from "./runner.ts";
 
 /** thrown by an options parser: `path` is relative to the plugin's `options` (e.g. ["ntfy", "url"]) */
 export class PluginOptionError extends Error {
@@ -102,7 +107,7 @@ export interface WorkflowRun {
   readonly config: Config;
   readonly hooks: Hooks;
   readonly options: RunOptions;
-  /** snapshot the changed source datasets (SPEC section 4) */
+  /** snapshot the changed source datasets */
   snap(): Promise<StageResult>;
   /** send what the target lacks */
   backup(): Promise<StageResult>;

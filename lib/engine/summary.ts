@@ -2,11 +2,10 @@
 
 import type { Config } from "../config/types.ts";
 import type { Side } from "../zfs/model.ts";
-import type { DatasetSummary, RunSummary, StageName, StageOutcome } from "./hooks.ts";
+import type { DatasetSummary, RunMode, RunSummary, StageName, StageOutcome } from "./hooks.ts";
 
 export interface SummaryBuilder {
-  dataset(subname: string): DatasetSummary;
-  stage(stage: StageName, outcome: StageOutcome): void;
+  stage(stage: StageName, side: Side | undefined, outcome: StageOutcome): void;
   snapshotMade(subname: string, name: string): void;
   sent(subname: string, bytes: number, snapshots: readonly string[]): void;
   destroyed(subname: string, side: Side, snapshots: readonly string[]): void;
@@ -15,7 +14,7 @@ export interface SummaryBuilder {
   finish(exitCode: number): RunSummary;
 }
 
-export function createSummaryBuilder(config: Config): SummaryBuilder {
+export function createSummaryBuilder(config: Config, mode: RunMode): SummaryBuilder {
   const startedAt = new Date();
   const datasets = new Map<string, DatasetSummary>();
   const stages: RunSummary["stages"] = [];
@@ -36,9 +35,8 @@ export function createSummaryBuilder(config: Config): SummaryBuilder {
     return entry;
   };
   return {
-    dataset,
-    stage: (stage, outcome) => {
-      stages.push({ stage, outcome });
+    stage: (stage, side, outcome) => {
+      stages.push(side === undefined ? { stage, outcome } : { stage, side, outcome });
     },
     snapshotMade: (subname, name) => {
       dataset(subname).snapshotsMade.push(name);
@@ -59,7 +57,8 @@ export function createSummaryBuilder(config: Config): SummaryBuilder {
     },
     finish: (exitCode) => ({
       config,
-      stages,
+      mode,
+      stages: [...stages],
       datasets: [...datasets.values()],
       exitCode,
       startedAt,

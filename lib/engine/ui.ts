@@ -1,5 +1,5 @@
 // How a stage talks to whoever runs it: the console (lib/cli/ui.ts), JSON events, the wizard,
-// or a test. Stages never print or prompt by themselves.
+// the GUI, or a test. Stages never print or prompt by themselves.
 
 import type { Action, Plan, SendAction } from "../plan/types.ts";
 import type { ActionOutcome, StageInfo, StageOutcome } from "./hooks.ts";
@@ -14,6 +14,9 @@ export interface StageUi {
   actionFinished(action: Action, outcome: ActionOutcome): void;
   /** a note for the user, e.g. space freed */
   note(info: StageInfo, text: string): void;
+  /** something the user should know that does not stop the run (a plugin's warning, an
+   * `ignore` entry that matches nothing, a root shown as empty) */
+  warn(text: string): void;
   stageFinished(info: StageInfo, outcome: StageOutcome): void;
 }
 
@@ -25,5 +28,6 @@ export const silentUi: StageUi = {
   actionProgress() {},
   actionFinished() {},
   note() {},
+  warn() {},
   stageFinished() {},
 };

@@ -1,232 +1,71 @@
-// Running a workflow script: `abgleich run WORKFLOW CONFIG`. WORKFLOW is a bundled name
-// (workflows/index.ts) or a user's .ts/.js file exporting `defineWorkflow(async (run) => …)`.
-// The run gets the stages, the config and the hooks; the exit code follows from the stages'
-// outcomes unless the workflow returns its own number.
+// What a workflow script gets (`defineWorkflow(async (run) => …)`): the stages of one engine
+// Run, the config, tap-only hooks and a log. Loading the script is the CLI's business
+// (lib/cli/commands/run.ts); running it is the engine's, through the same runner as every
+// command.
 
-import { resolve } from "node:path";
-import { BUNDLED_WORKFLOWS } from "../../workflows/index.ts";
-import { interruptible } from "../cli/commands/change.ts";
-import {
-  commandIo,
-  EXIT_FAILED,
-  EXIT_OK,
-  type GlobalFlags,
-  reportError,
-  runOptions,
-} from "../cli/io.ts";
-import { consoleUi } from "../cli/ui.ts";
-import { ConfigError } from "../config/errors.ts";
-import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import type { Side } from "../zfs/model.ts";
-import { isWorkflow, type SidesChange, type Workflow, type WorkflowRun } from "./api.ts";
-import { createRunContext, type RunContext, type RunOptions } from "./context.ts";
-import { createHooks, type Hooks, type StageOutcome } from "./hooks.ts";
-import { importUserFile, loadPlugins, type PluginIo } from "./plugins.ts";
-import { backupStage } from "./stages/backup.ts";
-import type { StageResult } from "./stages/changing.ts";
-import { cleanupStage } from "./stages/cleanup.ts";
-import { compareStage } from "./stages/compare.ts";
-import { inventoryStage } from "./stages/inventory.ts";
-import { snapStage } from "./stages/snap.ts";
-import type { StageUi } from "./ui.ts";
+import type { SidesChange, Workflow, WorkflowRun } from "./api.ts";
+import { cancelledBy } from "./cancel.ts";
+import type { ReadResult, Run } from "./runner.ts";
+import { stages } from "./stages/index.ts";
 
-/** the stages a workflow can call; tests replace them */
-export interface StageRunners {
-  snap: typeof snapStage;
-  backup: typeof backupStage;
-  cleanup: typeof cleanupStage;
-  compare: typeof compareStage;
-  tree: typeof inventoryStage;
+/** a read-only stage's data, or its error (a workflow that reads a dead host should know) */
+function dataOf(run: Run, result: ReadResult): ReadResult {
+  if (result.outcome.status === "cancelled") throw cancelledBy(run.signal);
+  if (result.outcome.status === "failed")
+    throw result.outcome.error ?? new Error("the stage failed");
+  return result;
 }
 
-export const defaultStages: StageRunners = {
-  snap: snapStage,
-  backup: backupStage,
-  cleanup: cleanupStage,
-  compare: compareStage,
-  tree: inventoryStage,
-};
-
-const GOOD: ReadonlySet<StageOutcome["status"]> = new Set(["ok", "nothing-to-do", "dry-run"]);
-
-/** a bundled workflow by name, or the user's file; a bad reference is a ConfigError (exit 2) */
-export async function resolveWorkflow(ref: string): Promise<Workflow> {
-  const bundled = BUNDLED_WORKFLOWS[ref];
-  if (bundled) return bundled;
-  const looksLikeFile = ref.includes("/") || /\.[cm]?[jt]s$/.test(ref);
-  if (!looksLikeFile) {
-    const known = Object.keys(BUNDLED_WORKFLOWS).join(", ");
-    throw new ConfigError({
-      file: ref,
-      keyPath: "",
-      line: null,
-      column: null,
-      reason: `no bundled workflow of this name (bundled: ${known}); give a path like ./${ref}.ts for a file of your own`,
-    });
-  }
-  const file = resolve(ref);
-  const value = await importUserFile(file, "the workflow of `abgleich run`");
-  if (!isWorkflow(value)) {
-    throw new ConfigError({
-      file,
-      keyPath: "",
-      line: null,
-      column: null,
-      reason:
-        "does not export a workflow: expected `export default defineWorkflow(async (run) => { … })`",
-    });
-  }
-  return value;
-}
-
-/** the `run` a workflow function gets, over one RunContext and any it opens with `run.with` */
-export function createWorkflowRun(
-  ctx: RunContext,
-  stages: StageRunners = defaultStages,
-  log: (text: string) => void = (text) => process.stderr.write(`${text}\n`),
-): { run: WorkflowRun; outcomes: StageOutcome[]; close(): Promise<void> } {
-  const outcomes: StageOutcome[] = [];
-  const opened: RunContext[] = [];
-  const track = async (pending: Promise<StageResult>) => {
-    const result = await pending;
-    outcomes.push(result.outcome);
-    return result;
-  };
-  const over = (context: RunContext): WorkflowRun => ({
-    config: context.config,
-    hooks: context.hooks,
-    options: context.options,
-    snap: () => track(stages.snap(context)),
-    backup: () => track(stages.backup(context)),
-    cleanup: (side: Side = "source") => track(stages.cleanup(context, side)),
-    compare: () => stages.compare(context),
-    tree: (side?: Side) => stages.tree(context, side ? [side] : undefined),
-    namer: () => context.namer(),
-    log,
+export function workflowRun(run: Run, log: (text: string) => void): WorkflowRun {
+  const hooks = run.hooksFor("workflow");
+  const over = (current: Run): WorkflowRun => ({
+    config: current.config,
+    hooks,
+    options: current.options,
+    snap: () => stages.snap(current),
+    backup: () => stages.backup(current),
+    cleanup: (side: Side = "source") => stages.cleanup(current, side),
+    compare: async () => {
+      const { comparison } = dataOf(current, await stages.compare(current));
+      if (!comparison) throw new Error("compare produced no comparison");
+      return comparison;
+    },
+    tree: async (side?: Side) =>
+      dataOf(current, await stages.tree(current, side ? [side] : undefined)).inventories,
     with(change: SidesChange) {
       const config: Config = {
-        ...context.config,
-        source: { ...context.config.source, ...change.source },
-        target: { ...context.config.target, ...change.target },
+        ...current.config,
+        source: { ...current.config.source, ...change.source },
+        target: { ...current.config.target, ...change.target },
       };
-      // same hooks, ui and summary: plugins and the `done` summary see every target
-      const child: RunContext = {
-        ...createRunContext(config, context.options, context.ui, context.hooks),
-        summary: context.summary,
-      };
-      opened.push(child);
-      return over(child);
+      return over(current.with(config));
     },
+    namer: () => current.namer(),
+    log,
     get failed() {
-      return outcomes.some((outcome) => !GOOD.has(outcome.status));
+      return current.failed;
     },
   });
-  return {
-    run: over(ctx),
-    outcomes,
-    close: async () => {
-      await Promise.allSettled(opened.map((child) => child.close()));
-    },
-  };
+  return over(run);
 }
 
-/** the exit code of a finished workflow: its own number, else 1 when a stage did not end well */
-export function workflowExitCode(returned: unknown, outcomes: readonly StageOutcome[]): number {
-  if (
-    typeof returned === "number" &&
+/** the workflow's own exit code when it returns one (an integer 0–255), else null */
+export function returnedExitCode(returned: unknown): number | null {
+  return typeof returned === "number" &&
     Number.isInteger(returned) &&
     returned >= 0 &&
     returned <= 255
-  )
-    return returned;
-  return outcomes.every((outcome) => GOOD.has(outcome.status)) ? EXIT_OK : EXIT_FAILED;
+    ? returned
+    : null;
 }
 
-/**
- * run `workflow` on an open context: the stages it calls, then the `done` hook with the summary.
- * An error the workflow does not catch ends it with exit 1 (2 for a ConfigError); `report`
- * prints it.
- */
+/** run `workflow` on `run`; its exit code, or null to take the stages' outcomes */
 export async function runWorkflow(
   workflow: Workflow,
-  ctx: RunContext,
-  options: {
-    stages?: StageRunners;
-    log?: (text: string) => void;
-    report?: (error: unknown) => number;
-  } = {},
-): Promise<number> {
-  const { run, outcomes, close } = createWorkflowRun(ctx, options.stages, options.log);
-  let code: number;
-  try {
-    code = workflowExitCode(await workflow.run(run), outcomes);
-  } catch (error) {
-    code = options.report ? options.report(error) : error instanceof ConfigError ? 2 : EXIT_FAILED;
-  } finally {
-    await close();
-  }
-  try {
-    await ctx.hooks.done.promise(ctx.summary.finish(code));
-  } catch (error) {
-    // the run is over; a failing `done` plugin is reported, it does not change what happened
-    options.log?.(`warning: ${(error as Error).message}`);
-  }
-  return code;
-}
-
-export interface WorkflowFlags extends GlobalFlags {
-  yesDestroyTarget?: boolean;
-}
-
-/** what `runWorkflowFile` talks to; the CLI's console by default, something scripted in tests */
-export interface WorkflowEnvironment {
-  ui?: StageUi;
-  pluginIo?: PluginIo;
-  stages?: StageRunners;
-  signal?: AbortSignal;
-  hooks?: Hooks;
-  runOptions?: Partial<RunOptions>;
-}
-
-/** `abgleich run WORKFLOW CONFIG`: resolve, load config and plugins, run, report; the exit code */
-export async function runWorkflowFile(
-  workflowRef: string,
-  configPath: string,
-  flags: WorkflowFlags,
-  environment: WorkflowEnvironment = {},
-): Promise<number> {
-  const io = commandIo(flags);
-  const interrupt = environment.signal ? null : interruptible(io);
-  const signal = environment.signal ?? interrupt?.signal ?? new AbortController().signal;
-  const pluginIo: PluginIo = environment.pluginIo ?? {
-    log: (text) => io.warn(text),
-    warn: (text) => io.warn(`warning: ${text}`),
-  };
-  let ctx: RunContext | undefined;
-  try {
-    const workflow = await resolveWorkflow(workflowRef);
-    const config = loadConfig(configPath);
-    const hooks = environment.hooks ?? createHooks();
-    await loadPlugins(config, hooks, pluginIo);
-    const ui =
-      environment.ui ??
-      consoleUi(io, { yes: flags.yes === true, yesDestroyTarget: flags.yesDestroyTarget === true });
-    ctx = createRunContext(
-      config,
-      { ...runOptions(flags, signal), ...environment.runOptions },
-      ui,
-      hooks,
-    );
-    return await runWorkflow(workflow, ctx, {
-      stages: environment.stages,
-      log: pluginIo.log,
-      report: (error) => reportError(io, error),
-    });
-  } catch (error) {
-    return reportError(io, error);
-  } finally {
-    interrupt?.dispose();
-    await ctx?.close().catch(() => {});
-  }
+  run: Run,
+  log: (text: string) => void,
+): Promise<number | null> {
+  return returnedExitCode(await workflow.run(workflowRun(run, log)));
 }

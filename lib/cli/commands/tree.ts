@@ -1,29 +1,25 @@
 // `tree CONFIG [source|target]`: each side's datasets with their snapshots, space and ratio.
-import type { RunContext } from "../../engine/context.ts";
 
-import { inventoryStage } from "../../engine/stages/inventory.ts";
+import { stages } from "../../engine/stages/index.ts";
 import type { Side } from "../../zfs/model.ts";
-import { commandIo, EXIT_OK, type GlobalFlags, openRun, reportError } from "../io.ts";
+import type { GlobalFlags } from "../io.ts";
 import { renderTree, treeJson } from "../render/tree.ts";
+import { runSession } from "../session.ts";
 
-export async function treeCommand(
+export function treeCommand(
   configPath: string,
   side: Side | undefined,
   flags: GlobalFlags,
 ): Promise<number> {
-  const io = commandIo(flags);
-  const controller = new AbortController();
-  let ctx: RunContext | undefined;
-  try {
-    ctx = await openRun(configPath, flags, controller.signal, undefined, io);
+  return runSession(configPath, flags, { readOnly: true, summary: "never" }, async (run, io) => {
     const sides: Side[] = side ? [side] : ["source", "target"];
-    await inventoryStage(ctx, sides);
-    const run = ctx;
-    const trees = await Promise.all(sides.map((s) => run.inventory(s))); // read once, cached
-    const options = { ignored: new Set(ctx.config.ignore), rootIncluded: ctx.config.includeRoot };
+    const { outcome, inventories } = await stages.tree(run, sides);
+    if (outcome.status !== "ok") return null;
+    const trees = sides.flatMap((s) => inventories[s] ?? []);
+    const options = { ignored: new Set(run.config.ignore), rootIncluded: run.config.includeRoot };
     if (io.json) {
       io.emit({ trees: trees.map((inv) => treeJson(inv, options)) });
-      return EXIT_OK;
+      return null;
     }
     const blocks = trees.map((inv) => {
       const host = run.config[inv.side].host;
@@ -31,10 +27,6 @@ export async function treeCommand(
       return `${title}\n${renderTree(inv, { ...options, style: io.style })}`;
     });
     io.print(blocks.join("\n\n"));
-    return EXIT_OK;
-  } catch (error) {
-    return reportError(io, error);
-  } finally {
-    await ctx?.close();
-  }
+    return null;
+  });
 }

@@ -3,16 +3,16 @@
 // (pending, running, done, failed), redrawn in place on a terminal; the wizard stops on failure.
 
 import type { StageInfo } from "../../engine/hooks.ts";
-import { backupStage } from "../../engine/stages/backup.ts";
-import { cleanupStage } from "../../engine/stages/cleanup.ts";
-import { snapStage } from "../../engine/stages/snap.ts";
+import type { Run } from "../../engine/runner.ts";
+import { stages } from "../../engine/stages/index.ts";
 import type { StageUi } from "../../engine/ui.ts";
 import type { Action } from "../../plan/types.ts";
-import { type CommandIo, commandIo } from "../io.ts";
+import type { CommandIo } from "../io.ts";
 import type { Style } from "../render/style.ts";
 import { formatBytes } from "../render/units.ts";
 import { consoleUi, describeAction } from "../ui.ts";
-import { type ChangeFlags, runStages } from "./change.ts";
+import { runSession } from "../session.ts";
+import type { ChangeFlags } from "./change.ts";
 
 const STEPS = ["snap", "backup", "cleanup"] as const;
 type ActionState = "pending" | "running" | "done" | "failed";
@@ -95,6 +95,10 @@ export function wizardUi(io: CommandIo, base: StageUi): StageUi {
       base.note(info, text);
       drawnLines = 0;
     },
+    warn: (text) => {
+      base.warn(text);
+      drawnLines = 0;
+    },
     stageFinished(info, outcome) {
       if (outcome.status === "ok" || outcome.status === "nothing-to-do") finished.push(info.stage);
       drawnLines = 0;
@@ -103,24 +107,26 @@ export function wizardUi(io: CommandIo, base: StageUi): StageUi {
   };
 }
 
+/** snap → backup → cleanup source, stopping at the first step that does not end well */
 export function wizardCommand(configPath: string, flags: ChangeFlags): Promise<number> {
-  const io = commandIo(flags);
-  if (io.json) {
-    // machine-readable: the same events as the single commands, one stage after another
-    return runStages(configPath, flags, [
-      snapStage,
-      backupStage,
-      (ctx) => cleanupStage(ctx, "source"),
-    ]);
-  }
-  return runStages(
+  const steps = [stages.snap, stages.backup, (run: Run) => stages.cleanup(run, "source")];
+  return runSession(
     configPath,
     flags,
-    [snapStage, backupStage, (ctx) => cleanupStage(ctx, "source")],
-    (commandIo) =>
-      wizardUi(
-        commandIo,
-        consoleUi(commandIo, { yes: flags.yes === true, yesDestroyTarget: false }),
-      ),
+    {
+      readOnly: false,
+      summary: "always",
+      // machine-readable: the same events as the single commands, one stage after another
+      makeUi: flags.json
+        ? undefined
+        : (io) => wizardUi(io, consoleUi(io, { yes: flags.yes === true, yesDestroyTarget: false })),
+    },
+    async (run) => {
+      for (const step of steps) {
+        await step(run);
+        if (run.failed) break;
+      }
+      return null;
+    },
   );
 }

@@ -1,5 +1,6 @@
 // The backup stage: send what the target lacks, parents first; resume cut transfers; report
-// conflicts and skip them. Each transfer is one OS pipeline.
+// conflicts and skip them. Each transfer is one OS pipeline from the source host to the target
+// host; bytes never pass through JavaScript.
 
 import { HostDownError } from "../../hosts/host.ts";
 import { isSshFailure, sshReason } from "../../hosts/ssh.ts";
@@ -10,16 +11,15 @@ import { mapLimit, QUERY_CONCURRENCY } from "../../run/limit.ts";
 import { estimatedSize, tokenTarget } from "../../run/send-output.ts";
 import { zfsSend } from "../../zfs/commands.ts";
 import type { Inventory } from "../../zfs/model.ts";
-import type { RunContext } from "../context.ts";
-import { runChangingStage, type StageResult } from "./changing.ts";
-import { bothSides, checkHosts } from "./inventory.ts";
+import type { ChangingStage, Run } from "../runner.ts";
+import { requireSourceRoot, requireTargetParent } from "./preflight.ts";
 
 /** what each partial receive on the target would resume, asked of the source (`send -nvP -t`) */
-async function resumeTokens(ctx: RunContext, target: Inventory): Promise<Map<string, TokenInfo>> {
+async function resumeTokens(run: Run, target: Inventory): Promise<Map<string, TokenInfo>> {
   const tokens = new Map<string, TokenInfo>();
   for (const dataset of target.datasets) {
     if (dataset.resumeToken === null) continue;
-    const result = await ctx.hosts.source.run(
+    const result = await run.hosts.source.run(
       zfsSend({ mode: "resume", token: dataset.resumeToken }, { progress: true, dryRun: true }),
     );
     const output = `${result.stdout}\n${result.stderr}`;
@@ -37,19 +37,21 @@ async function resumeTokens(ctx: RunContext, target: Inventory): Promise<Map<str
   return tokens;
 }
 
-export async function backupStage(ctx: RunContext): Promise<StageResult> {
-  await checkHosts(ctx, ["source", "target"]);
-  const result = await runChangingStage(ctx, {
+export function backupStage(run: Run): ChangingStage {
+  return {
     stage: "backup",
-    inventories: () => bothSides(ctx),
-    plan: async () => {
-      const { source, target } = await bothSides(ctx);
-      return planBackup(source, target, ctx.config, await resumeTokens(ctx, target));
+    reads: ["source", "target"],
+    changes: ["target"],
+    preflight: async ({ source, target }) => {
+      requireSourceRoot(run, source);
+      await requireTargetParent(run, target);
     },
+    plan: async ({ source, target }) =>
+      planBackup(source, target, run.config, await resumeTokens(run, target)),
     estimate: async (plan: Plan) => {
       const sends = plan.actions.filter((action): action is SendAction => action.kind === "send");
       const sizes = await mapLimit(sends, QUERY_CONCURRENCY, (action) =>
-        estimateSend(ctx.hosts.source, action),
+        estimateSend(run.hosts.source, action),
       );
       const estimates = new Map<SendAction, number>();
       sends.forEach((action, i) => {
@@ -59,24 +61,15 @@ export async function backupStage(ctx: RunContext): Promise<StageResult> {
       return estimates;
     },
     execute: async (action: Action, estimates) => {
-      if (action.kind === "abort-resume") return runAbortResume(ctx.hosts.target, action);
+      if (action.kind === "abort-resume") return runAbortResume(run.hosts.target, action);
       if (action.kind !== "send") throw new Error(`backup cannot run a ${action.kind} action`);
-      const outcome = await runSend(ctx.hosts.source, ctx.hosts.target, action, {
-        signal: ctx.options.signal,
+      const outcome = await runSend(run.hosts.source, run.hosts.target, action, {
+        signal: run.signal,
         expectedBytes: estimates.get(action) ?? null,
-        onBytes: (bytes) => {
-          ctx.ui.actionProgress(action, bytes);
-          ctx.hooks.progress.call({
-            action,
-            bytesDone: bytes,
-            bytesTotal: estimates.get(action) ?? null,
-          });
-        },
+        onBytes: (bytes) => run.progress(action, bytes, estimates.get(action) ?? null),
       });
-      if (outcome.ok) ctx.summary.sent(action.subname, outcome.bytes ?? 0, action.snapshots);
+      if (outcome.ok) run.summary.sent(action.subname, outcome.bytes ?? 0, action.snapshots);
       return outcome;
     },
-  });
-  if (result.results.length > 0) ctx.invalidate("target");
-  return result;
+  };
 }

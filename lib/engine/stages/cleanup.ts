@@ -1,17 +1,17 @@
 // The cleanup stage: destroy snapshots the other side makes redundant, one `zfs destroy
-// ds@a,b,c` per dataset, then report the space freed once the pool has really freed it.
+// ds@a,b,c` per dataset, on the host of the side it cleans, then report the space freed once
+// the pool has really freed it.
 
 import { formatBytes } from "../../cli/render/units.ts";
 import { rootOf } from "../../config/types.ts";
 import type { Host } from "../../hosts/host.ts";
 import { planCleanup } from "../../plan/cleanup.ts";
-import type { Action, DestroyAction } from "../../plan/types.ts";
+import type { Action } from "../../plan/types.ts";
 import { runDestroy } from "../../run/actions.ts";
 import { zpoolFreeing } from "../../zfs/commands.ts";
 import type { Side } from "../../zfs/model.ts";
-import type { RunContext } from "../context.ts";
-import { runChangingStage, type StageResult } from "./changing.ts";
-import { bothSides, checkHosts } from "./inventory.ts";
+import type { ChangingStage, Run } from "../runner.ts";
+import { requireSourceRoot, requireTargetRoot } from "./preflight.ts";
 
 /** how long to wait for a pool's asynchronous `freeing` to reach 0 before reporting anyway */
 const FREEING_WAIT_MS = 30_000;
@@ -41,41 +41,42 @@ export async function waitForFreeing(
   }
 }
 
-export async function cleanupStage(ctx: RunContext, side: Side = "source"): Promise<StageResult> {
-  await checkHosts(ctx, ["source", "target"]);
-  const host = ctx.hosts[side];
-  const root = rootOf(ctx.config[side]);
+export function cleanupStage(run: Run, side: Side): ChangingStage {
+  const host = run.hosts[side];
+  const root = rootOf(run.config[side]);
   let usedBefore: number | null = null;
-  const result = await runChangingStage(ctx, {
+  return {
     stage: "cleanup",
     side,
     danger: side === "target",
-    inventories: () => bothSides(ctx),
-    plan: async () => {
-      const { source, target } = await bothSides(ctx);
+    reads: ["source", "target"],
+    changes: [side],
+    preflight: async ({ source, target }) => {
+      requireSourceRoot(run, source);
+      requireTargetRoot(run, target);
+    },
+    plan: async ({ source, target }) => {
       usedBefore = (side === "source" ? source : target).datasets[0]?.used ?? null;
-      return planCleanup(source, target, ctx.config, side, ctx.namer());
+      return planCleanup(source, target, run.config, side, run.namer());
     },
     execute: async (action: Action) => {
       if (action.kind !== "destroy") throw new Error(`cleanup cannot run a ${action.kind} action`);
-      const outcome = await runDestroy(host, action as DestroyAction);
-      if (outcome.ok) ctx.summary.destroyed(action.subname, side, action.snapshots);
+      // the guard has checked that the action's side is this stage's side: run it there
+      const outcome = await runDestroy(run.hosts[action.side], action);
+      if (outcome.ok) run.summary.destroyed(action.subname, action.side, action.snapshots);
       return outcome;
     },
     finish: async (results) => {
       if (!results.some((r) => r.outcome.ok)) return;
-      const info = ctx.stageInfo("cleanup", side);
-      const settled = await waitForFreeing(host, ctx.config[side].zpool);
+      const settled = await waitForFreeing(host, run.config[side].zpool);
       const usedAfter = await usedBytes(host, root);
       if (usedBefore !== null && usedAfter !== null) {
         const freed = Math.max(0, usedBefore - usedAfter);
-        ctx.ui.note(
-          info,
+        run.ui.note(
+          run.stageInfo("cleanup", side),
           `space freed on ${side} ${root}: ${formatBytes(freed)}${settled ? "" : " so far (the pool is still freeing)"}`,
         );
       }
     },
-  });
-  if (result.results.length > 0) ctx.invalidate(side);
-  return result;
+  };
 }

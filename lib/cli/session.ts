@@ -1,0 +1,97 @@
+// One command-line run around the engine's runner: load the config and its plugins, open a Run
+// with the console's ui, listen for Ctrl-C/SIGTERM, run the command's body, report, and end
+// with `done` and the exit code. Every command goes through here, so they all share one exit
+// code rule, one Ctrl-C path and one summary.
+
+import { loadConfig } from "../config/load.ts";
+import { cancelOnSignals } from "../engine/cancel.ts";
+import { createHooks, type EngineHooks } from "../engine/hooks.ts";
+import { loadPlugins, type PluginIo } from "../engine/plugins.ts";
+import { exitCodeOfError, Run, type RunOptions } from "../engine/runner.ts";
+import type { StageUi } from "../engine/ui.ts";
+import { summaryText } from "../engine/api.ts";
+import { type CommandIo, commandIo, type GlobalFlags, reportError } from "./io.ts";
+import { consoleUi } from "./ui.ts";
+
+export interface SessionFlags extends GlobalFlags {
+  yesDestroyTarget?: boolean;
+}
+
+export interface Session {
+  /** tree and compare change nothing: no lock, no start or success pings */
+  readOnly: boolean;
+  /** print the run's summary at the end (several stages, or a failure) */
+  summary?: "always" | "on-failure" | "never";
+  makeUi?: (io: CommandIo) => StageUi;
+}
+
+/** what tests (and the GUI) replace: the signal, the hooks, where plugin lines go, run options */
+export interface SessionEnvironment {
+  signal?: AbortSignal;
+  hooks?: EngineHooks;
+  pluginIo?: PluginIo;
+  ui?: StageUi;
+  runOptions?: Partial<RunOptions>;
+}
+
+export function runOptionsOf(flags: GlobalFlags, signal: AbortSignal): RunOptions {
+  return {
+    yes: flags.yes === true,
+    dryRun: flags.dryRun === true,
+    json: flags.json === true,
+    interactive: process.stdin.isTTY === true,
+    signal,
+    now: () => new Date(),
+  };
+}
+
+/** run `body` as one engine Run; the exit code (0, 1, 2, 130, 143, or the body's own) */
+export async function runSession(
+  configPath: string,
+  flags: SessionFlags,
+  session: Session,
+  body: (run: Run, io: CommandIo) => Promise<number | null | undefined>,
+  environment: SessionEnvironment = {},
+): Promise<number> {
+  const io = commandIo(flags);
+  const cancel = environment.signal ? null : cancelOnSignals((text) => io.warn(text));
+  const signal = environment.signal ?? (cancel as { signal: AbortSignal }).signal;
+  const pluginIo: PluginIo = environment.pluginIo ?? {
+    log: (text) => io.warn(text),
+    warn: (text) => io.warn(`warning: ${text}`),
+  };
+  try {
+    const config = loadConfig(configPath);
+    const hooks = environment.hooks ?? createHooks();
+    await loadPlugins(config, hooks, pluginIo);
+    const ui =
+      environment.ui ??
+      (session.makeUi ?? ((consoleIo) => consoleUi(consoleIo, consoleOptions(flags))))(io);
+    const options = { ...runOptionsOf(flags, signal), ...environment.runOptions };
+    const mode = session.readOnly ? "read-only" : options.dryRun ? "dry-run" : "changing";
+    const run = Run.open(config, hooks, ui, options, mode);
+    let code: number | null;
+    try {
+      code = (await body(run, io)) ?? null;
+    } catch (error) {
+      reportError(io, error);
+      code = exitCodeOfError(error, signal);
+    }
+    const finished = await run.finish(code);
+    const show = session.summary ?? "on-failure";
+    if (!io.json && (show === "always" || (show === "on-failure" && finished.code !== 0)))
+      io.print(summaryText(finished.summary));
+    return finished.code;
+  } catch (error) {
+    // the config or a plugin could not be loaded: nothing ran
+    reportError(io, error);
+    return exitCodeOfError(error, signal);
+  } finally {
+    cancel?.dispose();
+  }
+}
+
+export const consoleOptions = (flags: SessionFlags) => ({
+  yes: flags.yes === true,
+  yesDestroyTarget: flags.yesDestroyTarget === true,
+});

@@ -1,0 +1,245 @@
+// "May this action run now?" — the one chokepoint for the safety rules (README, Safety). The
+// planners keep the rules by construction; the guard checks them again, against the engine's
+// own inventories (never a plugin's copy): on every plugin's plan, on the frozen plan that is
+// shown, and on each action immediately before it runs.
+
+import { compareSnapshots } from "../plan/pairs.ts";
+import type { Action, Plan } from "../plan/types.ts";
+import type { Dataset, Inventory, Side } from "../zfs/model.ts";
+import { joinSubname } from "../zfs/model.ts";
+import type { StageName } from "./hooks.ts";
+
+export class SafetyError extends Error {
+  constructor(
+    readonly violations: string[],
+    readonly by: string,
+  ) {
+    super(
+      `${by} broke a safety rule, so the stage stopped before any further change: ${violations.join("; ")}`,
+    );
+    this.name = "SafetyError";
+  }
+}
+
+const ALLOWED: Record<StageName, readonly Action["kind"][]> = {
+  inventory: [],
+  compare: [],
+  snap: ["snapshot"],
+  backup: ["send", "abort-resume"],
+  cleanup: ["destroy"],
+};
+
+export interface ActionGuard {
+  /** every rule `action` breaks, in words; empty when it may run */
+  check(action: Action): string[];
+  /** `action` ran (or, for a whole-plan check, would run): later actions may build on it */
+  accept(action: Action): void;
+}
+
+const isStringList = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every((item) => typeof item === "string");
+
+/** a plugin may hand back anything: the fields the rules read must have their types */
+function malformed(action: Action): string | null {
+  const a = action as unknown as Record<string, unknown>;
+  if (typeof a !== "object" || a === null) return "an action that is not an object";
+  switch (a.kind) {
+    case "snapshot":
+      return typeof a.pool === "string" &&
+        Array.isArray(a.snapshots) &&
+        a.snapshots.every(
+          (s: unknown) =>
+            typeof s === "object" &&
+            s !== null &&
+            typeof (s as Record<string, unknown>).dataset === "string" &&
+            typeof (s as Record<string, unknown>).name === "string",
+        )
+        ? null
+        : "a malformed snapshot action";
+    case "send":
+      return typeof a.subname === "string" &&
+        typeof a.sourceDataset === "string" &&
+        typeof a.targetDataset === "string" &&
+        typeof a.to === "string" &&
+        isStringList(a.snapshots) &&
+        ["full", "incremental", "resume"].includes(a.mode as string)
+        ? null
+        : "a malformed send action";
+    case "abort-resume":
+      return typeof a.targetDataset === "string" ? null : "a malformed abort-resume action";
+    case "destroy":
+      return typeof a.dataset === "string" &&
+        (a.side === "source" || a.side === "target") &&
+        isStringList(a.snapshots)
+        ? null
+        : "a malformed destroy action";
+    default:
+      return `an action of unknown kind ${JSON.stringify(a.kind)}`;
+  }
+}
+
+/**
+ * The guard of one stage over the engine's inventories as read at the stage's start. `side` is
+ * the side a cleanup stage cleans: a destroy on the other side is refused.
+ */
+export function createGuard(
+  stage: StageName,
+  side: Side | undefined,
+  source: Inventory,
+  target: Inventory,
+): ActionGuard {
+  const allowed = ALLOWED[stage];
+  const byName = (inv: Inventory) => new Map(inv.datasets.map((d) => [d.name, d]));
+  const sources = byName(source);
+  const targets = byName(target);
+  const sourcesBySub = new Map(source.datasets.map((d) => [d.subname, d]));
+  const targetsBySub = new Map(target.datasets.map((d) => [d.subname, d]));
+  const sourcePool = source.root.split("/")[0];
+  /** target datasets and snapshots that earlier actions of this stage brought */
+  const arrived = new Map<string, Set<string>>();
+
+  const checkDestroy = (action: Extract<Action, { kind: "destroy" }>, out: string[]) => {
+    if (side !== undefined && action.side !== side) {
+      out.push(
+        `a destroy on the ${action.side} side (${action.dataset}) in cleanup ${side}: a stage changes only its own side`,
+      );
+      return;
+    }
+    const own = action.side === "source" ? sources.get(action.dataset) : targets.get(action.dataset);
+    if (!own) {
+      out.push(`destroy on ${action.dataset}, which is not a ${action.side} dataset in the tree`);
+      return;
+    }
+    if (action.snapshots.length === 0) out.push(`an empty destroy on ${action.dataset}`);
+    const other: Dataset | undefined =
+      action.side === "source" ? targetsBySub.get(own.subname) : sourcesBySub.get(own.subname);
+    const overlap = other
+      ? action.side === "source"
+        ? compareSnapshots(own, other)
+        : compareSnapshots(other, own)
+      : undefined;
+    const newestCommon = overlap?.newestCommon?.source.name;
+    if (action.side === "target" && newestCommon === undefined) {
+      out.push(
+        `${action.dataset} shares no snapshot with the source: its snapshots may be the only copy`,
+      );
+    }
+    const common = new Set(overlap?.common.map((pair) => pair.source.name));
+    for (const name of action.snapshots) {
+      if (!own.snapshots.some((s) => s.name === name)) {
+        out.push(`${action.dataset}@${name} does not exist`);
+      }
+      // rule 1: a source snapshot goes only when the target holds it (same name and guid)
+      if (action.side === "source" && !common.has(name)) {
+        out.push(`${action.dataset}@${name} is not on the target (rule 1)`);
+      }
+      // rule 2: the newest common snapshot stays on both sides
+      if (name === newestCommon) {
+        out.push(`${action.dataset}@${name} is the newest common snapshot (rule 2)`);
+      }
+    }
+  };
+
+  const checkSnapshot = (action: Extract<Action, { kind: "snapshot" }>, out: string[]) => {
+    if (action.pool !== sourcePool) {
+      out.push(`a snapshot in pool ${action.pool}, which is not the source pool ${sourcePool}`);
+    }
+    for (const { dataset, name } of action.snapshots) {
+      const own = sources.get(dataset);
+      if (!own) out.push(`a snapshot of ${dataset}, which is not a source dataset in the tree`);
+      else if (own.snapshots.some((s) => s.name === name))
+        out.push(`${dataset}@${name} exists already`);
+    }
+  };
+
+  const checkSend = (action: Extract<Action, { kind: "send" }>, out: string[]) => {
+    const from = sourcesBySub.get(action.subname);
+    if (!from || from.name !== action.sourceDataset) {
+      out.push(`a send from ${action.sourceDataset}, which is not the source of ${action.subname}`);
+      return;
+    }
+    if (action.targetDataset !== joinSubname(target.root, action.subname)) {
+      out.push(
+        `a send into ${action.targetDataset}, which is not where ${from.name} belongs on the target`,
+      );
+      return;
+    }
+    const into = targetsBySub.get(action.subname);
+    if (action.mode === "resume") {
+      if (!into?.resumeToken || into.resumeToken !== action.token)
+        out.push(`a resume of ${action.targetDataset} without its partial receive's token`);
+      return;
+    }
+    const position = (name: string | null) =>
+      name === null ? -1 : from.snapshots.findIndex((s) => s.name === name);
+    if (position(action.to) < 0) out.push(`${from.name}@${action.to} does not exist`);
+    if (action.mode === "full") {
+      // a full stream never overwrites: the target dataset must not exist (rule 3, no -F)
+      if (into || arrived.has(action.subname))
+        out.push(`a full send into ${action.targetDataset}, which exists already (rule 3)`);
+      return;
+    }
+    if (position(action.from) < 0 || position(action.from) >= position(action.to)) {
+      out.push(`an incremental from ${action.from} to ${action.to}, which is not forward`);
+      return;
+    }
+    const base = from.snapshots[position(action.from)];
+    const common =
+      arrived.get(action.subname)?.has(action.from ?? "") === true ||
+      into?.snapshots.some((s) => s.name === action.from && s.guid === base?.guid) === true;
+    if (!common) out.push(`an incremental from ${action.from}, which the target does not hold`);
+  };
+
+  return {
+    check(action) {
+      const out: string[] = [];
+      const shape = malformed(action);
+      if (shape) return [shape];
+      if (!allowed.includes(action.kind)) return [`a ${action.kind} action has no place in ${stage}`];
+      switch (action.kind) {
+        case "destroy":
+          checkDestroy(action, out);
+          break;
+        case "snapshot":
+          checkSnapshot(action, out);
+          break;
+        case "send":
+          checkSend(action, out);
+          break;
+        case "abort-resume":
+          if (!targets.get(action.targetDataset)?.resumeToken)
+            out.push(`no partial receive to abort on ${action.targetDataset}`);
+          break;
+      }
+      return out;
+    },
+    accept(action) {
+      if (action.kind !== "send") return;
+      let names = arrived.get(action.subname);
+      if (!names) {
+        names = new Set();
+        arrived.set(action.subname, names);
+      }
+      for (const name of action.snapshots) names.add(name);
+      names.add(action.to);
+    },
+  };
+}
+
+/** every rule the plan breaks, in words; empty when it is safe */
+export function planViolations(
+  stage: StageName,
+  plan: Plan,
+  source: Inventory,
+  target: Inventory,
+  side?: Side,
+): string[] {
+  if (!plan || !Array.isArray(plan.actions)) return ["the plan hook must return the plan"];
+  const guard = createGuard(stage, side, source, target);
+  const violations: string[] = [];
+  for (const action of plan.actions) {
+    violations.push(...guard.check(action));
+    guard.accept(action);
+  }
+  return violations;
+}

@@ -1,0 +1,547 @@
+// The engine's one runner. Every entry point — the single commands, the wizard, `run WORKFLOW`,
+// the GUI — runs its stages through a Run: one way for data (config → inventory → plan →
+// plugins → checked run → report), one exit-code rule, one `done`, one Ctrl-C path.
+//
+// The engine owns the plan. Plugins see copies or frozen objects; what comes out of the plan
+// hook is copied, frozen, checked and shown, and exactly that runs: each action is checked by
+// the guard against the engine's own inventories immediately before it executes, on the host
+// of its side. Failures never crash a run: a failed action stops its dataset and those below
+// it, the stage ends `failed`, and `afterStage`, the after-hooks and `done` always run.
+
+import { ConfigError } from "../config/errors.ts";
+import type { Config } from "../config/types.ts";
+import { rootOf } from "../config/types.ts";
+import type { Host } from "../hosts/host.ts";
+import { closeAll, createHost, type HostOptions } from "../hosts/index.ts";
+import { compareTrees } from "../plan/compare.ts";
+import { defaultNamer, type Namer } from "../plan/naming.ts";
+import type { Action, Comparison, Plan, SendAction } from "../plan/types.ts";
+import { readInventory } from "../zfs/inventory.ts";
+import type { Inventory, Side } from "../zfs/model.ts";
+import {
+  CancelledError,
+  cancelExitCode,
+  cancelledBy,
+  untilCancelled,
+  withinGrace,
+} from "./cancel.ts";
+import { createGuard, planViolations, SafetyError } from "./guard.ts";
+import type {
+  ActionOutcome,
+  EngineHooks,
+  Hooks,
+  RunMode,
+  RunSummary,
+  StageInfo,
+  StageName,
+  StageOutcome,
+} from "./hooks.ts";
+import { pluginHooks } from "./plugins.ts";
+import { createSummaryBuilder, type SummaryBuilder } from "./summary.ts";
+import type { StageUi } from "./ui.ts";
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+/** how long after-hooks may take once a run was cancelled, before the run ends without them */
+const AFTER_CANCEL_GRACE_MS = 60_000;
+
+export interface RunOptions {
+  /** answer yes to every plain confirmation */
+  yes: boolean;
+  /** print the plan and stop */
+  dryRun: boolean;
+  /** machine-readable output only */
+  json: boolean;
+  /** stdin is a terminal: a question can be asked */
+  interactive: boolean;
+  /** cancelled on Ctrl-C or SIGTERM (reason "SIGINT"/"SIGTERM"): everything waiting stops */
+  signal: AbortSignal;
+  /** the clock, so tests and the demo can fix it */
+  now: () => Date;
+  hostOptions?: HostOptions;
+  /** holds what a changing stage changes, so runs of one target never overlap; the release */
+  lock?: (key: string, description: string) => Promise<() => void>;
+}
+
+export interface StageResult {
+  outcome: StageOutcome;
+  /** the plan as shown (frozen) */
+  plan: Plan;
+  /** actions that ran (or were not run because an earlier one failed), with their outcome */
+  results: { action: Action; outcome: ActionOutcome }[];
+}
+
+/** what the read-only stages return besides their outcome */
+export interface ReadResult extends StageResult {
+  inventories: Partial<Record<Side, Inventory>>;
+  comparison?: Comparison;
+}
+
+/** the sides a stage reads, what it needs them for, and what it does with the plan */
+export interface ChangingStage {
+  stage: Exclude<StageName, "inventory" | "compare">;
+  /** for cleanup: the side it cleans (destroys elsewhere are refused) */
+  side?: Side;
+  /** the sides whose hosts must answer and whose trees are read */
+  reads: readonly Side[];
+  /** the sides it changes: locked for the stage, re-read by the next stage */
+  changes: readonly Side[];
+  /** cleanup target asks twice */
+  danger?: boolean;
+  /** problems that stop the stage before anything is planned: a missing root, a missing parent */
+  preflight?(inventories: Inventories): Promise<void>;
+  plan(inventories: Inventories): Promise<Plan>;
+  /** size estimates for send actions, shown with the plan */
+  estimate?(plan: Plan): Promise<Map<SendAction, number>>;
+  /** run one checked action on the host of its side */
+  execute(action: Action, estimates: ReadonlyMap<SendAction, number>): Promise<ActionOutcome>;
+  /** after the actions ran: e.g. wait for space to be freed and report it */
+  finish?(results: StageResult["results"]): Promise<void>;
+}
+
+export interface Inventories {
+  source: Inventory;
+  /** an empty tree when the stage does not read the target (snap) */
+  target: Inventory;
+}
+
+const GOOD: ReadonlySet<StageOutcome["status"]> = new Set(["ok", "nothing-to-do", "dry-run"]);
+const EMPTY_PLAN: Plan = Object.freeze({
+  actions: [],
+  conflicts: [],
+  skipped: [],
+  errors: [],
+}) as unknown as Plan;
+
+/** objects handed to plugins cannot be changed behind the engine's back */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return value;
+  Object.freeze(value);
+  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  return value;
+}
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
+
+/** subnames an action concerns, for stopping a failed dataset's later actions */
+function subnamesOf(action: Action): string[] {
+  return action.kind === "snapshot" ? action.snapshots.map((s) => s.subname) : [action.subname];
+}
+
+const isBelow = (subname: string, failed: string) =>
+  subname === failed || failed === "" || subname.startsWith(`${failed}/`);
+
+/** what several runs share when a workflow opens more with `run.with()` */
+interface Shared {
+  hooks: EngineHooks;
+  ui: StageUi;
+  options: RunOptions;
+  mode: RunMode;
+  summary: SummaryBuilder;
+  outcomes: StageOutcome[];
+  /** lock keys this process holds, with their release */
+  locks: Map<string, () => void>;
+  runs: Run[];
+  warnedIgnore: boolean;
+}
+
+export class Run {
+  readonly hosts: Readonly<Record<Side, Host>>;
+  private readonly cache = new Map<Side, Promise<Inventory>>();
+  private namerInForce: Namer | undefined;
+
+  private constructor(
+    readonly config: Config,
+    private readonly shared: Shared,
+  ) {
+    const hostOptions = shared.options.hostOptions;
+    this.hosts = {
+      source: createHost("source", config.source, config.ssh, hostOptions),
+      target: createHost("target", config.target, config.ssh, hostOptions),
+    };
+    shared.runs.push(this);
+  }
+
+  static open(
+    config: Config,
+    hooks: EngineHooks,
+    ui: StageUi,
+    options: RunOptions,
+    mode: RunMode,
+  ): Run {
+    return new Run(config, {
+      hooks,
+      ui,
+      options,
+      mode,
+      summary: createSummaryBuilder(config, mode),
+      outcomes: [],
+      locks: new Map(),
+      runs: [],
+      warnedIgnore: false,
+    });
+  }
+
+  /** the same run against other sides (a second target), sharing hooks, ui, locks and summary */
+  with(config: Config): Run {
+    return new Run(config, this.shared);
+  }
+
+  get options(): RunOptions {
+    return this.shared.options;
+  }
+  get ui(): StageUi {
+    return this.shared.ui;
+  }
+  get summary(): SummaryBuilder {
+    return this.shared.summary;
+  }
+  get signal(): AbortSignal {
+    return this.shared.options.signal;
+  }
+  /** true once a stage ended failed, declined or cancelled */
+  get failed(): boolean {
+    return this.shared.outcomes.some((outcome) => !GOOD.has(outcome.status));
+  }
+
+  /** the hooks as a workflow script sees them: tap-only, its taps named `name` */
+  hooksFor(name: string): Hooks {
+    return pluginHooks(this.shared.hooks, name);
+  }
+
+  /** the snapshot naming scheme after plugins had their say */
+  namer(): Namer {
+    this.namerInForce ??= this.shared.hooks.namer.call(defaultNamer(this.config), this.config);
+    return this.namerInForce;
+  }
+
+  stageInfo(stage: StageName, side?: Side): StageInfo {
+    const changing = stage !== "inventory" && stage !== "compare";
+    return Object.freeze({
+      stage,
+      config: this.config,
+      side,
+      dryRun: this.options.dryRun,
+      changes: changing && !this.options.dryRun,
+      signal: this.signal,
+    });
+  }
+
+  /** one side's tree, read once and cached until a stage changes that side */
+  inventory(side: Side): Promise<Inventory> {
+    let pending = this.cache.get(side);
+    if (!pending) {
+      pending = readInventory(this.hosts[side], rootOf(this.config[side])).then((inventory) =>
+        // frozen: plugins get it as it is, and nothing can edit what the guard reads
+        this.plugged() ? deepFreeze(inventory) : inventory,
+      );
+      this.cache.set(side, pending);
+      pending.catch(() => this.cache.delete(side));
+    }
+    return untilCancelled(pending, this.signal);
+  }
+
+  /** whether plugins will see inventories and plans (then they are copied and frozen) */
+  private plugged(): boolean {
+    const { hooks } = this.shared;
+    return hooks.inventory.isUsed() || hooks.plan.isUsed() || hooks.beforeAction.isUsed();
+  }
+
+  private warn(text: string): void {
+    this.ui.warn(text);
+  }
+
+  /** a transfer moved more bytes: the ui and the progress hook (a throwing tap is a warning) */
+  progress(action: Action, bytesDone: number, bytesTotal: number | null): void {
+    this.ui.actionProgress(action, bytesDone);
+    if (!this.shared.hooks.progress.isUsed()) return;
+    try {
+      this.shared.hooks.progress.call({ action, bytesDone, bytesTotal });
+    } catch (error) {
+      this.warn(messageOf(error));
+    }
+  }
+
+  /** a hook's promise, given up on when the run is cancelled */
+  private fire(work: Promise<unknown>): Promise<unknown> {
+    return untilCancelled(work, this.signal);
+  }
+
+  /** a hook that reports rather than fails: after-hooks, error and done */
+  private async report(what: string, work: () => Promise<unknown>): Promise<void> {
+    try {
+      const pending = work();
+      await (this.signal.aborted
+        ? withinGrace(pending, AFTER_CANCEL_GRACE_MS, () =>
+            this.warn(`${what} still running ${AFTER_CANCEL_GRACE_MS / 1000} s after the cancel; not waiting for it`),
+          )
+        : pending);
+    } catch (error) {
+      this.warn(messageOf(error));
+    }
+  }
+
+  private async checkHosts(sides: readonly Side[]): Promise<void> {
+    await untilCancelled(Promise.all(sides.map((side) => this.hosts[side].ping())), this.signal);
+  }
+
+  private async lock(stage: StageName, sides: readonly Side[]): Promise<void> {
+    const lock = this.options.lock;
+    if (!lock) return;
+    for (const side of [...sides].sort()) {
+      const { host } = this.config[side];
+      const key = `${host}:${rootOf(this.config[side])}`;
+      if (this.shared.locks.has(key)) continue;
+      const release = await untilCancelled(
+        lock(key, `abgleich ${stage} (${this.config.file}) changing ${side} ${key}`),
+        this.signal,
+      );
+      this.shared.locks.set(key, release);
+    }
+  }
+
+  /** read the trees of `sides`, tell the plugins once, and warn about what matches nothing */
+  private async read(info: StageInfo, sides: readonly Side[]): Promise<Inventories> {
+    const [source, target] = await Promise.all([
+      sides.includes("source") ? this.inventory("source") : null,
+      sides.includes("target") ? this.inventory("target") : null,
+    ]);
+    const empty = (side: Side): Inventory =>
+      deepFreeze({ side, root: rootOf(this.config[side]), datasets: [] });
+    const inventories = { source: source ?? empty("source"), target: target ?? empty("target") };
+    if (this.shared.hooks.inventory.isUsed() && source) {
+      await this.fire(
+        this.shared.hooks.inventory.promise(Object.freeze({ stage: info, source, target })),
+      );
+    }
+    if (!this.shared.warnedIgnore && source && source.datasets.length > 0) {
+      this.shared.warnedIgnore = true;
+      const known = new Set([
+        ...source.datasets.map((d) => d.subname),
+        ...(target?.datasets.map((d) => d.subname) ?? []),
+      ]);
+      for (const entry of this.config.ignore) {
+        if (!known.has(entry))
+          this.warn(
+            `ignore entry "${entry}" matches no dataset under ${source.root} (a typo? entries are exact subnames)`,
+          );
+      }
+    }
+    return inventories;
+  }
+
+  /** plugins see a copy of the plan; what they return is checked, copied again and frozen */
+  private async pluginPlan(info: StageInfo, plan: Plan, inv: Inventories): Promise<Plan> {
+    const { hooks } = this.shared;
+    let result = plan;
+    if (hooks.plan.isUsed()) {
+      const planInfo = Object.freeze({ ...info, source: inv.source, target: inv.target });
+      result = (await this.fire(hooks.plan.promise(structuredClone(plan), planInfo))) as Plan;
+    }
+    let owned: Plan;
+    try {
+      owned = deepFreeze(structuredClone(result));
+    } catch (error) {
+      throw new SafetyError([`the plan cannot be copied: ${messageOf(error)}`], "a plugin");
+    }
+    const violations = planViolations(info.stage, owned, inv.source, inv.target, info.side);
+    if (violations.length > 0) throw new SafetyError(violations, "the plan");
+    return owned;
+  }
+
+  /** plan, let plugins see it, show it, ask, then run the actions one by one, each checked */
+  async changing(stage: ChangingStage): Promise<StageResult> {
+    const { hooks, ui } = this.shared;
+    const info = this.stageInfo(stage.stage, stage.side);
+    const results: StageResult["results"] = [];
+    let plan = EMPTY_PLAN;
+    let failure: Error | undefined;
+    let status: StageOutcome["status"];
+    try {
+      if (info.changes) await this.lock(stage.stage, stage.changes);
+      await this.fire(hooks.beforeStage.promise(info));
+      await this.checkHosts(stage.reads);
+      const inventories = await this.read(info, stage.reads);
+      await stage.preflight?.(inventories);
+      plan = await this.pluginPlan(info, await stage.plan(inventories), inventories);
+      for (const conflict of plan.conflicts)
+        this.summary.conflict(conflict.subname, conflict.message);
+      for (const problem of plan.errors) this.summary.failure(problem.subname, problem.message);
+      const troubles = plan.conflicts.length + plan.errors.length;
+      if (troubles > 0)
+        failure = new Error(
+          `${stage.stage}: ${[...plan.conflicts.map((c) => `${c.subname || "(root)"}: ${c.message}`), ...plan.errors.map((e) => `${e.subname || "(root)"}: ${e.message}`)].join("; ")}`,
+        );
+      const estimates = stage.estimate
+        ? await untilCancelled(stage.estimate(plan), this.signal)
+        : new Map<SendAction, number>();
+      ui.showPlan(info, plan, estimates);
+      status = await this.act(info, stage, plan, estimates, results, inventories);
+      if (status === "ok" && troubles > 0) status = "failed";
+      if (plan.actions.length === 0) status = troubles > 0 ? "failed" : "nothing-to-do";
+    } catch (error) {
+      if (error instanceof CancelledError || this.signal.aborted) status = "cancelled";
+      else {
+        status = "failed";
+        failure = asError(error);
+      }
+    }
+    if (results.length > 0) for (const side of stage.changes) this.cache.delete(side);
+    if (status === "failed") {
+      const failed = results.filter((r) => !r.outcome.ok);
+      failure ??= new Error(
+        `${stage.stage}: ${failed.length} action(s) failed: ${failed.map((r) => r.outcome.error?.split("\n")[0]).join("; ")}`,
+      );
+    }
+    return this.end(info, { status, ...(failure && status === "failed" ? { error: failure } : {}) }, plan, results);
+  }
+
+  /** from the plan to its last action; the stage's status */
+  private async act(
+    info: StageInfo,
+    stage: ChangingStage,
+    plan: Plan,
+    estimates: ReadonlyMap<SendAction, number>,
+    results: StageResult["results"],
+    inventories: Inventories,
+  ): Promise<StageOutcome["status"]> {
+    const { hooks, ui } = this.shared;
+    if (plan.actions.length === 0) return "nothing-to-do";
+    if (this.options.dryRun) return "dry-run";
+    if (!(await untilCancelled(ui.confirm(info, plan, stage.danger === true), this.signal)))
+      return "declined";
+    // the engine's own view, as read for the plan: never a plugin's copy
+    const guard = createGuard(info.stage, info.side, inventories.source, inventories.target);
+    const failedSubnames: string[] = [];
+    let failed = false;
+    for (const action of plan.actions) {
+      if (this.signal.aborted) return "cancelled";
+      const subnames = subnamesOf(action);
+      const blockedBy = failedSubnames.find((f) => subnames.some((s) => isBelow(s, f)));
+      if (blockedBy !== undefined) {
+        const outcome: ActionOutcome = {
+          ok: false,
+          error: `not run: an earlier action for ${blockedBy === "" ? "the root" : blockedBy} failed`,
+          durationMs: 0,
+        };
+        results.push({ action, outcome });
+        ui.actionFinished(action, outcome);
+        continue;
+      }
+      const violations = guard.check(action);
+      if (violations.length > 0) throw new SafetyError(violations, `the ${info.stage} action`);
+      await this.fire(hooks.beforeAction.promise(action, info));
+      // checked again after the last plugin had the action: it is frozen, so this is belt and braces
+      const late = guard.check(action);
+      if (late.length > 0) throw new SafetyError(late, "a beforeAction plugin");
+      ui.actionStarted(action, action.kind === "send" ? (estimates.get(action) ?? null) : null);
+      let outcome: ActionOutcome;
+      try {
+        outcome = await stage.execute(action, estimates);
+      } catch (error) {
+        if (error instanceof CancelledError) throw error;
+        outcome = { ok: false, error: messageOf(error), durationMs: 0 };
+      }
+      if (outcome.ok) guard.accept(action);
+      results.push({ action, outcome });
+      ui.actionFinished(action, outcome);
+      await this.fire(hooks.afterAction.promise(action, outcome, info));
+      if (!outcome.ok) {
+        failed = true;
+        for (const subname of subnames) this.summary.failure(subname, outcome.error ?? "failed");
+        failedSubnames.push(...subnames);
+        if (this.signal.aborted) return "cancelled";
+      }
+    }
+    if (stage.finish) await untilCancelled(stage.finish(results), this.signal);
+    return failed ? "failed" : "ok";
+  }
+
+  /** the end of every stage: error hook when it failed, afterStage, the ui, the summary */
+  private async end<R extends StageResult>(
+    info: StageInfo,
+    outcome: StageOutcome,
+    plan: Plan,
+    results: StageResult["results"],
+    extra?: Omit<R, keyof StageResult>,
+  ): Promise<R> {
+    const { hooks, ui } = this.shared;
+    this.shared.outcomes.push(outcome);
+    this.summary.stage(info.stage, info.side, outcome);
+    if (outcome.status === "failed" && outcome.error) {
+      const error = outcome.error;
+      await this.report("an error hook", () => hooks.error.promise(error, info));
+    }
+    await this.report("an afterStage hook", () => hooks.afterStage.promise(info, outcome));
+    ui.stageFinished(info, outcome);
+    return { outcome, plan, results, ...extra } as R;
+  }
+
+  /** `tree` and `compare`: read the sides, tell the plugins, change nothing */
+  async reading(stage: "inventory" | "compare", sides: readonly Side[]): Promise<ReadResult> {
+    const { hooks } = this.shared;
+    const info = this.stageInfo(stage);
+    const found: Partial<Record<Side, Inventory>> = {};
+    let comparison: Comparison | undefined;
+    let outcome: StageOutcome = { status: "ok" };
+    try {
+      await this.fire(hooks.beforeStage.promise(info));
+      await this.checkHosts(sides);
+      const inventories = await this.read(info, sides);
+      for (const side of sides) {
+        const inventory = inventories[side];
+        found[side] = inventory;
+        if (inventory.datasets.length === 0)
+          this.warn(
+            `${side} root ${inventory.root} does not exist on ${this.hosts[side].name} (shown as empty): check ${side}.zpool and ${side}.prefix in ${this.config.file}`,
+          );
+      }
+      if (stage === "compare")
+        comparison = compareTrees(inventories.source, inventories.target, this.config);
+    } catch (error) {
+      outcome =
+        error instanceof CancelledError || this.signal.aborted
+          ? { status: "cancelled" }
+          : { status: "failed", error: asError(error) };
+    }
+    return this.end<ReadResult>(info, outcome, EMPTY_PLAN, [], {
+      inventories: found,
+      comparison,
+    });
+  }
+
+  /**
+   * The run's end: the exit code (its own, from a workflow, or from the stages' outcomes; 130
+   * or 143 when cancelled), `done` exactly once, every host closed, every lock released.
+   */
+  async finish(code: number | null): Promise<{ code: number; summary: RunSummary }> {
+    const exit = this.signal.aborted
+      ? cancelExitCode(this.signal)
+      : (code ??
+        (this.shared.outcomes.every((outcome) => GOOD.has(outcome.status))
+          ? EXIT_OK
+          : EXIT_FAILED));
+    const summary = deepFreeze(this.summary.finish(exit));
+    await this.report("a done hook", () => this.shared.hooks.done.promise(summary));
+    await this.close();
+    return { code: exit, summary };
+  }
+
+  private async close(): Promise<void> {
+    const hosts = this.shared.runs.flatMap((run) => [run.hosts.source, run.hosts.target]);
+    await closeAll(hosts).catch((error) => this.warn(`closing connections: ${messageOf(error)}`));
+    for (const release of this.shared.locks.values()) release();
+    this.shared.locks.clear();
+  }
+}
+
+/** the exit code for an error that ended a run before or outside its stages */
+export function exitCodeOfError(error: unknown, signal: AbortSignal): number {
+  if (error instanceof CancelledError || signal.aborted) return cancelExitCode(signal);
+  return error instanceof ConfigError ? EXIT_USAGE : EXIT_FAILED;
+}
+
+export { cancelledBy };
