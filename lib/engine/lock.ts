@@ -129,13 +129,13 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
 export function parseWaitDuration(text: string | true): number {
   if (text === true) return Number.POSITIVE_INFINITY;
   const trimmed = text.trim().toLowerCase();
-  const bad = () =>
-    new Error(
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(trimmed)) {
+    throw new Error(
       `--wait=${text}: not a duration; give seconds (--wait=90), a number with a unit ` +
         "(500ms, 30s, 5m, 2h, 1d, or e.g. 1h30m), or --wait alone to wait until the lock is free",
     );
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(trimmed)) throw bad();
+  }
   let total = 0;
   for (const [, number, unit] of trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) {
     total += Number(number) * (UNIT_MS[unit as string] as number);
