@@ -4,12 +4,12 @@
 // code rule, one Ctrl-C path and one summary.
 
 import { loadConfig } from "../config/load.ts";
+import { summaryText } from "../engine/api.ts";
 import { cancelOnSignals } from "../engine/cancel.ts";
 import { createHooks, type EngineHooks } from "../engine/hooks.ts";
 import { loadPlugins, type PluginIo } from "../engine/plugins.ts";
 import { exitCodeOfError, Run, type RunOptions } from "../engine/runner.ts";
 import type { StageUi } from "../engine/ui.ts";
-import { summaryText } from "../engine/api.ts";
 import { type CommandIo, commandIo, type GlobalFlags, reportError } from "./io.ts";
 import { consoleUi } from "./ui.ts";
 

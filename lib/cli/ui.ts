@@ -90,8 +90,7 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
       if (action.kind === "send" && progress) {
         progress.start(`${subnameLabel(action.subname)} (${action.mode})`, expectedBytes);
         sending = action;
-      }
-      else io.print(`${style.paint("cyan", "→")} ${describeAction(action)}`);
+      } else io.print(`${style.paint("cyan", "→")} ${describeAction(action)}`);
     },
     actionProgress(_action, bytesDone) {
       progress?.update(bytesDone);

@@ -50,13 +50,17 @@ export function untilCancelled<T>(work: Promise<T>, signal: AbortSignal): Promis
   });
 }
 
-/** `work`, or `fallback` once `ms` have passed: for after-hooks that run after a cancel */
-export function withinGrace<T>(work: Promise<T>, ms: number, onLate: () => void): Promise<T | void> {
+/** `work`, or undefined once `ms` have passed: for after-hooks that run after a cancel */
+export function withinGrace<T>(
+  work: Promise<T>,
+  ms: number,
+  onLate: () => void,
+): Promise<T | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<void>((resolve) => {
+  const late = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => {
       onLate();
-      resolve();
+      resolve(undefined);
     }, ms);
   });
   return Promise.race([work, late]).finally(() => clearTimeout(timer));

@@ -105,7 +105,8 @@ export function createGuard(
       );
       return;
     }
-    const own = action.side === "source" ? sources.get(action.dataset) : targets.get(action.dataset);
+    const own =
+      action.side === "source" ? sources.get(action.dataset) : targets.get(action.dataset);
     if (!own) {
       out.push(`destroy on ${action.dataset}, which is not a ${action.side} dataset in the tree`);
       return;
@@ -195,7 +196,8 @@ export function createGuard(
       const out: string[] = [];
       const shape = malformed(action);
       if (shape) return [shape];
-      if (!allowed.includes(action.kind)) return [`a ${action.kind} action has no place in ${stage}`];
+      if (!allowed.includes(action.kind))
+        return [`a ${action.kind} action has no place in ${stage}`];
       switch (action.kind) {
         case "destroy":
           checkDestroy(action, out);

@@ -61,6 +61,8 @@ export interface RunOptions {
   /** the clock, so tests and the demo can fix it */
   now: () => Date;
   hostOptions?: HostOptions;
+  /** the Host of a side, instead of localhost or ssh (tests, an in-memory host) */
+  hostFor?: (side: Side, config: Config) => Host;
   /** holds what a changing stage changes, so runs of one target never overlap; the release */
   lock?: (key: string, description: string) => Promise<() => void>;
 }
@@ -157,11 +159,10 @@ export class Run {
     readonly config: Config,
     private readonly shared: Shared,
   ) {
-    const hostOptions = shared.options.hostOptions;
-    this.hosts = {
-      source: createHost("source", config.source, config.ssh, hostOptions),
-      target: createHost("target", config.target, config.ssh, hostOptions),
-    };
+    const { hostOptions, hostFor } = shared.options;
+    const host = (side: Side) =>
+      hostFor ? hostFor(side, config) : createHost(side, config[side], config.ssh, hostOptions);
+    this.hosts = { source: host("source"), target: host("target") };
     shared.runs.push(this);
   }
 
@@ -276,7 +277,9 @@ export class Run {
       const pending = work();
       await (this.signal.aborted
         ? withinGrace(pending, AFTER_CANCEL_GRACE_MS, () =>
-            this.warn(`${what} still running ${AFTER_CANCEL_GRACE_MS / 1000} s after the cancel; not waiting for it`),
+            this.warn(
+              `${what} still running ${AFTER_CANCEL_GRACE_MS / 1000} s after the cancel; not waiting for it`,
+            ),
           )
         : pending);
     } catch (error) {
@@ -396,7 +399,12 @@ export class Run {
         `${stage.stage}: ${failed.length} action(s) failed: ${failed.map((r) => r.outcome.error?.split("\n")[0]).join("; ")}`,
       );
     }
-    return this.end(info, { status, ...(failure && status === "failed" ? { error: failure } : {}) }, plan, results);
+    return this.end(
+      info,
+      { status, ...(failure && status === "failed" ? { error: failure } : {}) },
+      plan,
+      results,
+    );
   }
 
   /** from the plan to its last action; the stage's status */

@@ -10,8 +10,8 @@ import type { Action } from "../../plan/types.ts";
 import type { CommandIo } from "../io.ts";
 import type { Style } from "../render/style.ts";
 import { formatBytes } from "../render/units.ts";
-import { consoleUi, describeAction } from "../ui.ts";
 import { runSession } from "../session.ts";
+import { consoleUi, describeAction } from "../ui.ts";
 import type { ChangeFlags } from "./change.ts";
 
 const STEPS = ["snap", "backup", "cleanup"] as const;

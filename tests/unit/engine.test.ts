@@ -1,0 +1,447 @@
+// The engine's runner with in-memory hosts: what is shown is what runs, whatever plugins do;
+// failures end a stage with its hooks and `done` still run; decline, dry run and cancel change
+// nothing. Every zfs call is logged by the hosts, and each test asserts no forbidden one ran.
+
+import { describe, expect, test } from "bun:test";
+import type { Config } from "../../lib/config/types.ts";
+import { definePlugin, type Plugin } from "../../lib/engine/api.ts";
+import { createHooks, type RunSummary, type StageOutcome } from "../../lib/engine/hooks.ts";
+import { pluginHooks } from "../../lib/engine/plugins.ts";
+import { Run } from "../../lib/engine/runner.ts";
+import { stages } from "../../lib/engine/stages/index.ts";
+import type { StageUi } from "../../lib/engine/ui.ts";
+import type { Action, DestroyAction } from "../../lib/plan/types.ts";
+import type { Side } from "../../lib/zfs/model.ts";
+import { type MemoryHost, memoryHost } from "../helpers/memory-host.ts";
+import { config, dst, history, inventory, src } from "./plan/fixtures.ts";
+
+// own snapshots (the default scheme): 01..03 are on both sides, 04 only on the source
+const S1 = "2026112501";
+const S2 = "2026112502";
+const S3 = "2026112503";
+const UNSENT = "2026112504";
+
+interface Scene {
+  run: Run;
+  source: MemoryHost;
+  target: MemoryHost;
+  controller: AbortController;
+  events: string[];
+  summaries: RunSummary[];
+  finish(): Promise<number>;
+}
+
+function scene(
+  plugins: Plugin<Record<string, unknown>>[] = [],
+  options: { confirm?: boolean; dryRun?: boolean; cfg?: Partial<Config> } = {},
+): Scene {
+  const cfg = config(options.cfg);
+  const source = memoryHost(
+    "source",
+    inventory("source", [
+      src("", history(S1, S2, S3)),
+      src("home", history(S1, S2, S3, UNSENT)),
+      src("home/user", history(S1, S2, S3)),
+      src("srv", history(S1, S2, S3)),
+    ]),
+  );
+  const target = memoryHost(
+    "target",
+    inventory("target", [
+      dst("", history(S1, S2, S3)),
+      dst("home", history(S1, S2, S3)),
+      dst("home/user", history(S1, S2, S3)),
+      dst("srv", history(S1, S2, S3)),
+    ]),
+  );
+  const events: string[] = [];
+  const summaries: RunSummary[] = [];
+  const hooks = createHooks();
+  for (const plugin of plugins) {
+    plugin.setup(pluginHooks(hooks, plugin.name), {
+      name: plugin.name,
+      config: cfg,
+      options: {},
+      log() {},
+      warn() {},
+    });
+  }
+  pluginHooks(hooks, "observer").done.tap("x", (summary) => {
+    summaries.push(summary);
+  });
+  const ui: StageUi = {
+    showPlan: (_info, plan) => events.push(`show ${plan.actions.length}`),
+    confirm: async () => options.confirm ?? true,
+    actionStarted: (action) => events.push(`start ${label(action)}`),
+    actionProgress() {},
+    actionFinished: (action, outcome) =>
+      events.push(`${outcome.ok ? "done" : "failed"} ${label(action)}`),
+    note() {},
+    warn: (text) => events.push(`warn ${text}`),
+    stageFinished: (info, outcome) => events.push(`stage ${info.stage} ${outcome.status}`),
+  };
+  const controller = new AbortController();
+  const run = Run.open(
+    cfg,
+    hooks,
+    ui,
+    {
+      yes: true,
+      dryRun: options.dryRun ?? false,
+      json: false,
+      interactive: false,
+      signal: controller.signal,
+      now: () => new Date(2026, 10, 26, 12),
+      hostFor: (side: Side) => (side === "source" ? source : target),
+    },
+    options.dryRun ? "dry-run" : "changing",
+  );
+  return {
+    run,
+    source,
+    target,
+    controller,
+    events,
+    summaries,
+    finish: async () => (await run.finish(null)).code,
+  };
+}
+
+function label(action: Action): string {
+  return action.kind === "destroy"
+    ? `destroy ${action.side} ${action.dataset}@${action.snapshots.join(",")}`
+    : action.kind;
+}
+
+const destroys = (host: MemoryHost) =>
+  host.calls.filter((argv) => argv[1] === "destroy").map((argv) => argv.join(" "));
+
+const snapshotsOf = (host: MemoryHost, name: string) =>
+  host.datasets.find((d) => d.name === name)?.snapshots.map((s) => s.name);
+
+describe("the engine owns the plan", () => {
+  test("a plugin that edits a destroy in beforeAction is refused; nothing unsent or newest-common is destroyed", async () => {
+    const editor = definePlugin({
+      name: "editor",
+      setup(hooks) {
+        hooks.beforeAction.tap("x", (action) => {
+          if (action.kind === "destroy") (action as DestroyAction).snapshots.push(UNSENT, S3);
+        });
+      },
+    });
+    const s = scene([editor]);
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("failed");
+    expect(result.outcome.error?.message).toContain('plugin "editor" failed in hook beforeAction');
+    expect(destroys(s.source)).toEqual([]);
+    expect(snapshotsOf(s.source, "tank/data/home")).toEqual([S1, S2, S3, UNSENT]);
+    expect(await s.finish()).toBe(1);
+  });
+
+  test("a plugin that appends a destroy to the plan it returned, after the first action, never gets it run", async () => {
+    let kept: { actions: Action[] } | undefined;
+    const late = definePlugin({
+      name: "late",
+      setup(hooks) {
+        hooks.plan.tap("x", (plan) => {
+          kept = plan;
+          return plan;
+        });
+        hooks.afterAction.tap("x", () => {
+          kept?.actions.push({
+            kind: "destroy",
+            side: "source",
+            subname: "home",
+            dataset: "tank/data/home",
+            snapshots: [UNSENT],
+            used: 0,
+          });
+        });
+      },
+    });
+    const s = scene([late]);
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("ok");
+    // exactly the shown plan ran: S1,S2 on each of the four datasets, nothing else
+    expect(destroys(s.source)).toHaveLength(4);
+    expect(destroys(s.source).every((line) => line.endsWith(`@${S1},${S2}`))).toBe(true);
+    expect(snapshotsOf(s.source, "tank/data/home")).toEqual([S3, UNSENT]);
+  });
+
+  test("a plugin that edits the inventory it was handed cannot make the guard pass", async () => {
+    const forger = definePlugin({
+      name: "forger",
+      setup(hooks) {
+        hooks.plan.tap("x", (plan, info) => {
+          try {
+            info.target.datasets[1]?.snapshots.push({ ...info.source.datasets[1]!.snapshots[3]! });
+          } catch {
+            // frozen: the plugin goes on as if it had worked
+          }
+          return {
+            ...plan,
+            actions: [
+              {
+                kind: "destroy",
+                side: "source",
+                subname: "home",
+                dataset: "tank/data/home",
+                snapshots: [S3, UNSENT],
+                used: 0,
+              },
+            ],
+          };
+        });
+      },
+    });
+    const s = scene([forger]);
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("failed");
+    expect(result.outcome.error?.message).toContain('plugin "forger"');
+    expect(result.outcome.error?.message).toContain("(rule 1)");
+    expect(result.outcome.error?.message).toContain("(rule 2)");
+    expect(destroys(s.source)).toEqual([]);
+    expect(destroys(s.target)).toEqual([]);
+  });
+
+  test("a target-side destroy planted in cleanup source is refused, and nothing runs on the target", async () => {
+    const planter = definePlugin({
+      name: "planter",
+      setup(hooks) {
+        hooks.plan.tap("x", (plan) => ({
+          ...plan,
+          actions: [
+            ...plan.actions,
+            {
+              kind: "destroy",
+              side: "target",
+              subname: "srv",
+              dataset: "backup/host/srv",
+              snapshots: [S1],
+              used: 0,
+            },
+          ],
+        }));
+      },
+    });
+    const s = scene([planter]);
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("failed");
+    expect(result.outcome.error?.message).toContain("a stage changes only its own side");
+    expect(result.outcome.error?.message).toContain('plugin "planter"');
+    expect(destroys(s.target)).toEqual([]);
+    expect(destroys(s.source)).toEqual([]);
+  });
+
+  test("the guard cannot be removed: the hooks a plugin gets are tap-only and frozen", () => {
+    const hooks = createHooks();
+    const view = pluginHooks(hooks, "saboteur") as unknown as Record<
+      string,
+      Record<string, unknown>
+    >;
+    expect(() => {
+      (view.plan as Record<string, unknown>).intercept = () => {};
+    }).toThrow(TypeError);
+    expect(view.plan?.intercept).toBeUndefined();
+    expect(view.plan?.taps).toBeUndefined();
+    expect(view.plan?.promise).toBeUndefined();
+    expect(() => {
+      (view as Record<string, unknown>).plan = {};
+    }).toThrow(TypeError);
+    // and the engine's own hooks object cannot be swapped either
+    expect(() => {
+      (hooks as unknown as Record<string, unknown>).plan = {};
+    }).toThrow(TypeError);
+  });
+});
+
+describe("failure paths", () => {
+  test("a failed parent blocks its children, not its siblings; error, afterStage and done still run", async () => {
+    const seen: string[] = [];
+    const watcher = definePlugin({
+      name: "watcher",
+      setup(hooks) {
+        hooks.error.tap("x", (error, info) => {
+          seen.push(`error ${info.stage}: ${error.message.split("\n")[0]}`);
+        });
+        hooks.afterStage.tap("x", (info, outcome) => {
+          seen.push(`afterStage ${info.stage} ${outcome.status}`);
+        });
+      },
+    });
+    const s = scene([watcher]);
+    s.source.failWhen(/destroy tank\/data\/home@/, "cannot destroy snapshots: dataset is busy\n");
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("failed");
+    expect(s.events).toContain(`failed destroy source tank/data/home@${S1},${S2}`);
+    expect(s.events).toContain(`failed destroy source tank/data/home/user@${S1},${S2}`);
+    expect(s.events).toContain(`done destroy source tank/data/srv@${S1},${S2}`);
+    // the child was never tried
+    expect(destroys(s.source).some((line) => line.includes("home/user"))).toBe(false);
+    expect(seen[0]).toStartWith("error cleanup: cleanup: 2 action(s) failed");
+    expect(seen[1]).toBe("afterStage cleanup failed");
+    expect(await s.finish()).toBe(1);
+    expect(s.summaries).toHaveLength(1);
+    expect(s.summaries[0]?.exitCode).toBe(1);
+  });
+
+  test("a throwing beforeStage hook fails the stage before it reads anything; after-hooks and done run", async () => {
+    const calls: string[] = [];
+    const s = scene([
+      definePlugin({
+        name: "gate",
+        setup(hooks) {
+          hooks.beforeStage.tap("x", () => {
+            throw new Error("maintenance window");
+          });
+          hooks.afterStage.tap("x", (_info, outcome) => {
+            calls.push(`after ${outcome.status}`);
+          });
+        },
+      }),
+    ]);
+    const result = await stages.snap(s.run);
+    expect(result.outcome.error?.message).toBe(
+      'plugin "gate" failed in hook beforeStage: maintenance window',
+    );
+    expect(s.source.calls).toEqual([]);
+    expect(calls).toEqual(["after failed"]);
+    expect(await s.finish()).toBe(1);
+    expect(s.summaries).toHaveLength(1);
+  });
+
+  test("a throwing done tap is a warning: done fires once and the exit code stays 0", async () => {
+    let fired = 0;
+    const s = scene([
+      definePlugin({
+        name: "grumpy",
+        setup(hooks) {
+          hooks.done.tap("x", () => {
+            fired++;
+            throw new Error("webhook down");
+          });
+        },
+      }),
+    ]);
+    await stages.cleanup(s.run, "source");
+    expect(await s.finish()).toBe(0);
+    expect(fired).toBe(1);
+    expect(s.events).toContain('warn plugin "grumpy" failed in hook done: webhook down');
+  });
+
+  test("a host that is down: before-hooks ran first (they may wake it), after-hooks and done run, exit 1", async () => {
+    const calls: string[] = [];
+    const s = scene([
+      definePlugin({
+        name: "waker",
+        setup(hooks) {
+          hooks.beforeStage.tap("x", (info) => {
+            calls.push(`before ${info.stage}`);
+          });
+          hooks.afterStage.tap("x", (info, outcome) => {
+            calls.push(`after ${info.stage} ${outcome.status}`);
+          });
+        },
+      }),
+    ]);
+    s.target.down = true;
+    const result = await stages.backup(s.run);
+    expect(result.outcome.error?.message).toStartWith("host is not up: target");
+    expect(calls).toEqual(["before backup", "after backup failed"]);
+    expect(await s.finish()).toBe(1);
+  });
+
+  test("a missing source root is an error naming root and host, not 'nothing to do'", async () => {
+    const s = scene([], { cfg: { source: { ...config().source, prefix: "dta" } } });
+    const result = await stages.snap(s.run);
+    expect(result.outcome.status).toBe("failed");
+    expect(result.outcome.error?.message).toContain(
+      "source root tank/dta does not exist on memory",
+    );
+    expect(await s.finish()).toBe(1);
+  });
+
+  test("a missing target parent is an error before any transfer, with the command that creates it", async () => {
+    const s = scene([], { cfg: { target: { ...config().target, prefix: "hosts/this" } } });
+    s.target.datasets = [dst("", [], { name: "backup", subname: "" })];
+    const result = await stages.backup(s.run);
+    expect(result.outcome.status).toBe("failed");
+    expect(result.outcome.error?.message).toContain("target parent backup/hosts does not exist");
+    expect(result.outcome.error?.message).toContain(
+      "zfs create -p -o mountpoint=none backup/hosts",
+    );
+    expect(s.target.calls.some((argv) => argv[1] === "receive")).toBe(false);
+  });
+});
+
+describe("yes, no, dry run, cancel", () => {
+  test("a declined plan changes nothing", async () => {
+    const s = scene([], { confirm: false });
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("declined");
+    expect(destroys(s.source)).toEqual([]);
+    expect(await s.finish()).toBe(1);
+  });
+
+  test("a dry run shows the plan and changes nothing", async () => {
+    const s = scene([], { dryRun: true });
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("dry-run");
+    expect(s.events[0]).toBe("show 4");
+    expect(destroys(s.source)).toEqual([]);
+    expect(await s.finish()).toBe(0);
+    expect(s.summaries[0]?.mode).toBe("dry-run");
+  });
+
+  test("cancel while a plugin's promise never settles: the stage ends cancelled, after-hooks run, exit 130", async () => {
+    const after: StageOutcome["status"][] = [];
+    const s = scene([
+      definePlugin({
+        name: "stuck",
+        setup(hooks) {
+          hooks.plan.tapPromise("x", () => new Promise(() => {}));
+          hooks.afterStage.tap("x", (_info, outcome) => {
+            after.push(outcome.status);
+          });
+        },
+      }),
+    ]);
+    setTimeout(() => s.controller.abort("SIGINT"), 50);
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("cancelled");
+    expect(after).toEqual(["cancelled"]);
+    expect(destroys(s.source)).toEqual([]);
+    expect(await s.finish()).toBe(130);
+  });
+
+  test("SIGTERM ends with 143", async () => {
+    const s = scene();
+    s.controller.abort("SIGTERM");
+    expect((await stages.snap(s.run)).outcome.status).toBe("cancelled");
+    expect(await s.finish()).toBe(143);
+  });
+});
+
+describe("the inventory hook", () => {
+  test("fires once in every stage that reads the trees", async () => {
+    const seen: string[] = [];
+    const s = scene([
+      definePlugin({
+        name: "counter",
+        setup(hooks) {
+          hooks.inventory.tap("x", ({ stage, source, target }) => {
+            seen.push(`${stage.stage} ${source.root} ${target?.root ?? "-"}`);
+          });
+        },
+      }),
+    ]);
+    await stages.snap(s.run);
+    await stages.cleanup(s.run, "source");
+    await stages.compare(s.run);
+    expect(seen).toEqual([
+      "snap tank/data -",
+      "cleanup tank/data backup/host",
+      "compare tank/data backup/host",
+    ]);
+  });
+});
