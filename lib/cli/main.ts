@@ -57,7 +57,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
   const changing = (command: Command) =>
     command
       .option("-y, --yes", "answer yes to the confirmation")
-      .option("-n, --dry-run", "print the plan and stop");
+      .option("-n, --dry-run", "print the plan and stop")
+      .option(
+        "--wait [duration]",
+        "when another run changes the same pool, wait for it (at most DURATION: 90s, 30m, 2h) instead of refusing",
+      );
 
   changing(
     program

@@ -7,6 +7,7 @@ import { loadConfig } from "../config/load.ts";
 import { summaryText } from "../engine/api.ts";
 import { cancelOnSignals } from "../engine/cancel.ts";
 import { createHooks, type EngineHooks } from "../engine/hooks.ts";
+import { acquireRunLock, parseWaitDuration } from "../engine/lock.ts";
 import { loadPlugins, type PluginIo } from "../engine/plugins.ts";
 import { exitCodeOfError, Run, type RunOptions } from "../engine/runner.ts";
 import type { StageUi } from "../engine/ui.ts";
@@ -15,6 +16,8 @@ import { consoleUi } from "./ui.ts";
 
 export interface SessionFlags extends GlobalFlags {
   yesDestroyTarget?: boolean;
+  /** `--wait[=DURATION]`: wait for a run holding the same target instead of refusing */
+  wait?: string | true;
 }
 
 export interface Session {
@@ -67,7 +70,15 @@ export async function runSession(
     const ui =
       environment.ui ??
       (session.makeUi ?? ((consoleIo) => consoleUi(consoleIo, consoleOptions(flags))))(io);
-    const options = { ...runOptionsOf(flags, signal), ...environment.runOptions };
+    const waitMs = flags.wait === undefined ? 0 : parseWaitDuration(flags.wait);
+    const options: RunOptions = {
+      ...runOptionsOf(flags, signal),
+      lock: async (key, description) => {
+        const held = await acquireRunLock({ key, description, waitMs, signal });
+        return () => held.release();
+      },
+      ...environment.runOptions,
+    };
     const mode = session.readOnly ? "read-only" : options.dryRun ? "dry-run" : "changing";
     const run = Run.open(config, hooks, ui, options, mode);
     let code: number | null;

@@ -47,8 +47,9 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const summary = (exitCode: number): RunSummary => ({
+const summary = (exitCode: number, mode: RunSummary["mode"] = "changing"): RunSummary => ({
   config: config(),
+  mode,
   stages: [
     { stage: "snap", outcome: { status: "ok" } },
     {
@@ -92,6 +93,7 @@ const stageInfo = {
   stage: "snap" as const,
   config: config(),
   dryRun: false,
+  changes: true,
   signal: new AbortController().signal,
 };
 
@@ -150,6 +152,21 @@ describe("notify", () => {
     await hooks.done.promise(summary(0));
     await hooks.done.promise(summary(1));
     expect(received.map((r) => r.path)).toEqual(["/ping/abc/start", "/ping/abc", "/ping/abc/fail"]);
+  });
+
+  test("tree, compare and dry runs send no start, success or error pings", async () => {
+    const { hooks } = await plugin({
+      events: ["start", "error", "done"],
+      healthchecks: { url: `${base}/ping/abc/` },
+      ntfy: { url: `${base}/t` },
+    });
+    await hooks.beforeStage.promise({ ...stageInfo, stage: "inventory", changes: false });
+    await hooks.beforeStage.promise({ ...stageInfo, stage: "compare", changes: false });
+    await hooks.beforeStage.promise({ ...stageInfo, dryRun: true, changes: false });
+    await hooks.error.promise(new Error("x"), { ...stageInfo, dryRun: true, changes: false });
+    await hooks.done.promise(summary(0, "read-only"));
+    await hooks.done.promise(summary(1, "dry-run"));
+    expect(received).toHaveLength(0);
   });
 
   test("start and error events go out only when asked for; only_failures keeps a good run quiet", async () => {

@@ -1,109 +1,98 @@
-// The workflow runner: exit codes from outcomes or the workflow's own number, run.with()
-// sharing hooks and summary, and clear errors for bad workflow references.
+// Workflows run through the engine's one runner: exit codes from outcomes or the workflow's own
+// number, run.with() sharing hooks and summary, done exactly once, and clear errors for bad
+// workflow references.
 
 import { describe, expect, test } from "bun:test";
+import { resolveWorkflow } from "../../lib/cli/commands/run.ts";
 import { ConfigError } from "../../lib/config/errors.ts";
 import { defineWorkflow } from "../../lib/engine/api.ts";
-import { createRunContext } from "../../lib/engine/context.ts";
-import { createHooks, type RunSummary, type StageOutcome } from "../../lib/engine/hooks.ts";
-import type { StageResult } from "../../lib/engine/stages/changing.ts";
-import {
-  defaultStages,
-  resolveWorkflow,
-  runWorkflow,
-  workflowExitCode,
-} from "../../lib/engine/workflow.ts";
-import { config } from "./plan/fixtures.ts";
+import { createHooks, type RunSummary } from "../../lib/engine/hooks.ts";
+import { pluginHooks } from "../../lib/engine/plugins.ts";
+import { Run } from "../../lib/engine/runner.ts";
+import { silentUi } from "../../lib/engine/ui.ts";
+import { returnedExitCode, runWorkflow } from "../../lib/engine/workflow.ts";
+import type { Side } from "../../lib/zfs/model.ts";
+import { type MemoryHost, memoryHost } from "../helpers/memory-host.ts";
+import { config, dst, history, inventory, src } from "./plan/fixtures.ts";
 
-const options = {
-  yes: true,
-  dryRun: false,
-  json: false,
-  interactive: false,
-  signal: new AbortController().signal,
-  now: () => new Date(),
-};
-const result = (status: StageOutcome["status"]): StageResult => ({
-  outcome: { status },
-  plan: { actions: [], conflicts: [], skipped: [], errors: [] },
-  results: [],
-});
+function open(hosts: (side: Side, target: string) => MemoryHost) {
+  const hooks = createHooks();
+  const summaries: RunSummary[] = [];
+  pluginHooks(hooks, "t").done.tap("t", (summary) => {
+    summaries.push(summary);
+  });
+  const run = Run.open(
+    config(),
+    hooks,
+    { ...silentUi, confirm: async () => true },
+    {
+      yes: true,
+      dryRun: false,
+      json: false,
+      interactive: false,
+      signal: new AbortController().signal,
+      now: () => new Date(2026, 10, 26, 12),
+      hostFor: (side, cfg) => hosts(side, cfg.target.zpool),
+    },
+    "changing",
+  );
+  return { run, summaries };
+}
 
-describe("workflowExitCode", () => {
-  test("1 when any stage failed, was declined or cancelled; 0 otherwise; a returned number wins", () => {
-    expect(
-      workflowExitCode(undefined, [
-        { status: "ok" },
-        { status: "nothing-to-do" },
-        { status: "dry-run" },
-      ]),
-    ).toBe(0);
-    for (const bad of ["failed", "declined", "cancelled"] as const) {
-      expect(workflowExitCode(undefined, [{ status: "ok" }, { status: bad }])).toBe(1);
-    }
-    expect(workflowExitCode(5, [{ status: "failed" }])).toBe(5);
-    expect(workflowExitCode("5", [])).toBe(0);
+describe("returnedExitCode", () => {
+  test("an integer 0–255 is the workflow's own exit code; anything else defers to the stages", () => {
+    expect(returnedExitCode(5)).toBe(5);
+    expect(returnedExitCode(0)).toBe(0);
+    expect(returnedExitCode("5")).toBeNull();
+    expect(returnedExitCode(256)).toBeNull();
+    expect(returnedExitCode(undefined)).toBeNull();
   });
 });
 
 describe("runWorkflow", () => {
   test("run.with() targets other sides with the same hooks and one summary; done fires once", async () => {
-    const hooks = createHooks();
-    const summaries: RunSummary[] = [];
-    hooks.done.tap("t", (summary) => {
-      summaries.push(summary);
+    const source = inventory("source", [src("", history("2026112501"))]);
+    const seen: string[] = [];
+    const { run, summaries } = open((side, pool) => {
+      seen.push(`${side}:${pool}`);
+      if (side === "source") return memoryHost("source", source);
+      // the second target lacks its pool: its stage fails, the first target's does not
+      return memoryHost(
+        "target",
+        pool === "backup"
+          ? inventory("target", [dst("", history("2026112501"))])
+          : inventory("target", []),
+      );
     });
-    const ctx = createRunContext(config(), options, undefined, hooks);
-    const backedUp: string[] = [];
-    const stages = {
-      ...defaultStages,
-      backup: async (c: typeof ctx) => {
-        backedUp.push(`${c.config.target.host}:${c.config.target.zpool}`);
-        c.summary.sent("home", 10, ["s1"]);
-        expect(c.hooks).toBe(hooks);
-        return result(c.config.target.zpool === "offsite" ? "failed" : "ok");
-      },
-    };
     let failedAfterFirst: boolean | undefined;
-    const code = await runWorkflow(
-      defineWorkflow(async (run) => {
-        await run.backup();
-        failedAfterFirst = run.failed;
-        await run.with({ target: { zpool: "offsite", host: "localhost" } }).backup();
+    const own = await runWorkflow(
+      defineWorkflow(async (flow) => {
+        await flow.cleanup("source");
+        failedAfterFirst = flow.failed;
+        await flow.with({ target: { zpool: "offsite" } }).cleanup("source");
       }),
-      ctx,
-      { stages },
+      run,
+      () => {},
     );
-    expect(backedUp).toEqual(["localhost:backup", "localhost:offsite"]);
+    const { code } = await run.finish(own);
+    expect(seen).toContain("target:offsite");
     expect(failedAfterFirst).toBe(false);
     expect(code).toBe(1);
     expect(summaries).toHaveLength(1);
-    expect(summaries[0]?.exitCode).toBe(1);
-    expect(summaries[0]?.datasets[0]?.bytesSent).toBe(20);
+    expect(summaries[0]?.stages.map((s) => s.outcome.status)).toEqual(["nothing-to-do", "failed"]);
   });
 
-  test("an error the workflow does not catch ends it with exit 1, and done still fires", async () => {
-    const hooks = createHooks();
-    let doneCode: number | undefined;
-    hooks.done.tap("t", (summary) => {
-      doneCode = summary.exitCode;
-    });
-    const reported: unknown[] = [];
-    const code = await runWorkflow(
-      defineWorkflow(async () => {
-        throw new Error("host is not up: target");
+  test("a workflow's own number wins over the stages' outcomes", async () => {
+    const { run } = open((side) => memoryHost(side, inventory(side, [])));
+    const own = await runWorkflow(
+      defineWorkflow(async (flow) => {
+        await flow.snap(); // fails: no source root
+        return 0;
       }),
-      createRunContext(config(), options, undefined, hooks),
-      {
-        report: (error) => {
-          reported.push(error);
-          return 1;
-        },
-      },
+      run,
+      () => {},
     );
-    expect(code).toBe(1);
-    expect(doneCode).toBe(1);
-    expect((reported[0] as Error).message).toBe("host is not up: target");
+    expect((await run.finish(own)).code).toBe(0);
   });
 });
 
