@@ -169,6 +169,12 @@ declare module "abgleich" {
     plugins: PluginEntry[];
   }
 
+  /** `zpool` or `zpool/prefix` */
+  function rootOf(side: SideConfig): string;
+
+  /** The short name of a snapshot, the part after `@`. */
+  function checkSnapshotShortName(name: string): string | null;
+
   interface Namer {
     /** the next name for a dataset that already has `existing` snapshots (short names) */
     next(
@@ -368,40 +374,20 @@ declare module "abgleich" {
     rows: CompareDatasetRow[];
   }
 
-  interface SshHostOptions {
-    side: Side;
-    /** host, user and port of this side */
-    sideConfig: Pick<SideConfig, "host" | "user" | "port">;
-    /** the config's `ssh` section */
-    ssh: Config["ssh"];
-    /** ssh options placed before all others, so their `-o` values win (ssh keeps the first): `-i key`, … */
-    extraOptions?: readonly string[];
-    /** seconds the shared connection stays up after its last command */
-    controlPersist?: number;
-    /** seconds ssh waits for the TCP connection before it gives up */
-    connectTimeout?: number;
+  class SafetyError extends Error {
+    readonly violations: string[];
+    readonly by: string;
+    constructor(violations: string[], by: string);
   }
 
-  /** ssh tuning that does not come from the config file (tests, later CLI flags) */
-  type HostOptions = Pick<SshHostOptions, "extraOptions" | "controlPersist" | "connectTimeout">;
-
-  type StageName = "inventory" | "snap" | "compare" | "backup" | "cleanup";
-
-  interface StageInfo {
-    stage: StageName;
-    config: Config;
-    /** for cleanup: which side it cleans */
-    side?: Side;
-    dryRun: boolean;
-    /** aborted on Ctrl-C or SIGTERM: anything a hook waits for should stop */
-    signal: AbortSignal;
-  }
-
-  interface StageOutcome {
-    /** "declined": the user said no; "failed": an action failed or a hook threw */
-    status: "ok" | "nothing-to-do" | "declined" | "dry-run" | "failed" | "cancelled";
-    error?: Error;
-  }
+  /** every rule the plan breaks, in words; empty when it is safe */
+  function planViolations(
+    stage: StageName,
+    plan: Plan,
+    source: Inventory,
+    target: Inventory,
+    side?: Side,
+  ): string[];
 
   interface ActionOutcome {
     ok: boolean;
@@ -412,13 +398,43 @@ declare module "abgleich" {
     durationMs: number;
   }
 
+  type StageName = "inventory" | "snap" | "compare" | "backup" | "cleanup";
+
+  /** what kind of run this is: read-only commands and dry runs change nothing */
+  type RunMode = "read-only" | "dry-run" | "changing";
+
+  interface StageInfo {
+    readonly stage: StageName;
+    readonly config: Config;
+    /** for cleanup: which side it cleans */
+    readonly side?: Side;
+    readonly dryRun: boolean;
+    /** true when the stage may change a pool: a changing stage that is not a dry run */
+    readonly changes: boolean;
+    /** aborted on Ctrl-C or SIGTERM: anything a hook waits for should stop */
+    readonly signal: AbortSignal;
+  }
+
+  interface StageOutcome {
+    /** "declined": the user said no; "failed": an action, a check or a hook failed */
+    status: "ok" | "nothing-to-do" | "declined" | "dry-run" | "failed" | "cancelled";
+    error?: Error;
+  }
+
   interface ProgressEvent {
     action: Action;
     bytesDone: number;
     bytesTotal: number | null;
   }
 
-  /** what a stage's plan is checked against after every plugin that touched it */
+  /** both sides as the engine read them; frozen. `target` is null for snap, which needs no target */
+  interface InventoryInfo {
+    stage: StageInfo;
+    source: Inventory;
+    target: Inventory | null;
+  }
+
+  /** what a stage's plan is checked against after every plugin that touched it (frozen) */
   interface PlanInfo extends StageInfo {
     source: Inventory;
     target: Inventory;
@@ -439,72 +455,147 @@ declare module "abgleich" {
 
   interface RunSummary {
     config: Config;
+    /** read-only (tree, compare), dry-run, or changing */
+    mode: RunMode;
     /** stages that ran, with their outcome */
     stages: {
       stage: StageName;
+      side?: Side;
       outcome: StageOutcome;
     }[];
     datasets: DatasetSummary[];
-    /** 0, 1 or 2 as in SPEC section 7 */
+    /** the run's exit code: 0 ok, 1 failed, 2 usage, 130/143 cancelled */
     exitCode: number;
     startedAt: Date;
     finishedAt: Date;
   }
 
-  function createHooks(): {
-    /** before a stage reads or changes anything; throwing aborts the stage */
-    beforeStage: AsyncSeriesHook<[StageInfo], UnsetAdditionalOptions>;
-    /** after a stage, also after a failure or a decline */
-    afterStage: AsyncSeriesHook<[StageInfo, StageOutcome], UnsetAdditionalOptions>;
-    /** both sides' trees as read, once per run (read-only for plugins) */
-    inventory: AsyncSeriesHook<
-      [
-        {
-          source: Inventory;
-          target: Inventory;
-        },
-      ],
-      UnsetAdditionalOptions
-    >;
-    /**
-     * The plan of a stage, before it is shown: a waterfall, so a plugin may drop or annotate
-     * actions. The safety rules are checked again after every plugin (lib/engine/safety.ts).
-     */
-    plan: AsyncSeriesWaterfallHook<[Plan<Action>, PlanInfo], Plan<Action>, UnsetAdditionalOptions>;
-    /**
-     * The snapshot naming scheme: a waterfall over the default Namer (SPEC section 5). A plugin
-     * returns its own Namer; its `isOwn` tells cleanup and compare which snapshots are the tool's.
-     */
+  /** the hooks, in lifecycle order; created by the engine, fired only by the engine */
+  function createHooks(): Readonly<{
+    /** the snapshot naming scheme: a waterfall over the default Namer; `isOwn` tells cleanup
+     * and compare which snapshots are the tool's */
     namer: SyncWaterfallHook<[Namer, Config], Namer, UnsetAdditionalOptions>;
-    /** right before an action runs; throwing stops the plan before it */
+    /** a stage begins, before its hosts are checked (a hook may wake a host or import a pool);
+     * throwing fails the stage before it reads or changes anything */
+    beforeStage: AsyncSeriesHook<[StageInfo], UnsetAdditionalOptions>;
+    /** both sides as read, once per stage (frozen: read-only) */
+    inventory: AsyncSeriesHook<[InventoryInfo], UnsetAdditionalOptions>;
+    /** the plan before it is shown: a waterfall; a plugin may drop or add actions and returns
+     * the plan. Every plugin's result is checked against the safety rules; what comes out is
+     * frozen, shown, and is exactly what runs */
+    plan: AsyncSeriesWaterfallHook<[Plan<Action>, PlanInfo], Plan<Action>, UnsetAdditionalOptions>;
+    /** right before an action runs (the action is frozen); throwing stops the stage */
     beforeAction: AsyncSeriesHook<[Action, StageInfo], UnsetAdditionalOptions>;
-    /** after an action, whether it succeeded or not */
-    afterAction: AsyncSeriesHook<[Action, ActionOutcome, StageInfo], UnsetAdditionalOptions>;
     /** transfer progress, at most a few times per second */
     progress: SyncHook<[ProgressEvent], void, UnsetAdditionalOptions>;
-    /** an error that ends a stage */
+    /** after an action, whether it succeeded or not */
+    afterAction: AsyncSeriesHook<[Action, ActionOutcome, StageInfo], UnsetAdditionalOptions>;
+    /** a stage ends failed: an action, a check, a host or a hook failed */
     error: AsyncSeriesHook<[Error, StageInfo], UnsetAdditionalOptions>;
-    /** the end of a run, with what happened per dataset */
+    /** a stage ended, whatever its outcome (also failed, declined, cancelled, host down) */
+    afterStage: AsyncSeriesHook<[StageInfo, StageOutcome], UnsetAdditionalOptions>;
+    /** the run is over: once per run, with what happened per dataset */
     done: AsyncSeriesHook<[RunSummary], UnsetAdditionalOptions>;
-  };
+  }>;
 
-  type Hooks = ReturnType<typeof createHooks>;
+  type EngineHooks = ReturnType<typeof createHooks>;
 
-  type HookName = keyof Hooks;
+  type HookName = keyof EngineHooks;
 
-  class SafetyError extends Error {
-    readonly violations: string[];
-    readonly by: string;
-    constructor(violations: string[], by: string);
+  type Sync<
+    H extends {
+      tap: unknown;
+    },
+  > = Readonly<Pick<H, "tap">>;
+
+  type Async<
+    H extends {
+      tap: unknown;
+      tapPromise: unknown;
+      tapAsync: unknown;
+    },
+  > = Readonly<Pick<H, "tap" | "tapPromise" | "tapAsync">>;
+
+  /** the hooks as a plugin or workflow sees them: tap methods only, frozen */
+  interface Hooks {
+    readonly namer: Sync<EngineHooks["namer"]>;
+    readonly beforeStage: Async<EngineHooks["beforeStage"]>;
+    readonly inventory: Async<EngineHooks["inventory"]>;
+    readonly plan: Async<EngineHooks["plan"]>;
+    readonly beforeAction: Async<EngineHooks["beforeAction"]>;
+    readonly progress: Sync<EngineHooks["progress"]>;
+    readonly afterAction: Async<EngineHooks["afterAction"]>;
+    readonly error: Async<EngineHooks["error"]>;
+    readonly afterStage: Async<EngineHooks["afterStage"]>;
+    readonly done: Async<EngineHooks["done"]>;
   }
 
-  /** every rule the plan breaks, in words; empty when it is safe */
-  function planViolations(
-    stage: StageName,
-    plan: Plan,
-    source: Inventory,
-    target: Inventory,
-  ): string[];
+  interface RunResult {
+    /** exit code; 255 from ssh means the connection failed */
+    code: number;
+    stdout: string;
+    stderr: string;
+  }
+
+  interface RunOptions_2 {
+    /** bytes written to the command's stdin (it sees EOF right away without) */
+    stdin?: string;
+    /**
+     * after this many ms the command (its whole process tree here) is killed and the call
+     * rejects with CommandTimeoutError; none: no limit
+     */
+    timeoutMs?: number;
+    /** aborting kills the command the same way and the call rejects with CancelledError */
+    signal?: AbortSignal;
+  }
+
+  interface PingOptions {
+    /** how long the answer may take; SshHost's default follows its connect timeout */
+    timeoutMs?: number;
+    signal?: AbortSignal;
+  }
+
+  interface Host {
+    /** which side this host serves, for messages: `host is not up: source` */
+    readonly side: Side;
+    /** "localhost" or the ssh destination as configured */
+    readonly name: string;
+    readonly isLocal: boolean;
+    /**
+     * run argv on the host and collect its output; never throws for a non-zero exit, only for a
+     * timeout (CommandTimeoutError) or a cancel (CancelledError)
+     */
+    run(argv: readonly string[], options?: RunOptions_2): Promise<RunResult>;
+    /**
+     * argv that, run on this machine, runs `argv` on the host: `argv` itself for localhost,
+     * `ssh … -- '<quoted>'` otherwise. Used to build transfer pipelines.
+     */
+    wrap(argv: readonly string[]): string[];
+    /** check that the host answers; throws HostDownError with ssh's reason (or on timeout) */
+    ping(options?: PingOptions): Promise<void>;
+    /** end the shared ssh connection, if any */
+    close(): Promise<void>;
+  }
+
+  /** quote one argument so any POSIX shell reads it back as exactly `arg` */
+  function shellQuote(arg: string): string;
+
+  interface SshHostOptions {
+    side: Side;
+    /** host, user and port of this side */
+    sideConfig: Pick<SideConfig, "host" | "user" | "port">;
+    /** the config's `ssh` section */
+    ssh: Config["ssh"];
+    /** ssh options placed before all others, so their `-o` values win (ssh keeps the first): `-i key`, … */
+    extraOptions?: readonly string[];
+    /** seconds the shared connection stays up after its last command */
+    controlPersist?: number;
+    /** seconds ssh waits for the TCP connection before it gives up */
+    connectTimeout?: number;
+  }
+
+  /** ssh tuning that does not come from the config file (tests, later CLI flags) */
+  type HostOptions = Pick<SshHostOptions, "extraOptions" | "controlPersist" | "connectTimeout">;
 
   interface RunOptions {
     /** answer yes to every plain confirmation */
@@ -515,17 +606,22 @@ declare module "abgleich" {
     json: boolean;
     /** stdin is a terminal: a question can be asked */
     interactive: boolean;
-    /** cancelled on Ctrl-C: stages stop before their next action */
+    /** cancelled on Ctrl-C or SIGTERM (reason "SIGINT"/"SIGTERM"): everything waiting stops */
     signal: AbortSignal;
     /** the clock, so tests and the demo can fix it */
     now: () => Date;
     hostOptions?: HostOptions;
+    /** the Host of a side, instead of localhost or ssh (tests, an in-memory host) */
+    hostFor?: (side: Side, config: Config) => Host;
+    /** holds what a changing stage changes, so runs of one target never overlap; the release */
+    lock?: (key: string, description: string) => Promise<() => void>;
   }
 
   interface StageResult {
     outcome: StageOutcome;
+    /** the plan as shown (frozen) */
     plan: Plan;
-    /** actions that ran, with their outcome */
+    /** actions that ran (or were not run because an earlier one failed), with their outcome */
     results: {
       action: Action;
       outcome: ActionOutcome;
@@ -594,7 +690,7 @@ declare module "abgleich" {
     readonly config: Config;
     readonly hooks: Hooks;
     readonly options: RunOptions;
-    /** snapshot the changed source datasets (SPEC section 4) */
+    /** snapshot the changed source datasets */
     snap(): Promise<StageResult>;
     /** send what the target lacks */
     backup(): Promise<StageResult>;
@@ -638,6 +734,7 @@ declare module "abgleich" {
     Comparison,
     Config,
     Conflict,
+    checkSnapshotShortName,
     Dataset,
     DatasetSummary,
     DestroyAction,
@@ -648,6 +745,7 @@ declare module "abgleich" {
     HookName,
     Hooks,
     Inventory,
+    InventoryInfo,
     isWorkflow,
     Namer,
     OptionsParser,
@@ -660,8 +758,10 @@ declare module "abgleich" {
     PluginOptionError,
     ProgressEvent,
     planViolations,
+    RunMode,
     RunOptions,
     RunSummary,
+    rootOf,
     SafetyError,
     SendAction,
     Side,
@@ -673,6 +773,7 @@ declare module "abgleich" {
     StageName,
     StageOutcome,
     StageResult,
+    shellQuote,
     summaryText,
     Workflow,
     WorkflowFunction,

@@ -10,11 +10,13 @@ import { BUNDLED_PLUGINS } from "../../plugins/index.ts";
 import { ConfigError } from "../config/errors.ts";
 import type { Config } from "../config/types.ts";
 import { formatKeyPath, nodeAt, type PathSegment, parseYaml, positionOf } from "../config/yaml.ts";
-import type { Plan } from "../plan/types.ts";
 import type { OptionsParser, OptionsSchema, Plugin, PluginContext } from "./api.ts";
 import * as api from "./api.ts";
-import { planViolations, SafetyError } from "./guard.ts";
-import type { EngineHooks, HookName, Hooks, PlanInfo } from "./hooks.ts";
+import { type EngineHooks, PluginError, pluginHooks } from "./hooks.ts";
+
+export { PluginError, pluginHooks } from "./hooks.ts";
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** where a plugin's lines go; the CLI passes its own, the default is stderr */
 export interface PluginIo {
@@ -26,22 +28,6 @@ export const stderrIo: PluginIo = {
   log: (text) => process.stderr.write(`${text}\n`),
   warn: (text) => process.stderr.write(`warning: ${text}\n`),
 };
-
-/** an error thrown by a plugin's tap, with the plugin and hook named */
-export class PluginError extends Error {
-  override readonly name = "PluginError";
-  constructor(
-    readonly plugin: string,
-    readonly hook: string,
-    override readonly cause: unknown,
-  ) {
-    super(
-      `plugin "${plugin}" failed in ${hook === "setup" ? "setup" : `hook ${hook}`}: ${messageOf(cause)}`,
-    );
-  }
-}
-
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 let virtualModuleRegistered = false;
 
@@ -279,101 +265,4 @@ function configProblem(config: Config, path: PathSegment[], reason: string): Con
     column: at?.column ?? null,
     reason,
   });
-}
-
-type AnyFn = (...args: unknown[]) => unknown;
-
-const TAP_METHODS: Record<HookName, readonly ("tap" | "tapPromise" | "tapAsync")[]> = {
-  namer: ["tap"],
-  beforeStage: ["tap", "tapPromise", "tapAsync"],
-  inventory: ["tap", "tapPromise", "tapAsync"],
-  plan: ["tap", "tapPromise", "tapAsync"],
-  beforeAction: ["tap", "tapPromise", "tapAsync"],
-  progress: ["tap"],
-  afterAction: ["tap", "tapPromise", "tapAsync"],
-  error: ["tap", "tapPromise", "tapAsync"],
-  afterStage: ["tap", "tapPromise", "tapAsync"],
-  done: ["tap", "tapPromise", "tapAsync"],
-};
-
-/** a plan a plugin returned from the plan hook, checked before the next plugin sees it */
-function checkedPlan(plugin: string, plan: unknown, info: PlanInfo): Plan {
-  const violations = planViolations(info.stage, plan as Plan, info.source, info.target, info.side);
-  if (violations.length > 0) throw new SafetyError(violations, `plugin "${plugin}"`);
-  return plan as Plan;
-}
-
-/**
- * The hooks as one plugin (or workflow) sees them: a frozen object of frozen hooks that can
- * only be tapped. Nothing here can call, intercept or untap a hook, so no plugin can switch
- * the engine's checks off. Every tap is named after the plugin, its errors name the plugin and
- * the hook, and what a plugin returns from the plan hook is checked against the safety rules
- * before the next plugin sees it.
- */
-export function pluginHooks(hooks: EngineHooks, plugin: string): Hooks {
-  const view: Record<string, unknown> = {};
-  for (const name of Object.keys(TAP_METHODS) as HookName[]) {
-    const hook = hooks[name] as unknown as Record<string, AnyFn>;
-    const fail = (error: unknown) =>
-      error instanceof PluginError || error instanceof SafetyError
-        ? error
-        : new PluginError(plugin, name, error);
-    const options = (given: unknown) =>
-      typeof given === "object" && given !== null ? { ...given, name: plugin } : plugin;
-    // only the plan hook's result matters to safety; the others' results are ignored by tapable
-    const result = (value: unknown, args: unknown[]) =>
-      name === "plan" ? checkedPlan(plugin, value, args[1] as PlanInfo) : value;
-    const methods: Record<string, AnyFn> = {
-      tap: (given, fn) =>
-        hook.tap?.call(hook, options(given), (...args: unknown[]) => {
-          let value: unknown;
-          try {
-            value = (fn as AnyFn)(...args);
-          } catch (error) {
-            throw fail(error);
-          }
-          return result(value, args);
-        }),
-      tapPromise: (given, fn) =>
-        hook.tapPromise?.call(hook, options(given), async (...args: unknown[]) => {
-          let value: unknown;
-          try {
-            value = await (fn as AnyFn)(...args);
-          } catch (error) {
-            throw fail(error);
-          }
-          return result(value, args);
-        }),
-      tapAsync: (given, fn) =>
-        hook.tapAsync?.call(hook, options(given), (...args: unknown[]) => {
-          const callback = args.pop() as (error: unknown, value?: unknown) => void;
-          const finish = (error: unknown, value?: unknown) => {
-            if (error) return callback(fail(error));
-            let checked: unknown;
-            try {
-              checked = result(value, args);
-            } catch (thrown) {
-              return callback(thrown);
-            }
-            callback(null, checked);
-          };
-          try {
-            (fn as AnyFn)(...args, finish);
-          } catch (error) {
-            callback(fail(error));
-          }
-        }),
-    };
-    const facade: Record<string, AnyFn> = {};
-    for (const method of TAP_METHODS[name]) {
-      const tapWith = methods[method] as AnyFn;
-      facade[method] = (given: unknown, fn: unknown) => {
-        if (typeof fn !== "function")
-          throw new PluginError(plugin, name, new TypeError(`${method} needs a function`));
-        tapWith(given, fn);
-      };
-    }
-    view[name] = Object.freeze(facade);
-  }
-  return Object.freeze(view) as unknown as Hooks;
 }

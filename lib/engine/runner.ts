@@ -36,7 +36,7 @@ import type {
   StageName,
   StageOutcome,
 } from "./hooks.ts";
-import { pluginHooks } from "./plugins.ts";
+import { pluginHooks } from "./hooks.ts";
 import { createSummaryBuilder, type SummaryBuilder } from "./summary.ts";
 import type { StageUi } from "./ui.ts";
 

@@ -95,7 +95,7 @@ describe("types/abgleich.d.ts", () => {
     // self-contained: no import of lib/ or of a package
     const code = generated.split("\n").filter((line) => !line.trimStart().startsWith("//"));
     expect(code.filter((line) => /\bimport\s*\(|\bfrom\s+"/.test(line))).toEqual([]);
-  }, 20_000);
+  }, 60_000);
 
   test("passes a correct plugin and workflow, rejects a misspelled hook and a wrong payload", async () => {
     const [exitCode, output] = await typeCheck;
@@ -109,5 +109,5 @@ describe("types/abgleich.d.ts", () => {
     expect(errors[1]).toContain("bad-plugin.ts(7,");
     expect(errors[1]).toContain("TS2345: Argument of type '(summary: string) => void'");
     expect(errors[1]).toContain("'(args_0: RunSummary) => void'");
-  }, 20_000);
+  }, 60_000);
 });

@@ -100,5 +100,5 @@ describe("defaultNamer", () => {
       ),
       { numRuns: 200 },
     );
-  });
+  }, 30_000);
 });
