@@ -119,9 +119,19 @@ export async function execArgv(
   const abandoned = new Promise<null>((resolve) => {
     abandon = () => resolve(null);
   });
+  // Once a stopped command's process has exited, its output no longer matters: stop reading.
+  // Someone else may hold the pipes open: an ssh mux client hands its stdout and stderr to the
+  // ControlMaster, which keeps them until the remote command ends.
+  const dropOutput = () => {
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+  };
   const stop = (why: "timeout" | "cancel") => {
     if (state.stopped !== null) return;
     state.stopped = why;
+    const process = child.child;
+    if (process && (process.exitCode !== null || process.signalCode !== null)) dropOutput();
+    else process?.once("exit", dropOutput);
     killGroup(pid, "SIGTERM");
     escalate = setTimeout(() => {
       killGroup(pid, "SIGKILL");
@@ -144,10 +154,7 @@ export async function execArgv(
     // whatever of the group is still there (it ignored SIGTERM, or outlived the leader)
     if (state.stopped !== null) killGroup(pid, "SIGKILL");
   }
-  if (output === null) {
-    child.stdout?.destroy();
-    child.stderr?.destroy();
-  }
+  if (output === null) dropOutput();
   if (state.stopped === "timeout") {
     throw new CommandTimeoutError(info, command, options.timeoutMs as number);
   }

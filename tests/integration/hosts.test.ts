@@ -1,11 +1,21 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
 import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import {
+  CancelledError,
+  CommandTimeoutError,
   type Host,
   HostDownError,
-  isSshFailure,
+  hostFailure,
   LocalHost,
   SshHost,
 } from "../../lib/hosts/index.ts";
@@ -181,7 +191,7 @@ describe("SshHost against a real sshd", () => {
 
       const result = await host.run(["zfs", "list"]);
       expect(result.code).toBe(255);
-      expect(isSshFailure(result)).toBe(true);
+      expect(hostFailure(host, result)?.message).toBe(down.message);
     },
     SSH_TEST_TIMEOUT_MS,
   );
@@ -196,7 +206,7 @@ describe("SshHost against a real sshd", () => {
         "echo 'cannot resume send: resume token is corrupt (incorrect checksum)' >&2; exit 255",
       ]);
       expect(result.code).toBe(255);
-      expect(isSshFailure(result)).toBe(false);
+      expect(hostFailure(host, result)).toBeNull();
     },
     SSH_TEST_TIMEOUT_MS,
   );
@@ -246,6 +256,162 @@ describe("SshHost against a real sshd", () => {
       while (existsSync(`/proc/${remotePid}`) && Date.now() < deadline) await Bun.sleep(20);
       expect(existsSync(`/proc/${remotePid}`)).toBe(false);
       expect((await host.run(["echo", "still here"])).stdout).toBe("still here\n");
+    },
+    SSH_TEST_TIMEOUT_MS,
+  );
+});
+
+// ---- a remote command that never answers: the local ssh is killed, the master stays
+
+/**
+ * pids of running local `ssh` processes whose command line mentions `text`: clients by their
+ * argv, the master by the title it gives itself (`ssh: SOCKET [mux]`)
+ */
+function sshProcesses(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    const program = argv[0] ?? "";
+    const isSsh = basename(program) === "ssh" || program.startsWith("ssh: ");
+    if (isSsh && argv.some((arg) => arg.includes(text)) && running(Number(entry))) {
+      pids.push(Number(entry));
+    }
+  }
+  return pids;
+}
+
+/** alive and not a zombie */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.charAt(stat.lastIndexOf(")") + 2);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+async function clientsOf(marker: string): Promise<number[]> {
+  for (let i = 0; i < 500; i++) {
+    const pids = sshProcesses(marker);
+    if (pids.length > 0) return pids;
+    await Bun.sleep(10);
+  }
+  throw new Error(`no ssh client for ${marker} appeared`);
+}
+
+async function leftRunning(pids: number[]): Promise<number[]> {
+  for (let i = 0; i < 50 && pids.some(running); i++) await Bun.sleep(10);
+  return pids.filter(running);
+}
+
+/**
+ * A remote command that hangs, findable by its marker in ssh's command line. It writes its pid
+ * first, so a test can wait until it really runs: by then the mux client has handed its
+ * stdout and stderr to the master, which keeps them open while the remote command lives.
+ */
+function hung(marker: string) {
+  const pidFile = join(scratch, marker);
+  return {
+    argv: ["sh", "-c", 'echo $$ >"$1"; exec sleep 20', "sh", pidFile],
+    async started(): Promise<void> {
+      for (let i = 0; i < 500 && !existsSync(pidFile); i++) await Bun.sleep(10);
+      if (!existsSync(pidFile)) throw new Error(`${marker} did not start`);
+      await Bun.sleep(50);
+    },
+    /** the "remote" command runs on this machine too: do not leave it to the next test */
+    cleanUp(): void {
+      const pid = Number(readFileSync(pidFile, "utf8").trim());
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // ended (the JS sshd hangs up a closed channel's command)
+      }
+    },
+  };
+}
+
+describe("SshHost: a hung remote command", () => {
+  test(
+    "cancelled within a second: the local ssh client is gone, the connection stays",
+    async () => {
+      const host = sshHostFor(sshd.port);
+      await host.ping();
+      const before = acceptedLogins();
+      const marker = `abg-cancel-${crypto.randomUUID()}`;
+      const remote = hung(marker);
+      const controller = new AbortController();
+      const pending = host.run(remote.argv, { signal: controller.signal });
+      const clients = await clientsOf(marker);
+      await remote.started();
+      const started = Date.now();
+      controller.abort("SIGINT");
+      const error = await pending.catch((caught: unknown) => caught);
+      expect(Date.now() - started).toBeLessThan(1000);
+      expect(error).toBeInstanceOf(CancelledError);
+      expect((error as Error).message).toStartWith("cancelled: sh -c ");
+      expect((error as Error).message).toEndWith(`${marker} on source (127.0.0.1)`);
+      expect(await leftRunning(clients)).toEqual([]);
+      remote.cleanUp();
+      // the shared master was not in the killed group: the next command reuses it
+      expect((await host.run(["echo", "still here"])).stdout).toBe("still here\n");
+      expect(acceptedLogins() - before).toBe(0);
+    },
+    SSH_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "timed out: CommandTimeoutError naming the remote command, and the local ssh is gone",
+    async () => {
+      const host = sshHostFor(sshd.port, "target");
+      await host.ping();
+      const marker = `abg-timeout-${crypto.randomUUID()}`;
+      const remote = hung(marker);
+      const started = Date.now();
+      const pending = host.run(remote.argv, { timeoutMs: 1500 });
+      const clients = await clientsOf(marker);
+      await remote.started();
+      const error = await pending.catch((caught: unknown) => caught);
+      expect(Date.now() - started).toBeLessThan(2500);
+      expect(error).toBeInstanceOf(CommandTimeoutError);
+      const timeout = error as CommandTimeoutError;
+      expect(timeout.argv).toEqual(remote.argv);
+      expect(timeout.message).toStartWith("timed out after 1.5 s and stopped: sh -c ");
+      expect(timeout.message).toEndWith(
+        `${marker} on target (127.0.0.1); raise command_timeout (seconds) in the config if it needs longer`,
+      );
+      expect(await leftRunning(clients)).toEqual([]);
+      remote.cleanUp();
+    },
+    SSH_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "the first command, which opened the master, cancelled: nothing of ours is left after close",
+    async () => {
+      const host = sshHostFor(sshd.port);
+      const marker = `abg-first-${crypto.randomUUID()}`;
+      const remote = hung(marker);
+      const controller = new AbortController();
+      const pending = host.run(remote.argv, { signal: controller.signal });
+      const clients = await clientsOf(marker);
+      await remote.started();
+      controller.abort();
+      expect(await pending.catch((caught: unknown) => caught)).toBeInstanceOf(CancelledError);
+      expect(await leftRunning(clients)).toEqual([]);
+      const socket = host.controlPath;
+      expect((await host.run(["echo", "again"])).stdout).toBe("again\n");
+      expect(sshProcesses(socket).length).toBeGreaterThan(0);
+      await host.close();
+      // the master (`ssh: SOCKET [mux]`) lived on for the second command; close ends it
+      expect(await leftRunning(sshProcesses(socket))).toEqual([]);
+      remote.cleanUp();
     },
     SSH_TEST_TIMEOUT_MS,
   );
