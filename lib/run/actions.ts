@@ -1,59 +1,48 @@
 // Running one planned action on the hosts. Transfers are one OS pipeline each (bytes never
 // pass through JavaScript); everything else is a single zfs command.
 
-import type { ActionOutcome } from "../engine/hooks.ts";
+import { hostFailure } from "../hosts/failure.ts";
 import type { Host } from "../hosts/host.ts";
-import { shellJoin } from "../hosts/quote.ts";
-import { isSshFailure, sshReason } from "../hosts/ssh.ts";
 import type {
   AbortResumeAction,
   DestroyAction,
   SendAction,
   SnapshotAction,
 } from "../plan/types.ts";
-import {
-  type SendSpec,
-  zfsDestroySnapshots,
-  zfsReceive,
-  zfsReceiveAbort,
-  zfsSend,
-  zfsSnapshot,
-} from "../zfs/commands.ts";
+import { type SendSpec, zfsReceive, zfsSend } from "../zfs/commands.ts";
+import type { ActionOutcome } from "../zfs/outcome.ts";
+import { type PortOptions, ZfsPort } from "../zfs/port.ts";
 import { failedStage, formatPipelineFailure, runPipeline } from "./pipeline.ts";
-import { estimatedSize, sendProgressCounter } from "./send-output.ts";
+import { sendProgressCounter } from "./send-output.ts";
 
-/** a failed single command: the command, its exit code and its stderr (SPEC 6.6) */
-export function commandFailure(
+// ActionOutcome lives in lib/zfs (below the engine); commandFailure moved there with it.
+export { commandFailure } from "../zfs/errors.ts";
+export type { ActionOutcome } from "../zfs/outcome.ts";
+
+export function runSnapshot(
+  source: Host,
+  action: SnapshotAction,
+  options?: PortOptions,
+): Promise<ActionOutcome> {
+  return new ZfsPort(source, options).snapshot(
+    action.snapshots.map((s) => `${s.dataset}@${s.name}`),
+  );
+}
+
+export function runDestroy(
   host: Host,
-  argv: readonly string[],
-  code: number,
-  stderr: string,
-): string {
-  const where = `${host.side} (${host.name})`;
-  const reason = isSshFailure({ code, stderr })
-    ? `ssh failed: ${sshReason(stderr)}`
-    : stderr.trim() || "(no message)";
-  return `command failed on ${where}: ${shellJoin(argv)}\nexit code: ${code}\nstderr: ${reason}`;
+  action: DestroyAction,
+  options?: PortOptions,
+): Promise<ActionOutcome> {
+  return new ZfsPort(host, options).destroy(action.dataset, action.snapshots);
 }
 
-async function runOne(host: Host, argv: string[]): Promise<ActionOutcome> {
-  const started = performance.now();
-  const result = await host.run(argv);
-  const durationMs = Math.round(performance.now() - started);
-  if (result.code === 0) return { ok: true, durationMs };
-  return { ok: false, error: commandFailure(host, argv, result.code, result.stderr), durationMs };
-}
-
-export function runSnapshot(source: Host, action: SnapshotAction): Promise<ActionOutcome> {
-  return runOne(source, zfsSnapshot(action.snapshots.map((s) => `${s.dataset}@${s.name}`)));
-}
-
-export function runDestroy(host: Host, action: DestroyAction): Promise<ActionOutcome> {
-  return runOne(host, zfsDestroySnapshots(action.dataset, action.snapshots));
-}
-
-export function runAbortResume(target: Host, action: AbortResumeAction): Promise<ActionOutcome> {
-  return runOne(target, zfsReceiveAbort(action.targetDataset));
+export function runAbortResume(
+  target: Host,
+  action: AbortResumeAction,
+  options?: PortOptions,
+): Promise<ActionOutcome> {
+  return new ZfsPort(target, options).abortReceive(action.targetDataset);
 }
 
 export function sendSpec(action: SendAction): SendSpec {
@@ -72,11 +61,12 @@ export function sendSpec(action: SendAction): SendSpec {
 }
 
 /** `zfs send -n -v -P`: the stream's size, or null when zfs cannot tell */
-export async function estimateSend(source: Host, action: SendAction): Promise<number | null> {
-  const result = await source.run(zfsSend(sendSpec(action), { progress: true, dryRun: true }));
-  if (result.code !== 0) return null;
-  // zfs 2.1 prints the estimate on stdout for -n, on stderr otherwise: read both
-  return estimatedSize(result.stdout) ?? estimatedSize(result.stderr);
+export function estimateSend(
+  source: Host,
+  action: SendAction,
+  options?: PortOptions,
+): Promise<number | null> {
+  return new ZfsPort(source, options).estimateSend(sendSpec(action));
 }
 
 export async function runSend(
@@ -108,13 +98,12 @@ export async function runSend(
   // ssh ends with 255 and often says nothing when the other end vanished (host down, cut link)
   const stage = failedStage(result);
   const host = stage === 0 ? source : stage === 1 ? target : null;
-  if (
-    host &&
-    !host.isLocal &&
-    result.codes[stage as number] === 255 &&
-    !(result.stderr[stage as number] ?? "").trim()
-  ) {
-    error += `\nthe ssh connection to the ${host.side} (${host.name}) was lost`;
+  if (host && stage !== null) {
+    const failure = hostFailure(host, {
+      code: result.codes[stage] ?? 0,
+      stderr: result.stderr[stage] ?? "",
+    });
+    if (failure) error += `\n${failure.message}`;
   }
   const resumable = /Partially received snapshot is saved|receive_resume_token|resum/i.test(
     result.stderr[1] ?? "",

@@ -25,11 +25,85 @@ export const zfsSnapshot = (fullNames: readonly string[]): string[] => [
 
 export const zfsDiff = (snapshot: string): string[] => ["zfs", "diff", "-H", snapshot];
 
-/** one call per dataset: `zfs destroy ds@a,b,c` */
+/** just the name, if the dataset exists: `cannot open 'X': dataset does not exist` otherwise */
+export const zfsListName = (dataset: string): string[] => [
+  "zfs",
+  "list",
+  "-H",
+  "-o",
+  "name",
+  dataset,
+];
+
+/** prints the dataset's `used` in bytes */
+export const zfsUsed = (dataset: string): string[] => [
+  "zfs",
+  "list",
+  "-H",
+  "-p",
+  "-o",
+  "used",
+  dataset,
+];
+
+/** characters that would change what a destroy list means: `,` splits, `%` is a range */
+const DESTROY_LIST_SYNTAX = /[,%@/#]/;
+
+/** one call per dataset: `zfs destroy ds@a,b,c` (see destroyBatches for long lists) */
 export const zfsDestroySnapshots = (dataset: string, names: readonly string[]): string[] => {
   if (names.length === 0) throw new Error("zfsDestroySnapshots: no snapshots");
+  for (const name of names) {
+    if (name === "" || DESTROY_LIST_SYNTAX.test(name)) {
+      throw new Error(`zfsDestroySnapshots: not a snapshot name: ${JSON.stringify(name)}`);
+    }
+  }
   return ["zfs", "destroy", `${dataset}@${names.join(",")}`];
 };
+
+/**
+ * Bytes one `zfs destroy ds@a,b,…` may take. The kernel refuses any single argument or
+ * environment string over MAX_ARG_STRLEN (32 pages: 128 KiB) with E2BIG, and over ssh the whole
+ * remote command line is ONE argument (of ssh, and again of the remote shell). 96 KiB leaves a
+ * quarter for what is not counted exactly; ~12,000 default-named snapshots would not fit in one.
+ */
+export const DESTROY_ARG_BUDGET = 96 * 1024;
+
+const bytes = (text: string) => Buffer.byteLength(text, "utf8");
+
+/** what POSIX quoting can add to a word: two quotes, and 3 bytes per `'` (as `'\''`) */
+const quotedExtra = (text: string) => 3 * (text.split("'").length - 1);
+
+/**
+ * Split a destroy list into as few `zfs destroy` commands as fit `budget` bytes each, counted
+ * as the command line `zfs destroy 'DATASET@a,b,…'` (quoted as for ssh, an upper bound for a
+ * local argv too). Order is kept: the oldest names go first.
+ */
+export function destroyBatches(
+  dataset: string,
+  names: readonly string[],
+  budget = DESTROY_ARG_BUDGET,
+): string[][] {
+  const fixed = bytes(`zfs destroy '${dataset}@'`) + quotedExtra(dataset);
+  const batches: string[][] = [];
+  let batch: string[] = [];
+  let size = fixed;
+  for (const name of names) {
+    const cost = bytes(name) + quotedExtra(name);
+    if (fixed + cost > budget) {
+      throw new Error(`destroyBatches: ${dataset}@${name} alone exceeds ${budget} bytes`);
+    }
+    // a comma before every name but the first of a batch
+    if (batch.length > 0 && size + 1 + cost > budget) {
+      batches.push(batch);
+      batch = [];
+      size = fixed;
+    }
+    size += (batch.length > 0 ? 1 : 0) + cost;
+    batch.push(name);
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
 
 export type SendSpec =
   | { mode: "full"; snapshot: string }

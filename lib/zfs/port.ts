@@ -1,0 +1,232 @@
+// The one way abgleich asks zfs something or changes something with a single command, on one
+// host. Argv is built and output is parsed here, nowhere else; every command runs with the
+// port's timeout and signal.
+//
+// How results come back:
+// - a query answers (tree, yes/no, number, or null for "zfs cannot tell");
+// - a query whose command fails throws ZfsCommandError;
+// - an action returns an ActionOutcome, ok or with the command, exit code and stderr;
+// - a connection that failed (lib/hosts/failure.ts) throws HostDownError from a query, and is
+//   named in an action's error;
+// - a timeout or a cancel rejects with CommandTimeoutError or CancelledError, from both.
+//
+// Transfers (`zfs send | zfs receive`) are not here: they are one OS pipeline (lib/run).
+
+import { hostFailure } from "../hosts/failure.ts";
+import type { Host, RunResult } from "../hosts/host.ts";
+import { shellJoin } from "../hosts/quote.ts";
+import {
+  destroyBatches,
+  type SendSpec,
+  zfsDestroySnapshots,
+  zfsDiff,
+  zfsList,
+  zfsListName,
+  zfsReceiveAbort,
+  zfsSend,
+  zfsSnapshot,
+  zfsUsed,
+  zpoolFreeing,
+} from "./commands.ts";
+import { commandFailure, describeHost, ZfsCommandError } from "./errors.ts";
+import { parseList } from "./list.ts";
+import type { Inventory } from "./model.ts";
+import type { ActionOutcome } from "./outcome.ts";
+
+export interface PortOptions {
+  /** limit for every command, in ms (the config's command_timeout × 1000); none: no limit */
+  timeoutMs?: number;
+  /** aborting kills the running command and rejects every later one */
+  signal?: AbortSignal;
+}
+
+/** what a partial receive would resume, as `zfs send -nvP -t TOKEN` tells */
+export type ResumeTarget =
+  | { ok: true; toname: string; size?: number }
+  | { ok: false; reason: string };
+
+/** `cannot open 'NAME': dataset does not exist` (OpenZFS 2.1.11, exit 1) */
+function isMissing(result: RunResult, name: string): boolean {
+  return (
+    result.code === 1 && result.stderr.includes(`cannot open '${name}': dataset does not exist`)
+  );
+}
+
+/** the `size` line of a `-n -v -P` estimate (`size\tBYTES`), or null when there is none */
+export function parseEstimate(output: string): number | null {
+  const match = /^size\t(\d+)$/m.exec(output);
+  return match ? Number(match[1]) : null;
+}
+
+/** the `toname = …` line of a resume token's contents (`zfs send -nvP -t TOKEN`) */
+export function parseToname(output: string): string | null {
+  const match = /^\s*toname = (.+)$/m.exec(output);
+  return match ? (match[1] as string).trim() : null;
+}
+
+/** `POOL\tfreeing\tBYTES\t-` of `zpool get -H -p freeing POOL`, or null when it is not that */
+export function parseFreeing(output: string, pool: string): number | null {
+  const [name, property, value] = output.trimEnd().split("\n")[0]?.split("\t") ?? [];
+  if (name !== pool || property !== "freeing" || !/^\d+$/.test(value ?? "")) return null;
+  return Number(value);
+}
+
+/** one number alone on its line (`zfs list -H -p -o used DS`), or null */
+export function parseBytes(output: string): number | null {
+  const text = output.trim();
+  return /^\d+$/.test(text) ? Number(text) : null;
+}
+
+/** a long destroy list, shortened for messages */
+function showDestroy(dataset: string, names: readonly string[]): string {
+  if (names.length <= 3) return shellJoin(zfsDestroySnapshots(dataset, names));
+  return `zfs destroy ${dataset}@${names[0]},${names[1]},…,${names.at(-1)} (${names.length} snapshots)`;
+}
+
+export class ZfsPort {
+  private readonly where: string;
+
+  constructor(
+    readonly host: Host,
+    private readonly options: PortOptions = {},
+  ) {
+    this.where = describeHost(host);
+  }
+
+  private run(argv: readonly string[]): Promise<RunResult> {
+    return this.host.run(argv, { timeoutMs: this.options.timeoutMs, signal: this.options.signal });
+  }
+
+  /** run a query; a failed connection throws HostDownError */
+  private async query(argv: readonly string[]): Promise<RunResult> {
+    const result = await this.run(argv);
+    const failure = hostFailure(this.host, result);
+    if (failure) throw failure;
+    return result;
+  }
+
+  private fail(argv: readonly string[], result: RunResult): never {
+    throw new ZfsCommandError(this.where, argv, result.code, result.stderr);
+  }
+
+  /** run one action's command */
+  private async action(argv: readonly string[]): Promise<ActionOutcome> {
+    const started = performance.now();
+    const result = await this.run(argv);
+    const durationMs = Math.round(performance.now() - started);
+    if (result.code === 0) return { ok: true, durationMs };
+    return {
+      ok: false,
+      error: commandFailure(this.host, argv, result.code, result.stderr),
+      durationMs,
+    };
+  }
+
+  // ---- queries
+
+  /** the side's whole tree in one `zfs list`; a root that does not exist is an empty tree */
+  async inventory(root: string): Promise<Inventory> {
+    const argv = zfsList(root);
+    const result = await this.query(argv);
+    if (result.code !== 0) {
+      if (isMissing(result, root)) return { side: this.host.side, root, datasets: [] };
+      this.fail(argv, result);
+    }
+    return parseList(result.stdout, this.host.side, root, this.where);
+  }
+
+  /** does the dataset (or pool) exist? */
+  async exists(dataset: string): Promise<boolean> {
+    const argv = zfsListName(dataset);
+    const result = await this.query(argv);
+    if (result.code === 0) return true;
+    if (isMissing(result, dataset)) return false;
+    return this.fail(argv, result);
+  }
+
+  /** did anything change since `dataset@snapshot`? (`zfs diff` prints anything at all) */
+  async changedSince(snapshot: string): Promise<boolean> {
+    const argv = zfsDiff(snapshot);
+    const result = await this.query(argv);
+    if (result.code !== 0) this.fail(argv, result);
+    return result.stdout.trim() !== "";
+  }
+
+  /** the stream's size from `zfs send -n -v -P`, or null when zfs cannot tell */
+  async estimateSend(spec: SendSpec): Promise<number | null> {
+    const result = await this.query(zfsSend(spec, { progress: true, dryRun: true }));
+    if (result.code !== 0) return null;
+    // zfs 2.1 prints the estimate on stdout for -n, on stderr otherwise: read both
+    return parseEstimate(result.stdout) ?? parseEstimate(result.stderr);
+  }
+
+  /** what a partial receive with `token` would resume, asked of the sending side */
+  async resumeTarget(token: string): Promise<ResumeTarget> {
+    const result = await this.query(
+      zfsSend({ mode: "resume", token }, { progress: true, dryRun: true }),
+    );
+    const output = `${result.stdout}\n${result.stderr}`;
+    const toname = parseToname(output);
+    if (result.code === 0 && toname !== null) {
+      const size = parseEstimate(output);
+      return size === null ? { ok: true, toname } : { ok: true, toname, size };
+    }
+    return {
+      ok: false,
+      reason: result.stderr.trim() || `zfs send -t failed (exit ${result.code})`,
+    };
+  }
+
+  /** bytes the pool is still freeing asynchronously, or null when unreadable */
+  async freeing(pool: string): Promise<number | null> {
+    const result = await this.query(zpoolFreeing(pool));
+    return result.code === 0 ? parseFreeing(result.stdout, pool) : null;
+  }
+
+  /** the dataset's `used` bytes, or null when unreadable */
+  async used(dataset: string): Promise<number | null> {
+    const result = await this.query(zfsUsed(dataset));
+    return result.code === 0 ? parseBytes(result.stdout) : null;
+  }
+
+  // ---- actions
+
+  /** all `dataset@name` in one atomic `zfs snapshot` (they must share a pool) */
+  snapshot(fullNames: readonly string[]): Promise<ActionOutcome> {
+    return this.action(zfsSnapshot(fullNames));
+  }
+
+  /**
+   * Destroy `names` (short names, oldest first) of `dataset`: one `zfs destroy ds@a,b,…` per
+   * batch that fits the argument limit, in order; the first failing batch ends it and is
+   * reported, with how many were destroyed before it.
+   */
+  async destroy(dataset: string, names: readonly string[]): Promise<ActionOutcome> {
+    const batches = destroyBatches(dataset, names);
+    if (batches.length === 0) throw new Error("destroy: no snapshots");
+    const started = performance.now();
+    let destroyed = 0;
+    for (const [index, batch] of batches.entries()) {
+      const result = await this.run(zfsDestroySnapshots(dataset, batch));
+      if (result.code !== 0) {
+        let error = commandFailure(
+          this.host,
+          showDestroy(dataset, batch),
+          result.code,
+          result.stderr,
+        );
+        if (batches.length > 1) {
+          error += `\nbatch ${index + 1} of ${batches.length}: ${destroyed} older snapshot(s) were destroyed before it, ${names.length - destroyed - batch.length} newer one(s) were not tried`;
+        }
+        return { ok: false, error, durationMs: Math.round(performance.now() - started) };
+      }
+      destroyed += batch.length;
+    }
+    return { ok: true, durationMs: Math.round(performance.now() - started) };
+  }
+
+  /** drop a partial receive's state (`zfs receive -A`) */
+  abortReceive(dataset: string): Promise<ActionOutcome> {
+    return this.action(zfsReceiveAbort(dataset));
+  }
+}
