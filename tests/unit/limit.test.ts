@@ -27,3 +27,18 @@ test("a failing item rejects the whole map", async () => {
     }),
   ).rejects.toThrow("two failed");
 });
+
+test("mapLimit starts nothing new after the first failure, and rejects with it", async () => {
+  const started: number[] = [];
+  const failure = new Error("host is not up: source");
+  const result = mapLimit([0, 1, 2, 3, 4, 5, 6, 7], 2, async (n) => {
+    started.push(n);
+    await Bun.sleep(5);
+    if (n === 1) throw failure;
+    return n;
+  });
+  expect(await result.catch((caught: unknown) => caught)).toBe(failure);
+  await Bun.sleep(30);
+  // 0 and 1 ran together; once 1 failed, at most the other worker had taken one more item
+  expect(started.length).toBeLessThanOrEqual(3);
+});
