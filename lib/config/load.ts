@@ -6,7 +6,13 @@ import { dirname, resolve } from "node:path";
 import type { Node } from "yaml";
 import { checkDatasetName } from "../zfs/names.ts";
 import { ConfigError } from "./errors.ts";
-import { type Config, type PluginEntry, rootOf, type SideConfig } from "./types.ts";
+import {
+  type Config,
+  DEFAULT_COMMAND_TIMEOUT,
+  type PluginEntry,
+  rootOf,
+  type SideConfig,
+} from "./types.ts";
 import { checkAgainstSchema, quoteShort } from "./validate.ts";
 import {
   findCollectionKey,
@@ -179,6 +185,7 @@ interface RawConfig {
   always_changed?: boolean | null;
   written_threshold?: number | null;
   check_diff?: boolean | null;
+  command_timeout?: number | null;
   suffix?: string | null;
   digits?: number | null;
   ignore?: string[] | null;
@@ -205,6 +212,7 @@ function toConfig(raw: RawConfig, file: string): Config {
     writtenThreshold:
       "written_threshold" in raw ? (raw.written_threshold ?? null) : DEFAULT_WRITTEN_THRESHOLD,
     checkDiff: raw.check_diff ?? true,
+    commandTimeout: raw.command_timeout ?? DEFAULT_COMMAND_TIMEOUT,
     suffix: raw.suffix ?? "",
     digits: raw.digits ?? 2,
     ignore: raw.ignore ?? [],

@@ -33,6 +33,8 @@ export interface Config {
   /** null: no threshold, every dataset with written > 0 goes to `zfs diff` */
   writtenThreshold: number | null;
   checkDiff: boolean;
+  /** seconds a single zfs command may take (not a transfer); `command_timeout` */
+  commandTimeout: number;
   suffix: string;
   digits: number;
   ignore: string[];
@@ -40,6 +42,9 @@ export interface Config {
   ssh: { compression: boolean; cipher: string; configFile: string };
   plugins: PluginEntry[];
 }
+
+/** seconds a single zfs command may take by default (`command_timeout`) */
+export const DEFAULT_COMMAND_TIMEOUT = 900;
 
 /** `zpool` or `zpool/prefix` */
 export function rootOf(side: SideConfig): string {
@@ -69,6 +74,7 @@ export function configWithDefaults(
     alwaysChanged: false,
     writtenThreshold: 1048576,
     checkDiff: true,
+    commandTimeout: DEFAULT_COMMAND_TIMEOUT,
     suffix: "",
     digits: 2,
     ignore: [],

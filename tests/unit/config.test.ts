@@ -51,6 +51,7 @@ describe("the seed's example (examples/config.yaml)", () => {
     expect(config.alwaysChanged).toBe(false);
     expect(config.writtenThreshold).toBe(1048576);
     expect(config.checkDiff).toBe(true);
+    expect(config.commandTimeout).toBe(900);
     expect(config.suffix).toBe("_backup");
     expect(config.digits).toBe(2);
     expect(config.ignore).toEqual(["home/user/CACHE", "home/user/CCACHE"]);
@@ -126,6 +127,7 @@ describe("defaults and empty values", () => {
     expect(config.alwaysChanged).toBe(false);
     expect(config.writtenThreshold).toBe(1048576);
     expect(config.checkDiff).toBe(true);
+    expect(config.commandTimeout).toBe(900);
     expect(config.suffix).toBe("");
     expect(config.digits).toBe(2);
     expect(config.ignore).toEqual([]);
@@ -134,8 +136,9 @@ describe("defaults and empty values", () => {
   });
 
   test("keys left empty mean their default", () => {
-    const text = `${MINIMAL}  host:\n  port:\ninclude_root:\nkeep_snapshots:\nkeep_backlog:\ndigits:\nsuffix:\nignore:\nssh:\nplugins:\n`;
+    const text = `${MINIMAL}  host:\n  port:\ninclude_root:\nkeep_snapshots:\nkeep_backlog:\ndigits:\nsuffix:\nignore:\nssh:\nplugins:\ncommand_timeout:\n`;
     const config = parseConfig(text, "empty.yaml");
+    expect(config.commandTimeout).toBe(900);
     expect(config.target.host).toBe("localhost");
     expect(config.target.port).toBeNull();
     expect(config.includeRoot).toBe(true);
@@ -152,6 +155,11 @@ describe("defaults and empty values", () => {
     expect(parseConfig(`${MINIMAL}written_threshold:\n`, "t.yaml").writtenThreshold).toBeNull();
     expect(parseConfig(`${MINIMAL}written_threshold: 0\n`, "t.yaml").writtenThreshold).toBe(0);
     expect(parseConfig(MINIMAL, "t.yaml").writtenThreshold).toBe(1048576);
+  });
+
+  test("command_timeout is whole seconds, at least 1", () => {
+    expect(parseConfig(`${MINIMAL}command_timeout: 1\n`, "t.yaml").commandTimeout).toBe(1);
+    expect(parseConfig(`${MINIMAL}command_timeout: 7200\n`, "t.yaml").commandTimeout).toBe(7200);
   });
 
   test("keep_backlog accepts -1, 0 and n", () => {
@@ -331,6 +339,27 @@ const BAD_VALUES: [string, string, string, string, [number, number]][] = [
     [5, 17],
   ],
   ["digits 0", `${MINIMAL}digits: 0\n`, "digits", "between 1 and 6, got 0", [5, 9]],
+  [
+    "command_timeout 0",
+    `${MINIMAL}command_timeout: 0\n`,
+    "command_timeout",
+    "must be at least 1, got 0",
+    [5, 18],
+  ],
+  [
+    "command_timeout in fractions",
+    `${MINIMAL}command_timeout: 0.5\n`,
+    "command_timeout",
+    "must be a whole number",
+    [5, 18],
+  ],
+  [
+    "command_timeout with a unit",
+    `${MINIMAL}command_timeout: 15m\n`,
+    "command_timeout",
+    "must be a whole number",
+    [5, 18],
+  ],
   ["digits 7", `${MINIMAL}digits: 7\n`, "digits", "between 1 and 6, got 7", [5, 9]],
   [
     "port 0",
