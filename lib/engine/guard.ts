@@ -97,6 +97,8 @@ export function createGuard(
   const sourcePool = source.root.split("/")[0];
   /** target datasets and snapshots that earlier actions of this stage brought */
   const arrived = new Map<string, Set<string>>();
+  /** subnames whose partial receive an earlier abort-resume of this stage removed */
+  const aborted = new Set<string>();
 
   const checkDestroy = (action: Extract<Action, { kind: "destroy" }>, out: string[]) => {
     if (side !== undefined && action.side !== side) {
@@ -175,8 +177,10 @@ export function createGuard(
       name === null ? -1 : from.snapshots.findIndex((s) => s.name === name);
     if (position(action.to) < 0) out.push(`${from.name}@${action.to} does not exist`);
     if (action.mode === "full") {
-      // a full stream never overwrites: the target dataset must not exist (rule 3, no -F)
-      if (into || arrived.has(action.subname))
+      // a full stream never overwrites: the target dataset must not exist (rule 3, no -F),
+      // unless it was only a partial full receive that this stage aborted
+      const partialGone = aborted.has(action.subname) && into?.snapshots.length === 0;
+      if ((into && !partialGone) || arrived.has(action.subname))
         out.push(`a full send into ${action.targetDataset}, which exists already (rule 3)`);
       return;
     }
@@ -216,6 +220,7 @@ export function createGuard(
       return out;
     },
     accept(action) {
+      if (action.kind === "abort-resume") aborted.add(action.subname);
       if (action.kind !== "send") return;
       let names = arrived.get(action.subname);
       if (!names) {
