@@ -105,6 +105,12 @@ export async function execArgv(
     nothrow: true,
     quiet: true,
     verbose: false,
+    // pinned, so ZX_* variables in the user's environment change nothing: our own timer kills
+    // (zx's would kill by a `ps` process walk), our PATH is the one searched, and the working
+    // directory is the current one, not the one of when zx was loaded
+    timeout: 0,
+    preferLocal: false,
+    cwd: process.cwd(),
     store: { stdout, stderr, stdall: discard() },
   })`${argv}`;
   // a command that exits without reading its stdin must not crash us with EPIPE
@@ -129,9 +135,9 @@ export async function execArgv(
   const stop = (why: "timeout" | "cancel") => {
     if (state.stopped !== null) return;
     state.stopped = why;
-    const process = child.child;
-    if (process && (process.exitCode !== null || process.signalCode !== null)) dropOutput();
-    else process?.once("exit", dropOutput);
+    const spawned = child.child;
+    if (spawned && (spawned.exitCode !== null || spawned.signalCode !== null)) dropOutput();
+    else spawned?.once("exit", dropOutput);
     killGroup(pid, "SIGTERM");
     escalate = setTimeout(() => {
       killGroup(pid, "SIGKILL");
