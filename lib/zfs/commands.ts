@@ -70,20 +70,21 @@ export const DESTROY_ARG_BUDGET = 96 * 1024;
 
 const bytes = (text: string) => Buffer.byteLength(text, "utf8");
 
-/** what POSIX quoting can add to a word: two quotes, and 3 bytes per `'` (as `'\''`) */
+/** what POSIX quoting adds inside a word: 3 bytes per `'` (as `'\''`); the enclosing pair is in `fixed` */
 const quotedExtra = (text: string) => 3 * (text.split("'").length - 1);
 
 /**
  * Split a destroy list into as few `zfs destroy` commands as fit `budget` bytes each, counted
- * as the command line `zfs destroy 'DATASET@a,b,…'` (quoted as for ssh, an upper bound for a
- * local argv too). Order is kept: the oldest names go first.
+ * as the longest single string any host makes of it: `exec zfs destroy 'DATASET@a,b,…'`, the
+ * shell command line of a local run (ssh's remote command is the same without `exec `). Order
+ * is kept: the oldest names go first.
  */
 export function destroyBatches(
   dataset: string,
   names: readonly string[],
   budget = DESTROY_ARG_BUDGET,
 ): string[][] {
-  const fixed = bytes(`zfs destroy '${dataset}@'`) + quotedExtra(dataset);
+  const fixed = bytes(`exec zfs destroy '${dataset}@'`) + quotedExtra(dataset);
   const batches: string[][] = [];
   let batch: string[] = [];
   let size = fixed;
