@@ -12,7 +12,7 @@ import { loadPlugins, type PluginIo } from "../engine/plugins.ts";
 import { exitCodeOfError, Run, type RunOptions } from "../engine/runner.ts";
 import type { StageUi } from "../engine/ui.ts";
 import { type CommandIo, commandIo, type GlobalFlags, reportError } from "./io.ts";
-import { consoleUi } from "./ui.ts";
+import { consoleUi, readOnlyUi } from "./ui.ts";
 
 export interface SessionFlags extends GlobalFlags {
   yesDestroyTarget?: boolean;
@@ -69,7 +69,10 @@ export async function runSession(
     await loadPlugins(config, hooks, pluginIo);
     const ui =
       environment.ui ??
-      (session.makeUi ?? ((consoleIo) => consoleUi(consoleIo, consoleOptions(flags))))(io);
+      (
+        session.makeUi ??
+        (session.readOnly ? readOnlyUi : (consoleIo) => consoleUi(consoleIo, consoleOptions(flags)))
+      )(io);
     const waitMs = flags.wait === undefined ? 0 : parseWaitDuration(flags.wait);
     const options: RunOptions = {
       ...runOptionsOf(flags, signal),

@@ -2,9 +2,9 @@
 // sending, and in --json mode newline-delimited events on stdout and nothing else.
 
 import type { ActionOutcome, StageInfo, StageOutcome } from "../engine/hooks.ts";
-import type { StageUi } from "../engine/ui.ts";
+import { silentUi, type StageUi } from "../engine/ui.ts";
 import type { Action, Plan } from "../plan/types.ts";
-import type { CommandIo } from "./io.ts";
+import { type CommandIo, reportError } from "./io.ts";
 import { createProgress, type Progress } from "./progress.ts";
 import { CONTINUE_QUESTION, confirm, confirmDanger } from "./prompt.ts";
 import { subnameLabel } from "./render/labels.ts";
@@ -121,6 +121,20 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
       io.print(`${style.paint(colour, `${title(info)}: ${outcome.status}`)}\n`);
       // the reason goes where errors go, so a script reading stdout still sees it in the log
       if (outcome.error) io.warn(`${io.errStyle.paint("red", "error:")} ${outcome.error.message}`);
+    },
+  };
+}
+
+/**
+ * The ui of tree and compare: their output is one document (a table, or one JSON document on
+ * stdout), so warnings go to stderr, and a failed read is reported as an error once.
+ */
+export function readOnlyUi(io: CommandIo): StageUi {
+  return {
+    ...silentUi,
+    warn: (text) => io.warn(`${io.errStyle.paint("yellow", "warning:")} ${text}`),
+    stageFinished: (_info, outcome) => {
+      if (outcome.error) reportError(io, outcome.error);
     },
   };
 }

@@ -106,7 +106,10 @@ beforeEach(() => env.seed(scenario));
 describe("tree", () => {
   test("localhost: both sides, snapshots below datasets, ignored marked, (empty) target, no ANSI on a pipe", async () => {
     const run = await env.cli(["tree", localConfig]);
-    expect(run.stderr).toBe("");
+    // a missing root is shown as (empty), with a warning that names it (a typo shows at once)
+    expect(run.stderr).toBe(
+      `warning: target root dst/backup does not exist on localhost (shown as empty): check target.zpool and target.prefix in ${localConfig}\n`,
+    );
     expect(run.code).toBe(0);
     expect(run.stdout).not.toMatch(ANSI);
     const lines = run.stdout.split("\n");
@@ -146,7 +149,9 @@ describe("tree", () => {
     async () => {
       const local = await env.cli(["tree", localConfig, "--json"]);
       const remote = await env.cli(["tree", sshConfig("src-host", "dst-host"), "--json"]);
-      expect(remote.stderr).toBe("");
+      // the only line on stderr is the warning about the (empty) target root, naming the host
+      expect(remote.stderr).toStartWith("warning: target root dst/backup does not exist on dst-host");
+      expect(remote.stderr.trim().split("\n")).toHaveLength(1);
       expect(remote.code).toBe(0);
       expect(remote.stdout).toBe(local.stdout);
       const text = await env.cli(["tree", sshConfig("src-host", "dst-host")]);
