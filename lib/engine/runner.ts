@@ -502,7 +502,8 @@ export class Run {
       for (const side of sides) {
         const inventory = inventories[side];
         found[side] = inventory;
-        if (inventory.datasets.length === 0)
+        // a missing target root is normal before the first backup; a missing source is a typo
+        if (side === "source" && inventory.datasets.length === 0)
           this.warn(
             `${side} root ${inventory.root} does not exist on ${this.hosts[side].name} (shown as empty): check ${side}.zpool and ${side}.prefix in ${this.config.file}`,
           );

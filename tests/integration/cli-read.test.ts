@@ -106,10 +106,8 @@ beforeEach(() => env.seed(scenario));
 describe("tree", () => {
   test("localhost: both sides, snapshots below datasets, ignored marked, (empty) target, no ANSI on a pipe", async () => {
     const run = await env.cli(["tree", localConfig]);
-    // a missing root is shown as (empty), with a warning that names it (a typo shows at once)
-    expect(run.stderr).toBe(
-      `warning: target root dst/backup does not exist on localhost (shown as empty): check target.zpool and target.prefix in ${localConfig}\n`,
-    );
+    // a target root that does not exist yet (before the first backup) is just (empty)
+    expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).not.toMatch(ANSI);
     const lines = run.stdout.split("\n");
@@ -149,9 +147,7 @@ describe("tree", () => {
     async () => {
       const local = await env.cli(["tree", localConfig, "--json"]);
       const remote = await env.cli(["tree", sshConfig("src-host", "dst-host"), "--json"]);
-      // the only line on stderr is the warning about the (empty) target root, naming the host
-      expect(remote.stderr).toStartWith("warning: target root dst/backup does not exist on dst-host");
-      expect(remote.stderr.trim().split("\n")).toHaveLength(1);
+      expect(remote.stderr).toBe("");
       expect(remote.code).toBe(0);
       expect(remote.stdout).toBe(local.stdout);
       const text = await env.cli(["tree", sshConfig("src-host", "dst-host")]);
@@ -163,6 +159,19 @@ describe("tree", () => {
     },
     SSH_TIMEOUT_MS,
   );
+
+  test("a source root that does not exist (a typo) is (empty) with a warning naming root and host", async () => {
+    const typo = env.writeConfig(
+      configYaml({ zpool: "src", prefix: "dta" }, { zpool: "dst", prefix: "backup" }),
+      "typo.yaml",
+    );
+    const run = await env.cli(["tree", typo, "source"]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain("(empty)");
+    expect(run.stderr).toBe(
+      `warning: source root src/dta does not exist on localhost (shown as empty): check source.zpool and source.prefix in ${typo}\n`,
+    );
+  });
 });
 
 describe("compare", () => {
