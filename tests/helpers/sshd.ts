@@ -1,5 +1,9 @@
-// A real OpenSSH server on 127.0.0.1 for integration tests: its own host key, client key,
-// config and port, all inside one temp dir that `stop()` removes.
+// An SSH server on 127.0.0.1 for integration tests: its own host key, client key, config and
+// port, all inside one temp dir that `stop()` removes. Two kinds behind one handle:
+// - "openssh": OpenSSH's /usr/sbin/sshd, as on a real host; taken when it is installed
+// - "js": js-sshd-server.ts beside this file (the `ssh2` package, run by this same Bun), for a
+//   machine without sshd: nothing to install as root, so `npm test` runs the ssh tests anywhere
+// ABGLEICH_TEST_SSHD=openssh or =js forces one (.ci/run runs the ssh tests once more with js).
 //
 // Always stop it, even when a test fails:
 //
@@ -9,31 +13,58 @@
 //
 // and give SshHost `extraOptions: sshd.extraOptions`, `sideConfig: { host: sshd.host, port: sshd.port, user: "" }`.
 
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { JsSshdConfig } from "./js-sshd-server.ts";
 
 export const SSHD_PATH = "/usr/sbin/sshd";
+/** the SSH server for machines without OpenSSH's sshd; runs as `bun js-sshd-server.ts CONFIG` */
+export const JS_SSHD_SERVER = join(import.meta.dir, "js-sshd-server.ts");
+/** `openssh` or `js` forces that server; unset: OpenSSH's sshd when installed, else js */
+export const SSHD_KIND_ENV = "ABGLEICH_TEST_SSHD";
+
+export type SshdKind = "openssh" | "js";
+
+/** which server startSshd() starts here: the env var's choice, else sshd if installed */
+export function sshdKind(): SshdKind {
+  const forced = process.env[SSHD_KIND_ENV];
+  if (forced === "openssh" || forced === "js") return forced;
+  if (forced !== undefined && forced !== "") {
+    throw new Error(`${SSHD_KIND_ENV} must be "openssh" or "js", not ${JSON.stringify(forced)}`);
+  }
+  return existsSync(SSHD_PATH) ? "openssh" : "js";
+}
 
 export interface SshdOptions {
   /**
    * variables set for every remote session (sshd_config `SetEnv`), e.g. PATH with a shim dir
    * first. HOME defaults to an empty dir in the temp dir: bash sources ~/.bashrc for ssh
    * commands, and this machine's (pyenv, cargo) costs ~100 ms per command and rewrites PATH.
+   * (OpenSSH runs commands with the user's login shell in the user's home directory; the js
+   * server runs `sh -c` in HOME.)
    */
   env?: Record<string, string>;
 }
 
 export interface SshdHandle {
+  /** which server this is (see sshdKind) */
+  readonly kind: SshdKind;
   readonly host: "127.0.0.1";
   readonly port: number;
   /** the temp dir holding keys, config and pid file */
   readonly dir: string;
   /** ssh options that make a client trust this server and log in with the generated key */
   readonly extraOptions: string[];
-  /** sshd's log so far (`-e`: it logs to stderr), e.g. to count "Accepted publickey" */
+  /**
+   * the server's log so far (its stderr), e.g. to count "Accepted publickey": both kinds log
+   * one `Accepted publickey for USER from 127.0.0.1 port N …` line per login (connection)
+   */
   log(): string;
-  /** kill sshd (by its pid) and remove the temp dir; safe to call twice */
+  /**
+   * stop the server (SIGTERM by its pid; the js one hangs up its sessions first) and remove
+   * the temp dir; safe to call twice
+   */
   stop(): Promise<void>;
 }
 
@@ -52,13 +83,17 @@ function keygen(file: string): void {
   }
 }
 
-/** a SetEnv value goes through sshd's argument splitting: quote it */
-function setEnvLine(env: Record<string, string>): string {
-  const words = Object.entries(env).map(([name, value]) => {
+/** the same rules for both kinds: what sshd's SetEnv can carry */
+function checkEnv(env: Record<string, string>): void {
+  for (const [name, value] of Object.entries(env)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`bad env name: ${name}`);
     if (/["\n]/.test(value)) throw new Error(`env value must not contain " or newline: ${name}`);
-    return `"${name}=${value}"`;
-  });
+  }
+}
+
+/** a SetEnv value goes through sshd's argument splitting: quote it */
+function setEnvLine(env: Record<string, string>): string {
+  const words = Object.entries(env).map(([name, value]) => `"${name}=${value}"`);
   return words.length === 0 ? "" : `SetEnv ${words.join(" ")}`;
 }
 
@@ -84,12 +119,19 @@ function sshdConfig(dir: string, port: number, env: Record<string, string>): str
   ].join("\n");
 }
 
-/** resolve once sshd logs that it listens; reject if it exits first */
+/** a server process whose stderr is its log */
+type ServerProcess = Bun.Subprocess<"ignore" | "pipe", "ignore", "pipe">;
+
+/** the port from the server's `Server listening on 127.0.0.1 port N.`, once it logged it */
+const LISTENING = /Server listening on 127\.0\.0\.1 port (\d+)/;
+
+/** resolve with the port once the server logs that it listens; reject if it exits first */
 async function waitListening(
-  child: Bun.Subprocess<"ignore", "ignore", "pipe">,
+  name: string,
+  child: ServerProcess,
   append: (text: string) => void,
   logged: () => string,
-): Promise<void> {
+): Promise<number> {
   const reader = child.stderr.getReader();
   const decoder = new TextDecoder();
   const pump = (async () => {
@@ -100,19 +142,51 @@ async function waitListening(
     }
   })();
   const deadline = Date.now() + 10_000;
-  while (!logged().includes("Server listening on")) {
-    if (child.exitCode !== null) {
+  for (;;) {
+    const match = LISTENING.exec(logged());
+    if (match) return Number(match[1]);
+    if (child.exitCode !== null || child.signalCode !== null) {
       await pump;
-      throw new Error(`sshd exited with ${child.exitCode}:\n${logged()}`);
+      throw new Error(`${name} exited with ${child.exitCode ?? child.signalCode}:\n${logged()}`);
     }
-    if (Date.now() > deadline) throw new Error(`sshd did not start within 10 s:\n${logged()}`);
+    if (Date.now() > deadline) throw new Error(`${name} did not start within 10 s:\n${logged()}`);
     await Bun.sleep(20);
   }
 }
 
-export async function startSshd(options: SshdOptions = {}): Promise<SshdHandle> {
+/** OpenSSH's sshd on a port picked here (it cannot report one the OS picked) */
+function spawnOpenSsh(dir: string, env: Record<string, string>): ServerProcess {
   // sshd refuses to start without its privilege separation directory.
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+  const config = join(dir, "sshd_config");
+  writeFileSync(config, sshdConfig(dir, freePort(), env));
+  return Bun.spawn([SSHD_PATH, "-D", "-e", "-f", config], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+}
+
+/** the js server under this same Bun, on a port the OS picks; it exits when its stdin closes */
+function spawnJs(dir: string, env: Record<string, string>): ServerProcess {
+  const config: JsSshdConfig = {
+    hostKeyFile: join(dir, "host_key"),
+    authorizedKeyFile: join(dir, "authorized_keys"),
+    env,
+    cwd: env.HOME ?? join(dir, "home"),
+  };
+  const configFile = join(dir, "js-sshd.json");
+  writeFileSync(configFile, JSON.stringify(config));
+  // stdin stays an open pipe from us: should this test process die, the server sees EOF and ends
+  return Bun.spawn([process.execPath, JS_SSHD_SERVER, configFile], {
+    stdin: "pipe",
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+}
+
+export async function startSshd(options: SshdOptions = {}): Promise<SshdHandle> {
+  const kind = sshdKind();
   const dir = mkdtempSync(join(tmpdir(), "abg-sshd-"));
   chmodSync(dir, 0o700);
   try {
@@ -120,19 +194,16 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdHandle> 
     keygen(join(dir, "client_key"));
     writeFileSync(join(dir, "authorized_keys"), await Bun.file(join(dir, "client_key.pub")).text());
     writeFileSync(join(dir, "known_hosts"), "");
-    const port = freePort();
     const home = join(dir, "home");
     mkdirSync(home);
-    const config = join(dir, "sshd_config");
-    writeFileSync(config, sshdConfig(dir, port, { HOME: home, ...options.env }));
+    const env = { HOME: home, ...options.env };
+    checkEnv(env);
 
-    const child = Bun.spawn([SSHD_PATH, "-D", "-e", "-f", config], {
-      stdin: "ignore",
-      stdout: "ignore",
-      stderr: "pipe",
-    });
+    const name = kind === "openssh" ? "sshd" : "js sshd";
+    const child = kind === "openssh" ? spawnOpenSsh(dir, env) : spawnJs(dir, env);
     let log = "";
-    await waitListening(
+    const port = await waitListening(
+      name,
       child,
       (text) => {
         log += text;
@@ -145,6 +216,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdHandle> 
 
     let stopped = false;
     return {
+      kind,
       host: "127.0.0.1",
       port,
       dir,
