@@ -157,6 +157,8 @@ declare module "abgleich" {
     /** null: no threshold, every dataset with written > 0 goes to `zfs diff` */
     writtenThreshold: number | null;
     checkDiff: boolean;
+    /** seconds a single zfs command may take (not a transfer); `command_timeout` */
+    commandTimeout: number;
     suffix: string;
     digits: number;
     ignore: string[];
@@ -374,6 +376,15 @@ declare module "abgleich" {
     rows: CompareDatasetRow[];
   }
 
+  interface ActionOutcome {
+    ok: boolean;
+    /** bytes moved by a send */
+    bytes?: number;
+    /** the failing command, exit code and stderr, when !ok */
+    error?: string;
+    durationMs: number;
+  }
+
   class SafetyError extends Error {
     readonly violations: string[];
     readonly by: string;
@@ -388,15 +399,6 @@ declare module "abgleich" {
     target: Inventory,
     side?: Side,
   ): string[];
-
-  interface ActionOutcome {
-    ok: boolean;
-    /** bytes moved by a send */
-    bytes?: number;
-    /** the failing command, exit code and stderr, when !ok */
-    error?: string;
-    durationMs: number;
-  }
 
   type StageName = "inventory" | "snap" | "compare" | "backup" | "cleanup";
 

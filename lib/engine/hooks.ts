@@ -8,16 +8,10 @@ import type { Config } from "../config/types.ts";
 import type { Namer } from "../plan/naming.ts";
 import type { Action, Plan } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
+import type { ActionOutcome } from "../zfs/outcome.ts";
 import { planViolations, SafetyError } from "./guard.ts";
 
-export interface ActionOutcome {
-  ok: boolean;
-  /** bytes moved by a send */
-  bytes?: number;
-  /** the failing command, exit code and stderr, when !ok */
-  error?: string;
-  durationMs: number;
-}
+export type { ActionOutcome } from "../zfs/outcome.ts";
 
 export type StageName = "inventory" | "snap" | "compare" | "backup" | "cleanup";
 

@@ -16,8 +16,8 @@ import { closeAll, createHost, type HostOptions } from "../hosts/index.ts";
 import { compareTrees } from "../plan/compare.ts";
 import { defaultNamer, type Namer } from "../plan/naming.ts";
 import type { Action, Comparison, Plan, SendAction } from "../plan/types.ts";
-import { readInventory } from "../zfs/inventory.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
+import { ZfsPort } from "../zfs/port.ts";
 import {
   CancelledError,
   cancelExitCode,
@@ -125,6 +125,10 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** a cancel from anywhere: the engine's own, or a zfs command stopped by the signal */
+const isCancel = (error: unknown, signal: AbortSignal) =>
+  signal.aborted || (error instanceof Error && error.name === "CancelledError");
+
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
 
@@ -152,6 +156,8 @@ interface Shared {
 
 export class Run {
   readonly hosts: Readonly<Record<Side, Host>>;
+  /** every zfs query and single-command action of a side, with the run's timeout and signal */
+  readonly ports: Readonly<Record<Side, ZfsPort>>;
   private readonly cache = new Map<Side, Promise<Inventory>>();
   private namerInForce: Namer | undefined;
 
@@ -163,6 +169,14 @@ export class Run {
     const host = (side: Side) =>
       hostFor ? hostFor(side, config) : createHost(side, config[side], config.ssh, hostOptions);
     this.hosts = { source: host("source"), target: host("target") };
+    const portOptions = {
+      timeoutMs: config.commandTimeout * 1000,
+      signal: shared.options.signal,
+    };
+    this.ports = {
+      source: new ZfsPort(this.hosts.source, portOptions),
+      target: new ZfsPort(this.hosts.target, portOptions),
+    };
     shared.runs.push(this);
   }
 
@@ -235,7 +249,7 @@ export class Run {
   inventory(side: Side): Promise<Inventory> {
     let pending = this.cache.get(side);
     if (!pending) {
-      pending = readInventory(this.hosts[side], rootOf(this.config[side])).then((inventory) =>
+      pending = this.ports[side].inventory(rootOf(this.config[side])).then((inventory) =>
         // frozen: plugins get it as it is, and nothing can edit what the guard reads
         this.plugged() ? deepFreeze(inventory) : inventory,
       );
@@ -288,7 +302,10 @@ export class Run {
   }
 
   private async checkHosts(sides: readonly Side[]): Promise<void> {
-    await untilCancelled(Promise.all(sides.map((side) => this.hosts[side].ping())), this.signal);
+    await untilCancelled(
+      Promise.all(sides.map((side) => this.hosts[side].ping({ signal: this.signal }))),
+      this.signal,
+    );
   }
 
   private async lock(stage: StageName, sides: readonly Side[]): Promise<void> {
@@ -386,7 +403,7 @@ export class Run {
       if (status === "ok" && troubles > 0) status = "failed";
       if (plan.actions.length === 0) status = troubles > 0 ? "failed" : "nothing-to-do";
     } catch (error) {
-      if (error instanceof CancelledError || this.signal.aborted) status = "cancelled";
+      if (isCancel(error, this.signal)) status = "cancelled";
       else {
         status = "failed";
         failure = asError(error);
@@ -450,7 +467,7 @@ export class Run {
       try {
         outcome = await stage.execute(action, estimates);
       } catch (error) {
-        if (error instanceof CancelledError) throw error;
+        if (isCancel(error, this.signal)) throw error;
         outcome = { ok: false, error: messageOf(error), durationMs: 0 };
       }
       if (outcome.ok) guard.accept(action);
@@ -511,10 +528,9 @@ export class Run {
       if (stage === "compare")
         comparison = compareTrees(inventories.source, inventories.target, this.config);
     } catch (error) {
-      outcome =
-        error instanceof CancelledError || this.signal.aborted
-          ? { status: "cancelled" }
-          : { status: "failed", error: asError(error) };
+      outcome = isCancel(error, this.signal)
+        ? { status: "cancelled" }
+        : { status: "failed", error: asError(error) };
     }
     return this.end<ReadResult>(info, outcome, EMPTY_PLAN, [], {
       inventories: found,

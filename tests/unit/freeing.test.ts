@@ -4,6 +4,7 @@
 import { expect, test } from "bun:test";
 import { waitForFreeing } from "../../lib/engine/stages/cleanup.ts";
 import type { Host, RunResult } from "../../lib/hosts/host.ts";
+import { ZfsPort } from "../../lib/zfs/port.ts";
 
 function poolHost(answers: string[]): Host & { calls: string[][] } {
   const calls: string[][] = [];
@@ -25,7 +26,7 @@ function poolHost(answers: string[]): Host & { calls: string[][] } {
 
 test("waits while the pool is still freeing, then reports it settled", async () => {
   const host = poolHost(["8388608", "4096", "0"]);
-  expect(await waitForFreeing(host, "tank", 5000)).toBe(true);
+  expect(await waitForFreeing(new ZfsPort(host), "tank", 5000)).toBe(true);
   expect(host.calls).toHaveLength(3);
   expect(host.calls[0]).toEqual(["zpool", "get", "-H", "-p", "freeing", "tank"]);
 });
@@ -33,12 +34,12 @@ test("waits while the pool is still freeing, then reports it settled", async () 
 test("gives up after the bound instead of waiting forever", async () => {
   const host = poolHost(["8388608"]);
   const started = Date.now();
-  expect(await waitForFreeing(host, "tank", 400)).toBe(false);
+  expect(await waitForFreeing(new ZfsPort(host), "tank", 400)).toBe(false);
   expect(Date.now() - started).toBeLessThan(1500);
 });
 
 test("output it cannot read ends the wait at once", async () => {
   const host = poolHost(["garbage"]);
-  expect(await waitForFreeing(host, "tank", 5000)).toBe(false);
+  expect(await waitForFreeing(new ZfsPort(host), "tank", 5000)).toBe(false);
   expect(host.calls).toHaveLength(1);
 });

@@ -13,7 +13,7 @@ import type { StageInfo } from "../../lib/engine/hooks.ts";
 import { createHooks } from "../../lib/engine/hooks.ts";
 import { checkOptions, pluginHooks } from "../../lib/engine/plugins.ts";
 import shellHooks, { runShellCommand } from "../../plugins/hooks.ts";
-import { config } from "./plan/fixtures.ts";
+import { config, dst, history, inventory, src } from "./plan/fixtures.ts";
 
 async function setUp(options: Record<string, unknown>, cfg: Config = config()) {
   const hooks = createHooks();
@@ -177,12 +177,13 @@ describe("the hooks plugin", () => {
       snapshots: ["a", "b"],
       used: 1,
     };
+    // the plan is checked against the inventories after every plugin: make it a valid one
     await hooks.plan.promise(
       { actions: [action], conflicts: [], skipped: [], errors: [] },
       {
         ...stage,
-        source: { side: "source", root: "tank/data", datasets: [] },
-        target: { side: "target", root: "backup/host", datasets: [] },
+        source: inventory("source", [src("", history("a", "b", "c"))]),
+        target: inventory("target", [dst("", history("a", "b", "c"))]),
       },
     );
     await hooks.afterAction.promise(action, { ok: true, durationMs: 1 }, stage);
@@ -313,8 +314,8 @@ describe("the hooks plugin", () => {
       { actions: [action], conflicts: [], skipped: [], errors: [] },
       {
         ...stage,
-        source: { side: "source", root: "tank/data", datasets: [] },
-        target: { side: "target", root: "backup/host", datasets: [] },
+        source: inventory("source", [src("", [])]),
+        target: inventory("target", []),
       },
     );
     await hooks.afterStage.promise(stage, { status: "ok" });

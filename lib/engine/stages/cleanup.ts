@@ -4,36 +4,27 @@
 
 import { formatBytes } from "../../cli/render/units.ts";
 import { rootOf } from "../../config/types.ts";
-import type { Host } from "../../hosts/host.ts";
 import { planCleanup } from "../../plan/cleanup.ts";
 import type { Action } from "../../plan/types.ts";
-import { runDestroy } from "../../run/actions.ts";
-import { zpoolFreeing } from "../../zfs/commands.ts";
 import type { Side } from "../../zfs/model.ts";
+import type { ZfsPort } from "../../zfs/port.ts";
 import type { ChangingStage, Run } from "../runner.ts";
 import { requireSourceRoot, requireTargetRoot } from "./preflight.ts";
 
 /** how long to wait for a pool's asynchronous `freeing` to reach 0 before reporting anyway */
 const FREEING_WAIT_MS = 30_000;
 
-async function usedBytes(host: Host, dataset: string): Promise<number | null> {
-  const result = await host.run(["zfs", "list", "-H", "-p", "-o", "used", dataset]);
-  const value = Number(result.stdout.trim());
-  return result.code === 0 && Number.isFinite(value) ? value : null;
-}
-
 /** poll `freeing` with a growing interval until it is 0 or the bounded wait is over */
 export async function waitForFreeing(
-  host: Host,
+  port: ZfsPort,
   pool: string,
   limitMs = FREEING_WAIT_MS,
 ): Promise<boolean> {
   const deadline = Date.now() + limitMs;
   let interval = 100;
   for (;;) {
-    const result = await host.run(zpoolFreeing(pool));
-    const freeing = Number(result.stdout.split("\t")[2]);
-    if (result.code !== 0 || !Number.isFinite(freeing)) return false;
+    const freeing = await port.freeing(pool);
+    if (freeing === null) return false;
     if (freeing === 0) return true;
     if (Date.now() + interval > deadline) return false;
     await Bun.sleep(interval);
@@ -42,7 +33,7 @@ export async function waitForFreeing(
 }
 
 export function cleanupStage(run: Run, side: Side): ChangingStage {
-  const host = run.hosts[side];
+  const port = run.ports[side];
   const root = rootOf(run.config[side]);
   let usedBefore: number | null = null;
   return {
@@ -62,14 +53,14 @@ export function cleanupStage(run: Run, side: Side): ChangingStage {
     execute: async (action: Action) => {
       if (action.kind !== "destroy") throw new Error(`cleanup cannot run a ${action.kind} action`);
       // the guard has checked that the action's side is this stage's side: run it there
-      const outcome = await runDestroy(run.hosts[action.side], action);
+      const outcome = await run.ports[action.side].destroy(action.dataset, action.snapshots);
       if (outcome.ok) run.summary.destroyed(action.subname, action.side, action.snapshots);
       return outcome;
     },
     finish: async (results) => {
       if (!results.some((r) => r.outcome.ok)) return;
-      const settled = await waitForFreeing(host, run.config[side].zpool);
-      const usedAfter = await usedBytes(host, root);
+      const settled = await waitForFreeing(port, run.config[side].zpool);
+      const usedAfter = await port.used(root);
       if (usedBefore !== null && usedAfter !== null) {
         const freed = Math.max(0, usedBefore - usedAfter);
         run.ui.note(

@@ -3,23 +3,12 @@
 // before the first transfer, not mid-stream.
 
 import { rootOf } from "../../config/types.ts";
-import type { Host } from "../../hosts/host.ts";
 import type { Inventory, Side } from "../../zfs/model.ts";
 import type { Run } from "../runner.ts";
 
 /** a stage that cannot start: the message says what is wrong and how to fix it */
 export class PreflightError extends Error {
   override readonly name = "PreflightError";
-}
-
-/** does `name` exist on `host`? (`zfs list` of just that dataset) */
-async function datasetExists(host: Host, name: string): Promise<boolean> {
-  const result = await host.run(["zfs", "list", "-H", "-o", "name", name]);
-  if (result.code === 0) return true;
-  if (/dataset does not exist/.test(result.stderr)) return false;
-  throw new Error(
-    `zfs list ${name} failed on ${host.side} (${host.name}), exit ${result.code}: ${result.stderr.trim()}`,
-  );
 }
 
 const where = (run: Run, side: Side) => `${run.hosts[side].name} (${side})`;
@@ -35,13 +24,13 @@ export function requireSourceRoot(run: Run, source: Inventory): void {
 /** backup: the target root exists, or its parent does, so the first full send can create it */
 export async function requireTargetParent(run: Run, target: Inventory): Promise<void> {
   if (target.datasets.length > 0) return;
-  const host = run.hosts.target;
+  const port = run.ports.target;
   const root = rootOf(run.config.target);
   const pool = run.config.target.zpool;
   if (root !== pool) {
     const parent = root.slice(0, root.lastIndexOf("/"));
-    if (await datasetExists(host, parent)) return;
-    if (parent !== pool && (await datasetExists(host, pool))) {
+    if (await port.exists(parent)) return;
+    if (parent !== pool && (await port.exists(pool))) {
       throw new PreflightError(
         `target parent ${parent} does not exist on ${where(run, "target")}, so ${root} cannot be received: create it with \`zfs create -p -o mountpoint=none ${parent}\`, or check target.prefix in ${run.config.file}`,
       );
