@@ -29,6 +29,9 @@ export type SshdKind = "openssh" | "js";
 /** which server startSshd() starts here: the env var's choice, else sshd if installed */
 export function sshdKind(): SshdKind {
   const forced = process.env[SSHD_KIND_ENV];
+  if (forced === "openssh" && !existsSync(SSHD_PATH)) {
+    throw new Error(`${SSHD_KIND_ENV}=openssh, but ${SSHD_PATH} is not installed`);
+  }
   if (forced === "openssh" || forced === "js") return forced;
   if (forced !== undefined && forced !== "") {
     throw new Error(`${SSHD_KIND_ENV} must be "openssh" or "js", not ${JSON.stringify(forced)}`);
