@@ -2,7 +2,7 @@
 // sending, and in --json mode newline-delimited events on stdout and nothing else.
 
 import type { ActionOutcome, StageInfo, StageOutcome } from "../engine/hooks.ts";
-import { silentUi, type StageUi } from "../engine/ui.ts";
+import { type StageUi, silentUi } from "../engine/ui.ts";
 import type { Action, Plan } from "../plan/types.ts";
 import { type CommandIo, reportError } from "./io.ts";
 import { createProgress, type Progress } from "./progress.ts";

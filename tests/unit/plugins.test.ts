@@ -8,7 +8,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../../lib/config/errors.ts";
 import { loadConfig } from "../../lib/config/load.ts";
-import type { Config } from "../../lib/config/types.ts";
 import { definePlugin, defineWorkflow, SafetyError } from "../../lib/engine/api.ts";
 import { createHooks, type PlanInfo } from "../../lib/engine/hooks.ts";
 import { loadPlugins, PluginError, pluginHooks } from "../../lib/engine/plugins.ts";
