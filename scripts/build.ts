@@ -1,4 +1,4 @@
-// `bun run build`: the standalone executable dist/abgleich (DESIGN.md: minified bytecode ESM;
+// `bun run build`: the standalone executable dist/abgleich (minified bytecode ESM;
 // no bunfig.toml or .env autoloading from wherever the binary is started; never stripped).
 
 import { mkdirSync } from "node:fs";

@@ -1,7 +1,7 @@
 // A workflow of your own: one source backed up to two targets, e.g. a local USB pool and a
 // machine elsewhere. The config names the first target; the second is given here.
 // Cleanup of the source runs only after both backups went well: `cleanup` checks its safety
-// rules against the first target (SPEC section 6), and the second has just received the same
+// rules against the first target (README: Safety), and the second has just received the same
 // snapshots, so nothing leaves the source that either target lacks.
 //
 //   abgleich run examples/workflows/two-targets.ts config.yaml --yes

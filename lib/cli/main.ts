@@ -152,7 +152,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     await program.parseAsync([...argv], { from: "user" });
   } catch (error) {
     if (error instanceof CommanderError) {
-      // --help and --version end with code 0; usage errors are exit 2 (SPEC section 7)
+      // --help and --version end with code 0; usage errors are exit 2 (README: Exit codes)
       return error.exitCode === 0 ? 0 : EXIT_USAGE;
     }
     throw error;

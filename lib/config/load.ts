@@ -197,7 +197,7 @@ interface RawConfig {
   plugins?: RawPlugin[] | null;
 }
 
-/** Applies the defaults of SPEC.md section 2; an empty value means the default. */
+/** Applies the defaults of the README's Configuration table; an empty value means the default. */
 function toConfig(raw: RawConfig, file: string): Config {
   const absoluteFile = resolve(file);
   return {

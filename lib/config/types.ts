@@ -51,7 +51,7 @@ export function rootOf(side: SideConfig): string {
   return side.prefix === "" ? side.zpool : `${side.zpool}/${side.prefix}`;
 }
 
-/** a Config with SPEC's defaults for everything not given: for tests, benchmarks, the API */
+/** a Config with the README's defaults for everything not given: for tests, benchmarks, the API */
 export function configWithDefaults(
   source: Partial<SideConfig> & Pick<SideConfig, "zpool">,
   target: Partial<SideConfig> & Pick<SideConfig, "zpool">,

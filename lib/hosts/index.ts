@@ -1,5 +1,5 @@
-// Choosing the Host for a side: only the literal `localhost` runs commands directly (SPEC);
-// every other name, 127.0.0.1 included, is an ssh destination.
+// Choosing the Host for a side: only the literal `localhost` runs commands directly; every
+// other name, 127.0.0.1 included, is an ssh destination (README: Configuration, `*.host`).
 
 import type { Config, SideConfig } from "../config/types.ts";
 import type { Side } from "../zfs/model.ts";

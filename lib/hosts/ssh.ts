@@ -65,7 +65,7 @@ export interface SshHostOptions {
   connectTimeout?: number;
 }
 
-/** reject values ssh would read as options (`-oProxyCommand=…`): SPEC section 6 */
+/** reject values ssh would read as options (`-oProxyCommand=…`): README, Configuration */
 export function checkSshWord(what: "host" | "user", value: string): void {
   if (value.startsWith("-")) {
     throw new Error(`ssh ${what} must not start with "-": ${JSON.stringify(value)}`);

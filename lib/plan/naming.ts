@@ -1,6 +1,6 @@
-// Snapshot naming. The default scheme is SPEC section 5: YYYYMMDD (local date) + a counter of
-// `digits` digits + `suffix`. A plugin may supply another Namer; cleanup and compare only ever
-// ask `isOwn`, so they keep working with any scheme.
+// Snapshot naming. The default scheme (README: Snapshot names): YYYYMMDD (local date) + a
+// counter of `digits` digits + `suffix`. A plugin may supply another Namer; cleanup and compare
+// only ever ask `isOwn`, so they keep working with any scheme.
 
 import { checkSnapshotShortName } from "../zfs/names.ts";
 

@@ -1,5 +1,6 @@
-// Deciding which source datasets changed (SPEC section 4) and planning their new snapshots.
-// Two pure steps, because rule 8 needs `zfs diff`, which only the runner can run.
+// Deciding which source datasets changed (README: "When is a dataset changed?") and planning
+// their new snapshots. Two pure steps, because rule 8 needs `zfs diff`, which only the runner
+// can run.
 
 import type { Config } from "../config/types.ts";
 import { type Dataset, type Inventory, newestSnapshot } from "../zfs/model.ts";
@@ -25,7 +26,7 @@ export interface ChangeDecisions {
   skipped: Skip[];
 }
 
-/** rules 1–7 of SPEC section 4, first match wins; rule 8 is left as "diff" */
+/** rules 1–7 of README "When is a dataset changed?", first match wins; rule 8 is left as "diff" */
 function decide(dataset: Dataset, config: Config): { changed: boolean | "diff"; rule: string } {
   const newest = newestSnapshot(dataset);
   if (newest === undefined) return { changed: true, rule: "no snapshot yet" };

@@ -22,8 +22,9 @@ export const describeHost = (host: Pick<Host, "side" | "name">): string =>
   `${host.side} (${host.name})`;
 
 /**
- * A failed single command as the user reads it (SPEC 6.6): the command, its exit code and its
- * stderr, and, when the connection rather than the command failed, what happened to it.
+ * A failed single command as the user reads it (README: Safety, rule 6): the command, its exit
+ * code and its stderr, and, when the connection rather than the command failed, what happened
+ * to it.
  * `command` is argv, or text already shown in a shortened form.
  */
 export function commandFailure(

@@ -10,7 +10,7 @@
 # place only when complete, so an interrupted build never looks complete.
 #
 # Usage: scripts/vm/build-image.sh [--print-dir]   (--print-dir: only the dir on stdout)
-# Recipe and measured pitfalls: shared/zfs/VM-NOTES.md.
+# Layout, environment and figures: scripts/vm/README.md.
 set -Eeuo pipefail
 shopt -s inherit_errexit
 

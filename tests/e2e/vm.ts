@@ -1,7 +1,7 @@
 // Boots and stops throwaway qemu VMs with real OpenZFS for e2e tests.
 // The image comes from scripts/vm/build-image.sh; each VM runs on a qcow2 overlay of it
 // in its own folder under RUNTIME_DIR, so a later run can find and stop VMs that an
-// interrupted run left behind. Recipe and figures: shared/zfs/VM-NOTES.md.
+// interrupted run left behind. Recipe and figures: scripts/vm/README.md.
 
 import {
   existsSync,
@@ -354,7 +354,7 @@ function qemuArgv(
 ): string[] {
   return [
     "qemu-system-x86_64",
-    // /dev/kvm here is paravirtual and hangs a stock kernel: software emulation (VM-NOTES).
+    // /dev/kvm here is paravirtual and hangs a stock kernel: software emulation.
     "-accel",
     "tcg,thread=multi",
     "-cpu",

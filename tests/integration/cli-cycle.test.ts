@@ -31,7 +31,7 @@ const scenario: Scenario = {
 let env: SimEnv;
 let config: string;
 
-/** nothing that could lose data on either side ever ran: SPEC section 6 rule 3 */
+/** nothing that could lose data on either side ever ran: README, Safety rule 3 */
 function expectNoDataLoss(calls: string[]): void {
   for (const call of calls) {
     expect(call).not.toMatch(/^zfs (receive|recv) .*-F/);

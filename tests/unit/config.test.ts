@@ -112,7 +112,7 @@ describe("every example file", () => {
 });
 
 describe("defaults and empty values", () => {
-  test("a minimal file gets SPEC's defaults", () => {
+  test("a minimal file gets the documented defaults", () => {
     const config = parseConfig(MINIMAL, "min.yaml");
     expect(config.source).toEqual({
       zpool: "tank",

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { syntheticList } from "../../bench/synthetic.ts";
 import { LIST_COLUMNS, ListParseError, parseList } from "../../lib/zfs/list.ts";
 
-// rows as real OpenZFS 2.1.11 prints them (../shared/zfs/transcripts/ex1), with our column set
+// rows as real OpenZFS 2.1.11 prints them, with our column set
 const REAL = [
   "srcpool/data\tfilesystem\t1795663151\t11510736035239985695\t8\t13000704\t4308992\t0\t1.00\t/srcpool/data\tyes\t-\t-",
   "srcpool/data@s1\tsnapshot\t1795663151\t18204870599707721633\t11\t8470528\t8503296\t8503296\t1.00\t-\t-\t-\t0",

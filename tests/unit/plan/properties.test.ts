@@ -1,4 +1,4 @@
-// The safety rules of SPEC section 6 that the planners could break, checked over generated
+// The safety rules (README: Safety) that the planners could break, checked over generated
 // trees and histories (see generate.ts). Oracles here are written from the rules, not by
 // calling the planners' own helpers.
 
@@ -21,7 +21,7 @@ function takesPart(subname: string, s: Scenario): boolean {
 
 const key = (snapshot: { name: string; guid: string }) => `${snapshot.name}\u0000${snapshot.guid}`;
 
-/** whether an incremental send without -F could fail or lose target data, from SPEC 3 and 6 */
+/** whether an incremental send without -F could fail or lose target data (README: Safety) */
 function unsafe(source: Dataset, target: Dataset): boolean {
   if (source.snapshots.length === 0) return false;
   if (target.snapshots.length === 0 && target.resumeToken !== null) return false; // still arriving

@@ -16,7 +16,7 @@ function decisionFor(dataset: Dataset, overrides: Parameters<typeof config>[0] =
   return decisions[0];
 }
 
-describe("decideChanges: the rules of SPEC section 4, first match wins", () => {
+describe("decideChanges: the README's change rules, first match wins", () => {
   const snapped = history("2026112501");
 
   test("1. no snapshot yet → changed, even with nothing written", () => {
