@@ -1,0 +1,325 @@
+// The engine's promises through the real CLI on the simulator, with every zfs call logged:
+// a failed full send and its incremental do not crash the run and do not stop a sibling, the
+// after-hooks and on-error hooks run; typos and missing targets are errors before anything
+// runs; two runs of one target never overlap; one SIGINT cancels a hung zfs or a hung hook.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { CLI_MAIN, configYaml, createSimEnv, jsonEvents, type SimEnv } from "../helpers/sim-env.ts";
+
+const LONG_MS = 60_000;
+let env: SimEnv;
+let lockDir: string;
+
+beforeAll(() => {
+  env = createSimEnv();
+  lockDir = join(env.dir, "locks");
+});
+afterAll(() => env?.remove());
+
+const day = (n: number) => `202601${String(n).padStart(2, "0")}01`;
+
+/** the CLI as a child process we can signal; its own lock directory */
+function spawnCli(args: string[], extraEnv: Record<string, string> = {}) {
+  return Bun.spawn([process.execPath, CLI_MAIN, ...args], {
+    env: { ...process.env, PATH: env.path, TZ: "UTC", ABGLEICH_LOCK_DIR: lockDir, ...extraEnv },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+}
+
+/** read a child's stdout until `text` appears; what was read so far */
+async function readUntil(stream: ReadableStream<Uint8Array>, text: string): Promise<string> {
+  const reader = stream.getReader();
+  let seen = "";
+  while (!seen.includes(text)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return seen;
+}
+
+/** a `zfs` in its own directory, put before the simulator's shims on PATH: `script` runs first */
+function wrapZfs(name: string, script: string): string {
+  const dir = join(env.dir, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "zfs"), `#!/bin/sh\n${script}\nexec ${env.binDir}/zfs "$@"\n`);
+  chmodSync(join(dir, "zfs"), 0o755);
+  return `${dir}:${env.path}`;
+}
+
+/** pids of processes whose command line contains `marker` */
+function processesWith(marker: string): number[] {
+  const ps = Bun.spawnSync(["ps", "-eo", "pid=,stat=,args="]);
+  return ps.stdout
+    .toString()
+    .split("\n")
+    .filter((line) => line.includes(marker) && !/^\s*\d+\s+Z/.test(line))
+    .map((line) => Number(line.trim().split(/\s+/)[0]));
+}
+
+describe("a failed transfer", () => {
+  test(
+    "a new dataset's full send fails: its incremental is not run, the sibling is sent, after and on_error hooks run, exit 1",
+    async () => {
+      env.seed({
+        now: 1_767_225_600,
+        pools: [
+          {
+            name: "src",
+            size: "1G",
+            datasets: [
+              { name: "data", snapshots: [{ name: day(1) }, { name: day(2) }] },
+              {
+                name: "data/big",
+                snapshots: [
+                  { name: day(1), written: "2M" },
+                  { name: day(2), written: "1M" },
+                ],
+              },
+              {
+                name: "data/small",
+                snapshots: [
+                  { name: day(1), written: "1M" },
+                  { name: day(2), written: "1M" },
+                ],
+              },
+            ],
+          },
+          { name: "dst", size: "1G" },
+        ],
+      });
+      const marks = join(env.dir, "marks");
+      const config = env.writeConfig(
+        configYaml(
+          { zpool: "src", prefix: "data" },
+          { zpool: "dst", prefix: "backup" },
+          `plugins:
+  - name: hooks
+    options:
+      after: { backup: 'echo "after $ABGLEICH_RESULT" >> ${marks}' }
+      on_error: 'echo "on_error $ABGLEICH_STAGE" >> ${marks}'
+`,
+        ),
+        "failed-send.yaml",
+      );
+      // the receive of big's full stream fails (as a full pool or a vanished disk would)
+      const path = wrapZfs(
+        "failing",
+        `case "$*" in "receive -s -u dst/backup/big") cat >/dev/null; echo "cannot receive new filesystem stream: out of space" >&2; exit 1;; esac`,
+      );
+      const run = await env.cli(["backup", config, "--yes"], { env: { PATH: path } });
+      expect(run.code).toBe(1);
+      expect(run.stderr).not.toContain("progress.");
+      expect(run.stdout).toContain("backup: failed");
+      expect(run.stdout).toContain("not run: an earlier action for big failed");
+      // the stage summary was printed, and the hooks ran in order
+      expect(run.stdout).toContain("abgleich FAILED: backup failed");
+      expect(readFileSync(marks, "utf8")).toBe("on_error backup\nafter failed\n");
+      // the sibling arrived whole; big's incremental was never tried
+      expect(env.snapshots("dst/backup/small")).toEqual([day(1), day(2)]);
+      expect(env.snapshots("dst/backup")).toEqual([day(1), day(2)]);
+      expect(env.calls().filter((c) => /^zfs send -v -P -I .*big@/.test(c))).toEqual([]);
+    },
+    LONG_MS,
+  );
+});
+
+describe("preflight", () => {
+  const seedSmall = () =>
+    env.seed({
+      now: 1_767_225_600,
+      pools: [
+        { name: "src", size: "1G", datasets: [{ name: "data", snapshots: [{ name: day(1) }] }] },
+        { name: "dst", size: "1G" },
+      ],
+    });
+
+  test("a typo in the source prefix is an error for snap, backup and cleanup, not 'nothing to do'", async () => {
+    seedSmall();
+    const config = env.writeConfig(
+      configYaml({ zpool: "src", prefix: "dta" }, { zpool: "dst", prefix: "backup" }),
+      "typo.yaml",
+    );
+    for (const command of ["snap", "backup", "cleanup"]) {
+      const run = await env.cli([command, config, "--yes"]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain("source root src/dta does not exist on localhost");
+      expect(run.stdout).not.toContain("Nothing to do");
+    }
+    expect(env.calls().every((c) => /^zfs list /.test(c))).toBe(true);
+  });
+
+  test("a typo in the target pool fails a dry run already, naming the pool", async () => {
+    seedSmall();
+    const config = env.writeConfig(
+      configYaml({ zpool: "src", prefix: "data" }, { zpool: "dts", prefix: "backup" }),
+      "target-typo.yaml",
+    );
+    const run = await env.cli(["backup", config, "--dry-run"]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("target pool dts does not exist on localhost");
+    expect(env.calls().some((c) => /^zfs (send|receive|recv) /.test(c) && !/ -n /.test(c))).toBe(
+      false,
+    );
+  });
+
+  test("a missing target parent names the command that creates it", async () => {
+    seedSmall();
+    const config = env.writeConfig(
+      configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "hosts/this" }),
+      "parent.yaml",
+    );
+    const run = await env.cli(["backup", config, "--yes"]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("zfs create -p -o mountpoint=none dst/hosts");
+  });
+
+  test("an ignore entry that matches no dataset is warned about", async () => {
+    seedSmall();
+    const config = env.writeConfig(
+      configYaml(
+        { zpool: "src", prefix: "data" },
+        { zpool: "dst", prefix: "backup" },
+        "ignore:\n  - hmoe\n",
+      ),
+      "ignore.yaml",
+    );
+    const run = await env.cli(["snap", config, "--dry-run"]);
+    expect(run.stderr).toContain('ignore entry "hmoe" matches no dataset under src/data');
+  });
+
+  test("a refused argument says why: `cleanup CONFIG sideways` exits 2 with the reason", async () => {
+    seedSmall();
+    const config = env.writeConfig(
+      configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
+      "args.yaml",
+    );
+    const run = await env.cli(["cleanup", config, "sideways"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('side must be "source" or "target", not "sideways"');
+    expect(env.calls()).toEqual([]);
+  });
+});
+
+describe("one run per target", () => {
+  test(
+    "a second backup of the same target refuses while the first runs, naming its pid; --wait waits",
+    async () => {
+      env.seed({
+        now: 1_767_225_600,
+        pools: [
+          {
+            name: "src",
+            size: "64G",
+            datasets: [{ name: "data", snapshots: [{ name: day(1), written: "3G" }] }],
+          },
+          { name: "dst", size: "64G" },
+        ],
+      });
+      const config = env.writeConfig(
+        configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
+        "lock.yaml",
+      );
+      const first = spawnCli(["backup", config, "--yes", "--json"]);
+      await readUntil(first.stdout, '"event":"action-start"');
+      const second = spawnCli(["backup", config, "--yes"]);
+      const [code, stderr] = await Promise.all([second.exited, new Response(second.stderr).text()]);
+      expect(code).toBe(1);
+      expect(stderr).toContain(`in use by pid ${first.pid}`);
+      // a waiting run starts once the first is done, and finds nothing left to send
+      const waiting = spawnCli(["backup", config, "--yes", "--wait=2m"]);
+      expect(await first.exited).toBe(0);
+      const [waitCode, waitOut] = await Promise.all([
+        waiting.exited,
+        new Response(waiting.stdout).text(),
+      ]);
+      expect(waitCode).toBe(0);
+      expect(waitOut).toContain("backup: nothing-to-do");
+      // only one full receive ever ran
+      expect(env.calls().filter((c) => /^zfs (receive|recv) /.test(c))).toHaveLength(1);
+    },
+    LONG_MS,
+  );
+});
+
+describe("one SIGINT cancels whatever waits", () => {
+  test(
+    "a hung zfs diff: exit 130 at once, no zfs left running, nothing changed",
+    async () => {
+      env.seed({
+        now: 1_767_225_600,
+        pools: [
+          {
+            name: "src",
+            size: "1G",
+            // a small change: only `zfs diff` can decide, and that one hangs
+            datasets: [{ name: "data", snapshots: [{ name: day(1) }], written: "4K" }],
+          },
+          { name: "dst", size: "1G" },
+        ],
+      });
+      const path = wrapZfs("hang", `if [ "$1" = diff ]; then exec sleep 4242; fi`);
+      const config = env.writeConfig(
+        configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
+        "hang.yaml",
+      );
+      const child = spawnCli(["snap", config, "--yes", "--json"], { PATH: path });
+      for (let i = 0; i < 200 && processesWith("sleep 4242").length === 0; i++) await Bun.sleep(50);
+      expect(processesWith("sleep 4242").length).toBeGreaterThan(0);
+      const started = Date.now();
+      child.kill("SIGINT");
+      const [code, stdout] = await Promise.all([child.exited, new Response(child.stdout).text()]);
+      expect(code).toBe(130);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(jsonEvents(stdout).find((e) => e.event === "stage-done")?.status).toBe("cancelled");
+      await Bun.sleep(200);
+      expect(processesWith("sleep 4242")).toEqual([]);
+      expect(env.snapshots("src/data")).toEqual([day(1)]);
+    },
+    LONG_MS,
+  );
+
+  test(
+    "a hung before-hook: exit 130 at once, the hook's process group is gone, after-hooks ran",
+    async () => {
+      env.seed({
+        now: 1_767_225_600,
+        pools: [
+          { name: "src", size: "1G", datasets: [{ name: "data", snapshots: [{ name: day(1) }] }] },
+          { name: "dst", size: "1G" },
+        ],
+      });
+      const marks = join(env.dir, "hook-marks");
+      const config = env.writeConfig(
+        configYaml(
+          { zpool: "src", prefix: "data" },
+          { zpool: "dst", prefix: "backup" },
+          `plugins:
+  - name: hooks
+    options:
+      before: { backup: "trap '' TERM; sleep 4343 & wait" }
+      after: { backup: 'echo "after $ABGLEICH_RESULT" >> ${marks}' }
+`,
+        ),
+        "hook-hang.yaml",
+      );
+      const child = spawnCli(["backup", config, "--yes"]);
+      for (let i = 0; i < 200 && processesWith("sleep 4343").length === 0; i++) await Bun.sleep(50);
+      expect(processesWith("sleep 4343").length).toBeGreaterThan(0);
+      const started = Date.now();
+      child.kill("SIGINT");
+      expect(await child.exited).toBe(130);
+      expect(Date.now() - started).toBeLessThan(8000);
+      await Bun.sleep(200);
+      expect(processesWith("sleep 4343")).toEqual([]);
+      expect(existsSync(marks) && readFileSync(marks, "utf8")).toBe("after cancelled\n");
+      expect(env.calls().some((c) => /^zfs (send|receive|recv) /.test(c))).toBe(false);
+    },
+    LONG_MS,
+  );
+});
