@@ -23,10 +23,10 @@ let server: ReturnType<typeof Bun.serve>;
 // `run WORKFLOW CONFIG` and `sim …`, as lib/cli/main.ts will offer them
 const ENTRY = `
 import { simMain } from ${JSON.stringify(join(root, "lib/sim/main.ts"))};
-import { runWorkflowFile } from ${JSON.stringify(join(root, "lib/engine/workflow.ts"))};
+import { runCommand } from ${JSON.stringify(join(root, "lib/cli/commands/run.ts"))};
 const [command, ...rest] = process.argv.slice(2);
 if (command === "sim") process.exit(await simMain(rest));
-process.exitCode = await runWorkflowFile(rest[0] ?? "", rest[1] ?? "", { yes: true, color: false });
+process.exitCode = await runCommand(rest[0] ?? "", rest[1] ?? "", { yes: true, color: false });
 `;
 
 const RECORDER_PLUGIN = `
