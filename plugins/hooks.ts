@@ -11,15 +11,15 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $, type ProcessOutput } from "zx/core";
-import { rootOf } from "../lib/config/types.ts";
 import {
   type Action,
   definePlugin,
+  rootOf,
   type StageInfo,
   type StageName,
   type StageOutcome,
+  shellQuote,
 } from "../lib/engine/api.ts";
-import { shellQuote } from "../lib/hosts/quote.ts";
 
 const STAGES = ["inventory", "snap", "compare", "backup", "cleanup"] as const;
 

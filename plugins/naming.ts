@@ -9,8 +9,12 @@
 // exists is an error for that dataset, never a duplicate.
 
 import { hostname } from "node:os";
-import { definePlugin, type Namer, PluginOptionError } from "../lib/engine/api.ts";
-import { checkSnapshotShortName } from "../lib/zfs/names.ts";
+import {
+  checkSnapshotShortName,
+  definePlugin,
+  type Namer,
+  PluginOptionError,
+} from "../lib/engine/api.ts";
 
 export interface NamingOptions {
   template: string;

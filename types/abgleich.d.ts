@@ -398,6 +398,7 @@ declare module "abgleich" {
     source: Inventory,
     target: Inventory,
     side?: Side,
+    isOwn?: (name: string) => boolean,
   ): string[];
 
   type StageName = "inventory" | "snap" | "compare" | "backup" | "cleanup";

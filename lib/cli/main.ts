@@ -1,8 +1,9 @@
 #!/usr/bin/env bun
 // abgleich's command line: one subcommand per file in ./commands.
 
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
+import { parseWaitDuration } from "../engine/lock.ts";
 import { simMain } from "../sim/main.ts";
 import type { Side } from "../zfs/model.ts";
 import { backupCommand, cleanupCommand, snapCommand } from "./commands/change.ts";
@@ -61,6 +62,15 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .option(
         "--wait [duration]",
         "when another run changes the same pool, wait for it (at most DURATION: 90s, 30m, 2h) instead of refusing",
+        (value: string) => {
+          // checked here, so a bad duration is a usage error (exit 2) before anything is read
+          try {
+            parseWaitDuration(value);
+          } catch (error) {
+            throw new InvalidArgumentError((error as Error).message);
+          }
+          return value;
+        },
       );
 
   changing(

@@ -87,6 +87,8 @@ export function createGuard(
   side: Side | undefined,
   source: Inventory,
   target: Inventory,
+  /** the naming scheme's test: only the tool's own snapshots may be destroyed */
+  isOwn?: (name: string) => boolean,
 ): ActionGuard {
   const allowed = ALLOWED[stage];
   const byName = (inv: Inventory) => new Map(inv.datasets.map((d) => [d.name, d]));
@@ -131,6 +133,10 @@ export function createGuard(
     for (const name of action.snapshots) {
       if (!own.snapshots.some((s) => s.name === name)) {
         out.push(`${action.dataset}@${name} does not exist`);
+      }
+      // cleanup destroys only what abgleich made: snapshots made by hand are never touched
+      if (isOwn && !isOwn(name)) {
+        out.push(`${action.dataset}@${name} is not one of abgleich's own snapshots`);
       }
       // rule 1: a source snapshot goes only when the target holds it (same name and guid)
       if (action.side === "source" && !common.has(name)) {
@@ -240,9 +246,10 @@ export function planViolations(
   source: Inventory,
   target: Inventory,
   side?: Side,
+  isOwn?: (name: string) => boolean,
 ): string[] {
   if (!plan || !Array.isArray(plan.actions)) return ["the plan hook must return the plan"];
-  const guard = createGuard(stage, side, source, target);
+  const guard = createGuard(stage, side, source, target, isOwn);
   const violations: string[] = [];
   for (const action of plan.actions) {
     violations.push(...guard.check(action));

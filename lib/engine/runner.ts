@@ -187,7 +187,8 @@ export class Run {
     options: RunOptions,
     mode: RunMode,
   ): Run {
-    return new Run(config, {
+    // frozen: plugins read the same config the engine plans with, and cannot change it
+    return new Run(deepFreeze(config), {
       hooks,
       ui,
       options,
@@ -202,7 +203,7 @@ export class Run {
 
   /** the same run against other sides (a second target), sharing hooks, ui, locks and summary */
   with(config: Config): Run {
-    return new Run(config, this.shared);
+    return new Run(deepFreeze(config), this.shared);
   }
 
   get options(): RunOptions {
@@ -367,7 +368,14 @@ export class Run {
     } catch (error) {
       throw new SafetyError([`the plan cannot be copied: ${messageOf(error)}`], "a plugin");
     }
-    const violations = planViolations(info.stage, owned, inv.source, inv.target, info.side);
+    const violations = planViolations(
+      info.stage,
+      owned,
+      inv.source,
+      inv.target,
+      info.side,
+      this.namer().isOwn,
+    );
     if (violations.length > 0) throw new SafetyError(violations, "the plan");
     return owned;
   }
@@ -439,7 +447,13 @@ export class Run {
     if (!(await untilCancelled(ui.confirm(info, plan, stage.danger === true), this.signal)))
       return "declined";
     // the engine's own view, as read for the plan: never a plugin's copy
-    const guard = createGuard(info.stage, info.side, inventories.source, inventories.target);
+    const guard = createGuard(
+      info.stage,
+      info.side,
+      inventories.source,
+      inventories.target,
+      this.namer().isOwn,
+    );
     const failedSubnames: string[] = [];
     let failed = false;
     for (const action of plan.actions) {
@@ -470,6 +484,7 @@ export class Run {
         if (isCancel(error, this.signal)) throw error;
         outcome = { ok: false, error: messageOf(error), durationMs: 0 };
       }
+      outcome = Object.freeze({ ...outcome });
       if (outcome.ok) guard.accept(action);
       results.push({ action, outcome });
       ui.actionFinished(action, outcome);
@@ -494,6 +509,8 @@ export class Run {
     extra?: Omit<R, keyof StageResult>,
   ): Promise<R> {
     const { hooks, ui } = this.shared;
+    // frozen: an afterStage plugin cannot turn a failed stage into a good one
+    Object.freeze(outcome);
     this.shared.outcomes.push(outcome);
     this.summary.stage(info.stage, info.side, outcome);
     if (outcome.status === "failed" && outcome.error) {

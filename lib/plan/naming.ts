@@ -1,5 +1,5 @@
 // Snapshot naming. The default scheme (README: Snapshot names): YYYYMMDD (local date) + a
-// counter of `digits` digits + `suffix`. A plugin may supply another Namer; cleanup and compare
+// counter of `digits` digits + `suffix`. A plugin may supply another Namer; cleanup and the guard
 // only ever ask `isOwn`, so they keep working with any scheme.
 
 import { checkSnapshotShortName } from "../zfs/names.ts";

@@ -1,7 +1,9 @@
 // `zfs receive [-s] [-u] [-F] [-v] [-n] [-d|-e] TARGET` and `zfs receive -A TARGET`.
-// The header is read first and checked against the state; payload bytes are then
-// consumed without holding the state lock; each snapshot is applied (under the lock)
-// as soon as its end record arrives, like the real per-snapshot commit.
+// The header is read first; checking it against the state and claiming the target (an
+// in-flight receive, `receiving` in the state) happen in one step under the state lock, so
+// two receives into one target — two processes — never both begin. Payload bytes are then
+// consumed without holding the lock; each snapshot is applied (under the lock) as soon as
+// its end record arrives, like the real per-snapshot commit; the claim ends with the stream.
 import { compactExtents, datasetWritten, freeBytes, poolAvailable } from "./accounting.ts";
 import type { SimContext } from "./context.ts";
 import { addDataset } from "./datasets.ts";

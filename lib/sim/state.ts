@@ -55,6 +55,22 @@ export interface PartialReceive {
   newfs: boolean;
 }
 
+/**
+ * A `zfs receive` in flight into this dataset (claimed under the state lock when its stream
+ * begins, released when it ends): a second receive meets it as real ZFS meets the first
+ * one's kernel state. A claim whose process is gone is reaped (see reapReceives).
+ */
+export interface InFlightReceive {
+  /** unique per receive: several may run in one process (simMain in-process) */
+  id: string;
+  /** the receiving process */
+  pid: number;
+  /** the receive created the dataset (a full stream into a new name) */
+  newfs: boolean;
+  /** -s: an interrupted receive leaves a resumable partial (already set while in flight) */
+  resumable: boolean;
+}
+
 export interface SimDataset {
   name: string;
   type: "filesystem" | "volume";
@@ -74,6 +90,8 @@ export interface SimDataset {
   snapshots: SimSnapshot[];
   bookmarks: SimBookmark[];
   partial: PartialReceive | null;
+  /** a receive in flight (absent in states written before it existed) */
+  receiving?: InFlightReceive | null;
 }
 
 export interface SimPool {
@@ -160,6 +178,43 @@ function acquireLock(stateDir: string): () => void {
   }
 }
 
+/** Whether a process lives (a zombie does not: it has exited, its parent has not reaped it). */
+export function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // "PID (COMM) STATE …": COMM may hold spaces and parentheses, the state follows the last ")"
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
+/**
+ * Ends the receives whose process died without ending them (killed, crashed), as the kernel
+ * does when a receiving process goes away: with -s the partial stays resumable; without, a
+ * dataset the receive was creating is destroyed and an existing one is left as it was.
+ * Returns whether anything changed.
+ */
+export function reapReceives(state: SimState): boolean {
+  let changed = false;
+  for (const ds of Object.values(state.datasets)) {
+    const claim = ds.receiving;
+    if (!claim || processAlive(claim.pid)) continue;
+    changed = true;
+    ds.receiving = null;
+    if (claim.resumable && ds.partial) continue;
+    if (claim.newfs) delete state.datasets[ds.name];
+  }
+  return changed;
+}
+
 /** Runs fn on the current state under the lock; the state is saved if fn returns true. */
 export function withState<T>(
   stateDir: string,
@@ -168,8 +223,9 @@ export function withState<T>(
   const release = acquireLock(stateDir);
   try {
     const state = loadState(stateDir);
+    const reaped = reapReceives(state);
     const { save, value } = fn(state);
-    if (save) saveState(stateDir, state);
+    if (save || reaped) saveState(stateDir, state);
     return value;
   } finally {
     release();

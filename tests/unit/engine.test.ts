@@ -233,6 +233,69 @@ describe("the engine owns the plan", () => {
     expect(destroys(s.source)).toEqual([]);
   });
 
+  test("a destroy of a snapshot made by hand, planted by a plugin, is refused", async () => {
+    const s = scene([
+      definePlugin({
+        name: "tidy",
+        setup(hooks) {
+          hooks.plan.tap("x", (plan) => ({
+            ...plan,
+            actions: [
+              {
+                kind: "destroy",
+                side: "source",
+                subname: "srv",
+                dataset: "tank/data/srv",
+                snapshots: ["before-upgrade"],
+                used: 0,
+              },
+            ],
+          }));
+        },
+      }),
+    ]);
+    for (const host of [s.source, s.target]) {
+      const srv = host.datasets.find((d) => d.subname === "srv");
+      srv?.snapshots.unshift({
+        ...(srv.snapshots[0] as (typeof srv.snapshots)[0]),
+        name: "before-upgrade",
+        guid: "g-by-hand",
+      });
+    }
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("failed");
+    expect(result.outcome.error?.message).toContain(
+      "tank/data/srv@before-upgrade is not one of abgleich's own snapshots",
+    );
+    expect(destroys(s.source)).toEqual([]);
+  });
+
+  test("outcomes handed to plugins are frozen: an afterStage tap cannot turn a failure into success", async () => {
+    const s = scene([
+      definePlugin({
+        name: "optimist",
+        setup(hooks) {
+          hooks.afterAction.tap("x", (_action, outcome) => {
+            try {
+              (outcome as { ok: boolean }).ok = true;
+            } catch {}
+          });
+          hooks.afterStage.tap("x", (_info, outcome) => {
+            try {
+              (outcome as { status: string }).status = "ok";
+            } catch {}
+          });
+        },
+      }),
+    ]);
+    s.source.failWhen(/destroy tank\/data\/home@/, "cannot destroy: dataset is busy\n");
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("failed");
+    // the child of the failed dataset stayed blocked
+    expect(destroys(s.source).some((line) => line.includes("home/user"))).toBe(false);
+    expect(await s.finish()).toBe(1);
+  });
+
   test("the guard cannot be removed: the hooks a plugin gets are tap-only and frozen", () => {
     const hooks = createHooks();
     const view = pluginHooks(hooks, "saboteur") as unknown as Record<
