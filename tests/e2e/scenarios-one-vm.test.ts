@@ -374,7 +374,8 @@ describe("one VM", () => {
         if (done) break;
         stdout += new TextDecoder().decode(value);
       }
-      expect(await child.exited).toBe(1);
+      // cancelled by SIGINT: 130, after the after-hooks ran
+      expect(await child.exited).toBe(130);
       expect(await new Response(child.stderr).text()).toContain("interrupted");
       expect(jsonEvents(stdout).find((e) => e.event === "stage-done")?.status).toBe("cancelled");
       const dst = "dstpool/f/backup";
@@ -387,6 +388,40 @@ describe("one VM", () => {
       expect((await listTree(vm, dst)).get(dst)?.receive_resume_token).toBe("-");
       await vm.sshOk(shellJoin(["zfs", "mount", dst]));
       expect(await sha256(vm, [`/${dst}/f`])).toEqual(await sha256(vm, [`/${src}/f`]));
+    },
+    SCENARIO_MS,
+  );
+
+  test(
+    "two backups of one config a second apart: the second refuses naming the first, which completes",
+    async () => {
+      const src = "srcpool/g/data";
+      await vm.sshOk(
+        [
+          shellJoin(["zfs", "create", "-p", src]),
+          `head -c 16000000 /dev/urandom > /${src}/f`,
+          "zpool sync",
+          shellJoin(["zfs", "snapshot", `${src}@${day(1)}`]),
+        ].join(" && "),
+      );
+      const config = await scenarioConfig("g");
+      const first = env.spawn(["backup", config, "--yes", "--json"]);
+      const reader = first.stdout.getReader();
+      let stdout = "";
+      while (!stdout.includes('"event":"action-start"')) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stdout += new TextDecoder().decode(value);
+      }
+      reader.releaseLock();
+      await Bun.sleep(1000);
+      const second = await env.cli(["backup", config, "--yes"]);
+      expect(second.code).toBe(1);
+      expect(second.stderr).toContain(`in use by pid ${first.pid}`);
+      expect(await first.exited).toBe(0);
+      const dst = "dstpool/g/backup";
+      await expectSameSnapshots(src, dst, [day(1)]);
+      expect((await listTree(vm, dst)).get(dst)?.receive_resume_token).toBe("-");
     },
     SCENARIO_MS,
   );
