@@ -250,21 +250,13 @@ export class Run {
   inventory(side: Side): Promise<Inventory> {
     let pending = this.cache.get(side);
     if (!pending) {
-      pending = this.ports[side].inventory(rootOf(this.config[side])).then((inventory) =>
-        // frozen: plugins get it as it is, and nothing can edit what the guard reads
-        this.plugged() ? deepFreeze(inventory) : inventory,
-      );
+      pending = this.ports[side].inventory(rootOf(this.config[side]));
       this.cache.set(side, pending);
       pending.catch(() => this.cache.delete(side));
     }
     return untilCancelled(pending, this.signal);
   }
 
-  /** whether plugins will see inventories and plans (then they are copied and frozen) */
-  private plugged(): boolean {
-    const { hooks } = this.shared;
-    return hooks.inventory.isUsed() || hooks.plan.isUsed() || hooks.beforeAction.isUsed();
-  }
 
   private warn(text: string): void {
     this.ui.warn(text);
@@ -333,6 +325,13 @@ export class Run {
     const empty = (side: Side): Inventory =>
       deepFreeze({ side, root: rootOf(this.config[side]), datasets: [] });
     const inventories = { source: source ?? empty("source"), target: target ?? empty("target") };
+    const { hooks } = this.shared;
+    // handed to plugins frozen, so nothing can edit the trees the guard reads; freezing a
+    // million snapshots takes seconds, so only when a plugin will see them
+    if (hooks.inventory.isUsed() || hooks.plan.isUsed()) {
+      deepFreeze(inventories.source);
+      deepFreeze(inventories.target);
+    }
     if (this.shared.hooks.inventory.isUsed() && source) {
       await this.fire(
         this.shared.hooks.inventory.promise(Object.freeze({ stage: info, source, target })),
