@@ -1,49 +1,14 @@
-// Running one planned action on the hosts. Transfers are one OS pipeline each (bytes never
-// pass through JavaScript); everything else is a single zfs command.
+// Running a transfer: one OS pipeline from the source host's `zfs send` into the target host's
+// `zfs receive`, so bytes never pass through JavaScript. Every other action is a single zfs
+// command of the zfs port (lib/zfs/port.ts).
 
 import { hostFailure } from "../hosts/failure.ts";
 import type { Host } from "../hosts/host.ts";
-import type {
-  AbortResumeAction,
-  DestroyAction,
-  SendAction,
-  SnapshotAction,
-} from "../plan/types.ts";
+import type { SendAction } from "../plan/types.ts";
 import { type SendSpec, zfsReceive, zfsSend } from "../zfs/commands.ts";
 import type { ActionOutcome } from "../zfs/outcome.ts";
-import { type PortOptions, ZfsPort } from "../zfs/port.ts";
 import { failedStage, formatPipelineFailure, runPipeline } from "./pipeline.ts";
 import { sendProgressCounter } from "./send-output.ts";
-
-// ActionOutcome lives in lib/zfs (below the engine); commandFailure moved there with it.
-export { commandFailure } from "../zfs/errors.ts";
-export type { ActionOutcome } from "../zfs/outcome.ts";
-
-export function runSnapshot(
-  source: Host,
-  action: SnapshotAction,
-  options?: PortOptions,
-): Promise<ActionOutcome> {
-  return new ZfsPort(source, options).snapshot(
-    action.snapshots.map((s) => `${s.dataset}@${s.name}`),
-  );
-}
-
-export function runDestroy(
-  host: Host,
-  action: DestroyAction,
-  options?: PortOptions,
-): Promise<ActionOutcome> {
-  return new ZfsPort(host, options).destroy(action.dataset, action.snapshots);
-}
-
-export function runAbortResume(
-  target: Host,
-  action: AbortResumeAction,
-  options?: PortOptions,
-): Promise<ActionOutcome> {
-  return new ZfsPort(target, options).abortReceive(action.targetDataset);
-}
 
 export function sendSpec(action: SendAction): SendSpec {
   switch (action.mode) {
@@ -58,15 +23,6 @@ export function sendSpec(action: SendAction): SendSpec {
     case "resume":
       return { mode: "resume", token: action.token ?? "" };
   }
-}
-
-/** `zfs send -n -v -P`: the stream's size, or null when zfs cannot tell */
-export function estimateSend(
-  source: Host,
-  action: SendAction,
-  options?: PortOptions,
-): Promise<number | null> {
-  return new ZfsPort(source, options).estimateSend(sendSpec(action));
 }
 
 export async function runSend(
