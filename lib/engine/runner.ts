@@ -257,7 +257,6 @@ export class Run {
     return untilCancelled(pending, this.signal);
   }
 
-
   private warn(text: string): void {
     this.ui.warn(text);
   }
