@@ -4,6 +4,7 @@
 // The local `ssh` of a control command is killed on timeout or cancel like any local command
 // (lib/hosts/exec.ts); the shared master is not in its process group and stays for the others.
 
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -75,6 +76,21 @@ export function checkSshWord(what: "host" | "user", value: string): void {
   }
 }
 
+/** control directories not yet closed, with the ssh argv that ends their master */
+const openMasters = new Map<string, string[]>();
+
+/**
+ * A run that ends without close() (a second Ctrl-C exits at once) still ends its shared
+ * connections and removes their sockets: synchronously, as an exit handler must.
+ */
+process.on("exit", () => {
+  for (const [dir, exitArgv] of openMasters) {
+    if (existsSync(join(dir, "cm")))
+      spawnSync(exitArgv[0] as string, exitArgv.slice(1), { stdio: "ignore", timeout: 2000 });
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /** a private (0700) directory short enough for a unix socket path inside it */
 function makeControlDir(): string {
   const base = join(tmpdir(), "abg-XXXXXX/cm").length <= MAX_SOCKET_PATH ? tmpdir() : "/tmp";
@@ -112,7 +128,10 @@ export class SshHost implements Host {
 
   /** the ControlPath socket, created with its directory on first use */
   get controlPath(): string {
-    this.controlDir ??= makeControlDir();
+    if (this.controlDir === null) {
+      this.controlDir = makeControlDir();
+      openMasters.set(this.controlDir, this.exitArgv(join(this.controlDir, "cm")));
+    }
     return join(this.controlDir, "cm");
   }
 
@@ -227,6 +246,7 @@ export class SshHost implements Host {
     if (dir === null) return;
     this.controlDir = null;
     this.firstCommand = null;
+    openMasters.delete(dir);
     const socket = join(dir, "cm");
     try {
       if (existsSync(socket)) await this.exitMaster(socket);
@@ -236,10 +256,21 @@ export class SshHost implements Host {
   }
 
   /** ask the master to exit; never waits longer than CLOSE_TIMEOUT_MS */
-  private async exitMaster(socket: string): Promise<void> {
+  private exitArgv(socket: string): string[] {
     const { extraOptions = [] } = this.options;
-    const argv = ["ssh", ...extraOptions, "-o", `ControlPath=${socket}`, "-O", "exit"];
-    argv.push(this.options.sideConfig.host);
+    return [
+      "ssh",
+      ...extraOptions,
+      "-o",
+      `ControlPath=${socket}`,
+      "-O",
+      "exit",
+      this.options.sideConfig.host,
+    ];
+  }
+
+  private async exitMaster(socket: string): Promise<void> {
+    const argv = this.exitArgv(socket);
     const child = Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
     const timer = setTimeout(() => child.kill("SIGKILL"), CLOSE_TIMEOUT_MS);
     try {

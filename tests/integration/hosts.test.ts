@@ -415,4 +415,32 @@ describe("SshHost: a hung remote command", () => {
     },
     SSH_TEST_TIMEOUT_MS,
   );
+
+  test(
+    "a process that exits without close() (a second Ctrl-C) still ends its master and removes the socket",
+    async () => {
+      const script = join(scratch, "exit-without-close.ts");
+      writeFileSync(
+        script,
+        `import { SshHost } from ${JSON.stringify(join(import.meta.dir, "../../lib/hosts/ssh.ts"))};
+const host = new SshHost({
+  side: "source",
+  sideConfig: { host: "127.0.0.1", user: "", port: ${sshd.port} },
+  ssh: { compression: false, cipher: "", configFile: "" },
+  extraOptions: ${JSON.stringify(sshd.extraOptions)},
+});
+const result = await host.run(["true"]);
+console.log(host.controlPath, result.code);
+process.exit(130);
+`,
+      );
+      const child = Bun.spawnSync([process.execPath, script]);
+      expect(child.exitCode).toBe(130);
+      const [socket, code] = child.stdout.toString().trim().split(" ");
+      expect(code).toBe("0");
+      expect(existsSync(dirname(socket as string))).toBe(false);
+      expect(await leftRunning(sshProcesses(socket as string))).toEqual([]);
+    },
+    SSH_TEST_TIMEOUT_MS,
+  );
 });
