@@ -31,6 +31,8 @@ const GIVE_UP_MS = 2000;
 export interface ExecOptions extends RunOptions {
   /** when the caller's time started (Date.now()): time spent before spawning counts too */
   since?: number;
+  /** keep the command's stdin open until it ends (no `stdin` given): the ssh watchdog reads it */
+  holdStdin?: boolean;
 }
 
 /** signal a whole process group; gone already is fine */
@@ -97,8 +99,9 @@ export async function execArgv(
     quote: shellQuote,
     prefix: "exec ",
     postfix: "",
-    // always a buffer, so stdin is written and closed: a command reading it sees EOF
-    input: Buffer.from(options.stdin ?? ""),
+    // a buffer, so stdin is written and closed: a command reading it sees EOF; or, held, a
+    // pipe left open until the command ends
+    ...(options.holdStdin ? {} : { input: Buffer.from(options.stdin ?? "") }),
     // env given explicitly: the PATH of now, not of when the process started
     env: process.env,
     detached: true,
@@ -153,6 +156,8 @@ export async function execArgv(
   try {
     output = await Promise.race([child, abandoned]);
   } finally {
+    // a held stdin is closed once the command ended (it is no use to anyone then)
+    if (options.holdStdin) child.stdin?.end();
     clearTimeout(timer);
     clearTimeout(escalate);
     clearTimeout(giveUp);

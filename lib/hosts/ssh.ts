@@ -76,6 +76,20 @@ export function checkSshWord(what: "host" | "user", value: string): void {
   }
 }
 
+/**
+ * `sh -c WATCHDOG sh ARGV…` on the remote host: ARGV runs with stdin from /dev/null while a
+ * watcher reads the session's stdin; its end (the channel closed: the local ssh was killed, or
+ * the connection died) stops ARGV with SIGTERM. OpenSSH sends no signal to a command without a
+ * terminal when its channel closes, so without this a cancelled `zfs list` or `zfs diff` would
+ * run on. The exit code is ARGV's.
+ */
+const REMOTE_WATCHDOG = [
+  "sh",
+  "-c",
+  'exec 3<&0; "$@" </dev/null & p=$!; { while read -r _ <&3; do :; done; kill -TERM "$p" 2>/dev/null; } & w=$!; wait "$p"; c=$?; kill "$w" 2>/dev/null; exit "$c"',
+  "sh",
+];
+
 /** control directories not yet closed, with the ssh argv that ends their master */
 const openMasters = new Map<string, string[]>();
 
@@ -172,18 +186,22 @@ export class SshHost implements Host {
   }
 
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    const wrapped = this.wrap(argv);
+    // a control command that reads no stdin runs under the remote watchdog, and our end of
+    // its stdin stays open until it ends: a cancel or a timeout that kills the local client
+    // closes the channel, and the watchdog stops the remote command instead of leaving it
+    const watched = options.stdin === undefined;
+    const wrapped = this.wrap(watched ? [...REMOTE_WATCHDOG, ...argv] : argv);
     const info: CommandInfo = { argv, side: this.side, host: this.name };
     const since = Date.now();
     if (this.firstCommand === null) {
-      const result = execArgv(wrapped, { ...options, since }, info);
+      const result = execArgv(wrapped, { ...options, since, holdStdin: watched }, info);
       this.firstCommand = result;
       return result;
     }
     // Commands started together would each open a connection until a master exists. The wait
     // counts against the command's timeout and ends on its signal.
     await this.masterReady(this.firstCommand, { ...options, since }, info);
-    return execArgv(wrapped, { ...options, since }, info);
+    return execArgv(wrapped, { ...options, since, holdStdin: watched }, info);
   }
 
   /** until the first command's master listens (ssh renames its socket into place) or it ended */

@@ -325,6 +325,12 @@ function hung(marker: string) {
       if (!existsSync(pidFile)) throw new Error(`${marker} did not start`);
       await Bun.sleep(50);
     },
+    /** is the "remote" command (it runs on this machine too) still running, a second on? */
+    async alive(): Promise<boolean> {
+      const pid = Number(readFileSync(pidFile, "utf8").trim());
+      for (let i = 0; i < 100 && running(pid); i++) await Bun.sleep(20);
+      return running(pid);
+    },
     /** the "remote" command runs on this machine too: do not leave it to the next test */
     cleanUp(): void {
       const pid = Number(readFileSync(pidFile, "utf8").trim());
@@ -358,6 +364,9 @@ describe("SshHost: a hung remote command", () => {
       expect((error as Error).message).toStartWith("cancelled: sh -c ");
       expect((error as Error).message).toEndWith(`${marker} on source (127.0.0.1)`);
       expect(await leftRunning(clients)).toEqual([]);
+      // the remote command is stopped too (OpenSSH signals nothing when a channel without a
+      // terminal closes: the remote watchdog does it)
+      expect(await remote.alive()).toBe(false);
       remote.cleanUp();
       // the shared master was not in the killed group: the next command reuses it
       expect((await host.run(["echo", "still here"])).stdout).toBe("still here\n");
