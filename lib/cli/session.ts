@@ -9,7 +9,7 @@ import { cancelOnSignals } from "../engine/cancel.ts";
 import { createHooks, type EngineHooks } from "../engine/hooks.ts";
 import { acquireRunLock, parseWaitDuration } from "../engine/lock.ts";
 import { loadPlugins, type PluginIo } from "../engine/plugins.ts";
-import { exitCodeOfError, Run, type RunOptions } from "../engine/runner.ts";
+import { deepFreeze, exitCodeOfError, Run, type RunOptions } from "../engine/runner.ts";
 import type { StageUi } from "../engine/ui.ts";
 import { type CommandIo, commandIo, type GlobalFlags, reportError } from "./io.ts";
 import { consoleUi, readOnlyUi } from "./ui.ts";
@@ -64,7 +64,8 @@ export async function runSession(
     warn: (text) => io.warn(`warning: ${text}`),
   };
   try {
-    const config = loadConfig(configPath);
+    // frozen before any plugin's setup sees it: what the engine plans with is what was loaded
+    const config = deepFreeze(loadConfig(configPath));
     const hooks = environment.hooks ?? createHooks();
     await loadPlugins(config, hooks, pluginIo);
     const ui =
