@@ -144,7 +144,8 @@ function planResume(
   if (offset > part.newBytes)
     throw new ZfsError("cannot resume send: resume token is corrupt", 255);
   return {
-    header: headerFor(ds, [part], offset),
+    // a resuming stream even from offset 0 (the token of a receive still in flight)
+    header: { ...headerFor(ds, [part], offset), resume: true },
     fromLabels: [fromLabel],
     names: [`${ds.name}@${snap.name}`],
   };
@@ -210,7 +211,7 @@ function planSend(
     prev = s;
   }
   return {
-    header: headerFor(ds, parts),
+    header: { ...headerFor(ds, parts), compound: true },
     fromLabels: labels,
     names: between.map((s) => `${ds.name}@${s.name}`),
   };

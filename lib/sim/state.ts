@@ -65,6 +65,8 @@ export interface InFlightReceive {
   id: string;
   /** the receiving process */
   pid: number;
+  /** its start time (/proc/PID/stat), so that a reused pid is not taken for it */
+  start?: string | null;
   /** the receive created the dataset (a full stream into a new name) */
   newfs: boolean;
   /** -s: an interrupted receive leaves a resumable partial (already set while in flight) */
@@ -178,16 +180,29 @@ function acquireLock(stateDir: string): () => void {
   }
 }
 
-/** Whether a process lives (a zombie does not: it has exited, its parent has not reaped it). */
-export function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
+/** The fields of /proc/PID/stat after COMM (which may hold spaces and parentheses), or null. */
+function procStat(pid: number): string[] | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    // "PID (COMM) STATE …": COMM may hold spaces and parentheses, the state follows the last ")"
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return null;
   }
+}
+
+/** A process's start time (clock ticks since boot), to tell it from a later one with its pid. */
+export function processStart(pid: number): string | null {
+  return procStat(pid)?.[19] ?? null;
+}
+
+/**
+ * Whether a process lives: not a zombie (it has exited, its parent has not reaped it yet),
+ * and, given its start time, not a later process that got the same pid.
+ */
+export function processAlive(pid: number, start?: string | null): boolean {
+  const fields = procStat(pid);
+  if (fields) return fields[0] !== "Z" && (!start || fields[19] === start);
+  if (fs.existsSync("/proc/self/stat")) return false;
   try {
     process.kill(pid, 0);
     return true;
@@ -206,7 +221,7 @@ export function reapReceives(state: SimState): boolean {
   let changed = false;
   for (const ds of Object.values(state.datasets)) {
     const claim = ds.receiving;
-    if (!claim || processAlive(claim.pid)) continue;
+    if (!claim || processAlive(claim.pid, claim.start)) continue;
     changed = true;
     ds.receiving = null;
     if (claim.resumable && ds.partial) continue;

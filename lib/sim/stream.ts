@@ -40,6 +40,11 @@ export interface StreamHeader {
   /** payload bytes already delivered before this (resumed) stream */
   resumeOffset: number;
   resume: boolean;
+  /**
+   * a package of substreams (`send -I`, even of one snapshot) rather than one plain stream
+   * (full, -i, -t); absent in streams of older simulators
+   */
+  compound?: boolean;
   snapshots: StreamSnapshot[];
 }
 

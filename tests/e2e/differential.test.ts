@@ -20,7 +20,7 @@ import {
 import { BOOT_TIMEOUT_MS } from "./helpers.ts";
 import { bootVm, createPools, stopAllVms, type Vm } from "./vm.ts";
 
-const RUN_MS = 180_000;
+const RUN_MS = 360_000;
 
 /** deliberate differences, each with its reason (empty: the simulator matches) */
 const ALLOWED: AllowedDifference[] = [];
@@ -86,6 +86,16 @@ test(
     expect(byLabel.get("list with token")?.stdout).toContain("<token>");
     expect(byLabel.get("resume")?.code).toBe(0);
     expect(byLabel.get("destroy held")?.stderr).toContain("dataset is busy");
+    expect(byLabel.get("full re@a again")?.stderr).toContain("exists");
+    expect(byLabel.get("-i b..c again (data)")?.code).toBe(0);
+    expect(byLabel.get("-i a..b again (empty)")?.code).toBe(1);
+    expect(byLabel.get("list with a full receive in flight")?.stdout).toContain("diffpool/fl\t");
+    expect(byLabel.get("in flight: incremental again")?.stderr).toContain("partially-complete");
+    expect(byLabel.get("in flight without -s: incremental again")?.stderr).toContain("busy");
+    for (const finish of ["f1", "f2", "f3", "f4"].map((name) =>
+      HISTORY.findIndex((s) => "finish" in s && s.finish === name),
+    ))
+      expect(real0[finish]?.code).toBe(0);
     expect(unexplained(found, ALLOWED)).toEqual([]);
     // an allowlist entry that no longer matches anything is stale
     for (const a of ALLOWED)

@@ -14,12 +14,22 @@ export type Step =
   /** resume the dataset's saved receive with `zfs send -t TOKEN` */
   | { label: string; resume: string }
   /** `zfs list -t all -Hp -o LIST_COLUMNS -r POOL`, normalized */
-  | { label: string; list: string };
+  | { label: string; list: string }
+  /**
+   * `zfs send SEND` into a file, then `zfs receive RECEIVE` from it in the background, its
+   * input stalled after STALL bytes (the receive has read most of them: it is in flight)
+   * until the `finish` step of the same name; the step ends once the stall is reached
+   */
+  | { label: string; inFlight: { name: string; send: string[]; receive: string[]; stall: number } }
+  /** lets the in-flight receive NAME read the rest of its stream; the result is its own */
+  | { label: string; finish: string };
 
 export const LIST_COLUMNS = ["name", "type", "guid", "receive_resume_token", "userrefs", "written"];
 
 const P = "diffpool";
 const MiB = 1024 * 1024;
+/** bytes an in-flight receive gets before its input stalls (streams are 2 MiB and more) */
+const STALL = 1_000_000;
 
 /** the scripted history: the commands abgleich runs, and the error cases of the transcripts */
 export const HISTORY: Step[] = [
@@ -107,8 +117,115 @@ export const HISTORY: Step[] = [
   { label: "snapshot odd name", zfs: ["snapshot", `${P}/a b:c.d-e@x:y.z-1`] },
   { label: "bad snapshot name", zfs: ["snapshot", `${P}/src@bad/name`] },
   { label: "create volume", zfs: ["create", "-V", "4M", `${P}/vol`] },
+  // a second receive of what the target already has: refused for a full stream; for an
+  // incremental zfs skips it — unless it is empty (BEGIN, END): the kernel read its END, so
+  // the skip runs on through the next snapshot of a -I package, or past the stream's end
+  { label: "create re", zfs: ["create", `${P}/re`] },
+  { label: "write r1", write: { dataset: `${P}/re`, file: "r1", bytes: MiB } },
+  { label: "snapshot re@a", zfs: ["snapshot", `${P}/re@a`] },
+  { label: "snapshot re@b (nothing changed)", zfs: ["snapshot", `${P}/re@b`] },
+  { label: "write r2", write: { dataset: `${P}/re`, file: "r2", bytes: 2 * MiB } },
+  { label: "snapshot re@c", zfs: ["snapshot", `${P}/re@c`] },
+  { label: "snapshot re@d (nothing changed)", zfs: ["snapshot", `${P}/re@d`] },
+  { label: "write r3", write: { dataset: `${P}/re`, file: "r3", bytes: 2 * MiB } },
+  { label: "snapshot re@e", zfs: ["snapshot", `${P}/re@e`] },
+  ...receives("full re@a", ["send", `${P}/re@a`], `${P}/re1`),
+  ...receives("full re@a again", ["send", `${P}/re@a`], `${P}/re1`),
+  ...receives("full re@a again onto the snapshot", ["send", `${P}/re@a`], `${P}/re1@a`),
+  ...receives("-I a..c", ["send", "-I", "@a", `${P}/re@c`], `${P}/re1`),
+  ...receives("-i b..c again (data)", ["send", "-i", "@b", `${P}/re@c`], `${P}/re1`),
+  ...receives("-i a..b again (empty)", ["send", "-i", "@a", `${P}/re@b`], `${P}/re1`),
+  ...receives("-I a..c again (b swallows c)", ["send", "-I", "@a", `${P}/re@c`], `${P}/re1`),
+  ...receives("-I a..b again (ends empty)", ["send", "-I", "@a", `${P}/re@b`], `${P}/re1`),
+  ...receives("full re@a into re2", ["send", `${P}/re@a`], `${P}/re2`),
+  ...receives("-i a..b into re2", ["send", "-i", "@a", `${P}/re@b`], `${P}/re2`),
+  ...receives("-I a..d (b swallows c, d refused)", ["send", "-I", "@a", `${P}/re@d`], `${P}/re2`),
+  { label: "snapshot re2@c locally", zfs: ["snapshot", `${P}/re2@c`] },
+  ...receives("-i b..c onto another re2@c", ["send", "-i", "@b", `${P}/re@c`], `${P}/re2`),
+  { label: "list after second receives", list: P },
+  // a second receive while the first into the same target is in flight
+  {
+    label: "in flight: full -s into fl",
+    inFlight: {
+      name: "f1",
+      send: ["send", `${P}/re@c`],
+      receive: ["receive", "-s", "-u", `${P}/fl`],
+      stall: STALL,
+    },
+  },
+  { label: "list with a full receive in flight", list: P },
+  ...receives("in flight: full again", ["send", `${P}/re@c`], `${P}/fl`),
+  ...receives("in flight: full -F", ["send", `${P}/re@c`], `${P}/fl`, ["-F"]),
+  { label: "in flight: resume its token", resume: `${P}/fl` },
+  ...receives("in flight: incremental", ["send", "-i", "@c", `${P}/re@e`], `${P}/fl`),
+  { label: "in flight: abort", zfs: ["receive", "-A", `${P}/fl`] },
+  { label: "finish the full receive", finish: "f1" },
+  {
+    label: "in flight: incremental -s into fl",
+    inFlight: {
+      name: "f2",
+      send: ["send", "-i", "@c", `${P}/re@e`],
+      receive: ["receive", "-s", "-u", `${P}/fl`],
+      stall: STALL,
+    },
+  },
+  { label: "list with an incremental in flight", list: P },
+  ...receives("in flight: incremental again", ["send", "-i", "@c", `${P}/re@e`], `${P}/fl`),
+  {
+    label: "in flight: incremental again without -s",
+    send: ["send", "-i", "@c", `${P}/re@e`],
+    receive: ["receive", "-u", `${P}/fl`],
+  },
+  ...receives("in flight: full onto it", ["send", `${P}/re@c`], `${P}/fl`),
+  { label: "in flight: resume its token (incremental)", resume: `${P}/fl` },
+  { label: "in flight: abort (incremental)", zfs: ["receive", "-A", `${P}/fl`] },
+  { label: "finish the incremental", finish: "f2" },
+  {
+    label: "in flight without -s: full into fl2",
+    inFlight: {
+      name: "f3",
+      send: ["send", `${P}/re@c`],
+      receive: ["receive", "-u", `${P}/fl2`],
+      stall: STALL,
+    },
+  },
+  { label: "list with a full receive without -s in flight", list: P },
+  ...receives("in flight without -s: full again", ["send", `${P}/re@c`], `${P}/fl2`),
+  ...receives("in flight without -s: incremental", ["send", "-i", "@c", `${P}/re@e`], `${P}/fl2`),
+  { label: "in flight without -s: abort", zfs: ["receive", "-A", `${P}/fl2`] },
+  { label: "finish the full receive without -s", finish: "f3" },
+  {
+    label: "in flight without -s: incremental into fl2",
+    inFlight: {
+      name: "f4",
+      send: ["send", "-i", "@c", `${P}/re@e`],
+      receive: ["receive", "-u", `${P}/fl2`],
+      stall: STALL,
+    },
+  },
+  ...receives(
+    "in flight without -s: incremental again",
+    ["send", "-i", "@c", `${P}/re@e`],
+    `${P}/fl2`,
+  ),
+  { label: "in flight without -s: abort (incremental)", zfs: ["receive", "-A", `${P}/fl2`] },
+  { label: "finish the incremental without -s", finish: "f4" },
+  {
+    label: "cut full into part",
+    send: ["send", `${P}/re@c`],
+    receive: ["receive", "-s", "-u", `${P}/part`],
+    cut: STALL,
+  },
+  ...receives("full onto a cut full", ["send", `${P}/re@c`], `${P}/part`),
+  ...receives("full -F onto a cut full", ["send", `${P}/re@c`], `${P}/part`, ["-F"]),
+  { label: "list after in-flight receives", list: P },
   { label: "final list", list: P },
 ];
+
+/** `zfs send SEND | zfs receive -s -u [EXTRA] TARGET` as one step */
+function receives(label: string, send: string[], target: string, extra: string[] = []): Step[] {
+  return [{ label, send, receive: ["receive", "-s", "-u", ...extra, target] }];
+}
 
 /** the shell text of one step; `sim` swaps real file writes for the simulator's sim-write */
 export function stepCommand(step: Step, sim: boolean, written: Set<string>): string {
@@ -132,6 +249,24 @@ export function stepCommand(step: Step, sim: boolean, written: Set<string>): str
     const cut = step.cut === undefined ? "" : ` | head -c ${step.cut}`;
     return `${shellJoin(["zfs", ...step.send])}${cut} | ${shellJoin(["zfs", ...step.receive])}`;
   }
+  if ("inFlight" in step) {
+    // the background receive's output goes to files of its own, read by its finish step
+    const { name, send, receive, stall } = step.inFlight;
+    const f = (suffix: string) => `"$tmp/${name}.${suffix}"`;
+    return [
+      `${shellJoin(["zfs", ...send])} > ${f("stream")}`,
+      `{ { head -c ${stall} ${f("stream")}; : > ${f("stalled")}; ${waitFor(f("go"))}; tail -c +${stall + 1} ${f("stream")}; } | ${shellJoin(["zfs", ...receive])} > ${f("out")} 2> ${f("err")}; echo $? > ${f("rc")}; } < /dev/null > /dev/null 2>&1 &`,
+      waitFor(f("stalled")),
+    ].join("\n");
+  }
+  if ("finish" in step) {
+    const f = (suffix: string) => `"$tmp/${step.finish}.${suffix}"`;
+    return [
+      `: > ${f("go")}`,
+      waitFor(f("rc")),
+      `cat ${f("out")}; cat ${f("err")} >&2; exit "$(cat ${f("rc")})"`,
+    ].join("\n");
+  }
   if ("resume" in step) {
     const token = `"$(${shellJoin(["zfs", "get", "-H", "-o", "value", "receive_resume_token", step.resume])})"`;
     return `zfs send -t ${token} | ${shellJoin(["zfs", "receive", "-s", "-u", step.resume])}`;
@@ -147,6 +282,11 @@ export function stepCommand(step: Step, sim: boolean, written: Set<string>): str
     "-r",
     step.list,
   ]);
+}
+
+/** waits (at most a minute) until FILE exists; FILE is shell text, already quoted */
+function waitFor(file: string): string {
+  return `n=0; while [ ! -e ${file} ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done`;
 }
 
 /** one shell script running every step, its output framed by markers for parseRun */

@@ -13,7 +13,7 @@ import {
 import { parseOptions, ZfsError } from "../../lib/sim/errors.ts";
 import { formatTable, listDate, nicebytes, nicenum, parseSize } from "../../lib/sim/format.ts";
 import { buildState } from "../../lib/sim/scenario.ts";
-import type { SimDataset } from "../../lib/sim/state.ts";
+import { processAlive, processStart, reapReceives, type SimDataset } from "../../lib/sim/state.ts";
 import { decodeToken, describeToken, encodeToken, fletcher4Word0 } from "../../lib/sim/token.ts";
 
 // A token printed by real OpenZFS 2.1.11 (transcript ex1).
@@ -176,5 +176,64 @@ describe("accounting", () => {
   test("slop follows OpenZFS 2.1 (min 128 MiB, at most half)", () => {
     expect(slop(503316480)).toBe(134217728);
     expect(slop(100 * 1048576)).toBe(50 * 1048576);
+  });
+});
+
+describe("receives in flight", () => {
+  const PARTIAL = {
+    toguid: "1",
+    fromguid: null,
+    toname: "src/a@s",
+    received: 0,
+    streamBytes: 0,
+    newfs: true,
+  };
+  const withClaims = () => {
+    const state = buildState(
+      {
+        now: 1795663146,
+        pools: [
+          { name: "dst", size: "1G", datasets: [{ name: "a" }, { name: "b" }, { name: "c" }] },
+        ],
+      },
+      {},
+    );
+    return state;
+  };
+  const deadPid = (): number => {
+    const child = Bun.spawnSync(["true"]);
+    return child.pid;
+  };
+
+  test("a claim of a live process stays; a dead one's is reaped like the kernel would", () => {
+    const state = withClaims();
+    const dead = deadPid();
+    const claim = (pid: number, newfs: boolean, resumable: boolean) => ({
+      id: `${pid}-${newfs}-${resumable}`,
+      pid,
+      newfs,
+      resumable,
+    });
+    const [a, b, c] = ["dst/a", "dst/b", "dst/c"].map((n) => state.datasets[n] as SimDataset) as [
+      SimDataset,
+      SimDataset,
+      SimDataset,
+    ];
+    a.receiving = claim(process.pid, true, false);
+    b.receiving = claim(dead, true, true);
+    b.partial = { ...PARTIAL };
+    c.receiving = claim(dead, true, false);
+    expect(processAlive(process.pid)).toBe(true);
+    expect(processAlive(process.pid, processStart(process.pid))).toBe(true);
+    // a later process that got the claim's pid is not the claim's process
+    expect(processAlive(process.pid, "1")).toBe(false);
+    expect(processAlive(dead)).toBe(false);
+    expect(reapReceives(state)).toBe(true);
+    // alive: untouched; -s: the partial stays resumable; without -s: the new dataset goes
+    expect(state.datasets["dst/a"]?.receiving?.pid).toBe(process.pid);
+    expect(state.datasets["dst/b"]?.receiving).toBeNull();
+    expect(state.datasets["dst/b"]?.partial).toEqual(PARTIAL);
+    expect(state.datasets["dst/c"]).toBeUndefined();
+    expect(reapReceives(state)).toBe(false);
   });
 });
