@@ -399,6 +399,7 @@ declare module "abgleich" {
     target: Inventory,
     side?: Side,
     isOwn?: (name: string) => boolean,
+    otherTargets?: readonly Inventory[],
   ): string[];
 
   type StageName = "inventory" | "snap" | "compare" | "backup" | "cleanup";
@@ -614,6 +615,8 @@ declare module "abgleich" {
     /** the clock, so tests and the demo can fix it */
     now: () => Date;
     hostOptions?: HostOptions;
+    /** how long after-hooks may run once the run is cancelled (default 60 s; tests shorten it) */
+    afterCancelGraceMs?: number;
     /** the Host of a side, instead of localhost or ssh (tests, an in-memory host) */
     hostFor?: (side: Side, config: Config) => Host;
     /** holds what a changing stage changes, so runs of one target never overlap; the release */

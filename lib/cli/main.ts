@@ -13,7 +13,7 @@ import { runCommand } from "./commands/run.ts";
 import { treeCommand } from "./commands/tree.ts";
 import { typesCommand } from "./commands/types.ts";
 import { wizardCommand } from "./commands/wizard.ts";
-import { EXIT_USAGE, type GlobalFlags } from "./io.ts";
+import { EXIT_FAILED, EXIT_USAGE, type GlobalFlags } from "./io.ts";
 
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command("abgleich")
@@ -171,5 +171,8 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // until the run says otherwise, an exit is a failure: a plugin that calls process.exit()
+  // in a hook must not turn a failed run into exit 0
+  process.exitCode = EXIT_FAILED;
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -81,6 +81,27 @@ function checkRoots(config: Config, parsed: ParsedYaml, file: string): void {
     const message = `the root ${quoteShort(root)} is not a valid dataset name: ${reason}`;
     throw valueProblem(parsed, file, path, message, nodeAt(parsed.doc, path));
   }
+  // On one host, a target inside the source tree (or the reverse, or the same root) would back
+  // the tree up into itself, and cleanup would free snapshots that exist nowhere else.
+  const [source, target] = [rootOf(config.source), rootOf(config.target)];
+  const within = (inner: string, outer: string) => inner === outer || inner.startsWith(`${outer}/`);
+  if (
+    config.source.host === config.target.host &&
+    (within(target, source) || within(source, target))
+  ) {
+    const path = ["target", "prefix"];
+    const message =
+      source === target
+        ? `source and target are the same dataset ${quoteShort(source)} on ${config.source.host}`
+        : `source ${quoteShort(source)} and target ${quoteShort(target)} on ${config.source.host} lie inside each other: a backup must go to a separate tree`;
+    throw valueProblem(
+      parsed,
+      file,
+      path,
+      message,
+      nodeAt(parsed.doc, path) ?? nodeAt(parsed.doc, ["target"]),
+    );
+  }
 }
 
 /** The document as plain JS data; refuses what has no faithful plain form. */

@@ -89,6 +89,9 @@ export function createGuard(
   target: Inventory,
   /** the naming scheme's test: only the tool's own snapshots may be destroyed */
   isOwn?: (name: string) => boolean,
+  /** other targets of the same source in this run (`run.with()`): their pairs' newest common
+   * snapshots stay too */
+  otherTargets: readonly Inventory[] = [],
 ): ActionGuard {
   const allowed = ALLOWED[stage];
   const byName = (inv: Inventory) => new Map(inv.datasets.map((d) => [d.name, d]));
@@ -102,6 +105,19 @@ export function createGuard(
   /** subnames whose partial receive an earlier abort-resume of this stage removed */
   const aborted = new Set<string>();
 
+  /** per subname, the newest snapshot the source shares with each other target */
+  const othersNewest = new Map<string, Set<string>>();
+  for (const other of otherTargets) {
+    for (const dataset of other.datasets) {
+      const mine = sourcesBySub.get(dataset.subname);
+      const newest = mine && compareSnapshots(mine, dataset).newestCommon?.source.name;
+      if (newest === undefined) continue;
+      const names = othersNewest.get(dataset.subname) ?? new Set<string>();
+      names.add(newest);
+      othersNewest.set(dataset.subname, names);
+    }
+  }
+
   const checkDestroy = (action: Extract<Action, { kind: "destroy" }>, out: string[]) => {
     if (side !== undefined && action.side !== side) {
       out.push(
@@ -113,6 +129,11 @@ export function createGuard(
       action.side === "source" ? sources.get(action.dataset) : targets.get(action.dataset);
     if (!own) {
       out.push(`destroy on ${action.dataset}, which is not a ${action.side} dataset in the tree`);
+      return;
+    }
+    // the subname decides which later actions a failure blocks: it must be the dataset's own
+    if (action.subname !== own.subname) {
+      out.push(`a destroy on ${action.dataset} labelled with another dataset's subname`);
       return;
     }
     if (action.snapshots.length === 0) out.push(`an empty destroy on ${action.dataset}`);
@@ -146,6 +167,11 @@ export function createGuard(
       if (name === newestCommon) {
         out.push(`${action.dataset}@${name} is the newest common snapshot (rule 2)`);
       }
+      if (action.side === "source" && othersNewest.get(own.subname)?.has(name)) {
+        out.push(
+          `${action.dataset}@${name} is the newest snapshot it shares with another target of this run (rule 2)`,
+        );
+      }
     }
   };
 
@@ -153,9 +179,11 @@ export function createGuard(
     if (action.pool !== sourcePool) {
       out.push(`a snapshot in pool ${action.pool}, which is not the source pool ${sourcePool}`);
     }
-    for (const { dataset, name } of action.snapshots) {
+    for (const { dataset, name, subname } of action.snapshots) {
       const own = sources.get(dataset);
       if (!own) out.push(`a snapshot of ${dataset}, which is not a source dataset in the tree`);
+      else if (own.subname !== subname)
+        out.push(`a snapshot of ${dataset} labelled with another dataset's subname`);
       else if (own.snapshots.some((s) => s.name === name))
         out.push(`${dataset}@${name} exists already`);
     }
@@ -218,14 +246,19 @@ export function createGuard(
         case "send":
           checkSend(action, out);
           break;
-        case "abort-resume":
-          if (!targets.get(action.targetDataset)?.resumeToken)
+        case "abort-resume": {
+          const partial = targets.get(action.targetDataset);
+          if (!partial?.resumeToken)
             out.push(`no partial receive to abort on ${action.targetDataset}`);
+          else if (partial.subname !== action.subname)
+            out.push(`an abort on ${action.targetDataset} labelled with another dataset's subname`);
           break;
+        }
       }
       return out;
     },
     accept(action) {
+      if (typeof action !== "object" || action === null) return;
       if (action.kind === "abort-resume") aborted.add(action.subname);
       if (action.kind !== "send") return;
       let names = arrived.get(action.subname);
@@ -247,9 +280,10 @@ export function planViolations(
   target: Inventory,
   side?: Side,
   isOwn?: (name: string) => boolean,
+  otherTargets: readonly Inventory[] = [],
 ): string[] {
   if (!plan || !Array.isArray(plan.actions)) return ["the plan hook must return the plan"];
-  const guard = createGuard(stage, side, source, target, isOwn);
+  const guard = createGuard(stage, side, source, target, isOwn, otherTargets);
   const violations: string[] = [];
   for (const action of plan.actions) {
     violations.push(...guard.check(action));

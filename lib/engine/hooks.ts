@@ -187,22 +187,42 @@ export function pluginHooks(hooks: EngineHooks, plugin: string): Hooks {
       error instanceof PluginError || error instanceof SafetyError
         ? error
         : new PluginError(plugin, name, error);
-    const options = (given: unknown) =>
-      typeof given === "object" && given !== null ? { ...given, name: plugin } : plugin;
+    // only the name (always the plugin's), `stage` and `before` pass: a plugin cannot hand
+    // tapable its own `fn` or `type` and slip past the wrappers below
+    const options = (given: unknown) => {
+      const tap: Record<string, unknown> = { name: plugin };
+      if (typeof given === "object" && given !== null) {
+        const { stage, before } = given as Record<string, unknown>;
+        if (typeof stage === "number") tap.stage = stage;
+        if (typeof before === "string" || Array.isArray(before)) tap.before = before;
+      }
+      return tap;
+    };
     // only the plan hook's result matters to safety; the others' results are ignored by tapable
     const result = (value: unknown, args: unknown[]) =>
       name === "plan" ? checkedPlan(plugin, value, args[1] as PlanInfo) : value;
+    const isThenable = (value: unknown) =>
+      typeof (value as { then?: unknown } | null)?.then === "function";
+    const sync = TAP_METHODS[name].length === 1;
     const methods: Record<string, AnyFn> = {
+      // on an async hook, `tap` with an async function is awaited like `tapPromise` (tapable
+      // would drop the promise, and with it the plugin's veto); a sync hook refuses a promise
       tap: (given, fn) =>
-        hook.tap?.call(hook, options(given), (...args: unknown[]) => {
-          let value: unknown;
-          try {
-            value = (fn as AnyFn)(...args);
-          } catch (error) {
-            throw fail(error);
-          }
-          return result(value, args);
-        }),
+        sync
+          ? hook.tap?.call(hook, options(given), (...args: unknown[]) => {
+              let value: unknown;
+              try {
+                value = (fn as AnyFn)(...args);
+              } catch (error) {
+                throw fail(error);
+              }
+              if (isThenable(value))
+                throw fail(
+                  new TypeError(`the ${name} hook is synchronous: return a value, not a promise`),
+                );
+              return result(value, args);
+            })
+          : methods.tapPromise?.(given, fn),
       tapPromise: (given, fn) =>
         hook.tapPromise?.call(hook, options(given), async (...args: unknown[]) => {
           let value: unknown;
@@ -216,20 +236,27 @@ export function pluginHooks(hooks: EngineHooks, plugin: string): Hooks {
       tapAsync: (given, fn) =>
         hook.tapAsync?.call(hook, options(given), (...args: unknown[]) => {
           const callback = args.pop() as (error: unknown, value?: unknown) => void;
+          // the first answer counts: a second callback, or a throw after one, is ignored
+          let answered = false;
+          const once = (error: unknown, value?: unknown) => {
+            if (answered) return;
+            answered = true;
+            callback(error, value);
+          };
           const finish = (error: unknown, value?: unknown) => {
-            if (error) return callback(fail(error));
+            if (error) return once(fail(error));
             let checked: unknown;
             try {
               checked = result(value, args);
             } catch (thrown) {
-              return callback(thrown);
+              return once(thrown);
             }
-            callback(null, checked);
+            once(null, checked);
           };
           try {
             (fn as AnyFn)(...args, finish);
           } catch (error) {
-            callback(fail(error));
+            once(fail(error));
           }
         }),
     };

@@ -11,7 +11,7 @@
 import { ConfigError } from "../config/errors.ts";
 import type { Config } from "../config/types.ts";
 import { rootOf } from "../config/types.ts";
-import type { Host } from "../hosts/host.ts";
+import { CancelledError as CommandCancelledError, type Host } from "../hosts/host.ts";
 import { closeAll, createHost, type HostOptions } from "../hosts/index.ts";
 import { compareTrees } from "../plan/compare.ts";
 import { defaultNamer, type Namer } from "../plan/naming.ts";
@@ -61,6 +61,8 @@ export interface RunOptions {
   /** the clock, so tests and the demo can fix it */
   now: () => Date;
   hostOptions?: HostOptions;
+  /** how long after-hooks may run once the run is cancelled (default 60 s; tests shorten it) */
+  afterCancelGraceMs?: number;
   /** the Host of a side, instead of localhost or ssh (tests, an in-memory host) */
   hostFor?: (side: Side, config: Config) => Host;
   /** holds what a changing stage changes, so runs of one target never overlap; the release */
@@ -107,7 +109,16 @@ export interface Inventories {
   source: Inventory;
   /** an empty tree when the stage does not read the target (snap) */
   target: Inventory;
+  /** for cleanup source: the other targets of the same source this run knows (`run.with()`) */
+  otherTargets?: Inventory[];
 }
+
+// Built-ins the engine's checks rely on, taken before any plugin is loaded: a plugin that
+// replaces the global ones later does not reach into the engine's copies and freezes.
+const clone = globalThis.structuredClone;
+const freeze = Object.freeze;
+const isFrozen = Object.isFrozen;
+const keysOf = Object.keys;
 
 const GOOD: ReadonlySet<StageOutcome["status"]> = new Set(["ok", "nothing-to-do", "dry-run"]);
 const EMPTY_PLAN: Plan = Object.freeze({
@@ -117,17 +128,21 @@ const EMPTY_PLAN: Plan = Object.freeze({
   errors: [],
 }) as unknown as Plan;
 
+/** roots frozen all the way down by deepFreeze (a shallow freeze by someone else is not enough) */
+const deeplyFrozen = new WeakSet<object>();
+
 /** objects handed to plugins cannot be changed behind the engine's back */
 export function deepFreeze<T>(value: T): T {
-  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return value;
-  Object.freeze(value);
-  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  if (typeof value !== "object" || value === null || deeplyFrozen.has(value)) return value;
+  if (!isFrozen(value)) freeze(value);
+  for (const key of keysOf(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  deeplyFrozen.add(value);
   return value;
 }
 
 /** a cancel from anywhere: the engine's own, or a zfs command stopped by the signal */
 const isCancel = (error: unknown, signal: AbortSignal) =>
-  signal.aborted || (error instanceof Error && error.name === "CancelledError");
+  signal.aborted || error instanceof CancelledError || error instanceof CommandCancelledError;
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
@@ -165,7 +180,11 @@ export class Run {
     readonly config: Config,
     private readonly shared: Shared,
   ) {
-    const { hostOptions, hostFor } = shared.options;
+    // own properties only: nothing inherited (a polluted Object.prototype) picks the hosts
+    const own = <K extends keyof RunOptions>(key: K) =>
+      Object.hasOwn(shared.options, key) ? shared.options[key] : undefined;
+    const hostOptions = own("hostOptions");
+    const hostFor = own("hostFor");
     const host = (side: Side) =>
       hostFor ? hostFor(side, config) : createHost(side, config[side], config.ssh, hostOptions);
     this.hosts = { source: host("source"), target: host("target") };
@@ -187,11 +206,12 @@ export class Run {
     options: RunOptions,
     mode: RunMode,
   ): Run {
-    // frozen: plugins read the same config the engine plans with, and cannot change it
+    // frozen: plugins read the same config and options the engine runs with, and cannot
+    // change them (a workflow setting run.options.dryRun must not turn a dry run into a real one)
     return new Run(deepFreeze(config), {
       hooks,
       ui,
-      options,
+      options: freeze({ ...options }),
       mode,
       summary: createSummaryBuilder(config, mode),
       outcomes: [],
@@ -230,7 +250,19 @@ export class Run {
 
   /** the snapshot naming scheme after plugins had their say */
   namer(): Namer {
-    this.namerInForce ??= this.shared.hooks.namer.call(defaultNamer(this.config), this.config);
+    if (this.namerInForce) return this.namerInForce;
+    const namer = this.shared.hooks.namer.call(defaultNamer(this.config), this.config);
+    if (typeof namer?.next !== "function" || typeof namer.isOwn !== "function") {
+      // without isOwn, nothing could tell abgleich's snapshots from hand-made ones
+      throw new Error(
+        "the namer hook must return a Namer with next() and isOwn(): a naming plugin returned something else",
+      );
+    }
+    // bound and frozen: a class-based namer works, and nobody can swap isOwn later
+    this.namerInForce = freeze({
+      next: namer.next.bind(namer),
+      isOwn: namer.isOwn.bind(namer),
+    });
     return this.namerInForce;
   }
 
@@ -279,15 +311,23 @@ export class Run {
 
   /** a hook that reports rather than fails: after-hooks, error and done */
   private async report(what: string, work: () => Promise<unknown>): Promise<void> {
+    const grace = this.options.afterCancelGraceMs ?? AFTER_CANCEL_GRACE_MS;
+    const late = () =>
+      this.warn(`${what} still running ${grace / 1000} s after the cancel; not waiting for it`);
     try {
       const pending = work();
-      await (this.signal.aborted
-        ? withinGrace(pending, AFTER_CANCEL_GRACE_MS, () =>
-            this.warn(
-              `${what} still running ${AFTER_CANCEL_GRACE_MS / 1000} s after the cancel; not waiting for it`,
-            ),
-          )
-        : pending);
+      if (!this.signal.aborted) {
+        // a cancel that arrives while the hook runs starts its grace period then
+        const cancelled = await untilCancelled(pending, this.signal).then(
+          () => false,
+          (error) => {
+            if (this.signal.aborted) return true;
+            throw error;
+          },
+        );
+        if (!cancelled) return;
+      }
+      await withinGrace(pending, grace, late);
     } catch (error) {
       this.warn(messageOf(error));
     }
@@ -352,17 +392,59 @@ export class Run {
     return inventories;
   }
 
+  /**
+   * The other targets of this run's source (a workflow's `run.with()`), read afresh: cleaning
+   * the source against one target must not destroy what another still needs as its base.
+   */
+  private async otherTargets(): Promise<Inventory[]> {
+    const where = (run: Run, side: Side) => `${run.config[side].host}:${rootOf(run.config[side])}`;
+    const seen = new Set([where(this, "target")]);
+    const others: Run[] = [];
+    for (const run of this.shared.runs) {
+      if (where(run, "source") !== where(this, "source") || seen.has(where(run, "target")))
+        continue;
+      seen.add(where(run, "target"));
+      others.push(run);
+    }
+    return Promise.all(
+      others.map(async (run) => {
+        run.cache.delete("target");
+        try {
+          await run.checkHosts(["target"]);
+          return await run.inventory("target");
+        } catch (error) {
+          if (isCancel(error, this.signal)) throw error;
+          throw new Error(
+            `cannot check what the other target ${where(run, "target")} of this run still needs from the source: ${messageOf(error)}`,
+          );
+        }
+      }),
+    );
+  }
+
   /** plugins see a copy of the plan; what they return is checked, copied again and frozen */
   private async pluginPlan(info: StageInfo, plan: Plan, inv: Inventories): Promise<Plan> {
     const { hooks } = this.shared;
     let result = plan;
     if (hooks.plan.isUsed()) {
       const planInfo = Object.freeze({ ...info, source: inv.source, target: inv.target });
-      result = (await this.fire(hooks.plan.promise(structuredClone(plan), planInfo))) as Plan;
+      result = (await this.fire(hooks.plan.promise(clone(plan), planInfo))) as Plan;
     }
     let owned: Plan;
     try {
-      owned = deepFreeze(structuredClone(result));
+      const copy = clone(result);
+      // a plugin may add conflicts and errors, never drop the planner's: they fail the stage
+      const added = <T>(mine: readonly T[], theirs: unknown): T[] => {
+        const known = new Set(mine.map((item) => JSON.stringify(item)));
+        const extra = Array.isArray(theirs) ? (theirs as T[]) : [];
+        return [...clone(mine), ...extra.filter((item) => !known.has(JSON.stringify(item)))];
+      };
+      owned = deepFreeze({
+        actions: copy.actions,
+        conflicts: added(plan.conflicts, copy.conflicts),
+        errors: added(plan.errors, copy.errors),
+        skipped: Array.isArray(copy.skipped) ? copy.skipped : clone(plan.skipped),
+      });
     } catch (error) {
       throw new SafetyError([`the plan cannot be copied: ${messageOf(error)}`], "a plugin");
     }
@@ -373,6 +455,7 @@ export class Run {
       inv.target,
       info.side,
       this.namer().isOwn,
+      inv.otherTargets,
     );
     if (violations.length > 0) throw new SafetyError(violations, "the plan");
     return owned;
@@ -389,8 +472,13 @@ export class Run {
     try {
       if (info.changes) await this.lock(stage.stage, stage.changes);
       await this.fire(hooks.beforeStage.promise(info));
+      // read afresh: a before-hook (or another tool) may have changed the pools since an
+      // earlier stage of this run read them, and the guard must see the pools as they are
+      for (const side of stage.reads) this.cache.delete(side);
       await this.checkHosts(stage.reads);
       const inventories = await this.read(info, stage.reads);
+      if (stage.stage === "cleanup" && stage.side === "source")
+        inventories.otherTargets = await this.otherTargets();
       await stage.preflight?.(inventories);
       plan = await this.pluginPlan(info, await stage.plan(inventories), inventories);
       for (const conflict of plan.conflicts)
@@ -451,6 +539,7 @@ export class Run {
       inventories.source,
       inventories.target,
       this.namer().isOwn,
+      inventories.otherTargets,
     );
     const failedSubnames: string[] = [];
     let failed = false;
@@ -482,7 +571,7 @@ export class Run {
         if (isCancel(error, this.signal)) throw error;
         outcome = { ok: false, error: messageOf(error), durationMs: 0 };
       }
-      outcome = Object.freeze({ ...outcome });
+      outcome = freeze({ ...outcome });
       if (outcome.ok) guard.accept(action);
       results.push({ action, outcome });
       ui.actionFinished(action, outcome);
@@ -508,7 +597,8 @@ export class Run {
   ): Promise<R> {
     const { hooks, ui } = this.shared;
     // frozen: an afterStage plugin cannot turn a failed stage into a good one
-    Object.freeze(outcome);
+    if (outcome.error) freeze(outcome.error);
+    freeze(outcome);
     this.shared.outcomes.push(outcome);
     this.summary.stage(info.stage, info.side, outcome);
     if (outcome.status === "failed" && outcome.error) {
@@ -529,6 +619,7 @@ export class Run {
     let outcome: StageOutcome = { status: "ok" };
     try {
       await this.fire(hooks.beforeStage.promise(info));
+      for (const side of sides) this.cache.delete(side);
       await this.checkHosts(sides);
       const inventories = await this.read(info, sides);
       for (const side of sides) {

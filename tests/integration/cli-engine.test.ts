@@ -206,6 +206,39 @@ describe("preflight", () => {
   });
 });
 
+describe("a plugin that calls process.exit()", () => {
+  test("in a hook of a failing run: the exit code is still a failure, not 0", async () => {
+    env.seed({
+      now: 1_767_225_600,
+      pools: [
+        { name: "src", size: "1G", datasets: [{ name: "data", snapshots: [{ name: day(1) }] }] },
+        { name: "dst", size: "1G" },
+      ],
+    });
+    const plugin = env.writeFile(
+      "exit-plugin.ts",
+      `import { definePlugin } from "abgleich";
+export default definePlugin({
+  name: "mailer",
+  setup(hooks) {
+    hooks.error.tap("x", () => process.exit());
+  },
+});
+`,
+    );
+    const config = env.writeConfig(
+      configYaml(
+        { zpool: "src", prefix: "dta" },
+        { zpool: "dst", prefix: "backup" },
+        `plugins:\n  - path: ${plugin}\n`,
+      ),
+      "exit-plugin.yaml",
+    );
+    const run = await env.cli(["backup", config, "--yes"]);
+    expect(run.code).toBe(1);
+  });
+});
+
 describe("one run per target", () => {
   test(
     "a second backup of the same target refuses while the first runs, naming its pid; --wait waits",

@@ -587,6 +587,25 @@ describe("file-level problems", () => {
     expect(() => loadConfig(FIXTURES)).toThrow(`${FIXTURES}: is a directory`);
   });
 
+  test("source and target on one host may not be the same tree or lie inside each other", () => {
+    const same = errorOf("source:\n  zpool: tank\ntarget:\n  zpool: tank\n");
+    expect(same.reason).toBe('source and target are the same dataset "tank" on localhost');
+    const nested = errorOf("source:\n  zpool: tank\ntarget:\n  zpool: tank\n  prefix: backup\n");
+    expect(nested.keyPath).toBe("target.prefix");
+    expect(nested.line).toBe(5);
+    expect(nested.reason).toContain("lie inside each other");
+    // another host, or a sibling tree, is fine
+    expect(() =>
+      parseConfig("source:\n  zpool: tank\ntarget:\n  zpool: tank\n  host: nas\n", "ok.yaml"),
+    ).not.toThrow();
+    expect(() =>
+      parseConfig(
+        "source:\n  zpool: tank\n  prefix: data\ntarget:\n  zpool: tank\n  prefix: backup\n",
+        "ok.yaml",
+      ),
+    ).not.toThrow();
+  });
+
   test("loadConfig reports positions from the file", () => {
     const file = join(FIXTURES, "bad-port.yaml");
     expect(() => loadConfig(file)).toThrow(

@@ -4,12 +4,13 @@
 
 import { describe, expect, test } from "bun:test";
 import type { Config } from "../../lib/config/types.ts";
-import { definePlugin, type Plugin } from "../../lib/engine/api.ts";
+import { definePlugin, defineWorkflow, type Plugin } from "../../lib/engine/api.ts";
 import { createHooks, type RunSummary, type StageOutcome } from "../../lib/engine/hooks.ts";
 import { pluginHooks } from "../../lib/engine/plugins.ts";
 import { Run } from "../../lib/engine/runner.ts";
 import { stages } from "../../lib/engine/stages/index.ts";
 import type { StageUi } from "../../lib/engine/ui.ts";
+import { runWorkflow } from "../../lib/engine/workflow.ts";
 import type { Action, DestroyAction } from "../../lib/plan/types.ts";
 import type { Side } from "../../lib/zfs/model.ts";
 import { type MemoryHost, memoryHost } from "../helpers/memory-host.ts";
@@ -33,7 +34,13 @@ interface Scene {
 
 function scene(
   plugins: Plugin<Record<string, unknown>>[] = [],
-  options: { confirm?: boolean; dryRun?: boolean; cfg?: Partial<Config> } = {},
+  options: {
+    confirm?: boolean;
+    dryRun?: boolean;
+    cfg?: Partial<Config>;
+    /** hosts for targets other than backup/host (run.with()) */
+    otherTarget?: MemoryHost;
+  } = {},
 ): Scene {
   const cfg = config(options.cfg);
   const source = memoryHost(
@@ -92,7 +99,13 @@ function scene(
       interactive: false,
       signal: controller.signal,
       now: () => new Date(2026, 10, 26, 12),
-      hostFor: (side: Side) => (side === "source" ? source : target),
+      hostFor: (side: Side, cfg: Config) =>
+        side === "source"
+          ? source
+          : cfg.target.zpool === "backup" || !options.otherTarget
+            ? target
+            : options.otherTarget,
+      afterCancelGraceMs: 300,
     },
     options.dryRun ? "dry-run" : "changing",
   );
@@ -506,5 +519,189 @@ describe("the inventory hook", () => {
       "cleanup tank/data backup/host",
       "compare tank/data backup/host",
     ]);
+  });
+});
+
+describe("what a careless plugin or workflow must not break", () => {
+  test("a plan plugin that rebuilds the plan without its conflicts cannot turn a conflict into success", async () => {
+    const s = scene([
+      definePlugin({
+        name: "only-actions",
+        setup(hooks) {
+          hooks.plan.tap("x", (plan) => ({
+            actions: [...plan.actions],
+            conflicts: [],
+            skipped: [],
+            errors: [],
+          }));
+        },
+      }),
+    ]);
+    // the target's newest snapshot of srv has another guid: a conflict, nothing to send
+    const srv = s.target.datasets.find((d) => d.subname === "srv");
+    if (srv?.snapshots[2]) srv.snapshots[2].guid = "g-other";
+    const result = await stages.backup(s.run);
+    expect(result.outcome.status).toBe("failed");
+    expect([...new Set(result.plan.conflicts.map((c) => c.subname))]).toEqual(["srv"]);
+    expect(await s.finish()).toBe(1);
+  });
+
+  test("a workflow that reverses the trees run.tree() gave it changes nothing the engine reads", async () => {
+    const s = scene();
+    const own = await runWorkflow(
+      defineWorkflow(async (run) => {
+        const trees = await run.tree();
+        for (const inventory of [trees.source, trees.target])
+          for (const d of inventory?.datasets ?? []) d.snapshots.reverse();
+        await run.cleanup("source");
+      }),
+      s.run,
+      () => {},
+    );
+    expect(own).toBeNull();
+    expect(destroys(s.source).every((line) => line.endsWith(`@${S1},${S2}`))).toBe(true);
+    expect(snapshotsOf(s.source, "tank/data/home")).toEqual([S3, UNSENT]);
+  });
+
+  test("a destroy relabelled with another subname is refused (it would unblock children)", async () => {
+    const s = scene([
+      definePlugin({
+        name: "relabel",
+        setup(hooks) {
+          hooks.plan.tap("x", (plan) => ({
+            ...plan,
+            actions: plan.actions.map((a) =>
+              a.kind === "destroy" ? { ...a, subname: a.dataset.split("/").pop() ?? "" } : a,
+            ),
+          }));
+        },
+      }),
+    ]);
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("failed");
+    expect(result.outcome.error?.message).toContain("labelled with another dataset's subname");
+    expect(destroys(s.source)).toEqual([]);
+  });
+
+  test("each stage reads the pools afresh: a before-hook that prunes the target is seen", async () => {
+    let prune = false;
+    const s = scene([
+      definePlugin({
+        name: "pruner",
+        setup(hooks) {
+          hooks.beforeStage.tap("x", () => {
+            if (!prune) return;
+            // as a before-command pruning the backup by hand would: home keeps only S1
+            const home = s.target.datasets.find((d) => d.subname === "home");
+            if (home) home.snapshots = home.snapshots.slice(0, 1);
+          });
+        },
+      }),
+    ]);
+    await stages.compare(s.run);
+    prune = true;
+    await stages.cleanup(s.run, "source");
+    // S1 is now the newest common snapshot of home: nothing of home may go
+    expect(destroys(s.source).some((line) => line.startsWith("zfs destroy tank/data/home@"))).toBe(
+      false,
+    );
+    expect(snapshotsOf(s.source, "tank/data/home")).toEqual([S1, S2, S3, UNSENT]);
+  });
+
+  test("cleaning the source against one target keeps what another target of the run needs", async () => {
+    const offsite = memoryHost(
+      "target",
+      inventory("target", [
+        dst("", history(S1), { name: "offsite/host" }),
+        dst("home", history(S1), { name: "offsite/host/home" }),
+      ]),
+    );
+    offsite.datasets = offsite.datasets.map((d) => ({
+      ...d,
+      name: d.name.replace("backup/", "offsite/"),
+    }));
+    const s = scene([], { otherTarget: offsite });
+    const own = await runWorkflow(
+      defineWorkflow(async (run) => {
+        run.with({ target: { zpool: "offsite" } });
+        await run.cleanup("source");
+      }),
+      s.run,
+      () => {},
+    );
+    expect(own).toBeNull();
+    expect(s.summaries).toHaveLength(0);
+    const code = await s.finish();
+    expect(code).toBe(1);
+    expect(s.summaries[0]?.stages[0]?.outcome.error?.message).toContain(
+      "is the newest snapshot it shares with another target of this run (rule 2)",
+    );
+    expect(destroys(s.source)).toEqual([]);
+  });
+
+  test("an after-hook that never settles cannot hold a cancelled run", async () => {
+    const s = scene([
+      definePlugin({
+        name: "webhook",
+        setup(hooks) {
+          hooks.done.tapPromise("x", () => new Promise(() => {}));
+        },
+      }),
+    ]);
+    await stages.snap(s.run);
+    setTimeout(() => s.controller.abort("SIGTERM"), 50);
+    const started = Date.now();
+    // the work was done before the cancel came: the run's code stands, but it ends promptly
+    expect(await s.finish()).toBe(0);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(s.events.some((e) => e.includes("a done hook still running"))).toBe(true);
+  });
+
+  test("a workflow cannot turn its run into something else through run.options", async () => {
+    const s = scene([], { dryRun: true });
+    const failure = await runWorkflow(
+      defineWorkflow(async (run) => {
+        (run.options as { dryRun: boolean }).dryRun = false;
+        await run.cleanup("source");
+      }),
+      s.run,
+      () => {},
+    ).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(TypeError);
+    expect(destroys(s.source)).toEqual([]);
+  });
+
+  test("an async function given to tap() is awaited: its veto stops the stage", async () => {
+    const s = scene([
+      definePlugin({
+        name: "veto",
+        setup(hooks) {
+          hooks.beforeAction.tap("x", async () => {
+            await Bun.sleep(1);
+            throw new Error("not now");
+          });
+        },
+      }),
+    ]);
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.error?.message).toBe(
+      'plugin "veto" failed in hook beforeAction: not now',
+    );
+    expect(destroys(s.source)).toEqual([]);
+  });
+
+  test("a naming plugin that forgets isOwn stops cleanup instead of switching the rule off", async () => {
+    const s = scene([
+      definePlugin({
+        name: "mynames",
+        setup(hooks) {
+          hooks.namer.tap("x", (previous) => ({ next: previous.next }) as never);
+        },
+      }),
+    ]);
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("failed");
+    expect(result.outcome.error?.message).toContain("must return a Namer with next() and isOwn()");
+    expect(destroys(s.source)).toEqual([]);
   });
 });
