@@ -158,7 +158,15 @@ export function createSimEnv(): SimEnv {
     async cli(args, options = {}) {
       const child = Bun.spawn([process.execPath, CLI_MAIN, ...args], {
         cwd: dir,
-        env: { PATH: path, HOME: dir, TZ: "UTC", ...options.env },
+        // run locks of this env only: another test file (or a user's run) on the same pool
+        // names never collides with it
+        env: {
+          PATH: path,
+          HOME: dir,
+          TZ: "UTC",
+          ABGLEICH_LOCK_DIR: join(dir, "locks"),
+          ...options.env,
+        },
         stdin: options.stdin === undefined ? "ignore" : new TextEncoder().encode(options.stdin),
         stdout: "pipe",
         stderr: "pipe",
