@@ -151,8 +151,9 @@ export function createGuard(
       );
     }
     const common = new Set(overlap?.common.map((pair) => pair.source.name));
+    const present = new Set(own.snapshots.map((s) => s.name));
     for (const name of action.snapshots) {
-      if (!own.snapshots.some((s) => s.name === name)) {
+      if (!present.has(name)) {
         out.push(`${action.dataset}@${name} does not exist`);
       }
       // cleanup destroys only what abgleich made: snapshots made by hand are never touched

@@ -705,3 +705,30 @@ describe("what a careless plugin or workflow must not break", () => {
     expect(destroys(s.source)).toEqual([]);
   });
 });
+
+describe("large trees", () => {
+  test("a cleanup of 20,000 snapshots: a few destroy commands within the argument limit, the newest common one kept", async () => {
+    const names = Array.from(
+      { length: 20_001 },
+      (_, i) => `20260101${String(i + 1).padStart(6, "0")}`,
+    );
+    const s = scene([], { cfg: { digits: 6 } });
+    for (const host of [s.source, s.target]) {
+      const home = host.datasets.find((d) => d.subname === "home");
+      if (home) home.snapshots = history(...names);
+      host.datasets = host.datasets.filter((d) => d.subname === "" || d.subname === "home");
+    }
+    const started = performance.now();
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("ok");
+    expect(performance.now() - started).toBeLessThan(10_000);
+    const homeDestroys = s.source.calls.filter(
+      (argv) => argv[1] === "destroy" && argv[2]?.startsWith("tank/data/home@"),
+    );
+    expect(homeDestroys.length).toBeGreaterThan(1);
+    expect(homeDestroys.length).toBeLessThanOrEqual(4);
+    // each command is one argument well under the kernel's 128 KiB per-string limit
+    for (const argv of homeDestroys) expect((argv[2] as string).length).toBeLessThan(100 * 1024);
+    expect(snapshotsOf(s.source, "tank/data/home")).toEqual([names.at(-1)]);
+  }, 30_000);
+});
