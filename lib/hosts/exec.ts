@@ -25,6 +25,9 @@ export const SPAWN_FAILED = 127;
 /** after SIGTERM, how long the command's processes may take before SIGKILL */
 export const KILL_GRACE_MS = 1000;
 
+/** how long a held stdin's end-of-input goes ahead of SIGTERM (see `stop`) */
+const STDIN_EOF_HEAD_START_MS = 250;
+
 /** after SIGKILL, how long to wait for the pipes to close before giving up on them */
 const GIVE_UP_MS = 2000;
 
@@ -138,15 +141,24 @@ export async function execArgv(
   const stop = (why: "timeout" | "cancel") => {
     if (state.stopped !== null) return;
     state.stopped = why;
+    // a held stdin ends now: over ssh, that end-of-input is what tells the remote watchdog to
+    // stop the command (the ssh master shares the pipe and would keep the channel open)
+    if (options.holdStdin) child.stdin?.end();
     const spawned = child.child;
     if (spawned && (spawned.exitCode !== null || spawned.signalCode !== null)) dropOutput();
     else spawned?.once("exit", dropOutput);
-    killGroup(pid, "SIGTERM");
-    escalate = setTimeout(() => {
-      killGroup(pid, "SIGKILL");
-      // a process stuck in the kernel keeps the pipes open: do not wait for it forever
-      giveUp = setTimeout(() => abandon?.(), GIVE_UP_MS);
-    }, KILL_GRACE_MS);
+    const terminate = () => {
+      killGroup(pid, "SIGTERM");
+      escalate = setTimeout(() => {
+        killGroup(pid, "SIGKILL");
+        // a process stuck in the kernel keeps the pipes open: do not wait for it forever
+        giveUp = setTimeout(() => abandon?.(), GIVE_UP_MS);
+      }, KILL_GRACE_MS);
+    };
+    // with a held stdin, the ssh client gets a moment to pass the end-of-input on before it is
+    // killed: killed first, its master may drop the channel without telling the remote side
+    if (options.holdStdin) escalate = setTimeout(terminate, STDIN_EOF_HEAD_START_MS);
+    else terminate();
   };
   const timer = left === undefined ? undefined : setTimeout(() => stop("timeout"), left);
   const onAbort = () => stop("cancel");

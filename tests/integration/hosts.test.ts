@@ -325,10 +325,10 @@ function hung(marker: string) {
       if (!existsSync(pidFile)) throw new Error(`${marker} did not start`);
       await Bun.sleep(50);
     },
-    /** is the "remote" command (it runs on this machine too) still running, a second on? */
+    /** is the "remote" command (it runs on this machine too) still running, five seconds on? */
     async alive(): Promise<boolean> {
       const pid = Number(readFileSync(pidFile, "utf8").trim());
-      for (let i = 0; i < 100 && running(pid); i++) await Bun.sleep(20);
+      for (let i = 0; i < 250 && running(pid); i++) await Bun.sleep(20);
       return running(pid);
     },
     /** the "remote" command runs on this machine too: do not leave it to the next test */
