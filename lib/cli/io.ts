@@ -2,7 +2,7 @@
 // into the documented exit codes.
 
 import { ConfigError } from "../config/errors.ts";
-import { CancelledError } from "../engine/cancel.ts";
+import { isCancelError } from "../engine/cancel.ts";
 import { EXIT_FAILED, EXIT_USAGE } from "../engine/runner.ts";
 import { HostDownError } from "../hosts/host.ts";
 import { colorEnabled, createStyle, type Style } from "./render/style.ts";
@@ -85,8 +85,8 @@ export function commandIo(flags: GlobalFlags): CommandIo {
 /** the exit code for an error that ended a command, after printing it */
 export function reportError(io: CommandIo, error: unknown): number {
   const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof CancelledError) {
-    if (io.json) io.emit({ event: "cancelled", reason: error.reason });
+  if (isCancelError(error)) {
+    if (io.json) io.emit({ event: "cancelled", reason: (error as { reason?: string }).reason });
     return EXIT_FAILED;
   }
   const code = error instanceof ConfigError ? EXIT_USAGE : EXIT_FAILED;

@@ -3,6 +3,8 @@
 // to that signal, the after-hooks still run, and the run exits 130 or 143. A second signal
 // ends the process at once.
 
+import { CancelledError as CommandCancelledError } from "../hosts/host.ts";
+
 export const EXIT_SIGINT = 130;
 export const EXIT_SIGTERM = 143;
 
@@ -11,6 +13,11 @@ export class CancelledError extends Error {
     super(`cancelled (${reason})`);
     this.name = "CancelledError";
   }
+}
+
+/** a cancel, wherever it was noticed: the engine's own, or a zfs command stopped by the signal */
+export function isCancelError(error: unknown): boolean {
+  return error instanceof CancelledError || error instanceof CommandCancelledError;
 }
 
 /** the signal's reason as a CancelledError */

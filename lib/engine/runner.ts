@@ -11,20 +11,14 @@
 import { ConfigError } from "../config/errors.ts";
 import type { Config } from "../config/types.ts";
 import { rootOf } from "../config/types.ts";
-import { CancelledError as CommandCancelledError, type Host } from "../hosts/host.ts";
+import type { Host } from "../hosts/host.ts";
 import { closeAll, createHost, type HostOptions } from "../hosts/index.ts";
 import { compareTrees } from "../plan/compare.ts";
 import { defaultNamer, type Namer } from "../plan/naming.ts";
 import type { Action, Comparison, Plan, SendAction } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
 import { ZfsPort } from "../zfs/port.ts";
-import {
-  CancelledError,
-  cancelExitCode,
-  cancelledBy,
-  untilCancelled,
-  withinGrace,
-} from "./cancel.ts";
+import { cancelExitCode, isCancelError, untilCancelled, withinGrace } from "./cancel.ts";
 import { createGuard, planViolations, SafetyError } from "./guard.ts";
 import type {
   ActionOutcome,
@@ -140,9 +134,8 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/** a cancel from anywhere: the engine's own, or a zfs command stopped by the signal */
-const isCancel = (error: unknown, signal: AbortSignal) =>
-  signal.aborted || error instanceof CancelledError || error instanceof CommandCancelledError;
+/** the run was cancelled, or this error is a cancel */
+const isCancel = (error: unknown, signal: AbortSignal) => signal.aborted || isCancelError(error);
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
@@ -371,10 +364,8 @@ export class Run {
       deepFreeze(inventories.source);
       deepFreeze(inventories.target);
     }
-    if (this.shared.hooks.inventory.isUsed() && source) {
-      await this.fire(
-        this.shared.hooks.inventory.promise(Object.freeze({ stage: info, source, target })),
-      );
+    if (hooks.inventory.isUsed() && source) {
+      await this.fire(hooks.inventory.promise(Object.freeze({ stage: info, source, target })));
     }
     if (!this.shared.warnedIgnore && source && source.datasets.length > 0) {
       this.shared.warnedIgnore = true;
@@ -494,8 +485,8 @@ export class Run {
         : new Map<SendAction, number>();
       ui.showPlan(info, plan, estimates);
       status = await this.act(info, stage, plan, estimates, results, inventories);
-      if (status === "ok" && troubles > 0) status = "failed";
-      if (plan.actions.length === 0) status = troubles > 0 ? "failed" : "nothing-to-do";
+      // conflicts and planning errors fail the stage, even when everything else went well
+      if (troubles > 0 && (status === "ok" || status === "nothing-to-do")) status = "failed";
     } catch (error) {
       if (isCancel(error, this.signal)) status = "cancelled";
       else {
@@ -671,8 +662,6 @@ export class Run {
 
 /** the exit code for an error that ended a run before or outside its stages */
 export function exitCodeOfError(error: unknown, signal: AbortSignal): number {
-  if (error instanceof CancelledError || signal.aborted) return cancelExitCode(signal);
+  if (isCancel(error, signal)) return cancelExitCode(signal);
   return error instanceof ConfigError ? EXIT_USAGE : EXIT_FAILED;
 }
-
-export { cancelledBy };
