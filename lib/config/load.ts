@@ -9,6 +9,7 @@ import { ConfigError } from "./errors.ts";
 import {
   type Config,
   DEFAULT_COMMAND_TIMEOUT,
+  DEFAULT_TRANSFER,
   type PluginEntry,
   rootOf,
   type SideConfig,
@@ -242,6 +243,8 @@ function toConfig(raw: RawConfig, file: string): Config {
       cipher: raw.ssh?.cipher ?? "",
       configFile: raw.ssh?.config_file ? resolve(dirname(absoluteFile), raw.ssh.config_file) : "",
     },
+    // parsed and checked in full by the transfer section's validation (sizes, rates, tools)
+    transfer: { ...DEFAULT_TRANSFER },
     plugins: (raw.plugins ?? []).map((entry) => toPlugin(entry, dirname(absoluteFile))),
   };
 }

@@ -20,6 +20,31 @@ export interface PluginEntry {
   options: Record<string, unknown>;
 }
 
+/** how transfers use the wire and the hosts (`transfer` in the config) */
+export interface TransferConfig {
+  /** stream compression on ssh hops; "auto": zstd, else lz4, where both ends have it */
+  compression: "auto" | "off" | "zstd" | "lz4";
+  /** mbuffer memory in bytes on the receiving end; "auto": 64 MiB where mbuffer is there; 0: none */
+  buffer: number | "auto";
+  /** bytes per second for each transfer; 0: no limit */
+  bwlimit: number;
+  /** run the pipeline on the source host, which reaches the target itself (remote→remote only) */
+  direct: boolean;
+  /** datasets sent at once (parents always before children) */
+  parallel: number;
+  /** a transfer cut by a network fault is resumed from its token up to this many times per run */
+  retries: number;
+}
+
+export const DEFAULT_TRANSFER: TransferConfig = Object.freeze({
+  compression: "auto",
+  buffer: "auto",
+  bwlimit: 0,
+  direct: false,
+  parallel: 1,
+  retries: 3,
+});
+
 export interface Config {
   /** absolute path of the file this came from */
   file: string;
@@ -40,6 +65,7 @@ export interface Config {
   ignore: string[];
   /** configFile: absolute path for `ssh -F`, "" for ssh's default */
   ssh: { compression: boolean; cipher: string; configFile: string };
+  transfer: TransferConfig;
   plugins: PluginEntry[];
 }
 
@@ -79,6 +105,7 @@ export function configWithDefaults(
     digits: 2,
     ignore: [],
     ssh: { compression: false, cipher: "", configFile: "" },
+    transfer: { ...DEFAULT_TRANSFER },
     plugins: [],
     ...overrides,
   };
