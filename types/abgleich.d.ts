@@ -144,6 +144,22 @@ declare module "abgleich" {
     options: Record<string, unknown>;
   }
 
+  /** how transfers use the wire and the hosts (`transfer` in the config) */
+  interface TransferConfig {
+    /** stream compression on ssh hops; "auto": zstd, else lz4, where both ends have it */
+    compression: "auto" | "off" | "zstd" | "lz4";
+    /** mbuffer memory in bytes on the receiving end; "auto": 64 MiB where mbuffer is there; 0: none */
+    buffer: number | "auto";
+    /** bytes per second for each transfer; 0: no limit */
+    bwlimit: number;
+    /** run the pipeline on the source host, which reaches the target itself (remote→remote only) */
+    direct: boolean;
+    /** datasets sent at once (parents always before children) */
+    parallel: number;
+    /** a transfer cut by a network fault is resumed from its token up to this many times per run */
+    retries: number;
+  }
+
   interface Config {
     /** absolute path of the file this came from */
     file: string;
@@ -168,6 +184,7 @@ declare module "abgleich" {
       cipher: string;
       configFile: string;
     };
+    transfer: TransferConfig;
     plugins: PluginEntry[];
   }
 
@@ -222,6 +239,15 @@ declare module "abgleich" {
     userrefs: number;
   }
 
+  /** a bookmark (`ds#name`): a snapshot's place in history, kept after the snapshot is gone */
+  interface Bookmark {
+    /** short name, after the `#` */
+    name: string;
+    guid: string;
+    createtxg: number;
+    creation: number;
+  }
+
   interface Dataset {
     /** full name, e.g. `tank/data/home` */
     name: string;
@@ -241,6 +267,12 @@ declare module "abgleich" {
     mounted: boolean | null;
     /** token of a partial `zfs receive -s`, null when none */
     resumeToken: string | null;
+    /** `off`, or the cipher (`aes-256-gcm`, …) of an encrypted dataset */
+    encryption: string;
+    /** null when not encrypted; `unavailable` on a target that received raw and has no key */
+    keystatus: "available" | "unavailable" | null;
+    /** in createtxg order, oldest first */
+    bookmarks: Bookmark[];
     /** in createtxg order, oldest first */
     snapshots: Snapshot[];
   }

@@ -192,6 +192,10 @@ export function parseList(text: string, side: Side, root: string, where: string)
       mountpoint: field(9),
       mounted: mountedText === "yes" ? true : mountedText === "no" ? false : null,
       resumeToken: token === "-" || token === "" ? null : token,
+      // read with the list's columns once the simulator knows them (encryption, keystatus)
+      encryption: "off",
+      keystatus: null,
+      bookmarks: [],
       snapshots: [],
     };
     datasets.push(current);

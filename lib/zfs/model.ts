@@ -20,6 +20,15 @@ export interface Snapshot {
   userrefs: number;
 }
 
+/** a bookmark (`ds#name`): a snapshot's place in history, kept after the snapshot is gone */
+export interface Bookmark {
+  /** short name, after the `#` */
+  name: string;
+  guid: string;
+  createtxg: number;
+  creation: number;
+}
+
 export interface Dataset {
   /** full name, e.g. `tank/data/home` */
   name: string;
@@ -39,6 +48,12 @@ export interface Dataset {
   mounted: boolean | null;
   /** token of a partial `zfs receive -s`, null when none */
   resumeToken: string | null;
+  /** `off`, or the cipher (`aes-256-gcm`, …) of an encrypted dataset */
+  encryption: string;
+  /** null when not encrypted; `unavailable` on a target that received raw and has no key */
+  keystatus: "available" | "unavailable" | null;
+  /** in createtxg order, oldest first */
+  bookmarks: Bookmark[];
   /** in createtxg order, oldest first */
   snapshots: Snapshot[];
 }

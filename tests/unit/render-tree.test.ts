@@ -37,6 +37,9 @@ function dataset(name: string, subname: string, used: number, snapshots: Snapsho
     mountpoint: `/${name}`,
     mounted: true,
     resumeToken: null,
+    encryption: "off",
+    keystatus: null,
+    bookmarks: [],
     snapshots,
   };
 }

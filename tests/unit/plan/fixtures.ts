@@ -64,6 +64,9 @@ export function dataset(
     mountpoint: `/${name}`,
     mounted: true,
     resumeToken: null,
+    encryption: "off",
+    keystatus: null,
+    bookmarks: [],
     snapshots,
     ...overrides,
   };
