@@ -106,9 +106,15 @@ export function destroyBatches(
   return batches;
 }
 
+/**
+ * What one `zfs send` sends. `raw` (`-w`) sends an encrypted dataset's blocks as they are on
+ * disk, so the target holds ciphertext and never needs the key. An incremental `from` is a
+ * snapshot (`ds@a`, `-I`: every snapshot in between too) or a bookmark (`ds#a`, `-i`: real
+ * ZFS takes a bookmark only as the base of a single-step stream).
+ */
 export type SendSpec =
-  | { mode: "full"; snapshot: string }
-  | { mode: "incremental"; from: string; snapshot: string }
+  | { mode: "full"; snapshot: string; raw?: boolean }
+  | { mode: "incremental"; from: string; snapshot: string; raw?: boolean }
   | { mode: "resume"; token: string };
 
 /** `-v -P` makes zfs print size estimates and a progress line per second on stderr */
@@ -121,10 +127,12 @@ export const zfsSend = (
   if (options.progress || options.dryRun) argv.push("-v", "-P");
   switch (spec.mode) {
     case "full":
+      if (spec.raw) argv.push("-w");
       argv.push(spec.snapshot);
       break;
     case "incremental":
-      argv.push("-I", spec.from, spec.snapshot);
+      if (spec.raw) argv.push("-w");
+      argv.push(spec.from.includes("#") ? "-i" : "-I", spec.from, spec.snapshot);
       break;
     case "resume":
       argv.push("-t", spec.token);
