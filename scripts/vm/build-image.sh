@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Builds (or reuses) the Debian 12 + OpenZFS 2.1.11 qemu image for abgleich's e2e tests.
+# Builds (or reuses) a Debian 12 + OpenZFS qemu image for abgleich's e2e tests.
+# OpenZFS series: 2.1 (2.1.11, Debian 12 contrib) or 2.3 (2.3.x, bookworm-backports contrib).
 #
 # Outputs in $ABGLEICH_VM_CACHE/<hash>/ (default /var/cache/abgleich-vm):
 #   base.img (raw ext4 root, read-only backing file), vmlinuz, initrd.img,
 #   id_ed25519 (+ .pub; root's login key), manifest.json.
-# <hash> covers this script and every file under guest/, so editing either
-# rebuilds; $ABGLEICH_VM_CACHE/current points at the newest complete image.
+# <hash> covers this script, every file under guest/ and the series, so editing
+# either rebuilds; $ABGLEICH_VM_CACHE/current-<series> points at the newest
+# complete image of a series, and current at the 2.1 one (older callers use it).
 # The build happens in a temp dir next to the cache entry and is renamed into
 # place only when complete, so an interrupted build never looks complete.
 #
-# Usage: scripts/vm/build-image.sh [--print-dir]   (--print-dir: only the dir on stdout)
+# Usage: scripts/vm/build-image.sh [--zfs 2.1|2.3] [--print-dir]
+#   --zfs: the OpenZFS series (default $ABGLEICH_VM_ZFS, else 2.1)
+#   --print-dir: only the image dir on stdout
 # Layout, environment and figures: scripts/vm/README.md.
 set -Eeuo pipefail
 shopt -s inherit_errexit
@@ -21,7 +25,22 @@ MIRROR=${ABGLEICH_VM_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 IMAGE_SIZE=6G
 PRINT_DIR=0
-[[ "${1:-}" == "--print-dir" ]] && PRINT_DIR=1
+ZFS_SERIES=${ABGLEICH_VM_ZFS:-2.1}
+while (($# > 0)); do
+  case "$1" in
+  --print-dir) PRINT_DIR=1 ;;
+  --zfs)
+    ZFS_SERIES=${2:-}
+    shift $(($# >= 2 ? 1 : 0))
+    ;;
+  --zfs=*) ZFS_SERIES=${1#--zfs=} ;;
+  *)
+    printf '[build-image] error: unknown argument %s (usage: build-image.sh [--zfs 2.1|2.3] [--print-dir])\n' "$1" >&2
+    exit 2
+    ;;
+  esac
+  shift
+done
 trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 
 log() { printf '[build-image] %s\n' "$*" >&2; }
@@ -33,21 +52,34 @@ die() {
 [[ "$(id -u)" == 0 ]] || die "must run as root (debootstrap, chroot and mounts need it)"
 [[ "$CACHE_BASE" == /* && "$CACHE_BASE" != / ]] || die "ABGLEICH_VM_CACHE must be an absolute path other than /: '$CACHE_BASE'"
 [[ -d "$GUEST_DIR" ]] || die "missing guest files dir: $GUEST_DIR"
+case "$ZFS_SERIES" in
+2.1) ZFS_APT_TARGET=() ;; # Debian 12 contrib: 2.1.11
+2.3) ZFS_APT_TARGET=(-t "$SUITE-backports") ;;
+*) die "unknown OpenZFS series '$ZFS_SERIES' (use 2.1 or 2.3)" ;;
+esac
+# Tools the transfer paths call on a remote end (compression, buffering, rate display).
+TRANSFER_TOOLS=(zstd lz4 mbuffer pv lzop)
 
 # Hash of everything the build reads from the repo (names and contents).
 image_hash() {
   (
     cd -- "$SCRIPT_DIR"
     find build-image.sh guest -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    printf 'openzfs-series %s\n' "$ZFS_SERIES"
   ) | sha256sum | cut -c1-16
 }
 
 HASH=$(image_hash)
 FINAL_DIR="$CACHE_BASE/$HASH"
 
+point_link_at_final() { # point_link_at_final NAME: atomic symlink swap
+  ln -sfn -- "$HASH" "$CACHE_BASE/.$1.tmp"
+  mv -T -- "$CACHE_BASE/.$1.tmp" "$CACHE_BASE/$1"
+}
+
 point_current_at_final() {
-  ln -sfn -- "$HASH" "$CACHE_BASE/.current.tmp"
-  mv -T -- "$CACHE_BASE/.current.tmp" "$CACHE_BASE/current"
+  point_link_at_final "current-$ZFS_SERIES"
+  if [[ $ZFS_SERIES == 2.1 ]]; then point_link_at_final current; fi
 }
 
 finish() {
@@ -56,8 +88,8 @@ finish() {
 }
 
 mkdir -p -- "$CACHE_BASE"
-# One builder at a time; a second caller waits and then finds the image ready.
-exec 9>"$CACHE_BASE/.lock"
+# One builder per series at a time; a second caller waits and then finds the image ready.
+exec 9>"$CACHE_BASE/.lock-$ZFS_SERIES"
 flock 9
 
 if [[ -f "$FINAL_DIR/manifest.json" ]]; then
@@ -204,11 +236,23 @@ chmod 0755 -- "$ROOT/usr/sbin/policy-rc.d"
 cp -- /etc/resolv.conf "$ROOT/etc/resolv.conf"
 mount_chroot_fs
 in_root apt-get update -q >>"$BUILD_LOG" 2>&1 || die "apt-get update in chroot failed (see $BUILD_LOG)"
-log "installing kernel and OpenZFS (DKMS build: a few minutes)"
+# The kernel first and on its own: with -t backports in the same command apt would take the
+# backports kernel too, and the image is meant to run Debian 12's 6.1.
+log "installing kernel and transfer tools"
 if ! in_root apt-get install -y -q --no-install-recommends \
-  linux-image-amd64 linux-headers-amd64 zfs-dkms zfsutils-linux >>"$BUILD_LOG" 2>&1; then
+  linux-image-amd64 linux-headers-amd64 "${TRANSFER_TOOLS[@]}" >>"$BUILD_LOG" 2>&1; then
   tail -n 40 -- "$BUILD_LOG" >&2
-  die "installing kernel/zfs in chroot failed"
+  die "installing the kernel in chroot failed"
+fi
+if [[ $ZFS_SERIES == 2.3 ]]; then
+  printf 'deb %s %s-backports main contrib\n' "http://deb.debian.org/debian" "$SUITE" >"$ROOT/etc/apt/sources.list.d/backports.list"
+  in_root apt-get update -q >>"$BUILD_LOG" 2>&1 || die "apt-get update (backports) in chroot failed (see $BUILD_LOG)"
+fi
+log "installing OpenZFS $ZFS_SERIES (DKMS build: a few minutes)"
+if ! in_root apt-get install -y -q --no-install-recommends "${ZFS_APT_TARGET[@]}" \
+  zfs-dkms zfsutils-linux >>"$BUILD_LOG" 2>&1; then
+  tail -n 40 -- "$BUILD_LOG" >&2
+  die "installing OpenZFS $ZFS_SERIES in chroot failed"
 fi
 log "kernel and OpenZFS installed after $(($(date +%s) - START)) s"
 
@@ -218,6 +262,8 @@ ZFS_KO="$ROOT/lib/modules/$KVER/updates/dkms/zfs.ko"
 [[ -f "$ZFS_KO" ]] || die "DKMS did not build $ZFS_KO"
 ZFS_MODULE_VERSION=$(in_root modinfo -F version "/lib/modules/$KVER/updates/dkms/zfs.ko")
 ZFS_PACKAGE_VERSION=$(in_root dpkg-query -W -f='${Version}' zfsutils-linux)
+[[ "$ZFS_MODULE_VERSION" == "$ZFS_SERIES".* ]] || die "built OpenZFS $ZFS_MODULE_VERSION, expected series $ZFS_SERIES"
+[[ $(find "$ROOT/lib/modules" -mindepth 1 -maxdepth 1 -type d | wc -l) == 1 ]] || die "more than one kernel under $ROOT/lib/modules"
 
 # 3. Slim: keep the built modules, drop DKMS, headers and compilers (apt keeps them otherwise).
 guard_root
@@ -240,6 +286,9 @@ in_root dpkg-query -W zfsutils-linux >/dev/null || die "slimming removed zfsutil
 in_root depmod -a "$KVER"
 # -k: without it modinfo looks under the host kernel's version
 in_root modinfo -k "$KVER" -F version zfs >/dev/null || die "zfs module not found by modinfo after slimming"
+for tool in "${TRANSFER_TOOLS[@]}"; do
+  in_root sh -c "command -v $tool" >/dev/null || die "slimming removed $tool"
+done
 
 # 4. Boot configuration: small initramfs, networkd, our zfs loader, masked waits.
 guard_root
@@ -275,8 +324,8 @@ chmod 0444 -- "$BUILD_DIR/base.img" # backing file of every VM overlay: never wr
 rm -rf --one-file-system -- "$ROOT"
 
 BUILD_SECONDS=$(($(date +%s) - START))
-printf '{\n  "hash": "%s",\n  "debian": "%s",\n  "kernel": "%s",\n  "openzfs": "%s",\n  "zfsutilsPackage": "%s",\n  "builtAt": "%s",\n  "buildSeconds": %d\n}\n' \
-  "$HASH" "$SUITE" "$KVER" "$ZFS_MODULE_VERSION" "$ZFS_PACKAGE_VERSION" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$BUILD_SECONDS" \
+printf '{\n  "hash": "%s",\n  "debian": "%s",\n  "kernel": "%s",\n  "openzfsSeries": "%s",\n  "openzfs": "%s",\n  "zfsutilsPackage": "%s",\n  "builtAt": "%s",\n  "buildSeconds": %d\n}\n' \
+  "$HASH" "$SUITE" "$KVER" "$ZFS_SERIES" "$ZFS_MODULE_VERSION" "$ZFS_PACKAGE_VERSION" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$BUILD_SECONDS" \
   >"$BUILD_DIR/manifest.json"
 
 # 8. Publish atomically.

@@ -1,10 +1,19 @@
-// The VM harness's own logic that needs no VM: stale-VM cleanup and `zfs list` parsing.
+// The VM harness's own logic that needs no VM: stale-VM cleanup, `zfs list` parsing and
+// reading the image's OpenZFS version.
 
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cleanStaleVms, parseZfsList } from "./vm.ts";
+import {
+  cleanStaleVms,
+  findImage,
+  parseZfsList,
+  upstreamZfsVersion,
+  type VmImage,
+  vmZfsSeries,
+  vmZfsVersion,
+} from "./vm.ts";
 
 describe("cleanStaleVms", () => {
   const made: string[] = [];
@@ -65,5 +74,44 @@ describe("parseZfsList", () => {
     expect(() => parseZfsList("pool\tfilesystem\n", ["name", "type", "guid"])).toThrow(
       "zfs list row has 2 fields, expected 3: pool\tfilesystem",
     );
+  });
+});
+
+describe("the image's OpenZFS version", () => {
+  const made: string[] = [];
+  afterEach(() => {
+    for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** an image folder as build-image.sh leaves it, with empty stand-ins for the big files */
+  function imageWith(manifest: Record<string, unknown>): VmImage {
+    const dir = mkdtempSync(join(tmpdir(), "abgleich-e2e-image-"));
+    made.push(dir);
+    for (const file of ["base.img", "vmlinuz", "initrd.img", "id_ed25519"]) {
+      writeFileSync(join(dir, file), "");
+    }
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest));
+    return findImage(dir);
+  }
+
+  test("reads the upstream version out of module, package and `zfs version` spellings", () => {
+    expect(upstreamZfsVersion("2.1.11-1+deb12u1")).toBe("2.1.11");
+    expect(upstreamZfsVersion("2.3.2-2~bpo12+2\n")).toBe("2.3.2");
+    expect(upstreamZfsVersion("zfs-kmod-2.3.2-2~bpo12+2")).toBe("2.3.2");
+    expect(() => upstreamZfsVersion("unknown")).toThrow('not an OpenZFS version: "unknown"');
+  });
+
+  test("takes version and series from the manifest, also from one without a series field", () => {
+    const backports = imageWith({ openzfs: "2.3.2-2~bpo12+2", openzfsSeries: "2.3" });
+    expect(vmZfsVersion(backports)).toBe("2.3.2");
+    expect(vmZfsSeries(backports)).toBe("2.3");
+    const older = imageWith({ openzfs: "2.1.11-1+deb12u1" });
+    expect(vmZfsVersion(older)).toBe("2.1.11");
+    expect(vmZfsSeries(older)).toBe("2.1");
+  });
+
+  test("a series the builder does not make is an error naming it", () => {
+    const image = imageWith({ openzfs: "2.2.7-1" });
+    expect(() => vmZfsSeries(image)).toThrow("runs OpenZFS 2.2, not one of 2.1, 2.3");
   });
 });

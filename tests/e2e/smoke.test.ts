@@ -1,4 +1,4 @@
-// Proves the VM harness against real OpenZFS 2.1.11: boot, pools, snapshots, and a
+// Proves the VM harness against real OpenZFS (the image's series, 2.1 or 2.3): boot, pools, snapshots, and a
 // send/receive between two VMs relayed through this machine (as abgleich will do it).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -9,9 +9,12 @@ import {
   bootVm,
   createPools,
   findImage,
+  guestZfsVersion,
   shellJoin,
   stopAllVms,
   type Vm,
+  vmZfsSeries,
+  vmZfsVersion,
   writeSshConfig,
   zfsList,
 } from "./vm.ts";
@@ -65,11 +68,35 @@ describe("one VM", () => {
   afterAll(() => vm?.stop());
 
   test(
-    "runs the OpenZFS version the image manifest names",
+    "runs the OpenZFS version the image manifest names, module and userland alike",
     async () => {
-      const version = await vm.sshOk("cat /sys/module/zfs/version");
-      expect(version.trim()).toStartWith("2.1.11");
-      expect(findImage().manifest.openzfs).toStartWith("2.1.11");
+      const image = findImage();
+      const expected = vmZfsVersion(image);
+      expect(await guestZfsVersion(vm)).toBe(expected);
+      // `zfs version` prints the userland line first, then the kernel module's
+      const lines = (await vm.sshOk("zfs version")).trim().split("\n");
+      expect(lines).toHaveLength(2);
+      for (const line of lines) expect(line).toStartWith(`zfs-`);
+      for (const line of lines) expect(line).toContain(expected);
+      expect(expected.startsWith(`${vmZfsSeries(image)}.`)).toBe(true);
+      if (image.manifest.openzfsSeries !== undefined) {
+        expect(String(image.manifest.openzfsSeries)).toBe(vmZfsSeries(image));
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "has the tools the transfer paths call on a remote end",
+    async () => {
+      const tools = ["zstd", "lz4", "mbuffer", "pv", "lzop"];
+      const found = await vm.sshOk(`for t in ${tools.join(" ")}; do command -v "$t"; done`);
+      expect(
+        found
+          .trim()
+          .split("\n")
+          .map((path) => path.split("/").pop()),
+      ).toEqual(tools);
     },
     TEST_TIMEOUT_MS,
   );

@@ -16,8 +16,13 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { shellJoin, shellQuote } from "../../lib/hosts/quote.ts";
 
-/** where the image builder publishes its newest image */
-export const DEFAULT_IMAGE_DIR = "/var/cache/abgleich-vm/current";
+/** where the image builder publishes its newest images */
+export const IMAGE_CACHE_DIR = "/var/cache/abgleich-vm";
+/** the newest OpenZFS 2.1 image (`current-2.3` and so on name the other series) */
+export const DEFAULT_IMAGE_DIR = `${IMAGE_CACHE_DIR}/current`;
+/** the OpenZFS series build-image.sh can build (`--zfs SERIES`) */
+export const ZFS_SERIES = ["2.1", "2.3"] as const;
+export type ZfsSeries = (typeof ZFS_SERIES)[number];
 /** one folder per running VM: overlay, pidfile, serial log, ssh config, owner pid */
 export const RUNTIME_DIR = process.env.ABGLEICH_VM_RUNTIME ?? "/run/abgleich-e2e";
 
@@ -32,7 +37,44 @@ export interface VmImage {
   kernel: string;
   initrd: string;
   privateKey: string;
-  manifest: { openzfs: string; kernel: string; hash: string; [key: string]: unknown };
+  manifest: {
+    /** the zfs module's version as modinfo prints it, e.g. "2.1.11-1+deb12u1" */
+    openzfs: string;
+    /** "2.1" or "2.3"; absent in images built before the series existed (those are 2.1) */
+    openzfsSeries?: string;
+    kernel: string;
+    hash: string;
+    [key: string]: unknown;
+  };
+}
+
+/** the upstream part of a module or package version: "2.3.2-2~bpo12+2" → "2.3.2" */
+export function upstreamZfsVersion(version: string): string {
+  const match = /^(?:zfs-(?:kmod-)?)?(\d+\.\d+\.\d+)/.exec(version.trim());
+  if (!match?.[1]) throw new Error(`not an OpenZFS version: ${JSON.stringify(version)}`);
+  return match[1];
+}
+
+/** The OpenZFS version of the image the VMs boot (its manifest), e.g. "2.1.11" or "2.3.2". */
+export function vmZfsVersion(image: VmImage = findImage()): string {
+  return upstreamZfsVersion(image.manifest.openzfs);
+}
+
+/** The image's OpenZFS series ("2.1", "2.3"): for tests whose expectations differ by version. */
+export function vmZfsSeries(image: VmImage = findImage()): ZfsSeries {
+  const series = vmZfsVersion(image).split(".").slice(0, 2).join(".");
+  const known = ZFS_SERIES.find((s) => s === series);
+  if (known === undefined) {
+    throw new Error(
+      `VM image at ${image.dir} runs OpenZFS ${series}, not one of ${ZFS_SERIES.join(", ")} (build-image.sh --zfs)`,
+    );
+  }
+  return known;
+}
+
+/** What the running kernel module says (`/sys/module/zfs/version`), e.g. "2.3.2". */
+export async function guestZfsVersion(vm: Vm): Promise<string> {
+  return upstreamZfsVersion(await vm.sshOk("cat /sys/module/zfs/version"));
 }
 
 /** the image folder: $ABGLEICH_VM_DIR, else the builder's `current` link */
