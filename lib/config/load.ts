@@ -13,6 +13,7 @@ import {
   type PluginEntry,
   rootOf,
   type SideConfig,
+  type TransferConfig,
 } from "./types.ts";
 import { checkAgainstSchema, quoteShort } from "./validate.ts";
 import {
@@ -69,7 +70,58 @@ export function parseConfig(text: string, file: string): Config {
 
   const config = toConfig(value as RawConfig, file);
   checkRoots(config, parsed, file);
+  checkTransfer(config, parsed, file);
   return config;
+}
+
+/** the smallest `transfer.buffer` mbuffer is given: it needs room for a few of its blocks */
+export const MIN_BUFFER = 1024 * 1024;
+
+const UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+  t: 1024 ** 4,
+};
+
+/**
+ * `64M`, `1.5G`, `512k`, `10MiB`, `10M/s` or a number of bytes → bytes (K, M, G, T are powers of
+ * 1024); null for what is not a size. The schema's pattern lets only sizes through; this reads them.
+ */
+export function parseByteSize(value: string | number): number | null {
+  if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? value : null;
+  const match = /^([0-9]+(?:\.[0-9]+)?) ?(?:([KkMmGgTt])(?:i?B)?|(B))?(?:\/s)?$/.exec(value);
+  if (!match) return null;
+  const unit = UNITS[(match[2] ?? match[3] ?? "").toLowerCase()] ?? 1;
+  return Math.floor(Number(match[1]) * unit);
+}
+
+/** rules of the transfer section the schema cannot say: a buffer mbuffer can use, direct's hosts */
+function checkTransfer(config: Config, parsed: ParsedYaml, file: string): void {
+  const { buffer, direct } = config.transfer;
+  if (typeof buffer === "number" && buffer > 0 && buffer < MIN_BUFFER) {
+    const path = ["transfer", "buffer"];
+    throw valueProblem(
+      parsed,
+      file,
+      path,
+      `a buffer of ${buffer} bytes is too small for mbuffer: give at least 1M, or off for none`,
+      nodeAt(parsed.doc, path),
+    );
+  }
+  const local = (["source", "target"] as const).filter((side) => config[side].host === "localhost");
+  if (direct && local.length > 0) {
+    const path = ["transfer", "direct"];
+    throw valueProblem(
+      parsed,
+      file,
+      path,
+      `direct needs both sides remote: ${local.map((side) => `${side}.host`).join(" and ")} ${local.length > 1 ? "are" : "is"} localhost, so the stream goes from this machine anyway; set direct: no`,
+      nodeAt(parsed.doc, path),
+    );
+  }
 }
 
 /** `zpool/prefix` must fit ZFS's name length: a rule across two keys, so the schema cannot say it. */
@@ -216,7 +268,40 @@ interface RawConfig {
     cipher?: string | null;
     config_file?: string | null;
   } | null;
+  transfer?: {
+    compression?: "auto" | "off" | "zstd" | "lz4" | false | null;
+    buffer?: string | number | false | null;
+    bwlimit?: string | number | false | null;
+    direct?: boolean | null;
+    parallel?: number | null;
+    retries?: number | null;
+  } | null;
   plugins?: RawPlugin[] | null;
+}
+
+/** a `buffer` or `bwlimit` value as bytes: `off`, `false` and 0 are none, `auto` stays */
+function toBytes<T extends string>(
+  value: string | number | false | null | undefined,
+  keep: readonly T[],
+  fallback: number | T,
+): number | T {
+  if (value === null || value === undefined) return fallback;
+  if (value === false || value === "off") return 0;
+  const kept = keep.find((word) => word === value);
+  if (kept !== undefined) return kept;
+  return parseByteSize(value) ?? fallback;
+}
+
+function toTransfer(raw: RawConfig["transfer"]): TransferConfig {
+  const compression = raw?.compression;
+  return {
+    compression: compression === false ? "off" : (compression ?? DEFAULT_TRANSFER.compression),
+    buffer: toBytes(raw?.buffer, ["auto"] as const, DEFAULT_TRANSFER.buffer),
+    bwlimit: toBytes(raw?.bwlimit, [] as const, DEFAULT_TRANSFER.bwlimit) as number,
+    direct: raw?.direct ?? DEFAULT_TRANSFER.direct,
+    parallel: raw?.parallel ?? DEFAULT_TRANSFER.parallel,
+    retries: raw?.retries ?? DEFAULT_TRANSFER.retries,
+  };
 }
 
 /** Applies the defaults of the README's Configuration table; an empty value means the default. */
@@ -243,8 +328,7 @@ function toConfig(raw: RawConfig, file: string): Config {
       cipher: raw.ssh?.cipher ?? "",
       configFile: raw.ssh?.config_file ? resolve(dirname(absoluteFile), raw.ssh.config_file) : "",
     },
-    // parsed and checked in full by the transfer section's validation (sizes, rates, tools)
-    transfer: { ...DEFAULT_TRANSFER },
+    transfer: toTransfer(raw.transfer),
     plugins: (raw.plugins ?? []).map((entry) => toPlugin(entry, dirname(absoluteFile))),
   };
 }

@@ -90,6 +90,9 @@ function describe(error: ErrorObject): SchemaProblem {
       };
     }
     case "type": {
+      // a key that takes words, sizes and off (`buffer: 1.5`): its own words say what fits
+      if (typeof parent.patternErrorMessage === "string" && typeWords(params.type).includes("yes"))
+        return problem(`invalid value ${describeValue(error.data)}: ${parent.patternErrorMessage}`);
       // `prefix: 2024` or `user: no` is read as a number or boolean; quoting keeps it text.
       const quoteHint =
         String(params.type).includes("string") && ["number", "boolean"].includes(typeof error.data)
@@ -107,6 +110,18 @@ function describe(error: ErrorObject): SchemaProblem {
       return problem(nameReason(error, parent));
     case "minLength":
       return problem("must not be empty");
+    case "enum": {
+      // `false` is how YAML reads `off`; null is an empty value (the default)
+      const allowed = (params.allowedValues as unknown[])
+        .filter((value) => value !== null && value !== false)
+        .map(String);
+      return problem(`must be one of ${allowed.join(", ")}, got ${describeValue(error.data)}`);
+    }
+    case "not":
+      // `buffer: yes`: on is no size; the key's own words say what fits
+      return problem(
+        `invalid value ${describeValue(error.data)}: ${String(parent.patternErrorMessage ?? "not allowed here")}`,
+      );
     case "oneOf":
       // ajv checks oneOf before the type, so a plain `- notify` lands here.
       if (typeof error.data !== "object" || error.data === null || Array.isArray(error.data)) {

@@ -650,3 +650,93 @@ describe("ssh.config_file", () => {
     ).toThrow(/ssh\.config_file/);
   });
 });
+
+describe("transfer", () => {
+  const REMOTE = "source:\n  zpool: tank\n  host: src\ntarget:\n  zpool: backup\n  host: nas\n";
+  const transfer = (lines: string) =>
+    parseConfig(`${REMOTE}transfer:\n${lines}`, "t.yaml").transfer;
+
+  test("absent or empty: the defaults", () => {
+    const defaults = {
+      compression: "auto",
+      buffer: "auto",
+      bwlimit: 0,
+      direct: false,
+      parallel: 1,
+      retries: 3,
+    };
+    expect(parseConfig(REMOTE, "t.yaml").transfer).toEqual(defaults);
+    expect(parseConfig(`${REMOTE}transfer:\n`, "t.yaml").transfer).toEqual(defaults);
+    expect(transfer("  compression:\n  buffer:\n  bwlimit:\n  direct:\n")).toEqual(defaults);
+  });
+
+  test("every key read; sizes and rates count K, M, G, T as powers of 1024", () => {
+    expect(
+      transfer(
+        "  compression: lz4\n  buffer: 1G\n  bwlimit: 10M\n  direct: yes\n  parallel: 4\n  retries: 0\n",
+      ),
+    ).toEqual({
+      compression: "lz4",
+      buffer: 1024 ** 3,
+      bwlimit: 10 * 1024 ** 2,
+      direct: true,
+      parallel: 4,
+      retries: 0,
+    });
+    expect(transfer("  buffer: 64M\n").buffer).toBe(64 * 1024 ** 2);
+    expect(transfer("  buffer: 1.5G\n").buffer).toBe(1.5 * 1024 ** 3);
+    expect(transfer("  buffer: 2097152\n").buffer).toBe(2097152);
+    for (const rate of ["10M", "10MB", "10MiB", "10M/s", "10 MB/s", "10485760"])
+      expect(transfer(`  bwlimit: ${rate}\n`).bwlimit).toBe(10 * 1024 ** 2);
+    expect(transfer("  bwlimit: 512k\n").bwlimit).toBe(512 * 1024);
+  });
+
+  test("off (YAML's false) and 0 mean none", () => {
+    expect(transfer("  compression: off\n").compression).toBe("off");
+    expect(transfer("  compression: 'off'\n").compression).toBe("off");
+    expect(transfer("  buffer: off\n").buffer).toBe(0);
+    expect(transfer("  buffer: 0\n").buffer).toBe(0);
+    expect(transfer("  bwlimit: off\n").bwlimit).toBe(0);
+    expect(transfer("  buffer: auto\n").buffer).toBe("auto");
+  });
+
+  test.each([
+    [
+      "an unknown compressor, with the allowed ones",
+      "  compression: gzip\n",
+      "transfer.compression",
+      'must be one of auto, off, zstd, lz4, got the text "gzip"',
+    ],
+    ["compression: yes", "  compression: yes\n", "transfer.compression", "must be one of auto"],
+    ["a negative buffer", "  buffer: -5\n", "transfer.buffer", "must be at least 0, got -5"],
+    ["a negative size", "  buffer: -64M\n", "transfer.buffer", "a size such as 64M"],
+    ["an unparsable size", "  buffer: lots\n", "transfer.buffer", 'invalid value "lots"'],
+    ["buffer: yes", "  buffer: yes\n", "transfer.buffer", "must be auto, off, or a size"],
+    ["a fractional byte count", "  buffer: 1.5\n", "transfer.buffer", "a size such as 64M"],
+    ["a buffer mbuffer cannot use", "  buffer: 100k\n", "transfer.buffer", "at least 1M"],
+    ["a negative rate", "  bwlimit: -1\n", "transfer.bwlimit", "must be at least 0, got -1"],
+    ["an unparsable rate", "  bwlimit: fast\n", "transfer.bwlimit", "such as 10M"],
+    ["bwlimit: auto", "  bwlimit: auto\n", "transfer.bwlimit", "must be off or a rate"],
+    ["parallel 0", "  parallel: 0\n", "transfer.parallel", "between 1 and 32, got 0"],
+    ["parallel 33", "  parallel: 33\n", "transfer.parallel", "between 1 and 32, got 33"],
+    ["retries 21", "  retries: 21\n", "transfer.retries", "between 0 and 20, got 21"],
+    ["an unknown key", "  compresion: zstd\n", "transfer.compresion", "did you mean `compression`"],
+  ])("%s is refused, naming the key", (_, lines, keyPath, words) => {
+    const error = errorOf(`${REMOTE}transfer:\n${lines}`);
+    expect(error.keyPath).toBe(keyPath);
+    expect(error.reason).toContain(words);
+    expect(error.line).toBe(8);
+  });
+
+  test("direct needs both sides remote", () => {
+    const local = errorOf(
+      "source:\n  zpool: tank\ntarget:\n  zpool: backup\n  host: nas\ntransfer:\n  direct: yes\n",
+    );
+    expect(local.keyPath).toBe("transfer.direct");
+    expect(local.reason).toStartWith("direct needs both sides remote: source.host is localhost");
+    expect([local.line, local.column]).toEqual([7, 11]);
+    const both = errorOf(`${MINIMAL}transfer:\n  direct: yes\n`);
+    expect(both.reason).toContain("source.host and target.host are localhost");
+    expect(transfer("  direct: yes\n").direct).toBe(true);
+  });
+});
