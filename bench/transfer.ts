@@ -92,6 +92,8 @@ async function abgleichTransfer(target: string, progress: { lines: number }): Pr
     to: "s1",
     snapshots: ["s1"],
     token: null,
+    raw: false,
+    fromBookmark: false,
   };
   const outcome = await runSend(new LocalHost("source"), new LocalHost("target"), action, {
     signal: new AbortController().signal,

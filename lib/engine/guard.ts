@@ -62,6 +62,8 @@ function malformed(action: Action): string | null {
         typeof a.targetDataset === "string" &&
         typeof a.to === "string" &&
         isStringList(a.snapshots) &&
+        typeof a.raw === "boolean" &&
+        typeof a.fromBookmark === "boolean" &&
         ["full", "incremental", "resume"].includes(a.mode as string)
         ? null
         : "a malformed send action";
@@ -190,6 +192,31 @@ export function createGuard(
     }
   };
 
+  /** a bookmark base: the source's `#from` marks exactly where the target ends */
+  const checkBookmarkBase = (
+    action: Extract<Action, { kind: "send" }>,
+    from: Dataset,
+    into: Dataset | undefined,
+    out: string[],
+  ) => {
+    const bookmark = from.bookmarks.find((b) => b.name === action.from);
+    const to = from.snapshots.find((s) => s.name === action.to);
+    if (action.mode !== "incremental" || bookmark === undefined) {
+      out.push(`a send from bookmark ${from.name}#${action.from}, which does not exist`);
+      return;
+    }
+    if (to === undefined || to.createtxg <= bookmark.createtxg) {
+      out.push(`an incremental from #${action.from} to ${action.to}, which is not forward`);
+      return;
+    }
+    const last = into?.snapshots[into.snapshots.length - 1];
+    if (arrived.has(action.subname) || last?.guid !== bookmark.guid) {
+      out.push(
+        `an incremental from bookmark #${action.from}, which is not where ${action.targetDataset} ends`,
+      );
+    }
+  };
+
   const checkSend = (action: Extract<Action, { kind: "send" }>, out: string[]) => {
     const from = sourcesBySub.get(action.subname);
     if (!from || from.name !== action.sourceDataset) {
@@ -203,6 +230,10 @@ export function createGuard(
       return;
     }
     const into = targetsBySub.get(action.subname);
+    // encrypted data stays encrypted: only a raw stream carries it without the key
+    if (from.encryption !== "off" && action.mode !== "resume" && !action.raw) {
+      out.push(`${from.name} is encrypted and would be sent as plaintext (not raw)`);
+    }
     if (action.mode === "resume") {
       if (!into?.resumeToken || into.resumeToken !== action.token)
         out.push(`a resume of ${action.targetDataset} without its partial receive's token`);
@@ -217,6 +248,10 @@ export function createGuard(
       const partialGone = aborted.has(action.subname) && into?.snapshots.length === 0;
       if ((into && !partialGone) || arrived.has(action.subname))
         out.push(`a full send into ${action.targetDataset}, which exists already (rule 3)`);
+      return;
+    }
+    if (action.fromBookmark) {
+      checkBookmarkBase(action, from, into, out);
       return;
     }
     if (position(action.from) < 0 || position(action.from) >= position(action.to)) {

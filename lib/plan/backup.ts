@@ -5,7 +5,13 @@
 import type { Config } from "../config/types.ts";
 import { type Dataset, type Inventory, joinSubname, type Snapshot } from "../zfs/model.ts";
 import { isPartialFullReceive, pairConflicts } from "./conflicts.ts";
-import { bySubname, compareSnapshots, exclusionReason, parentSubname } from "./pairs.ts";
+import {
+  bookmarkBase,
+  bySubname,
+  compareSnapshots,
+  exclusionReason,
+  parentSubname,
+} from "./pairs.ts";
 import type { AbortResumeAction, Plan, SendAction } from "./types.ts";
 
 /**
@@ -24,6 +30,7 @@ function send(
   to: string,
   snapshots: readonly Snapshot[],
   token: string | null = null,
+  fromBookmark = false,
 ): SendAction {
   return {
     kind: "send",
@@ -35,7 +42,25 @@ function send(
     to,
     snapshots: snapshots.map((snapshot) => snapshot.name),
     token,
+    // never plaintext by accident: an encrypted source is always sent raw
+    raw: source.encryption !== "off",
+    fromBookmark,
   };
+}
+
+/** from the source's bookmark to the first newer snapshot (`-i`), then `-I` to the newest */
+function incrementalFromBookmark(
+  source: Dataset,
+  bookmark: string,
+  newer: readonly Snapshot[],
+  targetName: string,
+): SendAction[] {
+  const first = newer[0];
+  if (first === undefined) return [];
+  return [
+    send(source, targetName, "incremental", bookmark, first.name, [first], null, true),
+    ...incrementalFrom(source, first.name, targetName),
+  ];
 }
 
 /** `-I from newest`, or nothing when `from` is already the newest source snapshot */
@@ -167,9 +192,19 @@ export function planBackup(
       plan.conflicts.push(...conflicts);
       continue;
     }
+    const viaBookmark = bookmarkBase(dataset, existing);
     const common = compareSnapshots(dataset, existing).newestCommon;
-    if (common === undefined) continue; // pairConflicts reports no-common; kept for the type checker
-    const actions = incrementalFrom(dataset, common.source.name, targetName);
+    let actions: SendAction[];
+    if (viaBookmark !== undefined) {
+      actions = incrementalFromBookmark(
+        dataset,
+        viaBookmark.bookmark.name,
+        viaBookmark.newer,
+        targetName,
+      );
+    } else if (common === undefined) {
+      continue; // pairConflicts reports no-common; kept for the type checker
+    } else actions = incrementalFrom(dataset, common.source.name, targetName);
     if (actions.length === 0) plan.skipped.push({ subname, reason: "up to date" });
     plan.actions.push(...actions);
   }

@@ -4,7 +4,7 @@
 // target-only snapshots, and what the user can do.
 
 import type { Dataset } from "../zfs/model.ts";
-import { compareSnapshots, type SnapshotOverlap } from "./pairs.ts";
+import { bookmarkBase, compareSnapshots, type SnapshotOverlap } from "./pairs.ts";
 import type { Conflict, ConflictKind } from "./types.ts";
 
 /** a list of names, shortened to its ends when long */
@@ -71,6 +71,21 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
   }
 
   const newest = overlap.newestCommon;
+  const viaBookmark = bookmarkBase(source, target);
+  if (viaBookmark !== undefined) {
+    // the target ends at a snapshot the source keeps only as a bookmark: still a chain
+    if (target.written > 0) {
+      conflicts.push(
+        make(
+          "target-modified",
+          `the target has ${target.written} bytes written since ${viaBookmark.target.name}, the source's bookmark #${viaBookmark.bookmark.name}`,
+          "Nothing was sent. Roll back the target by hand " +
+            `(zfs rollback '${target.name}@${viaBookmark.target.name}'), then run backup again.`,
+        ),
+      );
+    }
+    return conflicts;
+  }
   if (newest === undefined) {
     const what =
       target.snapshots.length === 0

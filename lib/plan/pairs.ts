@@ -2,7 +2,7 @@
 // Everything here is pure: inventories and config in, plain values out.
 
 import type { Config } from "../config/types.ts";
-import type { Dataset, Inventory, Snapshot } from "../zfs/model.ts";
+import type { Bookmark, Dataset, Inventory, Snapshot } from "../zfs/model.ts";
 
 /** why a subname does not take part in snap, backup and cleanup; null when it does */
 export function exclusionReason(subname: string, config: Config): string | null {
@@ -110,4 +110,23 @@ export function compareSnapshots(source: Dataset, target: Dataset): SnapshotOver
     sourceOnly,
     targetOnly,
   };
+}
+
+/**
+ * The base of the next incremental when the source no longer has the snapshot the target
+ * ended at, but still has its bookmark (same guid): `zfs send -i ds#bookmark ds@newer` keeps
+ * the chain without a full resend. Only the target's newest snapshot can be such a base;
+ * undefined when a snapshot base exists or no bookmark matches.
+ */
+export function bookmarkBase(
+  source: Dataset,
+  target: Dataset,
+): { bookmark: Bookmark; target: Snapshot; newer: Snapshot[] } | undefined {
+  const last = target.snapshots[target.snapshots.length - 1];
+  if (last === undefined || source.bookmarks.length === 0) return undefined;
+  if (source.snapshots.some((snapshot) => snapshot.guid === last.guid)) return undefined;
+  const bookmark = source.bookmarks.find((candidate) => candidate.guid === last.guid);
+  if (bookmark === undefined) return undefined;
+  const newer = source.snapshots.filter((snapshot) => snapshot.createtxg > bookmark.createtxg);
+  return { bookmark, target: last, newer };
 }

@@ -30,6 +30,10 @@ export interface SendAction {
   snapshots: string[];
   /** for mode "resume" */
   token: string | null;
+  /** `zfs send -w`: the source is encrypted, so its blocks travel and land as ciphertext */
+  raw: boolean;
+  /** the incremental's base `from` is the source's bookmark `ds#from` (its snapshot is gone) */
+  fromBookmark: boolean;
 }
 
 /** `zfs receive -A`: a partial receive whose source snapshot is gone */

@@ -13,12 +13,13 @@ import { sendProgressCounter } from "./send-output.ts";
 export function sendSpec(action: SendAction): SendSpec {
   switch (action.mode) {
     case "full":
-      return { mode: "full", snapshot: `${action.sourceDataset}@${action.to}` };
+      return { mode: "full", snapshot: `${action.sourceDataset}@${action.to}`, raw: action.raw };
     case "incremental":
       return {
         mode: "incremental",
-        from: `${action.sourceDataset}@${action.from}`,
+        from: `${action.sourceDataset}${action.fromBookmark ? "#" : "@"}${action.from}`,
         snapshot: `${action.sourceDataset}@${action.to}`,
+        raw: action.raw,
       };
     case "resume":
       return { mode: "resume", token: action.token ?? "" };

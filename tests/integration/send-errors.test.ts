@@ -17,6 +17,8 @@ const action: SendAction = {
   to: "s1",
   snapshots: ["s1"],
   token: null,
+  raw: false,
+  fromBookmark: false,
 };
 
 /** a "remote" host whose commands are stand-ins run locally */

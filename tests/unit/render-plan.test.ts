@@ -35,6 +35,8 @@ const incremental: SendAction = {
   to: "2026112602",
   snapshots: ["2026112601", "2026112602"],
   token: null,
+  raw: false,
+  fromBookmark: false,
 };
 const full: SendAction = {
   kind: "send",
@@ -46,6 +48,8 @@ const full: SendAction = {
   to: "2026112601",
   snapshots: ["2026112601"],
   token: null,
+  raw: false,
+  fromBookmark: false,
 };
 const resume: SendAction = {
   kind: "send",
@@ -57,6 +61,8 @@ const resume: SendAction = {
   to: "2026112602",
   snapshots: ["2026112602"],
   token: "1-abc-def",
+  raw: false,
+  fromBookmark: false,
 };
 const abort: AbortResumeAction = {
   kind: "abort-resume",

@@ -4,8 +4,7 @@
 
 import { planBackup, type TokenInfo } from "../../plan/backup.ts";
 import type { Action, Plan, SendAction } from "../../plan/types.ts";
-import { runSend, sendSpec } from "../../run/actions.ts";
-import { mapLimit, QUERY_CONCURRENCY } from "../../run/limit.ts";
+import { runSend } from "../../run/actions.ts";
 import type { Inventory } from "../../zfs/model.ts";
 import type { ChangingStage, Run } from "../runner.ts";
 import { requireSourceRoot, requireTargetParent } from "./preflight.ts";
@@ -20,7 +19,42 @@ async function resumeTokens(run: Run, target: Inventory): Promise<Map<string, To
   return tokens;
 }
 
+/**
+ * What each send will move, from the tree as read: a full stream is about its snapshot's
+ * `referenced`, an incremental the sum of `written` of the snapshots it brings, a resume what
+ * `send -nvP -t` said. No `zfs send -n` per dataset: on a large tree those round trips cost
+ * more than the transfers.
+ */
+export function estimateSends(
+  plan: Plan,
+  source: Inventory | null,
+  tokens: ReadonlyMap<string, TokenInfo>,
+): Map<SendAction, number> {
+  const estimates = new Map<SendAction, number>();
+  const datasets = new Map(source?.datasets.map((dataset) => [dataset.name, dataset]));
+  for (const action of plan.actions) {
+    if (action.kind !== "send") continue;
+    if (action.mode === "resume") {
+      const info = tokens.get(action.subname);
+      if (info?.ok && info.size !== undefined) estimates.set(action, info.size);
+      continue;
+    }
+    const dataset = datasets.get(action.sourceDataset);
+    if (dataset === undefined) continue;
+    const bring = new Set(action.snapshots);
+    let bytes = 0;
+    for (const snapshot of dataset.snapshots) {
+      if (!bring.has(snapshot.name)) continue;
+      bytes += action.mode === "full" ? snapshot.referenced : snapshot.written;
+    }
+    estimates.set(action, bytes);
+  }
+  return estimates;
+}
+
 export function backupStage(run: Run): ChangingStage {
+  let tokens: ReadonlyMap<string, TokenInfo> = new Map();
+  let sourceTree: Inventory | null = null;
   return {
     stage: "backup",
     reads: ["source", "target"],
@@ -29,20 +63,12 @@ export function backupStage(run: Run): ChangingStage {
       requireSourceRoot(run, source);
       await requireTargetParent(run, target);
     },
-    plan: async ({ source, target }) =>
-      planBackup(source, target, run.config, await resumeTokens(run, target)),
-    estimate: async (plan: Plan) => {
-      const sends = plan.actions.filter((action): action is SendAction => action.kind === "send");
-      const sizes = await mapLimit(sends, QUERY_CONCURRENCY, (action) =>
-        run.ports.source.estimateSend(sendSpec(action)),
-      );
-      const estimates = new Map<SendAction, number>();
-      sends.forEach((action, i) => {
-        const size = sizes[i];
-        if (size !== null && size !== undefined) estimates.set(action, size);
-      });
-      return estimates;
+    plan: async ({ source, target }) => {
+      tokens = await resumeTokens(run, target);
+      sourceTree = source;
+      return planBackup(source, target, run.config, tokens);
     },
+    estimate: async (plan: Plan) => estimateSends(plan, sourceTree, tokens),
     execute: async (action: Action, estimates) => {
       if (action.kind === "abort-resume")
         return run.ports.target.abortReceive(action.targetDataset);

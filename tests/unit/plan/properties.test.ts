@@ -135,8 +135,10 @@ describe("backup properties", () => {
             expect(keys).toEqual(
               [
                 "from",
+                "fromBookmark",
                 "kind",
                 "mode",
+                "raw",
                 "snapshots",
                 "sourceDataset",
                 "subname",
