@@ -9,6 +9,7 @@ import { type SendSpec, zfsReceive, zfsSend } from "../zfs/commands.ts";
 import type { ActionOutcome } from "../zfs/outcome.ts";
 import { failedStage, formatPipelineFailure, runPipeline } from "./pipeline.ts";
 import { sendProgressCounter } from "./send-output.ts";
+import { type DirectTarget, PLAIN_WIRE, type Wire, wirePipeline } from "./wire.ts";
 
 export function sendSpec(action: SendAction): SendSpec {
   switch (action.mode) {
@@ -26,23 +27,39 @@ export function sendSpec(action: SendAction): SendSpec {
   }
 }
 
+export interface SendOptions {
+  signal: AbortSignal;
+  onBytes: (bytes: number) => void;
+  expectedBytes?: number | null;
+  /** the stage's wire (chooseWire): compression, buffer, limit, direct; none: `send | receive` */
+  wire?: Wire;
+  /** for a direct wire: the target as the source host reaches it */
+  direct?: DirectTarget;
+}
+
 export async function runSend(
   source: Host,
   target: Host,
   action: SendAction,
-  options: { signal: AbortSignal; onBytes: (bytes: number) => void; expectedBytes?: number | null },
+  options: SendOptions,
 ): Promise<ActionOutcome> {
   const send = zfsSend(sendSpec(action), { progress: true });
   const receive = zfsReceive(action.targetDataset);
+  const pipeline = wirePipeline(send, receive, source, target, options.wire ?? PLAIN_WIRE, {
+    direct: options.direct,
+  });
   const counter = sendProgressCounter();
   const started = performance.now();
-  const result = await runPipeline([source.wrap(send), target.wrap(receive)], {
-    signal: options.signal,
-    onProgressLine: (line) => {
-      const bytes = counter.feed(line);
-      if (bytes !== null) options.onBytes(bytes);
-    },
-  });
+  const result = pipeline.expand(
+    await runPipeline(pipeline.stages, {
+      signal: options.signal,
+      holdStdin: pipeline.holdStdin,
+      onProgressLine: (line) => {
+        const bytes = counter.feed(line);
+        if (bytes !== null) options.onBytes(bytes);
+      },
+    }),
+  );
   const durationMs = Math.round(performance.now() - started);
   if (result.ok) {
     // zfs prints progress once a second: a short transfer ends before its first line, so the
@@ -51,19 +68,19 @@ export async function runSend(
     options.onBytes(bytes);
     return { ok: true, bytes, durationMs };
   }
-  let error = formatPipelineFailure(result, [send, receive]);
+  let error = formatPipelineFailure(result, pipeline.commands, pipeline.carriers);
   // ssh ends with 255 and often says nothing when the other end vanished (host down, cut link)
-  const stage = failedStage(result);
-  const host = stage === 0 ? source : stage === 1 ? target : null;
-  if (host && stage !== null) {
-    const failure = hostFailure(host, {
+  const stage = failedStage(result, pipeline.carriers);
+  const side = stage === null ? undefined : pipeline.sides[stage];
+  if (side !== undefined && stage !== null) {
+    const failure = hostFailure(side === "source" ? source : target, {
       code: result.codes[stage] ?? 0,
       stderr: result.stderr[stage] ?? "",
     });
     if (failure) error += `\n${failure.message}`;
   }
   const resumable = /Partially received snapshot is saved|receive_resume_token|resum/i.test(
-    result.stderr[1] ?? "",
+    result.stderr[pipeline.commands.length - 1] ?? "",
   );
   return {
     ok: false,

@@ -30,7 +30,16 @@ export interface PipelineOptions {
   drainGraceMs?: number;
   /** called with each line of the FIRST stage's stderr as it arrives (`zfs send -v -P` progress) */
   onProgressLine?: (line: string) => void;
+  /**
+   * stage 1 reads a stdin held open until the pipeline ends or is cancelled; a cancel ends it
+   * before cutting stage 1, so a remote watcher of that stdin (a direct transfer's) stops the
+   * send on the far host, where killing the local ssh alone would not reach it
+   */
+  holdStdin?: boolean;
 }
+
+/** after a held stdin ended on cancel, how long before stage 1 is cut as well */
+const STDIN_END_GRACE_MS = 250;
 
 export interface PipelineResult {
   /** every stage exited 0 and nothing was cancelled */
@@ -139,7 +148,7 @@ export async function runPipeline(
     if (signal?.aborted) return cancelledResult(stages.length, []);
     // detached: bash leads a new process group, so one kill reaches every stage.
     const child = Bun.spawn(["bash", "-c", script, "bash", ...args], {
-      stdin: "ignore",
+      stdin: options.holdStdin ? "pipe" : "ignore",
       stdout: "pipe",
       stderr: "pipe",
       detached: true,
@@ -147,19 +156,33 @@ export async function runPipeline(
     });
     let cancelled = false;
     let forceKill: ReturnType<typeof setTimeout> | undefined;
+    let cut: ReturnType<typeof setTimeout> | undefined;
+    const endStdin = () => {
+      if (!options.holdStdin || typeof child.stdin !== "object") return;
+      try {
+        child.stdin.end();
+      } catch {
+        // already closed
+      }
+    };
     const abort = () => {
       cancelled = true;
       // Cut the stream at its source, as a lost connection would: the receiving end sees an
       // incomplete stream and `zfs receive -s` saves resumable state. Only if the pipeline
       // does not end by itself are the other stages terminated, then killed.
-      const first = Number(readIfPresent(pidFile).trim());
-      if (Number.isInteger(first) && first > 1) {
-        try {
-          process.kill(first, "SIGTERM");
-        } catch {
-          // already gone
+      const cutFirst = () => {
+        const first = Number(readIfPresent(pidFile).trim());
+        if (Number.isInteger(first) && first > 1) {
+          try {
+            process.kill(first, "SIGTERM");
+          } catch {
+            // already gone
+          }
         }
-      }
+      };
+      endStdin();
+      if (options.holdStdin) cut = setTimeout(cutFirst, STDIN_END_GRACE_MS);
+      else cutFirst();
       forceKill = setTimeout(() => {
         killGroup(child.pid, "SIGTERM");
         forceKill = setTimeout(() => killGroup(child.pid, "SIGKILL"), KILL_GRACE_MS);
@@ -180,6 +203,8 @@ export async function runPipeline(
     } finally {
       signal?.removeEventListener("abort", abort);
       clearTimeout(forceKill);
+      clearTimeout(cut);
+      endStdin();
       // Stray stages (e.g. a reader that never saw EOF) must not outlive the transfer.
       if (cancelled) killGroup(child.pid, "SIGKILL");
     }
@@ -222,19 +247,32 @@ const SEND_REPORT_LINE =
  * message (send's own progress report aside: real OpenZFS behind ssh, a full target pool).
  * A 255 WITH a message is real: ssh's connection error or `zfs send -t`'s own.
  */
-function lostItsReader(result: PipelineResult, index: number): boolean {
+function lostItsReader(result: PipelineResult, index: number, carrier: boolean): boolean {
   const code = result.codes[index];
-  const silent = (result.stderr[index] ?? "")
+  const stderr = result.stderr[index] ?? "";
+  const silent = stderr
     .split("\n")
     .every((line) => line.trim() === "" || SEND_REPORT_LINE.test(line));
   const laterFailed = result.codes.slice(index + 1).some((later) => later !== 0);
-  return laterFailed && (code === SIGPIPE_CODE || (code === SSH_CODE && silent));
+  // a stage that only carries bytes (zstd, mbuffer, pv) says so in words when its reader died
+  const brokenPipe = carrier && /broken pipe|EPIPE/i.test(stderr);
+  return laterFailed && (code === SIGPIPE_CODE || (code === SSH_CODE && silent) || brokenPipe);
 }
 
-/** the stage to blame: the first that failed for a reason of its own */
-export function failedStage(result: PipelineResult): number | null {
+/**
+ * the stage to blame: the first that failed for a reason of its own. `carriers` marks the
+ * stages that only move bytes (compressor, buffer, limiter), whose broken pipe is a symptom.
+ */
+export function failedStage(
+  result: PipelineResult,
+  carriers: readonly boolean[] = [],
+): number | null {
   const failed = result.codes.flatMap((code, index) => (code === 0 ? [] : [index]));
-  return failed.find((index) => !lostItsReader(result, index)) ?? failed[0] ?? null;
+  return (
+    failed.find((index) => !lostItsReader(result, index, carriers[index] === true)) ??
+    failed[0] ??
+    null
+  );
 }
 
 /**
@@ -244,10 +282,11 @@ export function failedStage(result: PipelineResult): number | null {
 export function formatPipelineFailure(
   result: PipelineResult,
   commands: readonly (readonly string[])[],
+  carriers: readonly boolean[] = [],
 ): string {
   const pipeline = commands.map((argv) => shellJoin(argv)).join(" | ");
   if (result.cancelled) return `cancelled: ${pipeline}`;
-  const index = failedStage(result);
+  const index = failedStage(result, carriers);
   if (index === null) return `succeeded: ${pipeline}`;
   const command = commands[index] ?? [];
   const code = result.codes[index];

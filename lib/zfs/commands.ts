@@ -117,6 +117,14 @@ export type SendSpec =
   | { mode: "incremental"; from: string; snapshot: string; raw?: boolean }
   | { mode: "resume"; token: string };
 
+/**
+ * Blocks go as they are on disk: large (`-L`), compressed (`-c`) and embedded (`-e`), which
+ * OpenZFS 0.7 and newer receive. Always on: once a target was received with `-L`, every later
+ * incremental must use it too. `-w` implies them and is accepted beside them. A resume (`-t`)
+ * takes them from its token.
+ */
+const BLOCK_FLAGS = ["-L", "-c", "-e"];
+
 /** `-v -P` makes zfs print size estimates and a progress line per second on stderr */
 export const zfsSend = (
   spec: SendSpec,
@@ -127,10 +135,12 @@ export const zfsSend = (
   if (options.progress || options.dryRun) argv.push("-v", "-P");
   switch (spec.mode) {
     case "full":
+      argv.push(...BLOCK_FLAGS);
       if (spec.raw) argv.push("-w");
       argv.push(spec.snapshot);
       break;
     case "incremental":
+      argv.push(...BLOCK_FLAGS);
       if (spec.raw) argv.push("-w");
       argv.push(spec.from.includes("#") ? "-i" : "-I", spec.from, spec.snapshot);
       break;

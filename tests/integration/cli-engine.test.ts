@@ -123,7 +123,7 @@ describe("a failed transfer", () => {
       // the sibling arrived whole; big's incremental was never tried
       expect(env.snapshots("dst/backup/small")).toEqual([day(1), day(2)]);
       expect(env.snapshots("dst/backup")).toEqual([day(1), day(2)]);
-      expect(env.calls().filter((c) => /^zfs send -v -P -I .*big@/.test(c))).toEqual([]);
+      expect(env.calls().filter((c) => /^zfs send -v -P -L -c -e -I .*big@/.test(c))).toEqual([]);
     },
     LONG_MS,
   );

@@ -118,7 +118,7 @@ describe("remote → remote through two sshd", () => {
       expect(
         calls.some(
           (c) =>
-            c.startsWith("zfs send -v -P -I") &&
+            c.startsWith("zfs send -v -P -L -c -e -I") &&
             c.includes(`src/data/${ODD}@${day(1)} src/data/${ODD}@`),
         ),
       ).toBe(true);

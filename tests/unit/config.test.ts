@@ -5,6 +5,7 @@ import Ajv from "ajv";
 import { parse } from "yaml";
 import { ConfigError, loadConfig, parseConfig } from "../../lib/config/load.ts";
 import schema from "../../lib/config/schema.json";
+import type { TransferConfig } from "../../lib/config/types.ts";
 import { matchesSchema } from "../../lib/config/validate.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -657,7 +658,7 @@ describe("transfer", () => {
     parseConfig(`${REMOTE}transfer:\n${lines}`, "t.yaml").transfer;
 
   test("absent or empty: the defaults", () => {
-    const defaults = {
+    const defaults: TransferConfig = {
       compression: "auto",
       buffer: "auto",
       bwlimit: 0,

@@ -8,6 +8,7 @@ import { runSend } from "../../run/actions.ts";
 import type { Inventory } from "../../zfs/model.ts";
 import type { ChangingStage, Run } from "../runner.ts";
 import { requireSourceRoot, requireTargetParent } from "./preflight.ts";
+import { NO_WIRE, prepareWire, type StageWire } from "./wire.ts";
 
 /** what each partial receive on the target would resume, asked of the source (`send -nvP -t`) */
 async function resumeTokens(run: Run, target: Inventory): Promise<Map<string, TokenInfo>> {
@@ -53,6 +54,8 @@ export function estimateSends(
 }
 
 export function backupStage(run: Run): ChangingStage {
+  /** chosen once per stage in preflight (tools asked once per host, not per dataset) */
+  let wire: StageWire = NO_WIRE;
   let tokens: ReadonlyMap<string, TokenInfo> = new Map();
   let sourceTree: Inventory | null = null;
   return {
@@ -62,6 +65,7 @@ export function backupStage(run: Run): ChangingStage {
     preflight: async ({ source, target }) => {
       requireSourceRoot(run, source);
       await requireTargetParent(run, target);
+      wire = await prepareWire(run);
     },
     plan: async ({ source, target }) => {
       tokens = await resumeTokens(run, target);
@@ -77,6 +81,7 @@ export function backupStage(run: Run): ChangingStage {
         signal: run.signal,
         expectedBytes: estimates.get(action) ?? null,
         onBytes: (bytes) => run.progress(action, bytes, estimates.get(action) ?? null),
+        ...wire,
       });
       if (outcome.ok) run.summary.sent(action.subname, outcome.bytes ?? 0, action.snapshots);
       return outcome;

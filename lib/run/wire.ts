@@ -1,0 +1,465 @@
+// The wire of a transfer: what carries the stream between `zfs send` and `zfs receive` —
+// compression, a buffer on the receiving host, a bandwidth limit — and where each stage runs.
+// chooseWire decides once per backup stage from the config and the tools each host has;
+// wirePipeline turns the choice into the argvs of ONE OS pipeline (lib/run/pipeline.ts).
+//
+// Stages of one remote host run in ONE ssh command, so ssh carries the compressed bytes: a
+// POSIX `sh -c SCRIPT sh ARGV… NONCE` whose SCRIPT holds nothing but fixed text and numbers
+// (every argv is a positional parameter, quoted for the remote shell by Host.wrap). The script
+// reports each inner stage's exit code and stderr in tagged lines at the end of its stderr,
+// so a `zfs receive` failing behind `zstd -d` is still reported as the receive's failure.
+
+import type { Config, SideConfig, TransferConfig } from "../config/types.ts";
+import type { Host, RunOptions } from "../hosts/host.ts";
+import { shellJoin } from "../hosts/quote.ts";
+import { SERVER_ALIVE_COUNT_MAX, SERVER_ALIVE_INTERVAL } from "../hosts/ssh.ts";
+import type { Side } from "../zfs/model.ts";
+import { type PipelineResult, UNKNOWN_CODE } from "./pipeline.ts";
+
+export const WIRE_TOOLS = ["zstd", "lz4", "mbuffer", "pv"] as const;
+export type WireTool = (typeof WIRE_TOOLS)[number];
+
+/** mbuffer memory for `buffer: auto` */
+export const AUTO_BUFFER = 64 * 1024 * 1024;
+
+/**
+ * One command per host finds every wire tool: fixed text, nothing interpolated. `command -v`
+ * is POSIX; the loop never fails, so a non-zero exit means the host did not run it.
+ */
+export const TOOLS_PROBE: readonly string[] = [
+  "sh",
+  "-c",
+  'for t in zstd lz4 mbuffer pv; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; exit 0',
+];
+
+/** the tools named in the probe's output (anything else is ignored) */
+export function parseTools(stdout: string): Set<WireTool> {
+  const names = new Set(stdout.split("\n").map((line) => line.trim()));
+  return new Set(WIRE_TOOLS.filter((tool) => names.has(tool)));
+}
+
+/** which wire tools `host` has; throws with the host's answer when the probe did not run */
+export async function detectTools(host: Host, options: RunOptions = {}): Promise<Set<WireTool>> {
+  const result = await host.run(TOOLS_PROBE, options);
+  if (result.code !== 0) {
+    throw new Error(
+      `cannot ask ${host.name} (${host.side}) which of ${WIRE_TOOLS.join(", ")} it has: exit ${result.code}${result.stderr.trim() ? `: ${result.stderr.trim()}` : ""}`,
+    );
+  }
+  return parseTools(result.stdout);
+}
+
+/** one end of the wire, as chooseWire sees it */
+export interface WireEnd {
+  side: Side;
+  /** "localhost" or the ssh destination */
+  name: string;
+  isLocal: boolean;
+  tools: ReadonlySet<WireTool>;
+}
+
+export interface Wire {
+  /** compressed on the source host, decompressed on the target host; null: as sent */
+  compression: "zstd" | "lz4" | null;
+  /** `mbuffer -m` bytes on the target host; 0: none */
+  buffer: number;
+  /** bytes per second on the wire (after compression); 0: no limit */
+  bwlimit: number;
+  /** the source host's tool that limits the rate */
+  limiter: "pv" | "mbuffer" | null;
+  /** the pipeline runs on the source host, which connects to the target itself */
+  direct: boolean;
+  /** what was chosen and why, for the plan: `wire: zstd over ssh, mbuffer 64 MiB on target` */
+  text: string;
+}
+
+export type WireChoice = { ok: true; wire: Wire } | { ok: false; problems: string[] };
+
+/** `64 MiB`, `1.5 GiB`, `512 KiB`, `100 B` */
+export function sizeText(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+const at = (end: WireEnd) => `${end.name} (${end.side})`;
+
+/** `zstd missing on a (source)`, `zstd and lz4 missing on b (target)`, or both kinds */
+function missingText(tools: readonly WireTool[], ends: readonly WireEnd[]): string {
+  const byHosts = new Map<string, WireTool[]>();
+  for (const tool of tools) {
+    const lacking = ends.filter((end) => !end.tools.has(tool)).map(at);
+    const key = [...new Set(lacking)].join(" and ");
+    byHosts.set(key, [...(byHosts.get(key) ?? []), tool]);
+  }
+  return [...byHosts]
+    .map(([hosts, missing]) => `${missing.join(" and ")} missing on ${hosts}`)
+    .join(", ");
+}
+
+const has = (tool: WireTool, ...ends: WireEnd[]) => ends.every((end) => end.tools.has(tool));
+
+/**
+ * The wire for a backup stage: pure, from the transfer config and each end's tools. `auto`
+ * settings fall back and say why; an explicit setting an end cannot honour is refused before
+ * any transfer, naming the host, the tool and the fix.
+ */
+export function chooseWire(transfer: TransferConfig, source: WireEnd, target: WireEnd): WireChoice {
+  const problems: string[] = [];
+  const notes: string[] = [];
+  // both ends on this machine: a local pipe, nothing to save on a wire
+  const local = source.isLocal && target.isLocal;
+  const direct = transfer.direct && !source.isLocal && !target.isLocal;
+
+  let compression: Wire["compression"] = null;
+  if (!local && transfer.compression !== "off") {
+    if (transfer.compression === "auto") {
+      compression = has("zstd", source, target)
+        ? "zstd"
+        : has("lz4", source, target)
+          ? "lz4"
+          : null;
+      if (compression === "lz4") notes.push(`lz4: ${missingText(["zstd"], [source, target])}`);
+      if (compression === null)
+        notes.push(`compression off: ${missingText(["zstd", "lz4"], [source, target])}`);
+    } else {
+      const tool = transfer.compression;
+      for (const end of [source, target].filter((e) => !e.tools.has(tool))) {
+        problems.push(
+          `transfer.compression is ${tool}, but ${tool} is missing on ${at(end)}: install it there (\`apt install ${tool}\`) or set \`compression: auto\``,
+        );
+      }
+      compression = tool;
+    }
+  }
+
+  let buffer = 0;
+  if (transfer.buffer === "auto") {
+    if (!local && target.tools.has("mbuffer")) buffer = AUTO_BUFFER;
+    else if (!local) notes.push(`no buffer: ${missingText(["mbuffer"], [target])}`);
+  } else if (transfer.buffer > 0) {
+    buffer = transfer.buffer;
+    if (!target.tools.has("mbuffer"))
+      problems.push(
+        `transfer.buffer is ${sizeText(buffer)}, but mbuffer is missing on ${at(target)}: install it there (\`apt install mbuffer\`) or set \`buffer: auto\``,
+      );
+  }
+
+  let limiter: Wire["limiter"] = null;
+  if (transfer.bwlimit > 0) {
+    limiter = source.tools.has("pv") ? "pv" : source.tools.has("mbuffer") ? "mbuffer" : null;
+    if (limiter === null)
+      problems.push(
+        `transfer.bwlimit is ${sizeText(transfer.bwlimit)}/s, but neither pv nor mbuffer is on ${at(source)}: install one there (\`apt install pv\`) or set \`bwlimit: off\``,
+      );
+  }
+  if (problems.length > 0) return { ok: false, problems };
+
+  const carrier = local
+    ? "local pipe"
+    : `${compression ?? "uncompressed"} over ssh${direct ? `, direct from ${source.name} to ${target.name}` : ""}`;
+  const parts = [`wire: ${carrier}`];
+  if (buffer > 0) parts.push(`mbuffer ${sizeText(buffer)} on target`);
+  if (limiter !== null) parts.push(`limit ${sizeText(transfer.bwlimit)}/s (${limiter} on source)`);
+  const text = parts.join(", ") + (notes.length > 0 ? ` (${notes.join("; ")})` : "");
+  return {
+    ok: true,
+    wire: { compression, buffer, bwlimit: limiter ? transfer.bwlimit : 0, limiter, direct, text },
+  };
+}
+
+/** the wire of a plain `send | receive`: what runSend does without a choice */
+export const PLAIN_WIRE: Wire = Object.freeze({
+  compression: null,
+  buffer: 0,
+  bwlimit: 0,
+  limiter: null,
+  direct: false,
+  text: "wire: as sent",
+});
+
+// ---- the pipeline ----
+
+/** a stage as the user reads it (`argv`), and what runs (`run`: maybe `ssh … -- argv`) */
+interface CommandNode {
+  kind: "command";
+  argv: string[];
+  run: string[];
+  /** only moves bytes (compressor, buffer, limiter): not blamed for a zfs stage's failure */
+  carrier: boolean;
+  /** the host it runs on */
+  side: Side;
+}
+
+/** stages of one host in one `sh -c` (see groupScript) */
+interface GroupNode {
+  kind: "group";
+  nonce: string;
+  parts: Node[];
+  /** the part a failure without a report belongs to (the zfs command the group exists for) */
+  main: number;
+  run: string[];
+}
+
+type Node = CommandNode | GroupNode;
+
+/**
+ * POSIX sh running `lengths.length` commands as `c1 | c2 | …`, the argvs being the positional
+ * parameters in order, then the nonce. One line, no `!`, only fixed text and numbers, so any
+ * login shell (csh included) hands it over intact. c1's stderr stays live (`zfs send -v -P`
+ * progress); the others' go to files. At the end, for each command: a line `NONCE I CODE` on
+ * stderr, then that command's stderr. With `watch`, the end of the session's stdin (the local
+ * ssh was killed: a cancel) stops c1 with SIGTERM, as a cut connection would: OpenSSH sends no
+ * signal to a command without a terminal, and c1 here never writes to the closed channel.
+ */
+export function groupScript(lengths: readonly number[], watch = false): string {
+  const total = lengths.reduce((sum, n) => sum + n, 0);
+  const nonce = `"\${${total + 1}}"`;
+  let next = 1;
+  const stages = lengths.map((length, index) => {
+    if (length < 1) throw new Error(`group stage ${index + 1} is empty`);
+    const words = Array.from({ length }, (_, i) => `"\${${next + i}}"`).join(" ");
+    next += length;
+    const i = index + 1;
+    if (index === 0) {
+      const command = watch
+        ? `sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$t/p" ${words} </dev/null`
+        : words;
+      return `{ ${command}; echo $? >"$t/s1"; }`;
+    }
+    return `{ ${words} 2>"$t/e${i}"; echo $? >"$t/s${i}"; }`;
+  });
+  const report = lengths.map((_, index) => {
+    const i = index + 1;
+    const errors = index === 0 ? "" : ` cat "$t/e${i}" >&2 2>/dev/null;`;
+    return `c${i}=$(cat "$t/s${i}" 2>/dev/null); printf '\\n%s %s %s\\n' ${nonce} ${i} "\${c${i}:--1}" >&2;${errors}`;
+  });
+  const exit = lengths.map(
+    (_, index) => `[ "\${c${index + 1}:-1}" = 0 ] || exit "\${c${index + 1}:-1}";`,
+  );
+  return [
+    `t=$(mktemp -d "\${TMPDIR:-/tmp}/abgleich.XXXXXX") || exit 125;`,
+    `trap 'rm -rf "$t"' EXIT; trap 'exit 129' HUP; trap 'exit 143' TERM;`,
+    watch
+      ? `exec 3<&0; { while read -r _ <&3; do :; done; kill -TERM "$(cat "$t/p" 2>/dev/null)"; } >/dev/null 2>&1 &`
+      : "",
+    `${stages.join(" | ")};`,
+    ...report,
+    ...exit,
+    "exit 0",
+  ]
+    .filter((line) => line !== "")
+    .join(" ");
+}
+
+export interface GroupReport {
+  codes: number[];
+  stderr: string[];
+}
+
+/** the tagged report at the end of a group's stderr; null when there is none (it never ended) */
+export function parseGroupReport(stderr: string, nonce: string, count: number): GroupReport | null {
+  const start = stderr.indexOf(`\n${nonce} 1 `);
+  if (start < 0) return null;
+  const codes = Array.from({ length: count }, () => UNKNOWN_CODE);
+  const sections = Array.from({ length: count }, () => "");
+  sections[0] = stderr.slice(0, start);
+  const rest = stderr.slice(start);
+  const marker = new RegExp(`\\n${nonce} (\\d+) (-?\\d+)\\n`, "g");
+  const matches = [...rest.matchAll(marker)];
+  matches.forEach((match, k) => {
+    const index = Number(match[1]) - 1;
+    if (index < 0 || index >= count) return;
+    codes[index] = Number(match[2]);
+    const from = (match.index ?? 0) + match[0].length;
+    const to = matches[k + 1]?.index ?? rest.length;
+    sections[index] += rest.slice(from, to);
+  });
+  return { codes, stderr: sections };
+}
+
+function leaves(node: Node): CommandNode[] {
+  return node.kind === "command" ? [node] : node.parts.flatMap(leaves);
+}
+
+/** the logical codes and stderr of `node`, from what its process reported */
+function expandNode(node: Node, code: number, stderr: string): GroupReport {
+  if (node.kind === "command") return { codes: [code], stderr: [stderr] };
+  const report = parseGroupReport(stderr, node.nonce, node.parts.length);
+  const out: GroupReport = { codes: [], stderr: [] };
+  node.parts.forEach((part, index) => {
+    // no report: only the connection's code is known, and it belongs to the main command
+    const own =
+      report !== null
+        ? expandNode(part, report.codes[index] ?? UNKNOWN_CODE, report.stderr[index] ?? "")
+        : index === node.main
+          ? expandNode(part, code, stderr)
+          : { codes: leaves(part).map(() => 0), stderr: leaves(part).map(() => "") };
+    out.codes.push(...own.codes);
+    out.stderr.push(...own.stderr);
+  });
+  return out;
+}
+
+let nonceCounter = 0;
+/** a tag no stderr line carries by chance */
+function randomNonce(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  nonceCounter++;
+  return `abgleich-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}${nonceCounter}`;
+}
+
+/** where `direct` connects from the source host: the config's target host, user and port */
+export interface DirectTarget {
+  sideConfig: Pick<SideConfig, "host" | "user" | "port">;
+  ssh: Pick<Config["ssh"], "compression" | "cipher">;
+}
+
+/** seconds the source host's ssh waits for the target in direct mode */
+const DIRECT_CONNECT_TIMEOUT = 20;
+
+/**
+ * `ssh … TARGET` as run ON THE SOURCE HOST: no ssh_config of this machine, no control socket;
+ * its own keys, never a password prompt.
+ */
+export function directSshArgv(
+  target: DirectTarget,
+  connectTimeout = DIRECT_CONNECT_TIMEOUT,
+): string[] {
+  const { host, user, port } = target.sideConfig;
+  if (host.startsWith("-") || /[\s\0]/.test(host) || user.startsWith("-") || /[\s\0]/.test(user))
+    throw new Error(`direct: not an ssh destination: ${JSON.stringify(`${user}@${host}`)}`);
+  const argv = ["ssh", "-o", "BatchMode=yes", "-o", `ConnectTimeout=${connectTimeout}`];
+  argv.push("-o", `ServerAliveInterval=${SERVER_ALIVE_INTERVAL}`);
+  argv.push("-o", `ServerAliveCountMax=${SERVER_ALIVE_COUNT_MAX}`);
+  argv.push("-o", `Compression=${target.ssh.compression ? "yes" : "no"}`);
+  if (target.ssh.cipher !== "") argv.push("-c", target.ssh.cipher);
+  if (port !== null) argv.push("-p", String(port));
+  if (user !== "") argv.push("-l", user);
+  argv.push(host);
+  return argv;
+}
+
+/** the check that the source host reaches the target on its own (run on the source) */
+export function directProbeArgv(target: DirectTarget): string[] {
+  return [...directSshArgv(target, 10), "--", "true"];
+}
+
+export interface WirePipeline {
+  /** argvs for runPipeline */
+  stages: string[][];
+  /** every command as the user reads it, in pipe order (unwrapped) */
+  commands: string[][];
+  /** per command: only moves bytes */
+  carriers: boolean[];
+  /** per command: the host it runs on */
+  sides: Side[];
+  /** stage 1 reads a stdin held open until a cancel (its end stops a direct send) */
+  holdStdin: boolean;
+  /** runPipeline's result per stage → the result per command */
+  expand(result: PipelineResult): PipelineResult;
+}
+
+export interface WirePipelineOptions {
+  /** required for a direct wire */
+  direct?: DirectTarget;
+  /** tags of the groups' reports (tests fix them) */
+  nonce?: () => string;
+}
+
+/**
+ * The stages of one transfer: `send | [compress] | [limit]` on the source host,
+ * `[decompress] | [buffer] | receive` on the target host. Pure but for the hosts' wrap().
+ */
+export function wirePipeline(
+  send: readonly string[],
+  receive: readonly string[],
+  source: Host,
+  target: Host,
+  wire: Wire,
+  options: WirePipelineOptions = {},
+): WirePipeline {
+  const nonce = options.nonce ?? randomNonce;
+  const cmd = (side: Side, argv: readonly string[], carrier = true): CommandNode => ({
+    kind: "command",
+    argv: [...argv],
+    run: [...argv],
+    carrier,
+    side,
+  });
+  const sending = [cmd("source", send, false)];
+  if (wire.compression === "zstd") sending.push(cmd("source", ["zstd", "-c", "-3"]));
+  if (wire.compression === "lz4") sending.push(cmd("source", ["lz4", "-c"]));
+  if (wire.limiter === "pv") sending.push(cmd("source", ["pv", "-q", "-L", String(wire.bwlimit)]));
+  if (wire.limiter === "mbuffer")
+    sending.push(cmd("source", ["mbuffer", "-q", "-r", String(wire.bwlimit)]));
+  const receiving: CommandNode[] = [];
+  if (wire.compression !== null) receiving.push(cmd("target", [wire.compression, "-dc"]));
+  if (wire.buffer > 0) receiving.push(cmd("target", ["mbuffer", "-q", "-m", String(wire.buffer)]));
+  receiving.push(cmd("target", receive, false));
+
+  /** `parts` on the host `wrap` reaches: as they are, one wrapped command, or one group */
+  const onHost = (
+    parts: Node[],
+    wrap: ((argv: string[]) => string[]) | null,
+    main: number,
+    watch = false,
+  ): Node[] => {
+    if (wrap === null) return parts;
+    const only = parts[0];
+    if (parts.length === 1 && only?.kind === "command" && !watch)
+      return [{ ...only, run: wrap(only.run) }];
+    const tag = nonce();
+    const script = groupScript(
+      parts.map((part) => part.run.length),
+      watch,
+    );
+    const argv = ["sh", "-c", script, "sh", ...parts.flatMap((part) => part.run), tag];
+    return [{ kind: "group", nonce: tag, parts, main, run: wrap(argv) }];
+  };
+  const wrapOf = (host: Host) => (host.isLocal ? null : (argv: string[]) => host.wrap(argv));
+
+  let top: Node[];
+  if (wire.direct) {
+    if (!options.direct) throw new Error("a direct wire needs the target's ssh destination");
+    const hop = directSshArgv(options.direct);
+    const inner = onHost(
+      receiving,
+      (argv) => [...hop, "--", shellJoin(argv)],
+      receiving.length - 1,
+    );
+    top = onHost([...sending, ...inner], wrapOf(source), 0, true);
+  } else {
+    top = [
+      ...onHost(sending, wrapOf(source), 0),
+      ...onHost(receiving, wrapOf(target), receiving.length - 1),
+    ];
+  }
+  const all = top.flatMap(leaves);
+  return {
+    stages: top.map((node) => node.run),
+    commands: all.map((node) => node.argv),
+    carriers: all.map((node) => node.carrier),
+    sides: all.map((node) => node.side),
+    holdStdin: wire.direct,
+    expand(result) {
+      const out: GroupReport = { codes: [], stderr: [] };
+      top.forEach((node, index) => {
+        const own = expandNode(
+          node,
+          result.codes[index] ?? UNKNOWN_CODE,
+          result.stderr[index] ?? "",
+        );
+        out.codes.push(...own.codes);
+        out.stderr.push(...own.stderr);
+      });
+      const codes = result.cancelled ? out.codes.map(() => UNKNOWN_CODE) : out.codes;
+      return { ...result, codes, stderr: out.stderr, ok: result.ok && codes.every((c) => c === 0) };
+    },
+  };
+}

@@ -1,0 +1,552 @@
+// The wire: which compression, buffer and limit a backup stage uses (every branch of the
+// choice), and the stages that carry it, run for real through sh with odd argvs.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEFAULT_TRANSFER, type TransferConfig } from "../../lib/config/types.ts";
+import type { Host } from "../../lib/hosts/host.ts";
+import { LocalHost } from "../../lib/hosts/local.ts";
+import { shellJoin } from "../../lib/hosts/quote.ts";
+import { failedStage, formatPipelineFailure, runPipeline } from "../../lib/run/pipeline.ts";
+import {
+  AUTO_BUFFER,
+  chooseWire,
+  directProbeArgv,
+  directSshArgv,
+  groupScript,
+  PLAIN_WIRE,
+  parseGroupReport,
+  parseTools,
+  type Wire,
+  type WireEnd,
+  type WireTool,
+  wirePipeline,
+} from "../../lib/run/wire.ts";
+
+const ALL: WireTool[] = ["zstd", "lz4", "mbuffer", "pv"];
+const end = (
+  side: "source" | "target",
+  tools: WireTool[] = ALL,
+  isLocal = false,
+  name = side === "source" ? "src-host" : "backup-host",
+): WireEnd => ({ side, name, isLocal, tools: new Set(tools) });
+const transfer = (over: Partial<TransferConfig> = {}): TransferConfig => ({
+  ...DEFAULT_TRANSFER,
+  ...over,
+});
+const MiB = 1024 * 1024;
+
+function chosen(t: TransferConfig, source: WireEnd, target: WireEnd): Wire {
+  const choice = chooseWire(t, source, target);
+  if (!choice.ok) throw new Error(`refused: ${choice.problems.join("; ")}`);
+  return choice.wire;
+}
+
+function refused(t: TransferConfig, source: WireEnd, target: WireEnd): string {
+  const choice = chooseWire(t, source, target);
+  if (choice.ok) throw new Error(`chosen: ${choice.wire.text}`);
+  return choice.problems.join("\n");
+}
+
+describe("parseTools", () => {
+  test("only the known tools, whatever else the probe printed", () => {
+    expect([...parseTools("zstd\nmbuffer\n/usr/bin/zstd\nrm\n")]).toEqual(["zstd", "mbuffer"]);
+    expect([...parseTools("")]).toEqual([]);
+  });
+});
+
+describe("chooseWire: compression", () => {
+  test("auto: zstd where both ends have it", () => {
+    const wire = chosen(transfer(), end("source"), end("target"));
+    expect(wire.compression).toBe("zstd");
+    expect(wire.text).toBe("wire: zstd over ssh, mbuffer 64 MiB on target");
+  });
+
+  test("auto: lz4 when zstd is missing on an end, and says so", () => {
+    const wire = chosen(transfer(), end("source"), end("target", ["lz4", "mbuffer"]));
+    expect(wire.compression).toBe("lz4");
+    expect(wire.text).toBe(
+      "wire: lz4 over ssh, mbuffer 64 MiB on target (lz4: zstd missing on backup-host (target))",
+    );
+  });
+
+  test("auto: off when neither is on both ends, naming what is missing where", () => {
+    const one = chosen(transfer({ buffer: 0 }), end("source"), end("target", []));
+    expect(one.compression).toBeNull();
+    expect(one.text).toBe(
+      "wire: uncompressed over ssh (compression off: zstd and lz4 missing on backup-host (target))",
+    );
+    const split = chosen(transfer({ buffer: 0 }), end("source", ["lz4"]), end("target", ["zstd"]));
+    expect(split.text).toContain(
+      "compression off: zstd missing on src-host (source), lz4 missing on backup-host (target)",
+    );
+  });
+
+  test("explicit zstd or lz4 is used where both have it", () => {
+    expect(chosen(transfer({ compression: "lz4" }), end("source"), end("target")).compression).toBe(
+      "lz4",
+    );
+    expect(
+      chosen(transfer({ compression: "zstd" }), end("source"), end("target")).compression,
+    ).toBe("zstd");
+  });
+
+  test("explicit zstd missing on an end refuses, naming host, tool and fix", () => {
+    const problem = refused(
+      transfer({ compression: "zstd" }),
+      end("source"),
+      end("target", ["lz4"]),
+    );
+    expect(problem).toBe(
+      "transfer.compression is zstd, but zstd is missing on backup-host (target): install it there (`apt install zstd`) or set `compression: auto`",
+    );
+    expect(refused(transfer({ compression: "lz4" }), end("source", []), end("target"))).toContain(
+      "lz4 is missing on src-host (source)",
+    );
+  });
+
+  test("off: never, even with every tool", () => {
+    const wire = chosen(transfer({ compression: "off" }), end("source"), end("target"));
+    expect(wire.compression).toBeNull();
+    expect(wire.text).toBe("wire: uncompressed over ssh, mbuffer 64 MiB on target");
+  });
+
+  test("both sides local: no compression, no auto buffer, explicit zstd not refused", () => {
+    const local = [end("source", [], true, "localhost"), end("target", [], true, "localhost")];
+    const wire = chosen(
+      transfer({ compression: "zstd" }),
+      local[0] as WireEnd,
+      local[1] as WireEnd,
+    );
+    expect(wire).toMatchObject({ compression: null, buffer: 0, limiter: null });
+    expect(wire.text).toBe("wire: local pipe");
+  });
+
+  test("one side local: compressed between this machine and the remote end", () => {
+    const wire = chosen(transfer(), end("source", ALL, true, "localhost"), end("target"));
+    expect(wire.compression).toBe("zstd");
+  });
+});
+
+describe("chooseWire: buffer", () => {
+  test("auto: mbuffer 64 MiB where the target has it, else none and why", () => {
+    expect(chosen(transfer(), end("source", []), end("target", ["mbuffer"])).buffer).toBe(
+      AUTO_BUFFER,
+    );
+    const none = chosen(transfer({ compression: "off" }), end("source"), end("target", []));
+    expect(none.buffer).toBe(0);
+    expect(none.text).toBe(
+      "wire: uncompressed over ssh (no buffer: mbuffer missing on backup-host (target))",
+    );
+  });
+
+  test("auto on the source's mbuffer alone: none (the buffer is on the receiving host)", () => {
+    expect(chosen(transfer(), end("source"), end("target", ["zstd"])).buffer).toBe(0);
+  });
+
+  test("an explicit size: used, and refused without mbuffer on the target", () => {
+    const wire = chosen(transfer({ buffer: 1024 * MiB }), end("source"), end("target"));
+    expect(wire.buffer).toBe(1024 * MiB);
+    expect(wire.text).toContain("mbuffer 1 GiB on target");
+    expect(refused(transfer({ buffer: 256 * MiB }), end("source"), end("target", []))).toBe(
+      "transfer.buffer is 256 MiB, but mbuffer is missing on backup-host (target): install it there (`apt install mbuffer`) or set `buffer: auto`",
+    );
+  });
+
+  test("an explicit size between local pools needs mbuffer here too", () => {
+    const here = (side: "source" | "target", tools: WireTool[]) =>
+      end(side, tools, true, "localhost");
+    expect(
+      chosen(transfer({ buffer: 8 * MiB }), here("source", ALL), here("target", ALL)).buffer,
+    ).toBe(8 * MiB);
+    expect(
+      refused(transfer({ buffer: 8 * MiB }), here("source", ALL), here("target", [])),
+    ).toContain("mbuffer is missing on localhost (target)");
+  });
+
+  test("off (0): none, and nothing said", () => {
+    expect(chosen(transfer({ buffer: 0 }), end("source"), end("target", [])).text).toBe(
+      "wire: zstd over ssh (compression off: zstd and lz4 missing on backup-host (target))".replace(
+        "zstd over ssh",
+        "uncompressed over ssh",
+      ),
+    );
+  });
+});
+
+describe("chooseWire: bandwidth limit", () => {
+  test("pv on the sending host is preferred", () => {
+    const wire = chosen(transfer({ bwlimit: 10 * MiB }), end("source"), end("target"));
+    expect(wire).toMatchObject({ limiter: "pv", bwlimit: 10 * MiB });
+    expect(wire.text).toBe(
+      "wire: zstd over ssh, mbuffer 64 MiB on target, limit 10 MiB/s (pv on source)",
+    );
+  });
+
+  test("mbuffer -r when pv is missing", () => {
+    const wire = chosen(
+      transfer({ bwlimit: 512 * 1024 }),
+      end("source", ["mbuffer"]),
+      end("target", []),
+    );
+    expect(wire).toMatchObject({ limiter: "mbuffer", bwlimit: 512 * 1024 });
+  });
+
+  test("neither on the sending host: refused (the target's tools do not count)", () => {
+    expect(refused(transfer({ bwlimit: 10 * MiB }), end("source", ["zstd"]), end("target"))).toBe(
+      "transfer.bwlimit is 10 MiB/s, but neither pv nor mbuffer is on src-host (source): install one there (`apt install pv`) or set `bwlimit: off`",
+    );
+  });
+
+  test("every problem at once", () => {
+    const problems = refused(
+      transfer({ compression: "zstd", buffer: 64 * MiB, bwlimit: MiB }),
+      end("source", []),
+      end("target", []),
+    ).split("\n");
+    expect(problems).toHaveLength(4);
+  });
+});
+
+describe("chooseWire: direct", () => {
+  test("both remote: direct, named in the text", () => {
+    const wire = chosen(transfer({ direct: true }), end("source"), end("target"));
+    expect(wire.direct).toBe(true);
+    expect(wire.text).toStartWith("wire: zstd over ssh, direct from src-host to backup-host");
+  });
+
+  test("never with a local side (the config refuses it; the choice ignores it)", () => {
+    expect(
+      chosen(transfer({ direct: true }), end("source", ALL, true, "localhost"), end("target"))
+        .direct,
+    ).toBe(false);
+  });
+});
+
+describe("groupScript", () => {
+  test("holds nothing but fixed text and numbers, on one line, without `!`", () => {
+    for (const script of [groupScript([3, 2, 5]), groupScript([4, 7], true)]) {
+      expect(script).not.toContain("\n");
+      expect(script).not.toContain("!");
+      expect(script).toContain(`"\${10}"`);
+    }
+    expect(groupScript([3, 2, 5])).toContain(`"\${11}"`); // the nonce after the 10 words
+  });
+
+  test("runs each argv exactly, reports each code and stderr in order", async () => {
+    const odd = "a b:c.d-e $(x) ';\"";
+    const stages = [
+      ["sh", "-c", 'printf "%s|" "$@"; echo live >&2', "sh", odd, "x y"],
+      ["sh", "-c", 'cat; echo "two says $1" >&2; exit 3', "sh", odd],
+      ["sh", "-c", 'cat >"$1"; echo "three" >&2', "sh", join(dir, "out")],
+    ];
+    const argv = [
+      "sh",
+      "-c",
+      groupScript(stages.map((s) => s.length)),
+      "sh",
+      ...stages.flat(),
+      "tag-1",
+    ];
+    const child = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+    const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    expect(code).toBe(3);
+    expect(await Bun.file(join(dir, "out")).text()).toBe(`${odd}|x y|`);
+    expect(parseGroupReport(stderr, "tag-1", 3)).toEqual({
+      codes: [0, 3, 0],
+      stderr: ["live\n", `two says ${odd}\n`, "three\n"],
+    });
+  });
+
+  test("a report is found only with its own tag; none means the group never ended", () => {
+    const text = "progress\n\ntag-2 1 0\n\ntag-2 2 1\ncannot receive\n";
+    expect(parseGroupReport(text, "tag-2", 2)).toEqual({
+      codes: [0, 1],
+      stderr: ["progress\n", "cannot receive\n"],
+    });
+    expect(parseGroupReport(text, "tag-9", 2)).toBeNull();
+    expect(parseGroupReport("ssh: connect to host x: refused\n", "tag-2", 2)).toBeNull();
+  });
+});
+
+let dir: string;
+let fakeSsh: string;
+const savedPath = process.env.PATH;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "abg-wire-"));
+  // ssh as the far end sees it: the words after `--` joined into one line for a shell
+  fakeSsh = join(dir, "ssh");
+  writeFileSync(
+    fakeSsh,
+    '#!/bin/sh\nwhile [ "$#" -gt 0 ] && [ "$1" != "--" ]; do shift; done\nshift\nexec sh -c "$*"\n',
+  );
+  chmodSync(fakeSsh, 0o755);
+  process.env.PATH = `${dir}:${savedPath}`;
+});
+
+afterAll(() => {
+  process.env.PATH = savedPath;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** a remote host whose ssh is the fake above: commands reach a shell as one quoted line */
+function remote(side: "source" | "target"): Host {
+  const local = new LocalHost(side);
+  return {
+    ...local,
+    side,
+    name: `${side}-host`,
+    isLocal: false,
+    run: local.run,
+    ping: local.ping,
+    close: local.close,
+    wrap: (argv) => ["ssh", "-o", "BatchMode=yes", `${side}-host`, "--", shellJoin(argv)],
+  };
+}
+
+const wireOf = (over: Partial<Wire>): Wire => ({ ...PLAIN_WIRE, ...over });
+const ODD_DS = "backup/a b:c.d-e";
+
+/** stand-ins for zfs: the send writes a known stream, the receive stores it and names its argv */
+function zfsStandIns(bytes: number, receiveFails = false) {
+  const send = [
+    "sh",
+    "-c",
+    'head -c "$1" /dev/zero | tr "\\0" z; echo "sending $2" >&2',
+    "send",
+    String(bytes),
+    ODD_DS,
+  ];
+  const receive = [
+    "sh",
+    "-c",
+    receiveFails
+      ? 'head -c 10 >/dev/null; echo "cannot receive new filesystem stream: out of space ($2)" >&2; exit 1'
+      : 'cat >"$1"; echo "received into $2" >&2',
+    "receive",
+    join(dir, "received"),
+    ODD_DS,
+  ];
+  return { send, receive };
+}
+
+describe("wirePipeline", () => {
+  test("plain: exactly `send | receive`, each wrapped for its host", () => {
+    const { send, receive } = zfsStandIns(1);
+    const source = remote("source");
+    const target = remote("target");
+    const p = wirePipeline(send, receive, source, target, PLAIN_WIRE);
+    expect(p.stages).toEqual([source.wrap(send), target.wrap(receive)]);
+    expect(p.commands).toEqual([send, receive]);
+    expect(p.holdStdin).toBe(false);
+  });
+
+  test("local to local: each tool its own stage, no wrapping", () => {
+    const here = new LocalHost("source");
+    const p = wirePipeline(
+      ["zfs", "send", "a"],
+      ["zfs", "receive", "b"],
+      here,
+      new LocalHost("target"),
+      wireOf({ buffer: 8 * MiB, bwlimit: 1000, limiter: "pv" }),
+    );
+    expect(p.stages).toEqual([
+      ["zfs", "send", "a"],
+      ["pv", "-q", "-L", "1000"],
+      ["mbuffer", "-q", "-m", String(8 * MiB)],
+      ["zfs", "receive", "b"],
+    ]);
+    expect(p.carriers).toEqual([false, true, true, false]);
+    expect(p.sides).toEqual(["source", "source", "target", "target"]);
+  });
+
+  test("relayed: one ssh per host, ssh carries the compressed stream, the bytes arrive intact", async () => {
+    const stream = "z".repeat(200_000);
+    const { send, receive } = zfsStandIns(stream.length);
+    const p = wirePipeline(
+      send,
+      receive,
+      remote("source"),
+      remote("target"),
+      wireOf({ compression: "zstd" }),
+    );
+    expect(p.stages).toHaveLength(2);
+    expect(p.stages.every((stage) => stage[0] === "ssh")).toBe(true);
+    expect(p.commands).toEqual([send, ["zstd", "-c", "-3"], ["zstd", "-dc"], receive]);
+    const lines: string[] = [];
+    const raw = await runPipeline(p.stages, { onProgressLine: (line) => lines.push(line) });
+    const result = p.expand(raw);
+    expect(result.ok).toBe(true);
+    expect(result.codes).toEqual([0, 0, 0, 0]);
+    expect(await Bun.file(join(dir, "received")).text()).toBe(stream);
+    // the send's stderr is read live, first; the receive's arrives as its own
+    expect(lines[0]).toBe(`sending ${ODD_DS}`);
+    expect(result.stderr[0]).toBe(`sending ${ODD_DS}\n`);
+    expect(result.stderr[3]).toBe(`received into ${ODD_DS}\n`);
+  });
+
+  test("a receive failing behind zstd -d is the receive's failure, with its stderr", async () => {
+    const { send, receive } = zfsStandIns(3_000_000, true);
+    const p = wirePipeline(
+      send,
+      receive,
+      remote("source"),
+      remote("target"),
+      wireOf({ compression: "zstd", buffer: 0 }),
+    );
+    const result = p.expand(await runPipeline(p.stages));
+    expect(result.ok).toBe(false);
+    const blamed = failedStage(result, p.carriers);
+    expect(blamed).toBe(3);
+    const message = formatPipelineFailure(result, p.commands, p.carriers);
+    expect(message).toContain("command failed (stage 4 of 4): sh -c");
+    expect(message).toContain("exit code: 1");
+    expect(message).toContain(`out of space (${ODD_DS})`);
+  });
+
+  test("no report from a group (ssh could not connect): the zfs command carries the code", () => {
+    const { send, receive } = zfsStandIns(1);
+    const p = wirePipeline(
+      send,
+      receive,
+      remote("source"),
+      remote("target"),
+      wireOf({ compression: "lz4" }),
+    );
+    const result = p.expand({
+      ok: false,
+      codes: [0, 255],
+      stderr: ["", "ssh: connect to host target-host port 22: Connection refused\n"],
+      stdout: "",
+      cancelled: false,
+    });
+    expect(result.codes).toEqual([0, 0, 0, 255]);
+    expect(failedStage(result, p.carriers)).toBe(3);
+    expect(result.stderr[3]).toContain("Connection refused");
+  });
+
+  test("direct: one ssh to the source, which runs ssh to the target; odd names survive both", async () => {
+    const stream = "z".repeat(100_000);
+    const { send, receive } = zfsStandIns(stream.length);
+    const p = wirePipeline(
+      send,
+      receive,
+      remote("source"),
+      remote("target"),
+      wireOf({ compression: "zstd", direct: true }),
+      {
+        direct: {
+          sideConfig: { host: "nas.example", user: "backup", port: 2222 },
+          ssh: { compression: false, cipher: "" },
+        },
+      },
+    );
+    expect(p.stages).toHaveLength(1);
+    expect(p.holdStdin).toBe(true);
+    const outer = p.stages[0]?.join(" ") ?? "";
+    expect(outer).toContain("-p 2222 -l backup nas.example --");
+    const lines: string[] = [];
+    const result = p.expand(
+      await runPipeline(p.stages, { holdStdin: true, onProgressLine: (l) => lines.push(l) }),
+    );
+    expect(result.codes).toEqual([0, 0, 0, 0]);
+    expect(result.ok).toBe(true);
+    expect(await Bun.file(join(dir, "received")).text()).toBe(stream);
+    expect(lines[0]).toBe(`sending ${ODD_DS}`);
+    expect(result.stderr[3]).toBe(`received into ${ODD_DS}\n`);
+  });
+
+  test("direct: a failing receive on the far side is still the receive's", async () => {
+    const { send, receive } = zfsStandIns(2_000_000, true);
+    const p = wirePipeline(
+      send,
+      receive,
+      remote("source"),
+      remote("target"),
+      wireOf({ compression: "zstd", direct: true, buffer: 0 }),
+      {
+        direct: {
+          sideConfig: { host: "nas", user: "", port: null },
+          ssh: { compression: false, cipher: "" },
+        },
+      },
+    );
+    const result = p.expand(await runPipeline(p.stages, { holdStdin: true }));
+    expect(failedStage(result, p.carriers)).toBe(3);
+    expect(result.stderr[3]).toContain(`out of space (${ODD_DS})`);
+  });
+
+  test("direct: a cancel ends the held stdin, and the far side stops the send", async () => {
+    // a send that never ends by itself: only the watcher's SIGTERM stops it
+    const marker = join(dir, "send-ended");
+    const send = [
+      "sh",
+      "-c",
+      "trap 'echo term >\"$1\"; exit 143' TERM; while :; do printf x; sleep 0.01; done",
+      "send",
+      marker,
+    ];
+    const receive = ["sh", "-c", "cat >/dev/null"];
+    const p = wirePipeline(
+      send,
+      receive,
+      remote("source"),
+      remote("target"),
+      wireOf({ direct: true }),
+      {
+        direct: {
+          sideConfig: { host: "nas", user: "", port: null },
+          ssh: { compression: false, cipher: "" },
+        },
+      },
+    );
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 500);
+    const result = await runPipeline(p.stages, {
+      holdStdin: true,
+      signal: controller.signal,
+      drainGraceMs: 2000,
+    });
+    expect(result.cancelled).toBe(true);
+    for (let i = 0; i < 50 && !(await Bun.file(marker).exists()); i++) await Bun.sleep(100);
+    expect(await Bun.file(marker).text()).toBe("term\n");
+  });
+});
+
+describe("direct ssh", () => {
+  test("the target as the config names it, its own keys, never a prompt", () => {
+    const target = {
+      sideConfig: { host: "nas.example", user: "backup", port: 2222 },
+      ssh: { compression: false, cipher: "aes128-gcm@openssh.com" },
+    };
+    expect(directSshArgv(target)).toEqual([
+      "ssh",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "ConnectTimeout=20",
+      "-o",
+      "ServerAliveInterval=15",
+      "-o",
+      "ServerAliveCountMax=4",
+      "-o",
+      "Compression=no",
+      "-c",
+      "aes128-gcm@openssh.com",
+      "-p",
+      "2222",
+      "-l",
+      "backup",
+      "nas.example",
+    ]);
+    const probe = directProbeArgv(target);
+    expect(probe).toContain("ConnectTimeout=10");
+    expect(probe.slice(-2)).toEqual(["--", "true"]);
+    expect(() =>
+      directSshArgv({ ...target, sideConfig: { host: "-oProxyCommand=x", user: "", port: null } }),
+    ).toThrow("not an ssh destination");
+  });
+});
