@@ -1,0 +1,196 @@
+// The wire through the whole CLI on the simulator: a backup between two "remote" hosts compresses
+// with zstd (one ssh per host, the report per stage), a Ctrl-C mid-stream still leaves a resume
+// token behind `zstd -d`, and direct mode runs everything in one ssh to the source. The ssh here
+// is a stand-in that runs the remote command line with a local sh (what sshd does), so the
+// quoting of every level is exercised; OpenSSH itself is covered by cli-ssh.test.ts.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  CLI_MAIN,
+  configYaml,
+  createSimEnv,
+  jsonEvents,
+  must,
+  type SimEnv,
+} from "../helpers/sim-env.ts";
+
+const hasZstd = Bun.which("zstd") !== null;
+const ODD = "a b:c.d-e";
+
+let env: SimEnv;
+let fakeBin: string;
+let sshLog: string;
+
+beforeAll(() => {
+  env = createSimEnv();
+  fakeBin = join(env.dir, "fake-ssh");
+  sshLog = join(env.dir, "ssh.log");
+  mkdirSync(fakeBin);
+  // the remote command is the one argument after `--`, parsed again by a shell (as sshd does);
+  // `ssh -O exit` (closing a control master) has none
+  writeFileSync(
+    join(fakeBin, "ssh"),
+    `#!/bin/sh\nwhile [ "$#" -gt 0 ]; do\n  if [ "$1" = "--" ]; then shift; printf '%s\\n' "$*" >>'${sshLog}'; exec sh -c "$*"; fi\n  shift\ndone\nexit 0\n`,
+  );
+  chmodSync(join(fakeBin, "ssh"), 0o755);
+});
+
+afterAll(() => env?.remove());
+
+function seed(written: string): void {
+  env.seed({
+    now: 1_767_225_600,
+    pools: [
+      {
+        name: "src",
+        size: "64G",
+        datasets: [
+          { name: "data", snapshots: [{ name: "2026010101", written }] },
+          { name: `data/${ODD}`, snapshots: [{ name: "2026010101", written: "1M" }] },
+        ],
+      },
+      { name: "dst", size: "64G" },
+    ],
+  });
+  writeFileSync(sshLog, "");
+}
+
+const PATH = () => `${fakeBin}:${env.path}`;
+
+function remoteConfig(extra: string, name = "wire.yaml"): string {
+  return env.writeConfig(
+    configYaml(
+      { zpool: "src", prefix: "data", host: "source-host" },
+      { zpool: "dst", prefix: "backup", host: "target-host" },
+      extra,
+    ),
+    name,
+  );
+}
+
+const noteOf = (stdout: string) =>
+  jsonEvents(stdout)
+    .filter((e) => e.event === "note")
+    .map((e) => String(e.text));
+
+describe.skipIf(!hasZstd)("the wire on the simulator (zstd installed)", () => {
+  test("relayed with zstd: the wire is shown, the streams arrive, one ssh per host and transfer", async () => {
+    seed("8M");
+    const config = remoteConfig("transfer:\n  compression: zstd\n  buffer: off\n");
+    const run = await env.cli(["backup", config, "--yes", "--json"], { env: { PATH: PATH() } });
+    expect(run.stderr).not.toContain("error");
+    expect(run.code).toBe(0);
+    expect(noteOf(run.stdout)).toContain("wire: zstd over ssh");
+    expect(env.guid("dst/backup@2026010101")).toBe(env.guid("src/data@2026010101"));
+    expect(env.guid(`dst/backup/${ODD}@2026010101`)).toBe(env.guid(`src/data/${ODD}@2026010101`));
+    expect(env.calls()).toContain(`zfs send -v -P -L -c -e src/data/${ODD}@2026010101`);
+    // per transfer: one command line to each host holding both of its stages
+    const lines = (await Bun.file(sshLog).text()).split("\n");
+    const groups = lines.filter(
+      (l) => l.startsWith("sh -c ") && l.includes("zstd") && !l.includes("command -v"),
+    );
+    expect(groups).toHaveLength(4);
+    expect(groups.filter((l) => l.includes("zfs send") && l.includes("zstd -c -3"))).toHaveLength(
+      2,
+    );
+    expect(groups.filter((l) => l.includes("zstd -dc") && l.includes("zfs receive"))).toHaveLength(
+      2,
+    );
+    // the tools were asked once per host, not per dataset
+    expect(lines.filter((l) => l.includes("command -v"))).toHaveLength(2);
+  }, 60_000);
+
+  test("a receive failing behind zstd -d is reported as the receive's, with its message", async () => {
+    seed("8M");
+    env.zfs("create", "dst/backup");
+    env.zfs("snapshot", "dst/backup@other");
+    const config = remoteConfig("transfer:\n  compression: zstd\n", "fail.yaml");
+    const run = await env.cli(["backup", config, "--yes"], { env: { PATH: PATH() } });
+    expect(run.code).toBe(1);
+    const text = run.stdout + run.stderr;
+    // the last stage, the receive, is blamed: not zstd -d or mbuffer before it
+    expect(text).toMatch(/command failed \(stage (\d) of \1\): zfs receive -s -u dst\/backup/);
+  }, 60_000);
+
+  test("Ctrl-C mid-stream with compression on: the target keeps a resume token", async () => {
+    seed("6G");
+    const config = remoteConfig("transfer:\n  compression: zstd\n", "cancel.yaml");
+    const child = Bun.spawn([process.execPath, CLI_MAIN, "backup", config, "--yes", "--json"], {
+      env: { ...process.env, PATH: PATH(), TZ: "UTC", ABGLEICH_LOCK_DIR: join(env.dir, "locks") },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const reader = child.stdout.getReader();
+    let stdout = "";
+    while (!stdout.includes('"event":"progress"')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stdout += new TextDecoder().decode(value);
+    }
+    await Bun.sleep(300);
+    child.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stdout += new TextDecoder().decode(value);
+    }
+    expect(await child.exited).toBe(130);
+    expect(noteOf(stdout)[0]).toStartWith("wire: zstd over ssh");
+    // the receive behind zstd -d saw a cut stream and saved its state
+    for (let i = 0; i < 50 && !env.list().get("dst/backup")?.token; i++) await Bun.sleep(100);
+    expect(env.list().get("dst/backup")?.token).toBeTruthy();
+    expect(env.snapshots("dst/backup")).toEqual([]);
+  }, 60_000);
+
+  test("direct: one ssh to the source, which runs ssh to the target itself", async () => {
+    seed("4M");
+    const config = remoteConfig(
+      "transfer:\n  compression: zstd\n  direct: yes\n  buffer: off\n",
+      "direct.yaml",
+    );
+    const run = await env.cli(["backup", config, "--yes", "--json"], { env: { PATH: PATH() } });
+    expect(run.stderr).not.toContain("error");
+    expect(run.code).toBe(0);
+    expect(noteOf(run.stdout)[0]).toStartWith(
+      "wire: zstd over ssh, direct from source-host to target-host",
+    );
+    expect(env.guid(`dst/backup/${ODD}@2026010101`)).toBe(env.guid(`src/data/${ODD}@2026010101`));
+    const lines = (await Bun.file(sshLog).text()).split("\n");
+    // the reachability check ran on the source, then each transfer's inner ssh
+    expect(
+      lines.some((l) =>
+        /ssh -o 'BatchMode=yes' -o 'ConnectTimeout=10' .*target-host -- true/.test(l),
+      ),
+    ).toBe(true);
+    // per transfer: one line to the source holding all, whose inner ssh reaches the target
+    const groups = lines.filter((l) => l.startsWith("sh -c ") && l.includes("zfs receive"));
+    expect(groups.filter((l) => l.includes("zfs send"))).toHaveLength(2);
+    expect(groups.filter((l) => !l.includes("zfs send") && l.includes("zstd -dc"))).toHaveLength(2);
+  }, 60_000);
+});
+
+test("direct that the source cannot use is refused before any transfer", async () => {
+  seed("1M");
+  const broken = join(env.dir, "broken-ssh");
+  mkdirSync(broken, { recursive: true });
+  // this machine's ssh works; the source host's own ssh to the target does not
+  writeFileSync(
+    join(broken, "ssh"),
+    `#!/bin/sh\ncase "$*" in *ConnectTimeout=10*target-host*) echo "Permission denied (publickey)." >&2; exit 255;; esac\nexec ${join(fakeBin, "ssh")} "$@"\n`,
+  );
+  chmodSync(join(broken, "ssh"), 0o755);
+  const config = remoteConfig("transfer:\n  direct: yes\n", "direct-broken.yaml");
+  const run = await env.cli(["backup", config, "--yes"], {
+    env: { PATH: `${broken}:${PATH()}` },
+  });
+  expect(run.code).toBe(1);
+  expect(run.stdout + run.stderr).toContain(
+    "transfer.direct: the source (source-host) cannot reach the target as target-host on its own",
+  );
+  expect(run.stdout + run.stderr).toContain("Permission denied (publickey).");
+  expect(env.calls().filter((c) => c.startsWith("zfs receive"))).toEqual([]);
+  expect(must(env.list().get("src/data"), "source").type).toBe("filesystem");
+}, 60_000);
