@@ -108,6 +108,9 @@ function touched(action: Action): [string, string | null][] {
       return action.snapshots.map((name) => [action.dataset, name]);
     case "abort-resume":
       return [[action.targetDataset, null]];
+    case "chain":
+      // holds and bookmarks change no snapshot's data
+      return [];
   }
 }
 

@@ -26,6 +26,8 @@ export function describeAction(action: Action): string {
       return `abort partial receive on ${action.targetDataset}`;
     case "destroy":
       return `destroy ${action.side} ${action.dataset}@${action.snapshots.join(",")}`;
+    case "chain":
+      return `protect the incremental chain of ${action.entries.length} dataset(s): hold the newest common snapshot on both sides, bookmark it, release older holds`;
   }
 }
 

@@ -25,7 +25,7 @@ const ALLOWED: Record<StageName, readonly Action["kind"][]> = {
   inventory: [],
   compare: [],
   snap: ["snapshot"],
-  backup: ["send", "abort-resume"],
+  backup: ["send", "abort-resume", "chain"],
   cleanup: ["destroy"],
 };
 
@@ -75,6 +75,24 @@ function malformed(action: Action): string | null {
         isStringList(a.snapshots)
         ? null
         : "a malformed destroy action";
+    case "chain":
+      return Array.isArray(a.entries) &&
+        a.entries.every((entry: unknown) => {
+          const e = entry as Record<string, unknown>;
+          return (
+            typeof e === "object" &&
+            e !== null &&
+            ["subname", "sourceDataset", "targetDataset", "base"].every(
+              (key) => typeof e[key] === "string",
+            ) &&
+            ["holdSource", "holdTarget", "bookmark"].every((key) => typeof e[key] === "boolean") &&
+            ["releaseSource", "releaseTarget", "destroyBookmarks"].every((key) =>
+              isStringList(e[key]),
+            )
+          );
+        })
+        ? null
+        : "a malformed chain action";
     default:
       return `an action of unknown kind ${JSON.stringify(a.kind)}`;
   }
@@ -265,6 +283,47 @@ export function createGuard(
     if (!common) out.push(`an incremental from ${action.from}, which the target does not hold`);
   };
 
+  /** the chain's base must be on both sides (or arrive first); only older, own things go */
+  const checkChain = (action: Extract<Action, { kind: "chain" }>, out: string[]) => {
+    const seen = new Set<string>();
+    for (const entry of action.entries) {
+      const from = sourcesBySub.get(entry.subname);
+      if (seen.has(entry.subname)) out.push(`two chain entries for ${entry.subname}`);
+      seen.add(entry.subname);
+      if (!from || from.name !== entry.sourceDataset) {
+        out.push(
+          `a chain entry for ${entry.sourceDataset}, which is not the source of ${entry.subname}`,
+        );
+        continue;
+      }
+      if (entry.targetDataset !== joinSubname(target.root, entry.subname)) {
+        out.push(
+          `a chain entry for ${entry.targetDataset}, which is not where ${from.name} belongs`,
+        );
+        continue;
+      }
+      const base = from.snapshots.find((s) => s.name === entry.base);
+      const into = targetsBySub.get(entry.subname);
+      const onTarget =
+        arrived.get(entry.subname)?.has(entry.base) === true ||
+        into?.snapshots.some((s) => s.name === entry.base && s.guid === base?.guid) === true;
+      if (base === undefined || !onTarget) {
+        out.push(`${from.name}@${entry.base} is not on both sides, so it is no chain's base`);
+        continue;
+      }
+      // releasing the base's own hold would leave the chain unprotected
+      if (entry.releaseSource.includes(entry.base) || entry.releaseTarget.includes(entry.base))
+        out.push(`a release of the hold on ${entry.base}, the base of ${from.name}'s chain`);
+      for (const name of entry.destroyBookmarks) {
+        const bookmark = from.bookmarks.find((b) => b.name === name);
+        if (bookmark === undefined) out.push(`${from.name}#${name} does not exist`);
+        else if (bookmark.createtxg >= base.createtxg)
+          out.push(`${from.name}#${name} is not older than the chain's base ${entry.base}`);
+        if (isOwn && !isOwn(name)) out.push(`${from.name}#${name} is not one of abgleich's own`);
+      }
+    }
+  };
+
   return {
     check(action) {
       const out: string[] = [];
@@ -281,6 +340,9 @@ export function createGuard(
           break;
         case "send":
           checkSend(action, out);
+          break;
+        case "chain":
+          checkChain(action, out);
           break;
         case "abort-resume": {
           const partial = targets.get(action.targetDataset);

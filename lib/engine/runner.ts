@@ -142,7 +142,21 @@ const asError = (error: unknown) => (error instanceof Error ? error : new Error(
 
 /** subnames an action concerns, for stopping a failed dataset's later actions */
 function subnamesOf(action: Action): string[] {
-  return action.kind === "snapshot" ? action.snapshots.map((s) => s.subname) : [action.subname];
+  if (action.kind === "snapshot") return action.snapshots.map((s) => s.subname);
+  if (action.kind === "chain") return action.entries.map((entry) => entry.subname);
+  return [action.subname];
+}
+
+/**
+ * A chain action covers many datasets: the entries of those whose sends failed are dropped
+ * (their base did not arrive), so the rest are still protected. Null when nothing is left.
+ */
+function narrowChain(action: Action, failed: readonly string[]): Action | null {
+  if (action.kind !== "chain" || failed.length === 0) return action;
+  const entries = action.entries.filter(
+    (entry) => !failed.some((subname) => isBelow(entry.subname, subname)),
+  );
+  return entries.length === 0 ? null : deepFreeze({ kind: "chain", entries });
 }
 
 const isBelow = (subname: string, failed: string) =>
@@ -534,8 +548,10 @@ export class Run {
     );
     const failedSubnames: string[] = [];
     let failed = false;
-    for (const action of plan.actions) {
+    for (const planned of plan.actions) {
       if (this.signal.aborted) return "cancelled";
+      const action = narrowChain(planned, failedSubnames);
+      if (action === null) continue;
       const subnames = subnamesOf(action);
       const blockedBy = failedSubnames.find((f) => subnames.some((s) => isBelow(s, f)));
       if (blockedBy !== undefined) {

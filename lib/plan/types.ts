@@ -56,7 +56,36 @@ export interface DestroyAction {
   used: number;
 }
 
-export type Action = SnapshotAction | SendAction | AbortResumeAction | DestroyAction;
+/** where one dataset's incremental chain rests after a backup, and how it is protected */
+export interface ChainEntry {
+  subname: string;
+  sourceDataset: string;
+  targetDataset: string;
+  /** short name of the newest snapshot both sides share once the stage's sends ran */
+  base: string;
+  /** put abgleich's hold on the base: on the source (tag naming the target) and the target */
+  holdSource: boolean;
+  holdTarget: boolean;
+  /** bookmark the base on the source (`ds#base`), so a later incremental survives its loss */
+  bookmark: boolean;
+  /** short names whose abgleich hold is released: older bases (other holds stay) */
+  releaseSource: string[];
+  releaseTarget: string[];
+  /** abgleich's own older source bookmarks, no longer a base of this chain */
+  destroyBookmarks: string[];
+}
+
+/**
+ * The last action of a backup: hold each chain's base on both sides, bookmark it, release
+ * abgleich's holds on older bases. Batched per host (a few commands, not a few per dataset);
+ * entries of datasets whose sends failed are dropped before it runs.
+ */
+export interface ChainAction {
+  kind: "chain";
+  entries: ChainEntry[];
+}
+
+export type Action = SnapshotAction | SendAction | AbortResumeAction | DestroyAction | ChainAction;
 
 export type ConflictKind =
   /** same snapshot name on both sides with different guids */

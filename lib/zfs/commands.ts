@@ -165,3 +165,79 @@ export const zpoolFreeing = (pool: string): string[] => [
   "freeing",
   pool,
 ];
+
+/**
+ * Split `items` into runs whose `base` argv plus the items fit `budget` bytes as one command
+ * line (each item POSIX-quoted, plus a space): the ssh remote command is one argument, limited
+ * by the kernel like the destroy list above.
+ */
+export function argBatches<T>(
+  base: readonly string[],
+  items: readonly T[],
+  words: (item: T) => readonly string[],
+  budget = DESTROY_ARG_BUDGET,
+): T[][] {
+  const cost = (word: string) => bytes(word) + quotedExtra(word) + 3;
+  const fixed = base.reduce((sum, word) => sum + cost(word), bytes("exec "));
+  const batches: T[][] = [];
+  let batch: T[] = [];
+  let size = fixed;
+  for (const item of items) {
+    const itemCost = words(item).reduce((sum, word) => sum + cost(word), 0);
+    if (fixed + itemCost > budget) throw new Error(`argBatches: one item exceeds ${budget} bytes`);
+    if (batch.length > 0 && size + itemCost > budget) {
+      batches.push(batch);
+      batch = [];
+      size = fixed;
+    }
+    size += itemCost;
+    batch.push(item);
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
+// No `--` before the operands: abgleich's tags and validated names never begin with `-`.
+
+/** `zfs hold TAG snap…`: zfs holds each snapshot in turn and fails if any one fails */
+export const zfsHold = (tag: string, snapshots: readonly string[]): string[] => [
+  "zfs",
+  "hold",
+  tag,
+  ...snapshots,
+];
+
+/** `zfs release TAG snap…`: only the hold named TAG goes; other holds stay */
+export const zfsRelease = (tag: string, snapshots: readonly string[]): string[] => [
+  "zfs",
+  "release",
+  tag,
+  ...snapshots,
+];
+
+/** prints `SNAPSHOT\tTAG\tTIMESTAMP` per hold */
+export const zfsHolds = (snapshots: readonly string[]): string[] => [
+  "zfs",
+  "holds",
+  "-H",
+  ...snapshots,
+];
+
+// `zfs bookmark` and a bookmark's destroy take one name each: a fixed sh loop runs them in
+// ONE command per host, the names passed as its positional parameters, never as shell text.
+const BOOKMARK_LOOP = 'while [ "$#" -ge 2 ]; do zfs bookmark "$1" "$2" || exit; shift 2; done';
+const DESTROY_BOOKMARK_LOOP = 'for b do zfs destroy "$b" || exit; done';
+
+/** `zfs bookmark SNAPSHOT BOOKMARK` for each pair, in order; stops at the first failure */
+export const zfsBookmarks = (
+  pairs: readonly { snapshot: string; bookmark: string }[],
+): string[] => ["sh", "-c", BOOKMARK_LOOP, "sh", ...pairs.flatMap((p) => [p.snapshot, p.bookmark])];
+
+/** `zfs destroy ds#bookmark` for each, in order; stops at the first failure */
+export const zfsDestroyBookmarks = (bookmarks: readonly string[]): string[] => {
+  for (const name of bookmarks) {
+    if (!/^[^@#]+#[^@#]+$/.test(name))
+      throw new Error(`zfsDestroyBookmarks: not a bookmark name: ${JSON.stringify(name)}`);
+  }
+  return ["sh", "-c", DESTROY_BOOKMARK_LOOP, "sh", ...bookmarks];
+};

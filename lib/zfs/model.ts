@@ -18,6 +18,8 @@ export interface Snapshot {
   compressratio: number;
   /** user holds; a held snapshot cannot be destroyed */
   userrefs: number;
+  /** the tags of those holds (`zfs holds`), read for held snapshots only */
+  holds?: string[];
 }
 
 /** a bookmark (`ds#name`): a snapshot's place in history, kept after the snapshot is gone */

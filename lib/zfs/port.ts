@@ -16,13 +16,19 @@ import { hostFailure } from "../hosts/failure.ts";
 import type { Host, RunResult } from "../hosts/host.ts";
 import { shellJoin } from "../hosts/quote.ts";
 import {
+  argBatches,
   destroyBatches,
   type SendSpec,
+  zfsBookmarks,
+  zfsDestroyBookmarks,
   zfsDestroySnapshots,
   zfsDiff,
+  zfsHold,
+  zfsHolds,
   zfsList,
   zfsListName,
   zfsReceiveAbort,
+  zfsRelease,
   zfsSend,
   zfsSnapshot,
   zfsUsed,
@@ -132,7 +138,34 @@ export class ZfsPort {
       if (isMissing(result, root)) return { side: this.host.side, root, datasets: [] };
       this.fail(argv, result);
     }
-    return parseList(result.stdout, this.host.side, root, this.where);
+    const inventory = parseList(result.stdout, this.host.side, root, this.where);
+    await this.readHolds(inventory);
+    return inventory;
+  }
+
+  /**
+   * The tags of every held snapshot (userrefs > 0), in as few `zfs holds` as fit the argument
+   * limit: abgleich's own holds mark where each incremental chain rests.
+   */
+  private async readHolds(inventory: Inventory): Promise<void> {
+    const held = inventory.datasets.flatMap((dataset) =>
+      dataset.snapshots
+        .filter((snapshot) => snapshot.userrefs > 0)
+        .map((snapshot) => ({ full: `${dataset.name}@${snapshot.name}`, snapshot })),
+    );
+    if (held.length === 0) return;
+    const byName = new Map(held.map((entry) => [entry.full, entry.snapshot]));
+    for (const { snapshot } of held) snapshot.holds = [];
+    for (const batch of argBatches(zfsHolds([]), held, (entry) => [entry.full])) {
+      const argv = zfsHolds(batch.map((entry) => entry.full));
+      const result = await this.query(argv);
+      // a snapshot destroyed since the list makes zfs fail for it alone: the rest still print
+      for (const line of result.stdout.split("\n")) {
+        const [name, tag] = line.split("\t");
+        if (name !== undefined && tag !== undefined) byName.get(name)?.holds?.push(tag);
+      }
+      if (result.code !== 0 && result.stdout.trim() === "") this.fail(argv, result);
+    }
   }
 
   /** does the dataset (or pool) exist? */
@@ -223,6 +256,48 @@ export class ZfsPort {
       destroyed += batch.length;
     }
     return { ok: true, durationMs: Math.round(performance.now() - started) };
+  }
+
+  /** run `build(batch)` for each batch of `items` that fits the argument limit, in order */
+  private async batched<T>(
+    items: readonly T[],
+    build: (batch: readonly T[]) => string[],
+    words: (item: T) => readonly string[],
+  ): Promise<ActionOutcome> {
+    const started = performance.now();
+    for (const batch of argBatches(build([]), items, words)) {
+      const outcome = await this.action(build(batch));
+      if (!outcome.ok) return { ...outcome, durationMs: Math.round(performance.now() - started) };
+    }
+    return { ok: true, durationMs: Math.round(performance.now() - started) };
+  }
+
+  /** `zfs hold TAG` on each snapshot (full names) */
+  hold(tag: string, snapshots: readonly string[]): Promise<ActionOutcome> {
+    return this.batched(
+      snapshots,
+      (batch) => zfsHold(tag, batch),
+      (name) => [name],
+    );
+  }
+
+  /** `zfs release TAG` from each snapshot: holds with other tags stay */
+  release(tag: string, snapshots: readonly string[]): Promise<ActionOutcome> {
+    return this.batched(
+      snapshots,
+      (batch) => zfsRelease(tag, batch),
+      (name) => [name],
+    );
+  }
+
+  /** `zfs bookmark SNAPSHOT BOOKMARK` for each pair (full names) */
+  bookmark(pairs: readonly { snapshot: string; bookmark: string }[]): Promise<ActionOutcome> {
+    return this.batched(pairs, zfsBookmarks, (pair) => [pair.snapshot, pair.bookmark]);
+  }
+
+  /** destroy each bookmark (`ds#name`) */
+  destroyBookmarks(bookmarks: readonly string[]): Promise<ActionOutcome> {
+    return this.batched(bookmarks, zfsDestroyBookmarks, (name) => [name]);
   }
 
   /** drop a partial receive's state (`zfs receive -A`) */

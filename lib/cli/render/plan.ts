@@ -5,6 +5,7 @@
 import type {
   AbortResumeAction,
   Action,
+  ChainAction,
   Conflict,
   DestroyAction,
   Plan,
@@ -73,8 +74,9 @@ function sendSection(
     return [
       action.sourceDataset,
       action.targetDataset,
-      style.paint(MODE_COLORS[action.mode], action.mode),
-      action.from ?? "-",
+      // "raw": an encrypted dataset travels as ciphertext; "#": the base is a bookmark
+      `${style.paint(MODE_COLORS[action.mode], action.mode)}${action.raw ? " raw" : ""}`,
+      action.from === null ? "-" : `${action.fromBookmark ? "#" : ""}${action.from}`,
       action.to,
       String(action.snapshots.length),
       ...(estimates ? [estimate === undefined ? "?" : paintBytes(style, estimate)] : []),
@@ -118,6 +120,36 @@ function destroySection(actions: DestroyAction[], style: Style): string | null {
     { style },
   );
   const title = `Snapshots to destroy (${count} in ${plural(actions.length, "dataset")}, ${formatBytes(used)} used):`;
+  return `${style.paint("bold", title)}\n${table}`;
+}
+
+/** the holds and bookmarks that keep each incremental chain (backup's last action) */
+function chainSection(actions: ChainAction[], style: Style): string | null {
+  const entries = actions.flatMap((action) => action.entries);
+  if (entries.length === 0) return null;
+  const sides = (source: boolean, target: boolean) =>
+    source && target ? "both" : source ? "source" : target ? "target" : "-";
+  const rows: TableRow[] = entries.map((entry) => [
+    entry.sourceDataset,
+    entry.base,
+    sides(entry.holdSource, entry.holdTarget),
+    entry.bookmark ? "yes" : "-",
+    String(entry.releaseSource.length + entry.releaseTarget.length),
+    String(entry.destroyBookmarks.length),
+  ]);
+  const table = renderTable(
+    [
+      { header: "DATASET" },
+      { header: "BASE" },
+      { header: "HOLD" },
+      { header: "BOOKMARK" },
+      { header: "RELEASE", align: "right" },
+      { header: "OLD BOOKMARKS", align: "right" },
+    ],
+    rows,
+    { style },
+  );
+  const title = `Chains to protect (${entries.length}): hold the base on both sides, bookmark it, release older holds:`;
   return `${style.paint("bold", title)}\n${table}`;
 }
 
@@ -203,6 +235,8 @@ function summaryLine(plan: Plan, summary: PlanSummary, style: Style): string {
       `${plural(summary.destroyedSnapshots, "snapshot")} to destroy (${formatBytes(summary.destroyedUsed)} used)`,
     );
   }
+  const chains = ofKind(plan, "chain").reduce((sum, action) => sum + action.entries.length, 0);
+  if (chains > 0) parts.push(`${plural(chains, "chain")} to protect`);
   const problems: string[] = [];
   if (summary.conflicts > 0) problems.push(plural(summary.conflicts, "conflict"));
   if (summary.errors > 0) problems.push(plural(summary.errors, "error"));
@@ -218,6 +252,7 @@ export function renderPlan(plan: Plan, style: Style, options: RenderPlanOptions 
     abortSection(ofKind(plan, "abort-resume"), style),
     sendSection(ofKind(plan, "send"), style, options.estimates),
     destroySection(ofKind(plan, "destroy"), style),
+    chainSection(ofKind(plan, "chain"), style),
     conflictSection(plan.conflicts, style),
     errorSection(plan.errors, style),
     options.showSkipped === false ? null : skippedSection(plan.skipped, style),

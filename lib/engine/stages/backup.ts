@@ -3,9 +3,11 @@
 // host; bytes never pass through JavaScript.
 
 import { planBackup, type TokenInfo } from "../../plan/backup.ts";
-import type { Action, Plan, SendAction } from "../../plan/types.ts";
+import { holdTags, planChain } from "../../plan/chain.ts";
+import type { Action, ChainAction, Plan, SendAction } from "../../plan/types.ts";
 import { runSend } from "../../run/actions.ts";
 import type { Inventory } from "../../zfs/model.ts";
+import type { ActionOutcome } from "../../zfs/outcome.ts";
 import type { ChangingStage, Run } from "../runner.ts";
 import { requireSourceRoot, requireTargetParent } from "./preflight.ts";
 import { NO_WIRE, prepareWire, type StageWire } from "./wire.ts";
@@ -53,6 +55,78 @@ export function estimateSends(
   return estimates;
 }
 
+/**
+ * Hold each chain's base on both sides, bookmark it on the source, then release abgleich's
+ * holds on older bases and destroy its older bookmarks: a few commands per host for the
+ * whole tree, both hosts at once. Holding comes first, so a chain is never unprotected.
+ */
+export async function protectChains(run: Run, action: ChainAction): Promise<ActionOutcome> {
+  const tags = holdTags(run.config);
+  const { entries } = action;
+  const snapshot = (dataset: string, name: string) => `${dataset}@${name}`;
+  const onSource = async () => {
+    const source = run.ports.source;
+    return firstFailure([
+      () =>
+        source.hold(
+          tags.source,
+          entries.filter((e) => e.holdSource).map((e) => snapshot(e.sourceDataset, e.base)),
+        ),
+      () =>
+        source.bookmark(
+          entries
+            .filter((e) => e.bookmark)
+            .map((e) => ({
+              snapshot: snapshot(e.sourceDataset, e.base),
+              bookmark: `${e.sourceDataset}#${e.base}`,
+            })),
+        ),
+      () =>
+        source.release(
+          tags.source,
+          entries.flatMap((e) => e.releaseSource.map((name) => snapshot(e.sourceDataset, name))),
+        ),
+      () =>
+        source.destroyBookmarks(
+          entries.flatMap((e) => e.destroyBookmarks.map((name) => `${e.sourceDataset}#${name}`)),
+        ),
+    ]);
+  };
+  const onTarget = async () => {
+    const target = run.ports.target;
+    return firstFailure([
+      () =>
+        target.hold(
+          tags.target,
+          entries.filter((e) => e.holdTarget).map((e) => snapshot(e.targetDataset, e.base)),
+        ),
+      () =>
+        target.release(
+          tags.target,
+          entries.flatMap((e) => e.releaseTarget.map((name) => snapshot(e.targetDataset, name))),
+        ),
+    ]);
+  };
+  const started = performance.now();
+  const outcomes = await Promise.all([onSource(), onTarget()]);
+  const errors = outcomes.flatMap((outcome) => (outcome.ok ? [] : [outcome.error ?? "failed"]));
+  const durationMs = Math.round(performance.now() - started);
+  return errors.length === 0
+    ? { ok: true, durationMs }
+    : { ok: false, error: errors.join("\n"), durationMs };
+}
+
+/** run steps in order; the first failure ends them */
+async function firstFailure(steps: (() => Promise<ActionOutcome>)[]): Promise<ActionOutcome> {
+  let durationMs = 0;
+  for (const step of steps) {
+    const outcome = await step();
+    durationMs += outcome.durationMs;
+    if (!outcome.ok) return { ...outcome, durationMs };
+  }
+  return { ok: true, durationMs };
+}
+
 export function backupStage(run: Run): ChangingStage {
   /** chosen once per stage in preflight (tools asked once per host, not per dataset) */
   let wire: StageWire = NO_WIRE;
@@ -70,12 +144,21 @@ export function backupStage(run: Run): ChangingStage {
     plan: async ({ source, target }) => {
       tokens = await resumeTokens(run, target);
       sourceTree = source;
-      return planBackup(source, target, run.config, tokens);
+      const plan = planBackup(source, target, run.config, tokens);
+      const blocked = new Set([
+        ...plan.conflicts.map((conflict) => conflict.subname),
+        ...plan.errors.map((problem) => problem.subname),
+      ]);
+      const sends = plan.actions.filter((action): action is SendAction => action.kind === "send");
+      const tags = holdTags(run.config);
+      const chain = planChain(source, target, sends, blocked, tags, run.namer().isOwn);
+      return chain === null ? plan : { ...plan, actions: [...plan.actions, chain] };
     },
     estimate: async (plan: Plan) => estimateSends(plan, sourceTree, tokens),
     execute: async (action: Action, estimates) => {
       if (action.kind === "abort-resume")
         return run.ports.target.abortReceive(action.targetDataset);
+      if (action.kind === "chain") return protectChains(run, action);
       if (action.kind !== "send") throw new Error(`backup cannot run a ${action.kind} action`);
       const outcome = await runSend(run.hosts.source, run.hosts.target, action, {
         signal: run.signal,
