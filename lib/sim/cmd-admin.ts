@@ -1,9 +1,11 @@
 // `zfs create`, `snapshot`, `destroy`, `bookmark`, `hold`, `release`, `mount`, `unmount`.
 import { compactExtents, poolAvailable, reclaimable } from "./accounting.ts";
 import type { SimContext } from "./context.ts";
+import { createCrypt } from "./crypt.ts";
 import { addDataset, validDatasetName, validSnapshotName } from "./datasets.ts";
 import { parseOptions, usageError, ZfsError } from "./errors.ts";
 import { nicebytes, parseSize } from "./format.ts";
+import { keyOf } from "./props.ts";
 import {
   newGuid,
   nextTxg,
@@ -54,8 +56,12 @@ export function zfsCreate(ctx: SimContext, args: string[]): number {
       throw new ZfsError(`cannot create '${name}': parent does not exist`);
     if (poolAvailable(state, poolOf(name)) < SNAPSHOT_SPACE)
       throw new ZfsError(`cannot create '${name}': out of space`);
+    const parent = state.datasets[parentOf(name) ?? ""];
+    const { crypt, key } = createCrypt(ctx, state, name, parent, props);
     if (parsed.flags.has("n")) return { save: false, value: 0 };
-    for (const parent of missing) addDataset(state, parent, { creation });
+    // parents made by -p inherit the grandparent's encryption
+    for (const p of missing)
+      addDataset(state, p, { creation, crypt: state.datasets[parentOf(p) ?? ""]?.crypt ?? null });
     const compressratio = props["sim:compressratio"]
       ? Number(props["sim:compressratio"])
       : undefined;
@@ -65,6 +71,8 @@ export function zfsCreate(ctx: SimContext, args: string[]): number {
       mounted: !parsed.flags.has("u"),
       props,
       creation,
+      crypt,
+      key,
       ...(compressratio && compressratio >= 1 ? { compressratio } : {}),
     });
     return { save: true, value: 0 };
@@ -397,7 +405,11 @@ export function zfsMount(ctx: SimContext, args: string[]): number {
     }
     const targets = parsed.flags.has("a")
       ? Object.values(state.datasets).filter(
-          (d) => d.type === "filesystem" && !d.mounted && !d.partial,
+          (d) =>
+            d.type === "filesystem" &&
+            !d.mounted &&
+            !d.partial &&
+            (!d.crypt || keyOf(state, d)?.loaded),
         )
       : parsed.operands.map((name) => {
           const ds = state.datasets[name];
@@ -405,6 +417,8 @@ export function zfsMount(ctx: SimContext, args: string[]): number {
           if (ds.type !== "filesystem")
             throw new ZfsError(`cannot mount '${name}': not a filesystem`);
           if (ds.mounted) throw new ZfsError(`cannot mount '${name}': filesystem already mounted`);
+          if (ds.crypt && !keyOf(state, ds)?.loaded)
+            throw new ZfsError(`cannot mount '${name}': encryption key not loaded`);
           return ds;
         });
     for (const ds of targets) ds.mounted = true;

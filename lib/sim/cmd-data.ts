@@ -3,6 +3,7 @@ import type { SimContext } from "./context.ts";
 import { addPool, writeData } from "./datasets.ts";
 import { parseOptions, usageError, ZfsError } from "./errors.ts";
 import { parseSize } from "./format.ts";
+import { keyOf } from "./props.ts";
 import { nowSeconds, readState, type SimDataset, type SimSnapshot, withState } from "./state.ts";
 
 function orderedSnapshots(ds: SimDataset): SimSnapshot[] {
@@ -86,6 +87,9 @@ export function simWrite(ctx: SimContext, args: string[]): number {
     const ds = state.datasets[name];
     if (!ds) throw new ZfsError(`sim-write: cannot open '${name}': dataset does not exist`);
     if (ds.partial?.newfs) throw new ZfsError(`sim-write: '${name}' is being received`);
+    // without its key an encrypted dataset cannot be mounted, so nothing can be written
+    if (ds.crypt && !keyOf(state, ds)?.loaded)
+      throw new ZfsError(`sim-write: cannot write to '${name}': encryption key not loaded`);
     try {
       writeData(
         state,

@@ -2,7 +2,15 @@
 // `zfs create`, `zfs receive`, `sim-pool`, `sim-write` and the scenario seeder.
 import { BASE_FS, BASE_VOL, compactExtents, freeBytes, poolAvailable } from "./accounting.ts";
 import { ZfsError } from "./errors.ts";
-import { newGuid, nextTxg, poolOf, type SimDataset, type SimState } from "./state.ts";
+import {
+  newGuid,
+  nextTxg,
+  poolOf,
+  type SimCrypt,
+  type SimDataset,
+  type SimKey,
+  type SimState,
+} from "./state.ts";
 
 // zfs_namecheck.c valid_char(): letters, digits and "-_.: " (a space is legal in ZFS names)
 const NAME_COMPONENT = /^[A-Za-z0-9_.: -]+$/;
@@ -23,6 +31,8 @@ export interface CreateOptions {
   props?: Record<string, string>;
   creation: number;
   guid?: string;
+  crypt?: SimCrypt | null;
+  key?: SimKey | null;
 }
 
 /** Adds a dataset (its parent must exist) with its base extent in a new txg. */
@@ -56,6 +66,8 @@ export function addDataset(state: SimState, name: string, options: CreateOptions
     snapshots: [],
     bookmarks: [],
     partial: null,
+    ...(options.crypt ? { crypt: options.crypt } : {}),
+    ...(options.key ? { key: options.key } : {}),
   };
   state.datasets[name] = ds;
   return ds;

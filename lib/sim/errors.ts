@@ -30,6 +30,8 @@ const USAGES: Record<string, string> = {
   diff: "\tdiff [-FHt] <snapshot> [snapshot|filesystem]",
   bookmark: "\tbookmark <snapshot|bookmark> <newbookmark>",
   version: "\tversion",
+  "load-key": "\tload-key [-rn] [-L <keylocation>] <-a | filesystem|volume>",
+  "unload-key": "\tunload-key [-r] <-a | filesystem|volume>",
 };
 
 /** The text zfs prints after an error in a command's arguments (exit code 2). */

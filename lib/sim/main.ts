@@ -16,6 +16,7 @@ import {
 import { simDump, simPool, simWrite, zfsDiff } from "./cmd-data.ts";
 import { zfsGet, zfsHolds, zfsList, zfsVersion, zpoolGet, zpoolList } from "./cmd-query.ts";
 import type { SimContext } from "./context.ts";
+import { zfsLoadKey, zfsUnloadKey } from "./crypt.ts";
 import { ZfsError } from "./errors.ts";
 import { zfsReceive } from "./receive.ts";
 import { loadScenario, seedState } from "./scenario.ts";
@@ -58,6 +59,8 @@ const ZFS_VERBS: Record<string, Handler> = {
   receive: zfsReceive,
   recv: zfsReceive,
   version: (ctx) => zfsVersion(ctx),
+  "load-key": zfsLoadKey,
+  "unload-key": zfsUnloadKey,
   ...SIM_VERBS,
 };
 

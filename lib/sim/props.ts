@@ -11,7 +11,7 @@ import {
   writtenBetween,
 } from "./accounting.ts";
 import { listDate, nicebytes, nicenum } from "./format.ts";
-import type { SimBookmark, SimDataset, SimSnapshot, SimState } from "./state.ts";
+import type { SimBookmark, SimDataset, SimKey, SimSnapshot, SimState } from "./state.ts";
 import { poolOf } from "./state.ts";
 import { encodeToken } from "./token.ts";
 
@@ -66,6 +66,10 @@ const COLUMNS: Record<
   compression: { header: "COMPRESS", kind: "index" },
   encryption: { header: "ENCRYPTION", kind: "index" },
   keystatus: { header: "KEYSTATUS", kind: "index" },
+  encryptionroot: { header: "ENCROOT", kind: "string" },
+  keyformat: { header: "KEYFORMAT", kind: "index" },
+  keylocation: { header: "KEYLOCATION", kind: "string" },
+  pbkdf2iters: { header: "PBKDF2ITERS", kind: "count" },
   receive_resume_token: { header: "RESUMETOK", kind: "string" },
   userrefs: { header: "USERREFS", kind: "count" },
   origin: { header: "ORIGIN", kind: "string" },
@@ -111,6 +115,7 @@ export function columnOf(prop: string): {
     compression: 8,
     encryption: 11,
     keystatus: 11,
+    keyformat: 10,
     defer_destroy: 3,
   };
   if (info.kind === "index")
@@ -126,6 +131,12 @@ export function columnOf(prop: string): {
   return { header: info.header, rightAlign: false, width: 0, fixed: false };
 }
 
+/** The wrapping key of an encrypted dataset (its encryption root's), or null. */
+export function keyOf(state: SimState, ds: SimDataset): SimKey | null {
+  if (!ds.crypt) return null;
+  return state.datasets[ds.crypt.root]?.key ?? null;
+}
+
 export function tokenOf(ds: SimDataset): string | null {
   const p = ds.partial;
   if (!p) return null;
@@ -136,6 +147,7 @@ export function tokenOf(ds: SimDataset): string | null {
     bytes: BigInt(p.streamBytes),
     toguid: BigInt(p.toguid),
     toname: p.toname,
+    ...(p.flags && p.flags.length > 0 ? { flags: p.flags } : {}),
   });
 }
 
@@ -236,9 +248,27 @@ export function propValue(ctx: PropContext, node: Node, prop: string, parsable: 
       if (!isDataset) return stat("-");
       return ds.props.compression ? { value: ds.props.compression, source: "local" } : dflt("off");
     case "encryption":
-      return dflt("off");
-    case "keystatus":
-      return stat("-");
+      if (isBookmark) return stat("-");
+      return ds.crypt ? stat(ds.crypt.cipher) : dflt("off");
+    case "keystatus": {
+      const key = isBookmark ? null : keyOf(ctx.state, ds);
+      return stat(key ? (key.loaded ? "available" : "unavailable") : "-");
+    }
+    case "encryptionroot":
+      return stat((!isBookmark && ds.crypt?.root) || "-");
+    case "keyformat": {
+      if (!isDataset) return stat("-");
+      const key = keyOf(ctx.state, ds);
+      return key ? stat(key.keyformat) : dflt("none");
+    }
+    case "keylocation":
+      if (!isDataset) return stat("-");
+      return ds.key ? { value: ds.key.keylocation, source: "local" } : dflt("none");
+    case "pbkdf2iters": {
+      if (!isDataset) return stat("-");
+      const key = keyOf(ctx.state, ds);
+      return key?.keyformat === "passphrase" ? stat(String(key.pbkdf2iters)) : dflt("0");
+    }
     case "receive_resume_token":
       return stat((isDataset && tokenOf(ds)) || "-");
     case "userrefs":
@@ -296,8 +326,10 @@ export function allProps(node: Node): string[] {
       "written",
       "logicalreferenced",
       "encryption",
+      ...(node.ds.crypt ? ["encryptionroot", "keystatus"] : []),
     ];
-  if (node.kind === "bookmark") return ["type", "creation", "createtxg", "guid", "referenced"];
+  if (node.kind === "bookmark")
+    return ["type", "creation", "referenced", "createtxg", "guid", "logicalreferenced"];
   const common = ["type", "creation", "used", "available", "referenced", "compressratio"];
   const fs =
     node.kind === "filesystem"
@@ -319,7 +351,11 @@ export function allProps(node: Node): string[] {
     "logicalused",
     "logicalreferenced",
     "encryption",
-    "keystatus",
+    "keylocation",
+    "keyformat",
+    "pbkdf2iters",
+    // zfs get all leaves out what has no value ("-")
+    ...(node.ds.crypt ? ["encryptionroot", "keystatus"] : []),
     "receive_resume_token",
   ].filter((p) => !(p === "receive_resume_token" && !node.ds.partial));
 }

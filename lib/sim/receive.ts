@@ -7,10 +7,11 @@
 // as its end record arrives, like the real per-snapshot commit, and the claim ends there.
 import { compactExtents, datasetWritten, freeBytes, poolAvailable } from "./accounting.ts";
 import type { SimContext } from "./context.ts";
+import { receivedCrypt } from "./crypt.ts";
 import { addDataset } from "./datasets.ts";
 import { parseOptions, usageError, ZfsError } from "./errors.ts";
 import { nicebytes } from "./format.ts";
-import { tokenOf } from "./props.ts";
+import { keyOf, tokenOf } from "./props.ts";
 import {
   type InFlightReceive,
   newGuid,
@@ -125,6 +126,10 @@ function check(
     if (ds) {
       if (!flags.has("F"))
         return fail(`${prefix}: destination '${name}' exists\nmust specify -F to overwrite it`);
+      if (ds.crypt || header.raw)
+        return fail(
+          `${prefix}: zfs receive -F cannot be used to destroy an encrypted filesystem or overwrite an unencrypted one with an encrypted one`,
+        );
       const snap = ds.snapshots[0];
       if (snap)
         return fail(
@@ -137,7 +142,12 @@ function check(
     return OK;
   }
   if (!ds) return fail(`${prefix}: destination '${name}' does not exist`);
+  if (header.raw && !ds.crypt)
+    return fail(`${prefix}: cannot perform raw receive on top of existing unencrypted dataset`);
   if (ds.partial || inClone(ds)) return busy(ds);
+  // a decrypted stream is written with the target's key
+  if (!header.raw && ds.crypt && !keyOf(state, ds)?.loaded)
+    return fail(`${prefix}: inherited key must be loaded`, true);
   const short = fullName.slice(fullName.indexOf("@") + 1);
   const same = ds.snapshots.find((s) => s.name === short);
   if (same) {
@@ -176,6 +186,7 @@ function applySnapshot(
       compressratio: header.compressratio,
       mounted: false,
       creation: options.creation,
+      ...receivedCrypt(state, name, state.datasets[parentOf(name) ?? ""], header.raw, ""),
     });
   }
   if (!ds) throw new ZfsError(`destination '${name}' does not exist`);
@@ -206,7 +217,14 @@ function applySnapshot(
   ds.changes = [];
   ds.partial = null;
   ds.receiving = null;
-  if (wasNew && options.mount && ds.type === "filesystem") ds.mounted = true;
+  // a raw-received dataset has no key loaded: nothing to mount
+  if (
+    wasNew &&
+    options.mount &&
+    ds.type === "filesystem" &&
+    (!ds.crypt || keyOf(state, ds)?.loaded)
+  )
+    ds.mounted = true;
   compactExtents(ds);
 }
 
@@ -261,6 +279,7 @@ function begin(
         compressratio: header.compressratio,
         mounted: false,
         creation,
+        ...receivedCrypt(state, name, state.datasets[parent ?? ""], header.raw, prefix),
       });
     if (claim.resumable && !header.resume) {
       const partial: PartialReceive = {
@@ -270,6 +289,7 @@ function begin(
         received: 0,
         streamBytes: 0,
         newfs: claim.newfs,
+        flags: header.features ?? [],
       };
       ds.partial = partial;
     }
@@ -312,6 +332,7 @@ function savePartial(
       received,
       streamBytes: (previous && header.resume ? previous.streamBytes : 0) + streamBytes,
       newfs: previous?.newfs ?? claim.newfs,
+      flags: header.features ?? [],
     };
     ds.receiving = null;
     return { save: true, value: tokenOf(ds) };

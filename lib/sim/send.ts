@@ -5,6 +5,7 @@ import { BASE_FS, BASE_VOL, referencedAt, writtenBetween } from "./accounting.ts
 import type { SimContext } from "./context.ts";
 import { lastValue, parseOptions, usageError, ZfsError } from "./errors.ts";
 import { clockTime, nicebytes } from "./format.ts";
+import { keyOf } from "./props.ts";
 import { readState, type SimDataset, type SimSnapshot, type SimState } from "./state.ts";
 import {
   CHUNK,
@@ -17,7 +18,7 @@ import {
   snapshotStreamBytes,
   writeAll,
 } from "./stream.ts";
-import { decodeToken, describeToken, TokenError } from "./token.ts";
+import { decodeToken, describeToken, TokenError, type TokenFlag } from "./token.ts";
 import { resolve } from "./tree.ts";
 
 interface Base {
@@ -75,6 +76,8 @@ interface Plan {
   names: string[];
   /** -t: the decoded token, for -v output */
   tokenText?: string;
+  /** -t: the features the token recorded (the resumed stream has them again) */
+  tokenFlags?: TokenFlag[];
 }
 
 function headerFor(ds: SimDataset, snapshots: StreamSnapshot[], resumeOffset = 0): StreamHeader {
@@ -148,6 +151,7 @@ function planResume(
     header: { ...headerFor(ds, [part], offset), resume: true },
     fromLabels: [fromLabel],
     names: [`${ds.name}@${snap.name}`],
+    tokenFlags: token.flags ?? [],
   };
 }
 
@@ -297,8 +301,61 @@ function streamOut(
   emit(endRecord(STREAM_END, plan.header.snapshots.length));
 }
 
+/** zfs send's long options (getopt_long) as their letters */
+const LONG_OPTIONS: Record<string, string> = {
+  "--dedup": "-D",
+  "--props": "-p",
+  "--parsable": "-P",
+  "--verbose": "-v",
+  "--dryrun": "-n",
+  "--large-block": "-L",
+  "--embed": "-e",
+  "--resume": "-t",
+  "--compressed": "-c",
+  "--raw": "-w",
+  "--backup": "-b",
+  "--holds": "-h",
+  "--replicate": "-R",
+  "--saved": "-S",
+};
+
+/**
+ * The features a stream carries and a resume token records (dmu_send.c): -L only where
+ * large blocks are in use (never here), -e (or -w) unless the dataset is encrypted,
+ * -c or -w, and -w of an encrypted dataset.
+ */
+function streamFeatures(flags: Set<string>, encrypted: boolean): TokenFlag[] {
+  const features: TokenFlag[] = [];
+  if ((flags.has("e") || flags.has("w")) && !encrypted) features.push("embedok");
+  if (flags.has("c") || flags.has("w")) features.push("compressok");
+  if (flags.has("w") && encrypted) features.push("rawok");
+  return features;
+}
+
+/** Marks the plan's stream raw when it is: the cipher and the wrapped key go along. */
+function applyEncryption(state: SimState, plan: Plan, ds: SimDataset, features: TokenFlag[]) {
+  plan.header.features = features;
+  const key = keyOf(state, ds);
+  if (ds.crypt && key && features.includes("rawok")) {
+    const { loaded: _l, keylocation: _k, ...wrapped } = key;
+    plan.header.raw = { cipher: ds.crypt.cipher, key: wrapped };
+  }
+}
+
+/** A decrypting send of an encrypted dataset needs its key (an estimate does not). */
+function checkKey(state: SimState, plan: Plan, ds: SimDataset): void {
+  if (ds.crypt && !plan.header.raw && !keyOf(state, ds)?.loaded)
+    throw new ZfsError(
+      `warning: cannot send '${plan.names[plan.names.length - 1]}': dataset key must be loaded`,
+    );
+}
+
 export function zfsSend(ctx: SimContext, args: string[]): number {
-  const parsed = parseOptions("send", args, "DnPpRVvLecwhbSsdi:I:t:");
+  const parsed = parseOptions(
+    "send",
+    args.map((a) => LONG_OPTIONS[a] ?? a),
+    "DnPpRVvLecwhbSsdi:I:t:",
+  );
   if (parsed.flags.has("R")) throw new ZfsError("sim: zfs send -R is not simulated", 1);
   const token = lastValue(parsed, "t");
   const verbose = parsed.flags.has("v") || parsed.flags.has("P");
@@ -324,8 +381,16 @@ export function zfsSend(ctx: SimContext, args: string[]): number {
           incremental ?? lastValue(parsed, "i"),
           incremental !== undefined,
         );
+  const sendDs = state.datasets[plan.header.dataset] as SimDataset;
+  applyEncryption(
+    state,
+    plan,
+    sendDs,
+    token !== undefined ? (plan.tokenFlags ?? []) : streamFeatures(parsed.flags, !!sendDs.crypt),
+  );
   if (verbose) write(estimateText(plan, parsable));
   if (dry) return 0;
+  checkKey(state, plan, sendDs);
   try {
     streamOut(ctx, plan, { on: parsed.flags.has("v"), parsable });
   } catch (error) {

@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { join } from "node:path";
+import type { TokenFlag } from "./token.ts";
 
 /**
  * A run of bytes written in one txg. `died` is the txg that freed it (null = live).
@@ -53,6 +54,8 @@ export interface PartialReceive {
   streamBytes: number;
   /** whether the interrupted stream was creating this dataset (full stream) */
   newfs: boolean;
+  /** the stream's features the token records (compressok, rawok, …) */
+  flags?: TokenFlag[];
 }
 
 /**
@@ -71,6 +74,27 @@ export interface InFlightReceive {
   newfs: boolean;
   /** -s: an interrupted receive leaves a resumable partial (already set while in flight) */
   resumable: boolean;
+}
+
+/** Encryption of a dataset: its cipher and the dataset whose key wraps it. */
+export interface SimCrypt {
+  /** e.g. aes-256-gcm */
+  cipher: string;
+  /** the encryption root's name (the dataset itself, or an ancestor) */
+  root: string;
+}
+
+/** The wrapping key of an encryption root. */
+export interface SimKey {
+  keyformat: "passphrase" | "hex" | "raw";
+  /** "prompt" or "file:///…" */
+  keylocation: string;
+  /** random per key; a raw receive keeps it (the wrapped key travels with the stream) */
+  salt: string;
+  /** sha256 of salt and key material: what load-key checks */
+  fingerprint: string;
+  pbkdf2iters: number;
+  loaded: boolean;
 }
 
 export interface SimDataset {
@@ -94,6 +118,10 @@ export interface SimDataset {
   partial: PartialReceive | null;
   /** a receive in flight (absent in states written before it existed) */
   receiving?: InFlightReceive | null;
+  /** encryption (absent: not encrypted) */
+  crypt?: SimCrypt | null;
+  /** the wrapping key, on an encryption root only */
+  key?: SimKey | null;
 }
 
 export interface SimPool {

@@ -4,6 +4,8 @@
 // pipelines, progress and interruption behave as with real streams. I/O is synchronous
 // with one preallocated buffer: bounded memory and kernel pipe speed.
 import * as fs from "node:fs";
+import type { SimKey } from "./state.ts";
+import type { TokenFlag } from "./token.ts";
 
 export const STREAM_MAGIC = Buffer.from("ABGLSIM1");
 export const SNAPSHOT_END = Buffer.from("ABSNAPOK");
@@ -45,6 +47,10 @@ export interface StreamHeader {
    * (full, -i, -t); absent in streams of older simulators
    */
   compound?: boolean;
+  /** the stream's features a resume token records (send -L -e -c -w; absent: none) */
+  features?: TokenFlag[];
+  /** a raw stream of an encrypted dataset: its cipher and wrapped key travel with it */
+  raw?: { cipher: string; key: Omit<SimKey, "loaded" | "keylocation"> };
   snapshots: StreamSnapshot[];
 }
 

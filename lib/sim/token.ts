@@ -11,13 +11,21 @@ export interface ResumeToken {
   bytes: bigint;
   toguid: bigint;
   toname: string;
+  /** boolean pairs the receive recorded from the stream's features, in the kernel's order */
+  flags?: TokenFlag[];
 }
 
+/** the stream features a token records, in dsl_dataset.c's order (send -L, -e, -c, -w) */
+export const TOKEN_FLAGS = ["largeblockok", "embedok", "compressok", "rawok"] as const;
+export type TokenFlag = (typeof TOKEN_FLAGS)[number];
+
+const TYPE_BOOLEAN = 1;
 const TYPE_UINT64 = 8;
 const TYPE_STRING = 9;
 const align8 = (n: number): number => (n + 7) & ~7;
 
-type NvValue = bigint | string;
+/** true: a DATA_TYPE_BOOLEAN pair (a name without a value) */
+type NvValue = bigint | string | true;
 
 /** Packs pairs as nvlist_pack(NV_ENCODE_NATIVE) does on little-endian hosts. */
 export function packNvlist(pairs: Array<[string, NvValue]>): Buffer {
@@ -25,19 +33,24 @@ export function packNvlist(pairs: Array<[string, NvValue]>): Buffer {
   for (const [name, value] of pairs) {
     const nameBytes = Buffer.from(`${name}\0`);
     const valueBytes =
-      typeof value === "bigint"
-        ? (() => {
-            const b = Buffer.alloc(8);
-            b.writeBigUInt64LE(BigInt.asUintN(64, value));
-            return b;
-          })()
-        : Buffer.from(`${value}\0`);
+      value === true
+        ? Buffer.alloc(0)
+        : typeof value === "bigint"
+          ? (() => {
+              const b = Buffer.alloc(8);
+              b.writeBigUInt64LE(BigInt.asUintN(64, value));
+              return b;
+            })()
+          : Buffer.from(`${value}\0`);
     const size = 16 + align8(nameBytes.length) + align8(valueBytes.length);
     const pair = Buffer.alloc(size);
     pair.writeInt32LE(size, 0);
     pair.writeInt16LE(nameBytes.length, 4);
-    pair.writeInt32LE(1, 8);
-    pair.writeInt32LE(typeof value === "bigint" ? TYPE_UINT64 : TYPE_STRING, 12);
+    pair.writeInt32LE(value === true ? 0 : 1, 8);
+    pair.writeInt32LE(
+      value === true ? TYPE_BOOLEAN : typeof value === "bigint" ? TYPE_UINT64 : TYPE_STRING,
+      12,
+    );
     nameBytes.copy(pair, 16);
     valueBytes.copy(pair, 16 + align8(nameBytes.length));
     parts.push(pair);
@@ -58,7 +71,8 @@ export function unpackNvlist(buf: Buffer): Array<[string, NvValue]> {
     const type = buf.readInt32LE(pos + 12);
     const name = buf.toString("utf8", pos + 16, pos + 16 + nameLen - 1);
     const valuePos = pos + 16 + align8(nameLen);
-    if (type === TYPE_UINT64) pairs.push([name, buf.readBigUInt64LE(valuePos)]);
+    if (type === TYPE_BOOLEAN) pairs.push([name, true]);
+    else if (type === TYPE_UINT64) pairs.push([name, buf.readBigUInt64LE(valuePos)]);
     else if (type === TYPE_STRING) {
       const end = buf.indexOf(0, valuePos);
       pairs.push([name, buf.toString("utf8", valuePos, end)]);
@@ -86,6 +100,7 @@ export function encodeToken(token: ResumeToken): string {
     ["toguid", token.toguid],
     ["toname", token.toname],
   );
+  for (const flag of TOKEN_FLAGS) if (token.flags?.includes(flag)) pairs.push([flag, true]);
   const packed = packNvlist(pairs);
   const compressed = deflateSync(packed, { level: 6 });
   return `1-${fletcher4Word0(compressed).toString(16)}-${packed.length.toString(16)}-${compressed.toString("hex")}`;
@@ -143,7 +158,16 @@ export function decodeToken(text: string): ResumeToken {
   )
     throw new TokenError("resume token is corrupt");
   const fromguid = num("fromguid");
-  return { ...(fromguid !== undefined ? { fromguid } : {}), object, offset, bytes, toguid, toname };
+  const flags = TOKEN_FLAGS.filter((flag) => map.get(flag) === true);
+  return {
+    ...(fromguid !== undefined ? { fromguid } : {}),
+    object,
+    offset,
+    bytes,
+    toguid,
+    toname,
+    ...(flags.length > 0 ? { flags } : {}),
+  };
 }
 
 /** The "resume token contents:" block of `zfs send -nv -t` (nvlist_print). */
@@ -157,5 +181,6 @@ export function describeToken(token: ResumeToken): string {
     `\ttoguid = 0x${token.toguid.toString(16)}`,
     `\ttoname = ${token.toname}`,
   );
+  for (const flag of token.flags ?? []) lines.push(`\t${flag} = 1`);
   return `${lines.join("\n")}\n`;
 }
