@@ -72,7 +72,8 @@ function malformed(action: Action): string | null {
     case "destroy":
       return typeof a.dataset === "string" &&
         (a.side === "source" || a.side === "target") &&
-        isStringList(a.snapshots)
+        isStringList(a.snapshots) &&
+        (a.release === undefined || isStringList(a.release))
         ? null
         : "a malformed destroy action";
     case "chain":
@@ -169,6 +170,10 @@ export function createGuard(
       out.push(
         `${action.dataset} shares no snapshot with the source: its snapshots may be the only copy`,
       );
+    }
+    for (const name of action.release ?? []) {
+      if (!action.snapshots.includes(name))
+        out.push(`a release on ${action.dataset}@${name}, which this destroy does not destroy`);
     }
     const common = new Set(overlap?.common.map((pair) => pair.source.name));
     const present = new Set(own.snapshots.map((s) => s.name));

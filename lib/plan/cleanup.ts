@@ -5,6 +5,7 @@
 
 import type { Config } from "../config/types.ts";
 import type { Dataset, Inventory, Side, Snapshot } from "../zfs/model.ts";
+import { holdTags } from "./chain.ts";
 import { abbreviateNames, pairConflicts } from "./conflicts.ts";
 import type { Namer } from "./naming.ts";
 import { compareSnapshots, pairDatasets } from "./pairs.ts";
@@ -36,6 +37,7 @@ export function planCleanup(
 ): Plan<DestroyAction> {
   const plan: Plan<DestroyAction> = { actions: [], conflicts: [], skipped: [], errors: [] };
   const skip = (subname: string, reason: string) => plan.skipped.push({ subname, reason });
+  const tag = holdTags(config)[side];
 
   for (const pair of pairDatasets(source, target, config)) {
     const { subname } = pair;
@@ -65,12 +67,21 @@ export function planCleanup(
         ? sourceCandidates(pair.source, pair.target, config.keepSnapshots)
         : targetCandidates(pair.source, pair.target, config.keepBacklog);
     const foreign = candidates.filter((snapshot) => !namer.isOwn(snapshot.name));
+    // a hold of abgleich's own (an older chain base whose release did not happen) is released
+    // first; anyone else's hold keeps the snapshot
+    const onlyOwnHolds = (snapshot: Snapshot) =>
+      snapshot.userrefs > 0 &&
+      snapshot.holds?.length === snapshot.userrefs &&
+      snapshot.holds.every((hold) => hold === tag);
     const held = candidates.filter(
-      (snapshot) => namer.isOwn(snapshot.name) && snapshot.userrefs > 0,
+      (snapshot) =>
+        namer.isOwn(snapshot.name) && snapshot.userrefs > 0 && !onlyOwnHolds(snapshot),
     );
     const doomed = candidates.filter(
-      (snapshot) => namer.isOwn(snapshot.name) && snapshot.userrefs === 0,
+      (snapshot) =>
+        namer.isOwn(snapshot.name) && (snapshot.userrefs === 0 || onlyOwnHolds(snapshot)),
     );
+    const release = doomed.filter(onlyOwnHolds).map((snapshot) => snapshot.name);
     if (foreign.length > 0) {
       const names = abbreviateNames(foreign.map((snapshot) => snapshot.name));
       skip(subname, `left ${foreign.length} snapshot(s) not named by abgleich: ${names}`);
@@ -90,6 +101,7 @@ export function planCleanup(
       dataset: dataset.name,
       snapshots: doomed.map((snapshot) => snapshot.name),
       used: doomed.reduce((sum, snapshot) => sum + snapshot.used, 0),
+      ...(release.length > 0 ? { release } : {}),
     });
   }
   return plan;

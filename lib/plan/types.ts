@@ -54,6 +54,8 @@ export interface DestroyAction {
   snapshots: string[];
   /** bytes the snapshots use, as listed (a lower bound of what is freed) */
   used: number;
+  /** of `snapshots`, those held only by abgleich itself: its hold is released first */
+  release?: string[];
 }
 
 /** where one dataset's incremental chain rests after a backup, and how it is protected */

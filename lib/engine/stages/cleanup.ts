@@ -4,6 +4,7 @@
 
 import { formatBytes } from "../../cli/render/units.ts";
 import { rootOf } from "../../config/types.ts";
+import { holdTags } from "../../plan/chain.ts";
 import { planCleanup } from "../../plan/cleanup.ts";
 import type { Action } from "../../plan/types.ts";
 import type { Side } from "../../zfs/model.ts";
@@ -53,7 +54,16 @@ export function cleanupStage(run: Run, side: Side): ChangingStage {
     execute: async (action: Action) => {
       if (action.kind !== "destroy") throw new Error(`cleanup cannot run a ${action.kind} action`);
       // the guard has checked that the action's side is this stage's side: run it there
-      const outcome = await run.ports[action.side].destroy(action.dataset, action.snapshots);
+      const port = run.ports[action.side];
+      if (action.release && action.release.length > 0) {
+        const tag = holdTags(run.config)[action.side];
+        const released = await port.release(
+          tag,
+          action.release.map((name) => `${action.dataset}@${name}`),
+        );
+        if (!released.ok) return released;
+      }
+      const outcome = await port.destroy(action.dataset, action.snapshots);
       if (outcome.ok) run.summary.destroyed(action.subname, action.side, action.snapshots);
       return outcome;
     },

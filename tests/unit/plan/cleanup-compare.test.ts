@@ -44,6 +44,40 @@ describe("planCleanup source", () => {
     ]);
   });
 
+  test("abgleich's own stale hold is released before the destroy; a hold shared with another tag keeps the snapshot", () => {
+    const mine = "abgleich:backup/host";
+    const s = inventory("source", [
+      src(
+        "a",
+        history(
+          snap(own(1), { userrefs: 1, holds: [mine] }),
+          snap(own(2), { userrefs: 2, holds: [mine, "other-tool"] }),
+          snap(own(3), { userrefs: 1, holds: ["abgleich:elsewhere/root"] }),
+          own(4),
+        ),
+      ),
+    ]);
+    const t = inventory("target", [dst("a", history(own(1), own(2), own(3), own(4)))]);
+    const plan = planCleanup(s, t, config(), "source", namer);
+    expect(plan.actions).toEqual([
+      {
+        kind: "destroy",
+        side: "source",
+        subname: "a",
+        dataset: "tank/data/a",
+        snapshots: [own(1)],
+        used: 100,
+        release: [own(1)],
+      },
+    ]);
+    expect(plan.skipped).toEqual([
+      {
+        subname: "a",
+        reason: `left 2 held snapshot(s) (zfs release them first): ${own(2)}, ${own(3)}`,
+      },
+    ]);
+  });
+
   test("a same-named snapshot with another guid is not common: the pair is not cleaned", () => {
     const t = inventory("target", [
       dst("a", history(snap(own(1), { guid: "other" }), own(2), own(3), own(4))),
