@@ -243,10 +243,15 @@ function destroyDataset(
       `cannot destroy '${name}': filesystem has children\nuse '-r' to destroy the following datasets:\n${dependents.join("\n")}`,
     );
   const doomed = [...descendants, ds];
+  // every held snapshot is named: children first, newest first (as real 2.1.11 lists them)
   const held = doomed.flatMap((d) =>
-    d.snapshots.filter((s) => s.holds.length > 0).map((s) => `${d.name}@${s.name}`),
+    [...d.snapshots]
+      .sort((a, b) => b.createtxg - a.createtxg)
+      .filter((s) => s.holds.length > 0)
+      .map((s) => `${d.name}@${s.name}`),
   );
-  if (held.length > 0) throw new ZfsError(`cannot destroy snapshot ${held[0]}: dataset is busy`);
+  if (held.length > 0)
+    throw new ZfsError(held.map((n) => `cannot destroy snapshot ${n}: dataset is busy`).join("\n"));
   for (const d of doomed) {
     if (flags.has("v")) {
       for (const s of d.snapshots)
@@ -314,28 +319,41 @@ function referencedOf(ds: SimDataset, snap: SimSnapshot): number {
   return sum;
 }
 
-function holdTargets(
+/**
+ * The snapshots one operand of hold/release names: `ds@snap`, with -r also the snapshots of
+ * that name below ds. Each operand stands alone (zfs calls the kernel once per operand):
+ * errors are reported here and the operand is skipped (null).
+ */
+function holdOperand(
+  ctx: SimContext,
   state: SimState,
-  names: string[],
+  operand: string,
   recursive: boolean,
-  verbLabel: string,
-): Array<{ name: string; snap: SimSnapshot | null }> {
-  const out: Array<{ name: string; snap: SimSnapshot | null }> = [];
-  for (const name of names) {
-    const at = name.indexOf("@");
-    if (at < 0)
-      throw new ZfsError(`cannot ${verbLabel} '${name}': operation only applies to snapshots`);
-    const node = resolve(state, name);
-    out.push({ name, snap: node?.kind === "snapshot" ? node.snap : null });
-    if (recursive) {
-      const snapName = name.slice(at + 1);
-      for (const d of descendantsOf(state, name.slice(0, at))) {
-        const snap = d.snapshots.find((s) => s.name === snapName);
-        if (snap) out.push({ name: `${d.name}@${snapName}`, snap });
-      }
-    }
+  what: string,
+): Array<{ name: string; snap: SimSnapshot }> | null {
+  const at = operand.indexOf("@");
+  if (at < 0) {
+    ctx.err(`'${operand}' is not a snapshot\n`);
+    return null;
   }
-  return out;
+  const dsName = operand.slice(0, at);
+  const snapName = operand.slice(at + 1);
+  const ds = state.datasets[dsName];
+  if (!ds) {
+    ctx.err(`cannot open '${dsName}': dataset does not exist\n`);
+    return null;
+  }
+  const scope = recursive ? [ds, ...descendantsOf(state, dsName)] : [ds];
+  const found: Array<{ name: string; snap: SimSnapshot }> = [];
+  for (const d of scope) {
+    const snap = d.snapshots.find((s) => s.name === snapName);
+    if (snap) found.push({ name: `${d.name}@${snapName}`, snap });
+  }
+  if (found.length === 0) {
+    ctx.err(`cannot ${what} '${operand}': dataset does not exist\n`);
+    return null;
+  }
+  return found;
 }
 
 export function zfsHold(ctx: SimContext, args: string[]): number {
@@ -349,19 +367,21 @@ export function zfsHold(ctx: SimContext, args: string[]): number {
   const time = nowSeconds(ctx.env);
   return withState(ctx.stateDir, (state) => {
     let failed = false;
-    for (const { name, snap } of holdTargets(
-      state,
-      names,
-      parsed.flags.has("r"),
-      "hold snapshot",
-    )) {
-      if (!snap) {
-        ctx.err(`cannot hold snapshot '${name}': dataset does not exist\n`);
+    for (const operand of names) {
+      const found = holdOperand(ctx, state, operand, parsed.flags.has("r"), "hold snapshot");
+      if (!found) {
         failed = true;
-      } else if (snap.holds.some((h) => h.tag === tag)) {
-        ctx.err(`cannot hold snapshot '${name}': tag already exists on this dataset\n`);
+        continue;
+      }
+      // one operand's holds are taken together or not at all
+      const taken = found.filter((f) => f.snap.holds.some((h) => h.tag === tag));
+      for (const f of taken)
+        ctx.err(`cannot hold snapshot '${f.name}': tag already exists on this dataset\n`);
+      if (taken.length > 0) {
         failed = true;
-      } else snap.holds.push({ tag, time });
+        continue;
+      }
+      for (const f of found) f.snap.holds.push({ tag, time });
     }
     return { save: true, value: failed ? 1 : 0 };
   });
@@ -377,19 +397,21 @@ export function zfsRelease(ctx: SimContext, args: string[]): number {
   const [tag, ...names] = parsed.operands as [string, ...string[]];
   return withState(ctx.stateDir, (state) => {
     let failed = false;
-    for (const { name, snap } of holdTargets(
-      state,
-      names,
-      parsed.flags.has("r"),
-      "release hold from snapshot",
-    )) {
-      if (!snap) {
-        ctx.err(`cannot release hold from snapshot '${name}': dataset does not exist\n`);
+    for (const operand of names) {
+      const what = "release hold from snapshot";
+      const found = holdOperand(ctx, state, operand, parsed.flags.has("r"), what);
+      if (!found) {
         failed = true;
-      } else if (!snap.holds.some((h) => h.tag === tag)) {
-        ctx.err(`cannot release hold from snapshot '${name}': no such tag on this dataset\n`);
+        continue;
+      }
+      // -r releases the tag where it is; only none at all is an error
+      const held = found.filter((f) => f.snap.holds.some((h) => h.tag === tag));
+      if (held.length === 0) {
+        ctx.err(`cannot ${what} '${operand}': no such tag on this dataset\n`);
         failed = true;
-      } else snap.holds = snap.holds.filter((h) => h.tag !== tag);
+        continue;
+      }
+      for (const f of held) f.snap.holds = f.snap.holds.filter((h) => h.tag !== tag);
     }
     return { save: true, value: failed ? 1 : 0 };
   });

@@ -11,7 +11,7 @@ import {
   type PropContext,
   propValue,
 } from "./props.ts";
-import { readState, type SimState } from "./state.ts";
+import { readState, type SimSnapshot, type SimState } from "./state.ts";
 import { type NodeType, resolve, rootDatasets, walk } from "./tree.ts";
 
 const ALL_TYPES: NodeType[] = ["filesystem", "volume", "snapshot", "bookmark"];
@@ -218,18 +218,49 @@ export function zfsHolds(ctx: SimContext, args: string[]): number {
   const parsed = parseOptions("holds", args, "rH");
   if (parsed.operands.length === 0) throw usageError("holds", "missing snapshot argument");
   const state = readState(ctx.stateDir);
-  const rows: string[][] = [];
   let failed = false;
+  const snaps: Array<{ name: string; snap: SimSnapshot }> = [];
   for (const name of parsed.operands) {
-    const node = resolve(state, name);
-    if (node?.kind !== "snapshot") {
-      ctx.err(`cannot open '${name}': dataset does not exist\n`);
+    if (!name.includes("@")) {
+      ctx.err(`'${name}' is not a snapshot\n`);
       failed = true;
+    }
+  }
+  for (const name of parsed.operands) {
+    const at = name.indexOf("@");
+    if (at < 0) continue;
+    if (parsed.flags.has("r")) {
+      // -r: the snapshots of that name at and below the dataset; none is no error
+      const ds = state.datasets[name.slice(0, at)];
+      if (!ds) continue;
+      for (const node of walk(state, ds, new Set(["snapshot"]), Number.MAX_SAFE_INTEGER))
+        if (node.kind === "snapshot" && node.snap.name === name.slice(at + 1))
+          snaps.push({ name: node.name, snap: node.snap });
       continue;
     }
-    for (const hold of node.snap.holds) rows.push([name, hold.tag, holdDate(hold.time)]);
+    const node = resolve(state, name);
+    // an operand that does not open is reported but does not fail the command
+    if (node?.kind !== "snapshot") ctx.err(`cannot open '${name}': dataset does not exist\n`);
+    else snaps.push({ name, snap: node.snap });
   }
-  printRows(ctx.out, ["NAME", "TAG", "TIMESTAMP"], rows, parsed.flags.has("H"), false);
+  if (snaps.length === 0) {
+    ctx.err("no datasets available\n");
+    failed = true;
+  }
+  const rows = snaps.flatMap(({ name, snap }) =>
+    snap.holds.map((hold) => [name, hold.tag, holdDate(hold.time)]),
+  );
+  if (parsed.flags.has("H")) for (const row of rows) ctx.out(`${row.join("\t")}\n`);
+  else {
+    // zfs pads names to the longest snapshot looked at, tags to the longest tag
+    const nameWidth = Math.max(0, ...snaps.map((s) => s.name.length));
+    const tagWidth = Math.max(0, ...rows.map((r) => (r[1] as string).length));
+    const line = (name: string, tag: string, time: string) =>
+      `${name.padEnd(nameWidth)}  ${tag.padEnd(tagWidth)}  ${time}\n`;
+    ctx.out(line("NAME", "TAG", "TIMESTAMP"));
+    for (const [name, tag, time] of rows)
+      ctx.out(line(name as string, tag as string, time as string));
+  }
   return failed ? 1 : 0;
 }
 
