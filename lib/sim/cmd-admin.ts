@@ -272,9 +272,9 @@ export function zfsDestroy(ctx: SimContext, args: string[]): number {
     let code: number;
     if (operand.includes("@")) code = destroySnapshots(ctx, state, operand, parsed.flags);
     else if (operand.includes("#")) {
+      if (parsed.flags.has("n")) throw new ZfsError("dryrun is not supported with bookmark", 255);
       const node = resolve(state, operand);
-      if (node?.kind !== "bookmark")
-        throw new ZfsError(`cannot destroy '${operand}': bookmark does not exist`);
+      if (node?.kind !== "bookmark") throw new ZfsError(`bookmark '${operand}' does not exist.`);
       node.ds.bookmarks = node.ds.bookmarks.filter((b) => b !== node.bm);
       code = 0;
     } else code = destroyDataset(ctx, state, operand, parsed.flags);
@@ -289,17 +289,28 @@ export function zfsBookmark(ctx: SimContext, args: string[]): number {
       "bookmark",
       parsed.operands.length < 2 ? "missing arguments" : "too many arguments",
     );
-  const [source, target] = parsed.operands as [string, string];
+  const [source, targetArg] = parsed.operands as [string, string];
+  if (!source.includes("@") && !source.includes("#"))
+    throw usageError("bookmark", `invalid source name '${source}': must contain a '@' or '#'`);
+  if (!targetArg.includes("#"))
+    throw usageError("bookmark", `invalid bookmark name '${targetArg}': must contain a '#'`);
+  // "#name" is short for a bookmark of the source's dataset
+  const sourceDs = source.slice(0, source.search(/[@#]/));
+  const target = targetArg.startsWith("#") ? `${sourceDs}${targetArg}` : targetArg;
   return withState(ctx.stateDir, (state) => {
     const node = resolve(state, source);
     if (!node || (node.kind !== "snapshot" && node.kind !== "bookmark"))
       throw usageError("bookmark", `cannot open '${source}': dataset does not exist`);
     const hash = target.indexOf("#");
-    const bmName = hash >= 0 ? target.slice(hash + 1) : target;
-    if (hash >= 0 && target.slice(0, hash) !== node.ds.name)
-      throw new ZfsError(`cannot create bookmark '${target}': must be in same dataset`);
+    const bmName = target.slice(hash + 1);
+    const what = `cannot create bookmark '${target}'`;
+    if (!state.datasets[target.slice(0, hash)])
+      throw new ZfsError(`${what}: dataset does not exist`);
+    if (target.slice(0, hash) !== node.ds.name)
+      throw new ZfsError(`${what}: must be in same dataset`);
+    if (!validSnapshotName(bmName)) throw new ZfsError(`${what}: invalid argument`);
     if (node.ds.bookmarks.some((b) => b.name === bmName))
-      throw new ZfsError(`cannot create bookmark '${node.ds.name}#${bmName}': bookmark exists`);
+      throw new ZfsError(`${what}: bookmark exists`);
     const from = node.kind === "snapshot" ? node.snap : node.bm;
     node.ds.bookmarks.push({
       name: bmName,

@@ -61,6 +61,11 @@ function selectNodes(
     return { nodes, failed };
   }
   for (const operand of operands) {
+    if (operand.includes("#") && !types.has("bookmark")) {
+      ctx.err(`cannot open '${operand}': bookmark delimiter '#' is not expected here\n`);
+      failed = true;
+      continue;
+    }
     const node = resolve(state, operand);
     if (!node) {
       ctx.err(`cannot open '${operand}': dataset does not exist\n`);
