@@ -237,6 +237,8 @@ declare module "abgleich" {
     compressratio: number;
     /** user holds; a held snapshot cannot be destroyed */
     userrefs: number;
+    /** the tags of those holds (`zfs holds`), read for held snapshots only */
+    holds?: string[];
   }
 
   /** a bookmark (`ds#name`): a snapshot's place in history, kept after the snapshot is gone */
@@ -317,6 +319,10 @@ declare module "abgleich" {
     snapshots: string[];
     /** for mode "resume" */
     token: string | null;
+    /** `zfs send -w`: the source is encrypted, so its blocks travel and land as ciphertext */
+    raw: boolean;
+    /** the incremental's base `from` is the source's bookmark `ds#from` (its snapshot is gone) */
+    fromBookmark: boolean;
   }
 
   /** `zfs receive -A`: a partial receive whose source snapshot is gone */
@@ -337,9 +343,40 @@ declare module "abgleich" {
     snapshots: string[];
     /** bytes the snapshots use, as listed (a lower bound of what is freed) */
     used: number;
+    /** of `snapshots`, those held only by abgleich itself: its hold is released first */
+    release?: string[];
   }
 
-  type Action = SnapshotAction | SendAction | AbortResumeAction | DestroyAction;
+  /** where one dataset's incremental chain rests after a backup, and how it is protected */
+  interface ChainEntry {
+    subname: string;
+    sourceDataset: string;
+    targetDataset: string;
+    /** short name of the newest snapshot both sides share once the stage's sends ran */
+    base: string;
+    /** put abgleich's hold on the base: on the source (tag naming the target) and the target */
+    holdSource: boolean;
+    holdTarget: boolean;
+    /** bookmark the base on the source (`ds#base`), so a later incremental survives its loss */
+    bookmark: boolean;
+    /** short names whose abgleich hold is released: older bases (other holds stay) */
+    releaseSource: string[];
+    releaseTarget: string[];
+    /** abgleich's own older source bookmarks, no longer a base of this chain */
+    destroyBookmarks: string[];
+  }
+
+  /**
+   * The last action of a backup: hold each chain's base on both sides, bookmark it, release
+   * abgleich's holds on older bases. Batched per host (a few commands, not a few per dataset);
+   * entries of datasets whose sends failed are dropped before it runs.
+   */
+  interface ChainAction {
+    kind: "chain";
+    entries: ChainEntry[];
+  }
+
+  type Action = SnapshotAction | SendAction | AbortResumeAction | DestroyAction | ChainAction;
 
   type ConflictKind =
     /** same snapshot name on both sides with different guids */
@@ -415,6 +452,9 @@ declare module "abgleich" {
     /** the failing command, exit code and stderr, when !ok */
     error?: string;
     durationMs: number;
+    /** a transfer cut mid-stream (a lost connection, a stream that ended early) whose partial
+     * receive was saved: a retry or the next run resumes it */
+    resumable?: boolean;
   }
 
   class SafetyError extends Error {

@@ -72,21 +72,26 @@ export async function runSend(
   // ssh ends with 255 and often says nothing when the other end vanished (host down, cut link)
   const stage = failedStage(result, pipeline.carriers);
   const side = stage === null ? undefined : pipeline.sides[stage];
+  let connectionLost = false;
   if (side !== undefined && stage !== null) {
     const failure = hostFailure(side === "source" ? source : target, {
       code: result.codes[stage] ?? 0,
       stderr: result.stderr[stage] ?? "",
     });
     if (failure) error += `\n${failure.message}`;
+    connectionLost = failure !== null;
   }
-  const resumable = /Partially received snapshot is saved|receive_resume_token|resum/i.test(
-    result.stderr[pipeline.commands.length - 1] ?? "",
+  const receiveErrors = result.stderr[pipeline.commands.length - 1] ?? "";
+  const saved = /Partially received snapshot is saved|receive_resume_token|resum/i.test(
+    receiveErrors,
   );
+  // cut, not refused: the stream ended early or the link went; a full pool is not retried
+  const cut = connectionLost || (saved && /incomplete stream/.test(receiveErrors));
   return {
     ok: false,
     bytes: counter.total(),
-    error:
-      resumable || result.cancelled ? `${error}\nthe next backup resumes this transfer` : error,
+    error: saved || result.cancelled ? `${error}\nthe next backup resumes this transfer` : error,
     durationMs,
+    ...(cut && !result.cancelled ? { resumable: true } : {}),
   };
 }

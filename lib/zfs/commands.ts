@@ -241,3 +241,15 @@ export const zfsDestroyBookmarks = (bookmarks: readonly string[]): string[] => {
   }
   return ["sh", "-c", DESTROY_BOOKMARK_LOOP, "sh", ...bookmarks];
 };
+
+/** prints the token of a partial receive, or `-` */
+export const zfsResumeToken = (dataset: string): string[] => [
+  "zfs",
+  "get",
+  "-H",
+  "-p",
+  "-o",
+  "value",
+  "receive_resume_token",
+  dataset,
+];

@@ -8,4 +8,7 @@ export interface ActionOutcome {
   /** the failing command, exit code and stderr, when !ok */
   error?: string;
   durationMs: number;
+  /** a transfer cut mid-stream (a lost connection, a stream that ended early) whose partial
+   * receive was saved: a retry or the next run resumes it */
+  resumable?: boolean;
 }

@@ -29,6 +29,7 @@ import {
   zfsListName,
   zfsReceiveAbort,
   zfsRelease,
+  zfsResumeToken,
   zfsSend,
   zfsSnapshot,
   zfsUsed,
@@ -208,6 +209,18 @@ export class ZfsPort {
       ok: false,
       reason: result.stderr.trim() || `zfs send -t failed (exit ${result.code})`,
     };
+  }
+
+  /** the token of `dataset`'s partial receive, or null when there is none */
+  async resumeToken(dataset: string): Promise<string | null> {
+    const argv = zfsResumeToken(dataset);
+    const result = await this.query(argv);
+    if (result.code !== 0) {
+      if (isMissing(result, dataset)) return null;
+      this.fail(argv, result);
+    }
+    const token = result.stdout.trim();
+    return token === "" || token === "-" ? null : token;
   }
 
   /** bytes the pool is still freeing asynchronously, or null when unreadable */

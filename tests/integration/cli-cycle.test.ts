@@ -111,12 +111,30 @@ describe("full cycle on localhost", () => {
         events.find((e) => e.event === "plan"),
         "plan event",
       ).plan as {
-        actions: { mode: string; subname: string; from: string; to: string }[];
+        actions: {
+          kind: string;
+          mode: string;
+          subname: string;
+          from: string;
+          to: string;
+          entries?: { subname: string; base: string; releaseSource: string[] }[];
+        }[];
         skipped: { subname: string; reason: string }[];
       };
-      expect(plan.actions.map((a) => [a.subname, a.mode, a.from, a.to])).toEqual([
+      expect(plan.actions.map((a) => [a.subname, a.mode, a.from, a.to]).slice(0, -1)).toEqual([
         [ODD, "incremental", day(1), today],
       ]);
+      // the chain moves to the new base: held and bookmarked, the old base's hold released
+      const chain = plan.actions.at(-1);
+      expect(chain?.kind).toBe("chain");
+      expect(chain?.entries?.map((e) => [e.subname, e.base, e.releaseSource])).toEqual([
+        [ODD, today, [day(1)]],
+      ]);
+      expect(env.zfs("holds", "-H", `src/data/${ODD}@${today}`).stdout).toContain(
+        "abgleich:dst/backup",
+      );
+      expect(env.zfs("holds", "-H", `dst/backup/${ODD}@${today}`).stdout).toContain("abgleich");
+      expect(env.zfs("holds", "-H", `src/data/${ODD}@${day(1)}`).stdout).toBe("");
       expect(plan.skipped.map((s) => s.subname).sort()).toEqual(["", "home"]);
       expect(events.at(-1)).toMatchObject({ event: "stage-done", stage: "backup", status: "ok" });
       expect(env.guid(`dst/backup/${ODD}@${today}`)).toBe(env.guid(`src/data/${ODD}@${today}`));

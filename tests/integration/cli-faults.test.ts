@@ -17,6 +17,10 @@ interface PlanEvent {
 
 let env: SimEnv;
 let config: string;
+/** the same pair with retries off: a cut stays cut, for the next run to resume */
+let noRetries: string;
+
+const sendsOf = (plan: PlanEvent) => plan.actions.filter((a) => a.kind === "send");
 
 function planOf(stdout: string): PlanEvent {
   return must(
@@ -52,6 +56,14 @@ beforeAll(() => {
   config = env.writeConfig(
     configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
   );
+  noRetries = env.writeConfig(
+    configYaml(
+      { zpool: "src", prefix: "data" },
+      { zpool: "dst", prefix: "backup" },
+      "transfer:\n  retries: 0\n",
+    ),
+    "no-retries.yaml",
+  );
 });
 
 afterAll(() => env?.remove());
@@ -71,7 +83,7 @@ describe("interrupted transfer", () => {
 
   async function cutFullSend(): Promise<void> {
     env.seed(history);
-    const cut = await env.cli(["backup", config, "--yes"], {
+    const cut = await env.cli(["backup", noRetries, "--yes"], {
       env: { ABGLEICH_SIM_CUT_AFTER: "2000000" },
     });
     expect(cut.code).toBe(1);
@@ -88,7 +100,9 @@ describe("interrupted transfer", () => {
       const resumed = await env.cli(["backup", config, "--yes", "--json"]);
       expect(resumed.code).toBe(0);
       const plan = planOf(resumed.stdout);
-      expect(plan.actions.map((a) => [a.mode, a.to])).toEqual([
+      // the transfers, then the chain's protection (holds, bookmark) as the last action
+      expect(plan.actions.at(-1)?.kind).toBe("chain");
+      expect(sendsOf(plan).map((a) => [a.mode, a.to])).toEqual([
         ["resume", day(1)],
         ["incremental", day(2)],
       ]);
@@ -106,6 +120,29 @@ describe("interrupted transfer", () => {
   );
 
   test(
+    "retries: a transfer cut twice is resumed from its token in the same run and finishes",
+    async () => {
+      env.seed(history);
+      // every zfs send of this run stops after 2 MB: the 4 MB full stream needs two resumes
+      const run = await env.cli(["backup", config, "--yes", "--json"], {
+        env: { ABGLEICH_SIM_CUT_AFTER: "2000000" },
+      });
+      expect(run.code).toBe(0);
+      const notes = jsonEvents(run.stdout)
+        .filter((e) => e.event === "note")
+        .map((e) => String(e.text));
+      expect(notes.filter((text) => text.includes("the transfer was cut"))).toHaveLength(2);
+      expect(env.snapshots("dst/backup")).toEqual([day(1), day(2)]);
+      for (const n of [1, 2])
+        expect(env.guid(`dst/backup@${day(n)}`)).toBe(env.guid(`src/data@${day(n)}`));
+      const sends = env.calls().filter((c) => c.startsWith("zfs send") && !c.includes(" -n"));
+      expect(sends.filter((c) => / -t /.test(c)).length).toBeGreaterThanOrEqual(2);
+      expectNoDataLoss(env.calls());
+    },
+    3 * LONG_MS,
+  );
+
+  test(
     "a token whose source snapshot is gone: abort-resume is planned and run, then a full send",
     async () => {
       await cutFullSend();
@@ -113,7 +150,7 @@ describe("interrupted transfer", () => {
       const run = await env.cli(["backup", config, "--yes", "--json"]);
       expect(run.code).toBe(0);
       const plan = planOf(run.stdout);
-      expect(plan.actions.map((a) => a.kind)).toEqual(["abort-resume", "send"]);
+      expect(plan.actions.map((a) => a.kind)).toEqual(["abort-resume", "send", "chain"]);
       expect(plan.actions[1]).toMatchObject({ mode: "full", to: day(2) });
       expect(env.calls().some((c) => /^zfs (receive|recv) -A /.test(c))).toBe(true);
       expect(env.list().get("dst/backup")?.token).toBeNull();
@@ -173,7 +210,7 @@ describe("conflicts", () => {
       expect(kinds.get("nocommon")).toContain("no-common");
       expect(kinds.get("mismatch")).toContain("guid-mismatch");
       expect(kinds.has("clean")).toBe(false);
-      expect(plan.actions.map((a) => a.subname)).toEqual(["clean"]);
+      expect(sendsOf(plan).map((a) => a.subname)).toEqual(["clean"]);
       expect(env.guid(`dst/backup/clean@${day(2)}`)).toBe(env.guid(`src/data/clean@${day(2)}`));
       for (const k of kids.slice(1))
         expect(env.snapshots(`dst/backup/${k}`)).toEqual(must(before.get(k), k));
@@ -218,7 +255,7 @@ describe("target pool full", () => {
       const again = await env.cli(["backup", config, "--yes", "--json"]);
       expect(again.code).toBe(0);
       const plan = planOf(again.stdout);
-      expect(plan.actions.map((a) => a.mode)).toEqual(["resume"]);
+      expect(sendsOf(plan).map((a) => a.mode)).toEqual(["resume"]);
       expect(env.guid(`dst/backup@${day(1)}`)).toBe(env.guid(`src/data@${day(1)}`));
       expect(env.list().get("dst/backup")?.token).toBeNull();
     },

@@ -8,6 +8,7 @@ import type { Action, ChainAction, Plan, SendAction } from "../../plan/types.ts"
 import { runSend } from "../../run/actions.ts";
 import type { Inventory } from "../../zfs/model.ts";
 import type { ActionOutcome } from "../../zfs/outcome.ts";
+import { untilCancelled } from "../cancel.ts";
 import type { ChangingStage, Run } from "../runner.ts";
 import { requireSourceRoot, requireTargetParent } from "./preflight.ts";
 import { NO_WIRE, prepareWire, type StageWire } from "./wire.ts";
@@ -127,6 +128,96 @@ async function firstFailure(steps: (() => Promise<ActionOutcome>)[]): Promise<Ac
   return { ok: true, durationMs };
 }
 
+/** the wait before retry `attempt` (1, 2, …): 1 s, 2 s, 4 s, … at most 30 s */
+export const retryDelayMs = (attempt: number) => Math.min(30_000, 1000 * 2 ** (attempt - 1));
+
+/**
+ * One send, and when a network fault cuts it with its partial receive saved, up to
+ * `transfer.retries` resumes from the target's new token in this run. A resume only ever
+ * continues the stream that was shown: its snapshot must be one this action brings, and
+ * what is left after it goes as one `-I` to the action's own last snapshot.
+ */
+async function sendWithRetries(
+  run: Run,
+  action: SendAction,
+  expected: number | null,
+  wire: StageWire,
+): Promise<ActionOutcome> {
+  let done = 0;
+  const attempt = (step: SendAction) =>
+    runSend(run.hosts.source, run.hosts.target, step, {
+      signal: run.signal,
+      expectedBytes: step === action ? expected : null,
+      onBytes: (bytes) => run.progress(action, done + bytes, expected),
+      ...wire,
+    });
+  let outcome = await attempt(action);
+  let totalMs = outcome.durationMs;
+  const retries = run.config.transfer.retries;
+  for (let retry = 1; !outcome.ok && outcome.resumable && retry <= retries; retry++) {
+    if (run.signal.aborted) break;
+    done += outcome.bytes ?? 0;
+    const wait = retryDelayMs(retry);
+    run.ui.note(
+      run.stageInfo("backup"),
+      `${action.targetDataset}: the transfer was cut; resuming in ${wait / 1000} s (retry ${retry} of ${retries})`,
+    );
+    await untilCancelled(Bun.sleep(wait), run.signal);
+    const steps = await resumeSteps(run, action);
+    if (typeof steps === "string") {
+      outcome = { ...outcome, error: `${outcome.error}\nnot retried: ${steps}` };
+      break;
+    }
+    for (const step of steps) {
+      outcome = await attempt(step);
+      totalMs += outcome.durationMs;
+      if (!outcome.ok) break;
+      done += outcome.bytes ?? 0;
+    }
+  }
+  if (outcome.ok) return { ...outcome, bytes: done + (outcome.bytes ?? 0), durationMs: totalMs };
+  return { ...outcome, durationMs: totalMs };
+}
+
+/** the resume of a cut `action` and what follows it, or why it cannot be resumed here */
+async function resumeSteps(run: Run, action: SendAction): Promise<SendAction[] | string> {
+  const token = await run.ports.target.resumeToken(action.targetDataset);
+  if (token === null) return `${action.targetDataset} has no partial receive to resume`;
+  const info = await run.ports.source.resumeTarget(token);
+  if (!info.ok) return info.reason;
+  const prefix = `${action.sourceDataset}@`;
+  const name = info.toname.startsWith(prefix) ? info.toname.slice(prefix.length) : null;
+  const index = name === null ? -1 : action.snapshots.indexOf(name);
+  if (name === null || index < 0) {
+    return `the token resumes ${info.toname}, which is not part of this transfer`;
+  }
+  const rest = action.snapshots.slice(index + 1);
+  const resume: SendAction = {
+    ...action,
+    mode: "resume",
+    from: null,
+    to: name,
+    snapshots: [name],
+    token,
+    fromBookmark: false,
+  };
+  const follow: SendAction[] =
+    rest.length === 0
+      ? []
+      : [
+          {
+            ...action,
+            mode: "incremental",
+            from: name,
+            to: action.to,
+            snapshots: rest,
+            token: null,
+            fromBookmark: false,
+          },
+        ];
+  return [resume, ...follow];
+}
+
 export function backupStage(run: Run): ChangingStage {
   /** chosen once per stage in preflight (tools asked once per host, not per dataset) */
   let wire: StageWire = NO_WIRE;
@@ -160,12 +251,7 @@ export function backupStage(run: Run): ChangingStage {
         return run.ports.target.abortReceive(action.targetDataset);
       if (action.kind === "chain") return protectChains(run, action);
       if (action.kind !== "send") throw new Error(`backup cannot run a ${action.kind} action`);
-      const outcome = await runSend(run.hosts.source, run.hosts.target, action, {
-        signal: run.signal,
-        expectedBytes: estimates.get(action) ?? null,
-        onBytes: (bytes) => run.progress(action, bytes, estimates.get(action) ?? null),
-        ...wire,
-      });
+      const outcome = await sendWithRetries(run, action, estimates.get(action) ?? null, wire);
       if (outcome.ok) run.summary.sent(action.subname, outcome.bytes ?? 0, action.snapshots);
       return outcome;
     },
