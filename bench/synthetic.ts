@@ -9,6 +9,13 @@ export interface SyntheticOptions {
   guidSeed?: bigint;
   /** only the first `keep` snapshots of each dataset (a target behind its source) */
   keep?: number;
+  /**
+   * as a backup chain leaves a source: the newest kept snapshot of each dataset held
+   * (userrefs 1) and bookmarked (`ds#name`, listed after the snapshots, as zfs does)
+   */
+  chain?: boolean;
+  /** every 10th dataset encrypted (aes-256-gcm) with this key status */
+  encrypted?: "available" | "unavailable";
 }
 
 export function syntheticList(o: SyntheticOptions): string {
@@ -24,14 +31,24 @@ export function syntheticList(o: SyntheticOptions): string {
         : d % 100 === 1
           ? `${o.root}/g${d}`
           : `${o.root}/g${d - ((d - 1) % 100)}/d${d}`;
+    const crypt =
+      o.encrypted !== undefined && d % 10 === 5 ? `aes-256-gcm\t${o.encrypted}` : "off\t-";
     parts.push(
-      `${name}\tfilesystem\t1795663151\t${seed + BigInt(d) * 1000n}\t${txg++}\t13000704\t4308992\t0\t1.00\t/${name}\tyes\t-\t-\n`,
+      `${name}\tfilesystem\t1795663151\t${seed + BigInt(d) * 1000n}\t${txg++}\t13000704\t4308992\t0\t1.00\t/${name}\tyes\t-\t-\t${crypt}\n`,
     );
+    const snapName = (s: number) =>
+      `2026${String(1 + (s % 12)).padStart(2, "0")}${String(1 + (s % 28)).padStart(2, "0")}${String(s).padStart(2, "0")}_backup`;
+    const guid = (s: number) => seed + BigInt(d) * 1000n + BigInt(s + 1);
     for (let s = 0; s < keep; s++) {
-      const guid = seed + BigInt(d) * 1000n + BigInt(s + 1);
-      const snapName = `2026${String(1 + (s % 12)).padStart(2, "0")}${String(1 + (s % 28)).padStart(2, "0")}${String(s).padStart(2, "0")}_backup`;
+      const userrefs = o.chain && s === keep - 1 ? 1 : 0;
       parts.push(
-        `${name}@${snapName}\tsnapshot\t${1795663151 + s}\t${guid}\t${txg + s}\t65536\t4308992\t65536\t1.00\t-\t-\t-\t0\n`,
+        `${name}@${snapName(s)}\tsnapshot\t${1795663151 + s}\t${guid(s)}\t${txg + s}\t65536\t4308992\t65536\t1.00\t-\t-\t-\t${userrefs}\t${crypt}\n`,
+      );
+    }
+    if (o.chain && keep > 0) {
+      const s = keep - 1;
+      parts.push(
+        `${name}#${snapName(s)}\tbookmark\t${1795663151 + s}\t${guid(s)}\t${txg + s}\t-\t4308992\t-\t-\t-\t-\t-\t-\t-\t-\n`,
       );
     }
     txg += o.snapshots;

@@ -42,6 +42,8 @@ function listRows(datasets: readonly Dataset[], root: string): string {
         d.mounted === null ? "-" : d.mounted ? "yes" : "no",
         d.resumeToken ?? "-",
         "-",
+        d.encryption,
+        d.keystatus ?? "-",
       ]),
     );
     for (const s of d.snapshots) {
@@ -60,6 +62,22 @@ function listRows(datasets: readonly Dataset[], root: string): string {
           "-",
           "-",
           s.userrefs,
+          d.encryption,
+          d.keystatus ?? "-",
+        ]),
+      );
+    }
+    for (const b of d.bookmarks) {
+      const dashes = Array.from({ length: 10 }, () => "-");
+      dashes[1] = "0"; // referenced
+      lines.push(
+        row([
+          `${d.name}#${b.name}`,
+          "bookmark",
+          b.creation,
+          numericGuid(b.guid),
+          b.createtxg,
+          ...dashes,
         ]),
       );
     }

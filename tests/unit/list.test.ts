@@ -1,19 +1,27 @@
 import { describe, expect, test } from "bun:test";
 import { syntheticList } from "../../bench/synthetic.ts";
 import { LIST_COLUMNS, ListParseError, parseList } from "../../lib/zfs/list.ts";
+import type { Dataset, Inventory, Side } from "../../lib/zfs/model.ts";
 
-// rows as real OpenZFS 2.1.11 prints them, with our column set
+// rows as real OpenZFS 2.1.11 prints them, with our column set (a bookmark's used, written,
+// ratio, mountpoint, mounted, token, userrefs, encryption and keystatus are all `-`)
 const REAL = [
-  "srcpool/data\tfilesystem\t1795663151\t11510736035239985695\t8\t13000704\t4308992\t0\t1.00\t/srcpool/data\tyes\t-\t-",
-  "srcpool/data@s1\tsnapshot\t1795663151\t18204870599707721633\t11\t8470528\t8503296\t8503296\t1.00\t-\t-\t-\t0",
-  "srcpool/data@s2\tsnapshot\t1795663152\t2264125859205254695\t12\t57344\t4300800\t4268032\t1.00\t-\t-\t-\t1",
-  "srcpool/data#b4\tbookmark\t1795663163\t7824361684141787182\t22\t-\t46284800\t-\t-\t-\t-\t-\t-",
-  "srcpool/data/child\tfilesystem\t1795663151\t15726910147827664403\t10\t163840\t98304\t0\t1.01\t/srcpool/data/child\tno\t1-e8c5cb21a-e0-789c63\t-",
-  "srcpool/data/vol\tvolume\t1795663151\t5\t14\t163840\t98304\t4096\t1.50\t-\t-\t-\t-",
+  "srcpool/data\tfilesystem\t1795663151\t11510736035239985695\t8\t13000704\t4308992\t0\t1.00\t/srcpool/data\tyes\t-\t-\toff\t-",
+  "srcpool/data@s1\tsnapshot\t1795663151\t18204870599707721633\t11\t8470528\t8503296\t8503296\t1.00\t-\t-\t-\t0\toff\t-",
+  "srcpool/data@s2\tsnapshot\t1795663152\t2264125859205254695\t12\t57344\t4300800\t4268032\t1.00\t-\t-\t-\t1\toff\t-",
+  "srcpool/data#b4\tbookmark\t1795663163\t7824361684141787182\t22\t-\t46284800\t-\t-\t-\t-\t-\t-\t-\t-",
+  "srcpool/data#b2\tbookmark\t1795663152\t2264125859205254695\t12\t-\t4300800\t-\t-\t-\t-\t-\t-\t-\t-",
+  "srcpool/data/child\tfilesystem\t1795663151\t15726910147827664403\t10\t163840\t98304\t0\t1.01\t/srcpool/data/child\tno\t1-e8c5cb21a-e0-789c63\t-\taes-256-gcm\tunavailable",
+  "srcpool/data/child@s1\tsnapshot\t1795663151\t3989330998213889725\t11\t65536\t98304\t98304\t1.01\t-\t-\t-\t0\taes-256-gcm\tunavailable",
+  "srcpool/data/vol\tvolume\t1795663151\t5\t14\t163840\t98304\t4096\t1.50\t-\t-\t-\t-\taes-128-ccm\tavailable",
 ].join("\n");
 
+/** a dataset row with the given name and guid, 15 columns */
+const fsRow = (name: string, guid = 1) =>
+  `${name}\tfilesystem\t1\t${guid}\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-\toff\t-`;
+
 describe("parseList", () => {
-  test("parses real rows: guids as exact strings, snapshots under their dataset, bookmarks skipped", () => {
+  test("parses real rows: guids as exact strings, snapshots and bookmarks under their dataset", () => {
     const inv = parseList(`${REAL}\n`, "source", "srcpool/data", "source (localhost)");
     expect(inv.datasets.map((d) => d.subname)).toEqual(["", "child", "vol"]);
     const data = inv.datasets[0]!;
@@ -23,19 +31,31 @@ describe("parseList", () => {
     expect(data.snapshots[1]!.userrefs).toBe(1);
     expect(data.mounted).toBe(true);
     expect(data.resumeToken).toBeNull();
+    expect(data.encryption).toBe("off");
+    expect(data.keystatus).toBeNull();
+    // listed by name, kept oldest first
+    expect(data.bookmarks).toEqual([
+      { name: "b2", guid: "2264125859205254695", createtxg: 12, creation: 1795663152 },
+      { name: "b4", guid: "7824361684141787182", createtxg: 22, creation: 1795663163 },
+    ]);
     const child = inv.datasets[1]!;
     expect(child.mounted).toBe(false);
     expect(child.resumeToken).toBe("1-e8c5cb21a-e0-789c63");
     expect(child.compressratio).toBe(1.01);
+    expect(child.encryption).toBe("aes-256-gcm");
+    expect(child.keystatus).toBe("unavailable");
+    expect(child.bookmarks).toEqual([]);
+    expect(child.snapshots.map((s) => s.name)).toEqual(["s1"]);
     const vol = inv.datasets[2]!;
     expect(vol.type).toBe("volume");
     expect(vol.mounted).toBeNull();
     expect(vol.written).toBe(4096);
+    expect(vol.keystatus).toBe("available");
   });
 
   test("odd but legal names parse: spaces, colon, dot, dash", () => {
     const name = "tank/a b:c.d-e";
-    const text = `tank\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/tank\tyes\t-\t-\n${name}\tfilesystem\t1\t2\t2\t1\t1\t0\t1.00\t/x\tyes\t-\t-\n${name}@2026112601 x\tsnapshot\t1\t3\t3\t1\t1\t0\t1.00\t-\t-\t-\t0\n`;
+    const text = `${fsRow("tank")}\n${fsRow(name, 2)}\n${name}@2026112601 x\tsnapshot\t1\t3\t3\t1\t1\t0\t1.00\t-\t-\t-\t0\toff\t-\n`;
     const inv = parseList(text, "source", "tank", "source (localhost)");
     expect(inv.datasets[1]!.subname).toBe("a b:c.d-e");
     expect(inv.datasets[1]!.snapshots[0]!.name).toBe("2026112601 x");
@@ -46,38 +66,44 @@ describe("parseList", () => {
   });
 
   const bad: [string, string, RegExp][] = [
-    ["too few columns", "tank\tfilesystem\t1", /line 1: expected 13 tab-separated columns, got 3/],
-    ["garbage", "hello world", /line 1: expected 13/],
+    ["too few columns", "tank\tfilesystem\t1", /line 1: expected 15 tab-separated columns, got 3/],
+    [
+      "too many columns",
+      `${fsRow("tank")}\tx`,
+      /line 1: expected 15 tab-separated columns, got 16/,
+    ],
+    ["garbage", "hello world", /line 1: expected 15/],
     [
       "number column with text",
-      "tank\tfilesystem\tsoon\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-",
+      fsRow("tank").replace("\t1\t", "\tsoon\t"),
       /creation of tank is not a number/,
     ],
     [
       "guid with text",
-      "tank\tfilesystem\t1\tabc\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-",
+      fsRow("tank").replace("\t1\t1\t", "\t1\tabc\t"),
       /guid of tank is not a number/,
     ],
-    [
-      "a dataset outside the root",
-      "other\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-",
-      /other is not inside tank/,
-    ],
+    ["a ratio that is not one", fsRow("tank").replace("1.00", "1.x0"), /compressratio of tank/],
+    ["a dataset outside the root", fsRow("other"), /other is not inside tank/],
     [
       "a snapshot before its dataset",
-      "tank@s\tsnapshot\t1\t1\t1\t1\t1\t0\t1.00\t-\t-\t-\t0",
+      "tank@s\tsnapshot\t1\t1\t1\t1\t1\t0\t1.00\t-\t-\t-\t0\toff\t-",
       /snapshot tank@s does not follow its dataset/,
     ],
     [
-      "an unknown type",
-      "tank\tpotato\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-",
-      /unknown type "potato"/,
+      "a bookmark before its dataset",
+      "tank#b\tbookmark\t1\t1\t1\t-\t1\t-\t-\t-\t-\t-\t-\t-\t-",
+      /bookmark tank#b does not follow its dataset/,
     ],
+    ["an unknown type", fsRow("tank").replace("filesystem", "potato"), /unknown type "potato"/],
+    ["a shell metacharacter in a name", fsRow("tank;rm"), /invalid dataset name/],
     [
-      "a shell metacharacter in a name",
-      "tank;rm\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-",
-      /invalid dataset name/,
+      "a shell metacharacter in a snapshot name",
+      `${fsRow("tank")}\ntank@a$b\tsnapshot\t1\t2\t2\t1\t1\t0\t1.00\t-\t-\t-\t0\toff\t-`,
+      /line 2: invalid snapshot name "tank@a\$b"/,
     ],
+    ["an unknown cipher", fsRow("tank").replace("\toff\t", "\trot13\t"), /encryption of tank/],
+    ["an unknown key status", `${fsRow("tank").slice(0, -1)}maybe`, /keystatus of tank/],
   ];
   for (const [what, text, message] of bad) {
     test(`rejects ${what}, naming host and line`, () => {
@@ -94,8 +120,7 @@ describe("parseList", () => {
   }
 
   test("a child listed before its parent is an error", () => {
-    const text =
-      "tank\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-\ntank/a/b\tfilesystem\t1\t1\t1\t1\t1\t0\t1.00\t/t\tyes\t-\t-\n";
+    const text = `${fsRow("tank")}\n${fsRow("tank/a/b")}\n`;
     expect(() => parseList(text, "source", "tank", "s")).toThrow(
       /line 2: tank\/a\/b is listed before its parent tank\/a/,
     );
@@ -103,13 +128,153 @@ describe("parseList", () => {
 
   test("synthetic benchmark text has the listed columns and parses to the generated counts", () => {
     const inv = parseList(
-      syntheticList({ root: "tank", datasets: 150, snapshots: 7 }),
+      syntheticList({
+        root: "tank",
+        datasets: 150,
+        snapshots: 7,
+        chain: true,
+        encrypted: "available",
+      }),
       "source",
       "tank",
       "s",
     );
     expect(inv.datasets.length).toBe(150);
     expect(inv.datasets.every((d) => d.snapshots.length === 7)).toBe(true);
-    expect(LIST_COLUMNS.length).toBe(13);
+    expect(inv.datasets.every((d) => d.bookmarks.length === 1)).toBe(true);
+    expect(inv.datasets.filter((d) => d.keystatus === "available").length).toBe(15);
+    expect(LIST_COLUMNS.length).toBe(15);
+  });
+
+  test("the same model as a plain split-per-line reading, on odd names, orders and values", () => {
+    const text = oddList();
+    expect(parseList(text, "source", "tank/x y", "s")).toEqual(
+      naiveParse(text, "source", "tank/x y"),
+    );
+  });
+
+  test("names shared between rows are still each row's own", () => {
+    // equal names in the same position of consecutive datasets, then a differing one
+    const rows = [fsRow("t"), fsRow("t/a", 2), fsRow("t/b", 3)];
+    const snap = (ds: string, name: string, guid: number) =>
+      `${ds}@${name}\tsnapshot\t1\t${guid}\t${guid}\t1\t1\t0\t1.00\t-\t-\t-\t0\toff\t-`;
+    const text = [
+      rows[0],
+      snap("t", "s1", 10),
+      snap("t", "s2", 11),
+      rows[1],
+      snap("t/a", "s1", 12),
+      snap("t/a", "s22", 13),
+      rows[2],
+      snap("t/b", "s1", 14),
+      snap("t/b", "s2", 15),
+    ].join("\n");
+    const names = parseList(text, "source", "t", "s").datasets.map((d) =>
+      d.snapshots.map((s) => s.name),
+    );
+    expect(names).toEqual([
+      ["s1", "s2"],
+      ["s1", "s22"],
+      ["s1", "s2"],
+    ]);
   });
 });
+
+/** what parseList must return, read the obvious way: split lines, split tabs, look names up */
+function naiveParse(text: string, side: Side, root: string): Inventory {
+  const datasets: Dataset[] = [];
+  const byName = new Map<string, Dataset>();
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const f = line.split("\t") as string[];
+    const [name, type] = f as [string, string];
+    const num = (i: number) => Number(f[i]);
+    if (type === "snapshot" || type === "bookmark") {
+      const mark = type === "snapshot" ? "@" : "#";
+      const at = name.indexOf(mark);
+      const parent = byName.get(name.slice(0, at)) as Dataset;
+      if (type === "bookmark") {
+        parent.bookmarks.push({
+          name: name.slice(at + 1),
+          guid: f[3] as string,
+          createtxg: num(4),
+          creation: num(2),
+        });
+        continue;
+      }
+      parent.snapshots.push({
+        name: name.slice(at + 1),
+        guid: f[3] as string,
+        createtxg: num(4),
+        creation: num(2),
+        used: num(5),
+        referenced: num(6),
+        written: num(7),
+        compressratio: Number.parseFloat(f[8] as string),
+        userrefs: num(12),
+      });
+      continue;
+    }
+    const dataset: Dataset = {
+      name,
+      subname: name === root ? "" : name.slice(root.length + 1),
+      type: type as Dataset["type"],
+      guid: f[3] as string,
+      createtxg: num(4),
+      creation: num(2),
+      used: num(5),
+      referenced: num(6),
+      written: num(7),
+      compressratio: Number.parseFloat(f[8] as string),
+      mountpoint: f[9] as string,
+      mounted: f[10] === "yes" ? true : f[10] === "no" ? false : null,
+      resumeToken: f[11] === "-" ? null : (f[11] as string),
+      encryption: f[13] as string,
+      keystatus: f[14] === "-" ? null : (f[14] as "available" | "unavailable"),
+      bookmarks: [],
+      snapshots: [],
+    };
+    datasets.push(dataset);
+    byName.set(name, dataset);
+  }
+  for (const d of datasets) {
+    d.snapshots.sort((a, b) => a.createtxg - b.createtxg);
+    d.bookmarks.sort((a, b) => a.createtxg - b.createtxg);
+  }
+  return { side, root, datasets };
+}
+
+/** a tree with spaces, colons and dots in names, names repeated and not, snapshots out of txg
+ * order, bookmarks out of name order, encryption, volumes, ratios with and without `x` */
+function oddList(): string {
+  const lines: string[] = [];
+  let guid = 18_000_000_000_000_000_000n;
+  const next = () => String(guid++);
+  const dataset = (name: string, i: number) => {
+    const crypt =
+      i % 3 === 0 ? "off\t-" : i % 3 === 1 ? "aes-256-gcm\tavailable" : "aes-128-ccm\tunavailable";
+    const volume = i % 4 === 3;
+    lines.push(
+      `${name}\t${volume ? "volume" : "filesystem"}\t${1_700_000_000 + i}\t${next()}\t${i + 1}\t${i * 4096}\t${i * 512}\t${i % 2 ? 0 : 8192}\t${(1 + i / 100).toFixed(2)}${i % 2 ? "x" : ""}\t${volume ? "-" : `/mnt/${name}`}\t${volume ? "-" : i % 2 ? "yes" : "no"}\t${i === 4 ? "1-abc-def-0" : "-"}\t-\t${crypt}`,
+    );
+    const count = i % 5;
+    for (let s = 0; s < count; s++) {
+      // the same names in most datasets; a rename in some; createtxg out of order in one
+      const short = i === 2 && s === 1 ? "odd one: x.y" : `auto-2026-0${s + 1} 00:00`;
+      const txg = i === 3 ? 1000 - s : 100 + i * 10 + s;
+      lines.push(
+        `${name}@${short}\tsnapshot\t${1_700_000_100 + s}\t${next()}\t${txg}\t${s * 512}\t${s * 1024}\t${s * 256}\t1.${String(s).padStart(2, "0")}x\t-\t-\t-\t${s % 2}\t${crypt}`,
+      );
+    }
+    if (i % 2 === 0 && count > 1) {
+      lines.push(
+        `${name}#z last\tbookmark\t${1_700_000_300}\t${next()}\t${100 + i * 10 + 1}\t-\t1\t-\t-\t-\t-\t-\t-\t-\t-`,
+        `${name}#a first\tbookmark\t${1_700_000_200}\t${next()}\t${100 + i * 10}\t-\t1\t-\t-\t-\t-\t-\t-\t-\t-`,
+      );
+    }
+  };
+  const names = ["tank/x y", "tank/x y/a:b", "tank/x y/a:b/c.d", "tank/x y/e-f g", "tank/x y/h"];
+  for (let i = 0; i < 40; i++)
+    dataset(i < names.length ? (names[i] as string) : `tank/x y/h/n ${i}`, i);
+  return `${lines.join("\n")}\n`;
+}

@@ -147,8 +147,8 @@ const TOKEN_OUTPUT = [
 ].join("\n");
 
 const LIST_ROWS = [
-  "srcpool/data\tfilesystem\t1795663151\t11510736035239985695\t8\t13000704\t4308992\t0\t1.00\t/srcpool/data\tyes\t-\t-",
-  "srcpool/data@s1\tsnapshot\t1795663151\t18204870599707721633\t11\t8470528\t8503296\t8503296\t1.00\t-\t-\t-\t0",
+  "srcpool/data\tfilesystem\t1795663151\t11510736035239985695\t8\t13000704\t4308992\t0\t1.00\t/srcpool/data\tyes\t-\t-\toff\t-",
+  "srcpool/data@s1\tsnapshot\t1795663151\t18204870599707721633\t11\t8470528\t8503296\t8503296\t1.00\t-\t-\t-\t0\toff\t-",
   "",
 ].join("\n");
 
@@ -170,7 +170,7 @@ describe("ZfsPort queries", () => {
       "-H",
       "-p",
       "-o",
-      "name,type,creation,guid,createtxg,used,referenced,written,compressratio,mountpoint,mounted,receive_resume_token,userrefs",
+      "name,type,creation,guid,createtxg,used,referenced,written,compressratio,mountpoint,mounted,receive_resume_token,userrefs,encryption,keystatus",
       "-r",
       "srcpool/data",
     ]);
