@@ -25,16 +25,22 @@ export interface ProgressOptions {
   smoothing?: number;
 }
 
+/**
+ * Several transfers may run at once (`transfer.parallel`): each is named by a key; without
+ * one, the default key stands for the single current transfer.
+ */
 export interface Progress {
   /** a transfer begins; expectedBytes is the estimate, null when unknown */
-  start(label: string, expectedBytes: number | null): void;
-  /** bytes of the current transfer so far */
-  update(bytesDone: number): void;
-  /** the current transfer ended; its line is finished and kept */
-  finish(ok: boolean): void;
+  start(label: string, expectedBytes: number | null, key?: unknown): void;
+  /** bytes of that transfer so far */
+  update(bytesDone: number, key?: unknown): void;
+  /** that transfer ended; its line is finished and kept */
+  finish(ok: boolean, key?: unknown): void;
   /** another message while a transfer runs: on a terminal it goes above the live line */
   log(line: string): void;
 }
+
+const ONLY = Symbol("the single transfer");
 
 interface Transfer {
   label: string;
@@ -82,17 +88,25 @@ export function createProgress(options: ProgressOptions): Progress {
   const tau = options.smoothing ?? 3000;
   let runStartedAt: number | null = null;
   let completedBytes = 0;
-  let current: Transfer | null = null;
+  const running = new Map<unknown, Transfer>();
+  let lastRedrawAt = 0;
 
-  const required = (what: string): Transfer => {
-    if (current === null) throw new Error(`progress.${what}() called with no transfer started`);
-    return current;
+  const required = (what: string, key: unknown): Transfer => {
+    const transfer = running.get(key);
+    if (transfer === undefined)
+      throw new Error(`progress.${what}() called with no transfer started`);
+    return transfer;
+  };
+  const runningBytes = () => {
+    let sum = 0;
+    for (const t of running.values()) sum += t.done;
+    return sum;
   };
 
   /** the whole run's bytes, percent and ETA, or null when its size is unknown */
   const runProgress = (at: number) => {
     if (totalBytes === null || runStartedAt === null) return null;
-    const done = completedBytes + (current?.done ?? 0);
+    const done = completedBytes + runningBytes();
     const elapsed = (at - runStartedAt) / 1000;
     // the run's average rate: it includes the pauses between transfers, as the ETA must
     const rate = elapsed > 0 && done > 0 ? done / elapsed : null;
@@ -113,6 +127,25 @@ export function createProgress(options: ProgressOptions): Progress {
     const run = runProgress(at);
     if (run === null) return line;
     return `${line}${style.paint("dim", "  |  ")}all ${run.size} ${run.percent}  ETA ${run.eta}`;
+  };
+
+  /** one line for every running transfer: alone in full, several as name and percent */
+  const currentLine = (at: number): string => {
+    const all = [...running.values()];
+    if (all.length === 1) return liveLine(all[0] as Transfer, at);
+    const each = all
+      .map((t) =>
+        t.expected === null
+          ? `${t.label} ${formatBytes(t.done)}`
+          : `${t.label} ${percent(t.done, t.expected)}`,
+      )
+      .join(", ");
+    let rate = 0;
+    for (const t of all) rate += t.rate ?? 0;
+    const line = `${style.paint("bold", `${all.length} transfers`)}  ${formatRate(rate > 0 ? rate : null)}  ${each}`;
+    const run = runProgress(at);
+    if (run === null) return line;
+    return `${style.paint("bold", `all ${run.size} ${run.percent}  ETA ${run.eta}`)}${style.paint("dim", "  |  ")}${line}`;
   };
 
   const plainLine = (t: Transfer, at: number): string => {
@@ -145,12 +178,12 @@ export function createProgress(options: ProgressOptions): Progress {
   };
 
   return {
-    start(label, expectedBytes) {
-      if (current !== null)
-        throw new Error(`progress.start("${label}") while "${current.label}" runs`);
+    start(label, expectedBytes, key = ONLY) {
+      const already = running.get(key);
+      if (already) throw new Error(`progress.start("${label}") while "${already.label}" runs`);
       const at = now();
       runStartedAt ??= at;
-      current = {
+      running.set(key, {
         label,
         expected: expectedBytes,
         startedAt: at,
@@ -159,12 +192,12 @@ export function createProgress(options: ProgressOptions): Progress {
         sampleBytes: 0,
         rate: null,
         lastOutputAt: at,
-      };
-      if (isTTY) redraw(liveLine(current, at));
+      });
+      if (isTTY) redraw(currentLine(at));
     },
 
-    update(bytesDone) {
-      const t = required("update");
+    update(bytesDone, key = ONLY) {
+      const t = required("update", key);
       const at = now();
       t.done = bytesDone;
       const elapsed = at - t.sampleAt;
@@ -174,31 +207,43 @@ export function createProgress(options: ProgressOptions): Progress {
         t.sampleAt = at;
         t.sampleBytes = bytesDone;
       }
-      const interval = isTTY ? redrawInterval : plainInterval;
-      if (at - t.lastOutputAt < interval) return;
+      if (isTTY) {
+        // one live line for all transfers: redrawn at most every redrawInterval
+        if (at - Math.max(t.lastOutputAt, lastRedrawAt) < redrawInterval) return;
+        t.lastOutputAt = at;
+        lastRedrawAt = at;
+        redraw(currentLine(at));
+        return;
+      }
+      if (at - t.lastOutputAt < plainInterval) return;
       t.lastOutputAt = at;
-      if (isTTY) redraw(liveLine(t, at));
-      else stream.write(`${plainLine(t, at)}\n`);
+      stream.write(`${plainLine(t, at)}\n`);
     },
 
-    finish(ok) {
-      const t = required("finish");
+    finish(ok, key = ONLY) {
+      const t = required("finish", key);
       const at = now();
       const line = finalLine(t, ok, at);
       completedBytes += t.done;
-      current = null;
-      if (isTTY) redraw(line);
-      stream.write(isTTY ? "\n" : `${line}\n`);
+      running.delete(key);
+      if (!isTTY) {
+        stream.write(`${line}\n`);
+        return;
+      }
+      // the finished line stays; the others' live line is drawn again below it
+      redraw(line);
+      stream.write("\n");
+      if (running.size > 0) redraw(currentLine(at));
     },
 
     log(line) {
-      if (!isTTY || current === null) {
+      if (!isTTY || running.size === 0) {
         stream.write(`${line}\n`);
         return;
       }
       // overwrite the live line with the message, then draw the live line again below it
       stream.write(`\r${line}\u001b[K\n`);
-      redraw(liveLine(current, now()));
+      redraw(currentLine(now()));
     },
   };
 }

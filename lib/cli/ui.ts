@@ -36,8 +36,8 @@ const title = (info: StageInfo) => (info.side ? `${info.stage} ${info.side}` : i
 export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
   const { style } = io;
   let progress: Progress | null = null;
-  /** the transfer the progress display shows; a send that never started has no line to end */
-  let sending: Action | null = null;
+  /** the transfers the progress display shows; a send that never started has no line to end */
+  const sending = new Set<Action>();
   let lastProgressEvent = 0;
 
   if (io.json) {
@@ -90,18 +90,20 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
     confirm: (info, plan, danger) => askConfirmation(io, options, info, plan, danger),
     actionStarted(action, expectedBytes) {
       if (action.kind === "send" && progress) {
-        progress.start(`${subnameLabel(action.subname)} (${action.mode})`, expectedBytes);
-        sending = action;
-      } else io.print(`${style.paint("cyan", "→")} ${describeAction(action)}`);
+        // keyed by the action: with transfer.parallel several run at once
+        progress.start(`${subnameLabel(action.subname)} (${action.mode})`, expectedBytes, action);
+        sending.add(action);
+      } else {
+        const line = `${style.paint("cyan", "→")} ${describeAction(action)}`;
+        if (progress) progress.log(line);
+        else io.print(line);
+      }
     },
-    actionProgress(_action, bytesDone) {
-      progress?.update(bytesDone);
+    actionProgress(action, bytesDone) {
+      if (sending.has(action)) progress?.update(bytesDone, action);
     },
     actionFinished(action, outcome: ActionOutcome) {
-      if (sending === action) {
-        progress?.finish(outcome.ok);
-        sending = null;
-      }
+      if (sending.delete(action)) progress?.finish(outcome.ok, action);
       if (!outcome.ok)
         io.print(
           `${style.paint("red", "✗ failed:")} ${describeAction(action)}\n${indent(outcome.error ?? "")}`,

@@ -159,6 +159,63 @@ function narrowChain(action: Action, failed: readonly string[]): Action | null {
   return entries.length === 0 ? null : deepFreeze({ kind: "chain", entries });
 }
 
+/** at most `limit` holders at once; the others wait in order */
+function semaphore(limit: number): { acquire(): Promise<() => void> } {
+  let free = limit;
+  const waiting: (() => void)[] = [];
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else free++;
+  };
+  return {
+    async acquire() {
+      if (free > 0) free--;
+      else await new Promise<void>((resolve) => waiting.push(resolve));
+      return release;
+    },
+  };
+}
+
+/**
+ * Start `run` for every action once the actions it depends on have ended. Sequential (each
+ * waits for the one before) unless `parallel`: then an action waits only for the earlier
+ * actions of its own dataset and its ancestors (a child is received into its parent), and a
+ * chain or snapshot action waits for everything before it.
+ */
+function scheduleAfterDependencies(
+  actions: readonly Action[],
+  parallel: boolean,
+  run: (action: Action) => Promise<void>,
+): Promise<void>[] {
+  const tasks: Promise<void>[] = [];
+  const lastOf = new Map<string, Promise<void>>();
+  let barrier: Promise<void> = Promise.resolve();
+  for (const action of actions) {
+    let after: Promise<unknown>[];
+    const wholeStage = action.kind === "chain" || action.kind === "snapshot";
+    if (!parallel) after = tasks.slice(-1);
+    else if (wholeStage) after = [...tasks];
+    else {
+      after = [barrier];
+      for (const subname of subnamesOf(action)) {
+        for (let s: string | null = subname; s !== null; s = parentOf(s)) {
+          const last = lastOf.get(s);
+          if (last) after.push(last);
+        }
+      }
+    }
+    const task = Promise.all(after).then(() => run(action));
+    tasks.push(task);
+    if (wholeStage) barrier = task;
+    for (const subname of subnamesOf(action)) lastOf.set(subname, task);
+  }
+  return tasks;
+}
+
+const parentOf = (subname: string): string | null =>
+  subname === "" ? null : subname.includes("/") ? subname.slice(0, subname.lastIndexOf("/")) : "";
+
 const isBelow = (subname: string, failed: string) =>
   subname === failed || failed === "" || subname.startsWith(`${failed}/`);
 
@@ -548,10 +605,12 @@ export class Run {
     );
     const failedSubnames: string[] = [];
     let failed = false;
-    for (const planned of plan.actions) {
-      if (this.signal.aborted) return "cancelled";
+    /** the first error that stops the stage (a broken rule, a cancel): nothing new starts */
+    let stopped: unknown;
+    const runOne = async (planned: Action): Promise<void> => {
+      if (stopped !== undefined || this.signal.aborted) return;
       const action = narrowChain(planned, failedSubnames);
-      if (action === null) continue;
+      if (action === null) return;
       const subnames = subnamesOf(action);
       const blockedBy = failedSubnames.find((f) => subnames.some((s) => isBelow(s, f)));
       if (blockedBy !== undefined) {
@@ -562,7 +621,7 @@ export class Run {
         };
         results.push({ action, outcome });
         ui.actionFinished(action, outcome);
-        continue;
+        return;
       }
       const violations = guard.check(action);
       if (violations.length > 0) throw new SafetyError(violations, `the ${info.stage} action`);
@@ -587,9 +646,24 @@ export class Run {
         failed = true;
         for (const subname of subnames) this.summary.failure(subname, outcome.error ?? "failed");
         failedSubnames.push(...subnames);
-        if (this.signal.aborted) return "cancelled";
       }
-    }
+    };
+    // `transfer.parallel` transfers at once; every other stage, and parallel: 1, one by one
+    const limit = info.stage === "backup" ? Math.max(1, this.config.transfer.parallel) : 1;
+    const slots = semaphore(limit);
+    const tasks = scheduleAfterDependencies(plan.actions, limit > 1, async (action) => {
+      const release = await slots.acquire();
+      try {
+        await runOne(action);
+      } catch (error) {
+        stopped ??= error;
+      } finally {
+        release();
+      }
+    });
+    await Promise.all(tasks);
+    if (stopped !== undefined) throw stopped;
+    if (this.signal.aborted) return "cancelled";
     if (stage.finish) await untilCancelled(stage.finish(results), this.signal);
     return failed ? "failed" : "ok";
   }
