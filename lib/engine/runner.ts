@@ -41,6 +41,9 @@ export const EXIT_USAGE = 2;
 /** how long after-hooks may take once a run was cancelled, before the run ends without them */
 const AFTER_CANCEL_GRACE_MS = 60_000;
 
+/** transfers at once over one shared ssh connection (see transferLimit) */
+const SSH_PARALLEL_LIMIT = 8;
+
 export interface RunOptions {
   /** answer yes to every plain confirmation */
   yes: boolean;
@@ -231,6 +234,7 @@ interface Shared {
   locks: Map<string, () => void>;
   runs: Run[];
   warnedIgnore: boolean;
+  warnedParallel: boolean;
 }
 
 export class Run {
@@ -282,6 +286,7 @@ export class Run {
       locks: new Map(),
       runs: [],
       warnedIgnore: false,
+      warnedParallel: false,
     });
   }
 
@@ -649,7 +654,7 @@ export class Run {
       }
     };
     // `transfer.parallel` transfers at once; every other stage, and parallel: 1, one by one
-    const limit = info.stage === "backup" ? Math.max(1, this.config.transfer.parallel) : 1;
+    const limit = info.stage === "backup" ? this.transferLimit() : 1;
     const slots = semaphore(limit);
     const tasks = scheduleAfterDependencies(plan.actions, limit > 1, async (action) => {
       const release = await slots.acquire();
@@ -666,6 +671,24 @@ export class Run {
     if (this.signal.aborted) return "cancelled";
     if (stage.finish) await untilCancelled(stage.finish(results), this.signal);
     return failed ? "failed" : "ok";
+  }
+
+  /**
+   * How many transfers may run at once. Over ssh every transfer is a session of the shared
+   * connection on each remote host, and sshd allows 10 per connection by default
+   * (MaxSessions): 8 leaves room for the control commands that run beside them.
+   */
+  private transferLimit(): number {
+    const wanted = Math.max(1, this.config.transfer.parallel);
+    const remote = !this.hosts.source.isLocal || !this.hosts.target.isLocal;
+    if (!remote || wanted <= SSH_PARALLEL_LIMIT) return wanted;
+    if (!this.shared.warnedParallel) {
+      this.shared.warnedParallel = true;
+      this.warn(
+        `transfer.parallel ${wanted} is more than the ${SSH_PARALLEL_LIMIT} sessions one ssh connection can carry with sshd's default MaxSessions 10: sending ${SSH_PARALLEL_LIMIT} at once`,
+      );
+    }
+    return SSH_PARALLEL_LIMIT;
   }
 
   /** the end of every stage: error hook when it failed, afterStage, the ui, the summary */
