@@ -21,7 +21,7 @@ export function describeAction(action: Action): string {
     case "snapshot":
       return `snapshot ${action.snapshots.length} dataset(s) of pool ${action.pool}`;
     case "send":
-      return `${action.mode} send ${action.sourceDataset}${action.from ? `@${action.from}` : ""} → ${action.targetDataset}@${action.to}`;
+      return `${action.mode}${action.raw ? " raw" : ""} send ${action.sourceDataset}${action.from ? `${action.fromBookmark ? "#" : "@"}${action.from}` : ""} → ${action.targetDataset}@${action.to}`;
     case "abort-resume":
       return `abort partial receive on ${action.targetDataset}`;
     case "destroy":
