@@ -24,6 +24,7 @@ import {
   type WireTool,
   wirePipeline,
 } from "../../lib/run/wire.ts";
+import { standInMissingTools } from "../helpers/wire-tools.ts";
 
 const ALL: WireTool[] = ["zstd", "lz4", "mbuffer", "pv"];
 const end = (
@@ -284,6 +285,8 @@ beforeAll(() => {
     '#!/bin/sh\nwhile [ "$#" -gt 0 ] && [ "$1" != "--" ]; do shift; done\nshift\nexec sh -c "$*"\n',
   );
   chmodSync(fakeSsh, 0o755);
+  // the pipelines below run zstd for real where it is installed
+  standInMissingTools(dir, ["zstd"], "wirePipeline tests");
   process.env.PATH = `${dir}:${savedPath}`;
 });
 
