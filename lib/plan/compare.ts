@@ -1,11 +1,19 @@
 // Comparing both trees side by side: one row per subname, snapshots merged oldest first, and
 // the conflicts of each pair as backup would find them (same function, no second opinion).
+// A large tree has a million snapshots per side: no per-snapshot Map or sort key unless the
+// two lists really diverge.
 
 import type { Config } from "../config/types.ts";
 import type { Dataset, Inventory, Snapshot } from "../zfs/model.ts";
 import { pairConflicts } from "./conflicts.ts";
-import { pairDatasets, snapshotsByName } from "./pairs.ts";
-import type { CompareDatasetRow, CompareSnapshotRow, Comparison, Presence } from "./types.ts";
+import { pairDatasets } from "./pairs.ts";
+import type {
+  CompareDatasetRow,
+  CompareSide,
+  CompareSnapshotRow,
+  Comparison,
+  Presence,
+} from "./types.ts";
 
 /** parents before children, siblings by name: compare path components one by one */
 export function compareSubnames(a: string, b: string): number {
@@ -19,48 +27,94 @@ export function compareSubnames(a: string, b: string): number {
   return left.length - right.length;
 }
 
-interface Entry {
-  row: CompareSnapshotRow;
-  /** sort key: creation, then source before target-only, then createtxg within its side */
-  creation: number;
-  sideRank: number;
-  createtxg: number;
-}
-
-function entry(snapshot: Snapshot, presence: Presence, guidMismatch: boolean): Entry {
-  return {
-    row: { name: snapshot.name, presence, guidMismatch },
-    creation: snapshot.creation,
-    sideRank: presence === "target" ? 1 : 0,
-    createtxg: snapshot.createtxg,
-  };
-}
+const NO_SNAPSHOTS: readonly Snapshot[] = [];
 
 /** both sides' snapshots, oldest first by creation (a received snapshot keeps the sender's) */
 export function mergeSnapshots(
   source: Dataset | undefined,
   target: Dataset | undefined,
 ): CompareSnapshotRow[] {
-  const targetByName = target ? snapshotsByName(target) : new Map<string, Snapshot>();
-  const sourceByName = source ? snapshotsByName(source) : new Map<string, Snapshot>();
-  const entries: Entry[] = [];
-  for (const snapshot of source?.snapshots ?? []) {
-    const match = targetByName.get(snapshot.name);
-    if (match === undefined) entries.push(entry(snapshot, "source", false));
-    else entries.push(entry(snapshot, "both", match.guid !== snapshot.guid));
+  const s = source?.snapshots ?? NO_SNAPSHOTS;
+  const t = target?.snapshots ?? NO_SNAPSHOTS;
+  // Names are unique per dataset, so a name of the common prefix (same name, same place) is
+  // in no tail: only the tails need looking up, and a target behind its source has none.
+  const limit = Math.min(s.length, t.length);
+  let prefix = 0;
+  while (prefix < limit && (s[prefix] as Snapshot).name === (t[prefix] as Snapshot).name) prefix++;
+  let targetTail: Map<string, Snapshot> | undefined;
+  let sourceTail: Set<string> | undefined;
+  if (prefix < t.length) {
+    targetTail = new Map();
+    for (let i = prefix; i < t.length; i++)
+      targetTail.set((t[i] as Snapshot).name, t[i] as Snapshot);
+    sourceTail = new Set();
+    for (let i = prefix; i < s.length; i++) sourceTail.add((s[i] as Snapshot).name);
   }
-  for (const snapshot of target?.snapshots ?? []) {
-    if (!sourceByName.has(snapshot.name)) entries.push(entry(snapshot, "target", false));
+
+  // rows in source order, then the target-only ones; `sides` keeps the snapshot the order
+  // is decided by (its own side's for target-only rows)
+  const rows: CompareSnapshotRow[] = [];
+  const sides: Snapshot[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const snapshot = s[i] as Snapshot;
+    const match = i < prefix ? (t[i] as Snapshot) : targetTail?.get(snapshot.name);
+    rows.push(
+      match === undefined
+        ? row(snapshot.name, "source", false, snapshot.userrefs, 0)
+        : row(
+            snapshot.name,
+            "both",
+            match.guid !== snapshot.guid,
+            snapshot.userrefs,
+            match.userrefs,
+          ),
+    );
+    sides.push(snapshot);
   }
-  const order = (a: Entry, b: Entry) =>
-    a.creation - b.creation || a.sideRank - b.sideRank || a.createtxg - b.createtxg;
-  // usually already in order (source snapshots by createtxg, no target-only ones): skip the sort
-  let sorted = true;
-  for (let i = 1; i < entries.length && sorted; i++) {
-    sorted = order(entries[i - 1] as Entry, entries[i] as Entry) <= 0;
+  if (sourceTail !== undefined) {
+    for (let i = prefix; i < t.length; i++) {
+      const snapshot = t[i] as Snapshot;
+      if (sourceTail.has(snapshot.name)) continue;
+      rows.push(row(snapshot.name, "target", false, 0, snapshot.userrefs));
+      sides.push(snapshot);
+    }
   }
-  if (!sorted) entries.sort(order);
-  return entries.map((e) => e.row);
+
+  // creation, then source before target-only, then createtxg within its side; usually in
+  // order already (source snapshots by createtxg, no target-only ones): no sort then
+  const rank = (i: number) => ((rows[i] as CompareSnapshotRow).presence === "target" ? 1 : 0);
+  const order = (i: number, j: number) => {
+    const a = sides[i] as Snapshot;
+    const b = sides[j] as Snapshot;
+    return a.creation - b.creation || rank(i) - rank(j) || a.createtxg - b.createtxg;
+  };
+  for (let i = 1; i < rows.length; i++) {
+    if (order(i - 1, i) > 0) {
+      const indices = rows.map((_, index) => index).sort(order);
+      return indices.map((index) => rows[index] as CompareSnapshotRow);
+    }
+  }
+  return rows;
+}
+
+function row(
+  name: string,
+  presence: Presence,
+  guidMismatch: boolean,
+  sourceHolds: number,
+  targetHolds: number,
+): CompareSnapshotRow {
+  return { name, presence, guidMismatch, sourceHolds, targetHolds };
+}
+
+function side(dataset: Dataset | undefined): CompareSide | null {
+  if (dataset === undefined) return null;
+  return {
+    encryption: dataset.encryption,
+    keystatus: dataset.keystatus,
+    bookmarks: dataset.bookmarks.length,
+    newestBookmark: dataset.bookmarks[dataset.bookmarks.length - 1]?.name ?? null,
+  };
 }
 
 export function compareTrees(source: Inventory, target: Inventory, config: Config): Comparison {
@@ -71,6 +125,8 @@ export function compareTrees(source: Inventory, target: Inventory, config: Confi
       subname: pair.subname,
       presence,
       ignored: pair.excluded !== null,
+      source: side(pair.source),
+      target: side(pair.target),
       snapshots: mergeSnapshots(pair.source, pair.target),
       conflicts:
         pair.source && pair.target && pair.excluded === null
@@ -78,6 +134,17 @@ export function compareTrees(source: Inventory, target: Inventory, config: Confi
           : [],
     };
   });
-  rows.sort((a, b) => compareSubnames(a.subname, b.subname));
+  // usually in order already (zfs lists parents first, siblings by name)
+  for (let i = 1; i < rows.length; i++) {
+    if (
+      compareSubnames(
+        (rows[i - 1] as CompareDatasetRow).subname,
+        (rows[i] as CompareDatasetRow).subname,
+      ) > 0
+    ) {
+      rows.sort((a, b) => compareSubnames(a.subname, b.subname));
+      break;
+    }
+  }
   return { sourceRoot: source.root, targetRoot: target.root, rows };
 }

@@ -197,7 +197,9 @@ describe("compare", () => {
     expect(rows.get("cache")?.ignored).toBe(true);
     const odd = must(rows.get(ODD), ODD);
     expect(odd.presence).toBe("both");
-    expect(odd.snapshots).toEqual([{ name: "s1", presence: "both", guidMismatch: true }]);
+    expect(odd.snapshots).toEqual([
+      { name: "s1", presence: "both", guidMismatch: true, sourceHolds: 0, targetHolds: 0 },
+    ]);
     // it is also a pair without a common snapshot
     expect(odd.conflicts.map((c) => c.kind)).toContain("guid-mismatch");
 

@@ -6,7 +6,7 @@ import {
   renderComparison,
 } from "../../lib/cli/render/compare.ts";
 import { createStyle, plainStyle, stripAnsi } from "../../lib/cli/render/style.ts";
-import type { Comparison, Conflict } from "../../lib/plan/types.ts";
+import type { CompareSide, Comparison, Conflict } from "../../lib/plan/types.ts";
 
 const ESC = "\u001b";
 
@@ -19,6 +19,14 @@ const targetAhead: Conflict = {
   targetOnly: ["c"],
 };
 
+/** an unencrypted dataset without bookmarks: nothing to say about it */
+const PLAIN: CompareSide = {
+  encryption: "off",
+  keystatus: null,
+  bookmarks: 0,
+  newestBookmark: null,
+};
+
 const comparison: Comparison = {
   sourceRoot: "tank/data",
   targetRoot: "backup/data",
@@ -27,9 +35,11 @@ const comparison: Comparison = {
       subname: "",
       presence: "both",
       ignored: false,
+      source: PLAIN,
+      target: PLAIN,
       snapshots: [
-        { name: "a", presence: "both", guidMismatch: false },
-        { name: "b", presence: "source", guidMismatch: false },
+        { name: "a", presence: "both", guidMismatch: false, sourceHolds: 0, targetHolds: 0 },
+        { name: "b", presence: "source", guidMismatch: false, sourceHolds: 0, targetHolds: 0 },
       ],
       conflicts: [],
     },
@@ -37,14 +47,32 @@ const comparison: Comparison = {
       subname: "home",
       presence: "both",
       ignored: false,
+      source: PLAIN,
+      target: PLAIN,
       snapshots: [
-        { name: "a", presence: "both", guidMismatch: true },
-        { name: "c", presence: "target", guidMismatch: false },
+        { name: "a", presence: "both", guidMismatch: true, sourceHolds: 0, targetHolds: 0 },
+        { name: "c", presence: "target", guidMismatch: false, sourceHolds: 0, targetHolds: 0 },
       ],
       conflicts: [targetAhead],
     },
-    { subname: "cache", presence: "source", ignored: true, snapshots: [], conflicts: [] },
-    { subname: "old", presence: "target", ignored: false, snapshots: [], conflicts: [] },
+    {
+      subname: "cache",
+      presence: "source",
+      ignored: true,
+      source: PLAIN,
+      target: null,
+      snapshots: [],
+      conflicts: [],
+    },
+    {
+      subname: "old",
+      presence: "target",
+      ignored: false,
+      source: null,
+      target: PLAIN,
+      snapshots: [],
+      conflicts: [],
+    },
   ],
 };
 
@@ -135,5 +163,103 @@ describe("comparisonJson", () => {
     expect(json.summary).toEqual({ datasets: 4, conflicts: 1, guidMismatches: 1 });
     expect(json.datasets[1]?.conflicts[0]).toEqual(targetAhead);
     expect(JSON.parse(JSON.stringify(json))).toEqual(json);
+  });
+});
+
+describe("encryption, holds and bookmarks", () => {
+  const held = (name: string, sourceHolds: number, targetHolds: number) => ({
+    name,
+    presence: "both" as const,
+    guidMismatch: false,
+    sourceHolds,
+    targetHolds,
+  });
+  const encrypted: CompareSide = {
+    encryption: "aes-256-gcm",
+    keystatus: "available",
+    bookmarks: 2,
+    newestBookmark: "b2",
+  };
+  const rawCopy: CompareSide = {
+    encryption: "aes-256-gcm",
+    keystatus: "unavailable",
+    bookmarks: 0,
+    newestBookmark: null,
+  };
+  const cmp: Comparison = {
+    sourceRoot: "tank",
+    targetRoot: "backup",
+    rows: [
+      {
+        subname: "",
+        presence: "both",
+        ignored: false,
+        source: PLAIN,
+        target: PLAIN,
+        snapshots: [held("s1", 0, 0)],
+        conflicts: [],
+      },
+      {
+        subname: "secret",
+        presence: "both",
+        ignored: false,
+        source: encrypted,
+        target: rawCopy,
+        snapshots: [held("s1", 1, 0), held("s2", 2, 1)],
+        conflicts: [],
+      },
+      {
+        subname: "both-locked",
+        presence: "both",
+        ignored: false,
+        source: rawCopy,
+        target: rawCopy,
+        snapshots: [],
+        conflicts: [],
+      },
+      {
+        subname: "new",
+        presence: "source",
+        ignored: false,
+        source: encrypted,
+        target: null,
+        snapshots: [],
+        conflicts: [],
+      },
+    ],
+  };
+
+  test("notes in words after the marks, h after a held side's mark, its legend entry", () => {
+    expect(renderComparison(cmp, plainStyle)).toBe(
+      [
+        "source tank  →  target backup",
+        "NAME         SOURCE  TARGET",
+        "(root)       ●       ●",
+        "- s1         ●       ●",
+        "secret       ●       ●       source encrypted; target encrypted, key not loaded; 2 bookmarks on source",
+        "- s1         ●h      ●",
+        "- s2         ●h      ●h",
+        "both-locked  ●       ●       encrypted, key not loaded",
+        "new          ●               encrypted; 2 bookmarks",
+        "",
+        "4 datasets, 0 conflicts",
+        "● on both sides   ● source only   ● target only   x same name, different guid   h held (zfs hold: cannot be destroyed)",
+      ].join("\n"),
+    );
+  });
+
+  test("with colour: the same text underneath, notes dim", () => {
+    const out = renderComparison(cmp, createStyle(true));
+    expect(stripAnsi(out)).toBe(renderComparison(cmp, plainStyle));
+    expect(out).toContain("\u001b[2mencrypted, key not loaded\u001b[22m");
+  });
+
+  test("--json: each side's encryption, key status, bookmark count and newest bookmark; hold counts", () => {
+    const json = JSON.parse(JSON.stringify(comparisonJson(cmp)));
+    const secret = json.datasets[1];
+    expect(secret.source).toEqual(encrypted);
+    expect(secret.target).toEqual(rawCopy);
+    expect(secret.snapshots[1]).toEqual(held("s2", 2, 1));
+    expect(json.datasets[3].target).toBeNull();
   });
 });

@@ -149,3 +149,42 @@ describe("treeJson", () => {
     });
   });
 });
+
+describe("encryption, bookmarks and holds", () => {
+  const secret: Dataset = {
+    ...dataset("tank/data/secret", "secret", 3 * MiB, [
+      { ...snapshot("2026112601", 0), userrefs: 1 },
+      { ...snapshot("2026112602", 0), userrefs: 2 },
+    ]),
+    encryption: "aes-256-gcm",
+    keystatus: "unavailable",
+    bookmarks: [
+      { name: "old", guid: "1", createtxg: 3, creation: 1 },
+      { name: "2026112601", guid: "2", createtxg: 10, creation: 2 },
+    ],
+  };
+  const inv: Inventory = { side: "target", root: "tank/data", datasets: [secret] };
+
+  test("in words after the ratio: the dataset's encryption and bookmarks, a snapshot's holds", () => {
+    const out = renderTree(inv, { style: plainStyle, ignored: new Set(), rootIncluded: true });
+    expect(out).toBe(
+      [
+        "NAME                 USED    REFER  RATIO",
+        "tank/data/secret  3.0 MiB  1.9 MiB  1.00x  encrypted, key not loaded; 2 bookmarks",
+        "- 2026112601          0 B  2.0 MiB  1.50x  1 hold",
+        "- 2026112602          0 B  2.0 MiB  1.50x  2 holds",
+      ].join("\n"),
+    );
+  });
+
+  test("--json: encryption, key status, bookmark count and the newest bookmark", () => {
+    const [json] = treeJson(inv, { ignored: new Set(), rootIncluded: true }).datasets;
+    expect(json).toMatchObject({
+      encryption: "aes-256-gcm",
+      keystatus: "unavailable",
+      bookmarks: 2,
+      newestBookmark: "2026112601",
+    });
+    expect(json?.snapshots.map((s) => s.userrefs)).toEqual([1, 2]);
+  });
+});

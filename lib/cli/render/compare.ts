@@ -3,19 +3,22 @@
 
 import type {
   CompareDatasetRow,
+  CompareSide,
   CompareSnapshotRow,
   Comparison,
   Conflict,
   Presence,
 } from "../../plan/types.ts";
 import { joinSubname } from "../../zfs/model.ts";
-import { plural, subnameLabel } from "./labels.ts";
-import type { Style, StyleFormat } from "./style.ts";
-import { renderTable, type TableRow } from "./table.ts";
+import { encryptionWords, plural, subnameLabel } from "./labels.ts";
+import { painter, type Style, type StyleFormat, visibleWidth } from "./style.ts";
+import { spaces } from "./table.ts";
 
 export const MARK = "●";
 /** same name on both sides but a different guid: not the same snapshot */
 export const MISMATCH_MARK = "x";
+/** after a side's mark: the snapshot is held there (`zfs hold`), so it cannot be destroyed */
+export const HOLD_MARK = "h";
 
 const PRESENCE_COLORS: Record<Presence, StyleFormat> = {
   both: "green",
@@ -23,19 +26,29 @@ const PRESENCE_COLORS: Record<Presence, StyleFormat> = {
   target: "blue",
 };
 
-const COLUMNS = [{ header: "NAME" }, { header: "SOURCE" }, { header: "TARGET" }] as const;
+// columns NAME, SOURCE, TARGET, then notes on a dataset (encryption, bookmarks): words, no header
+const HEADERS = ["NAME", "SOURCE", "TARGET"] as const;
+const GAP = "  ";
 
 function marks(
   style: Style,
   presence: Presence,
   guidMismatch: boolean,
+  sourceHeld = false,
+  targetHeld = false,
 ): [source: string, target: string] {
+  const held = (mark: string, isHeld: boolean) => (isHeld ? mark + HOLD_MARK : mark);
   if (guidMismatch) {
-    const mark = style.paint(["red", "bold"], MISMATCH_MARK);
-    return [mark, mark];
+    return [
+      style.paint(["red", "bold"], held(MISMATCH_MARK, sourceHeld)),
+      style.paint(["red", "bold"], held(MISMATCH_MARK, targetHeld)),
+    ];
   }
-  const mark = style.paint(PRESENCE_COLORS[presence], MARK);
-  return [presence === "target" ? "" : mark, presence === "source" ? "" : mark];
+  const color = PRESENCE_COLORS[presence];
+  return [
+    presence === "target" ? "" : style.paint(color, held(MARK, sourceHeld)),
+    presence === "source" ? "" : style.paint(color, held(MARK, targetHeld)),
+  ];
 }
 
 /** `kind: message`, then which snapshots are where, so the reader knows what to do */
@@ -51,58 +64,135 @@ export function conflictLines(conflict: Conflict): string[] {
   return lines;
 }
 
-function datasetRows(row: CompareDatasetRow, style: Style): TableRow[] {
-  const tag = row.ignored ? ` ${style.paint("dim", "(ignored)")}` : "";
-  const rows: TableRow[] = [
-    [style.paint("bold", subnameLabel(row.subname)) + tag, ...marks(style, row.presence, false)],
-  ];
-  for (const conflict of row.conflicts) {
-    const [first, ...rest] = conflictLines(conflict);
-    rows.push({ span: `  ${style.paint("red", `! ${first}`)}` });
-    for (const line of rest) rows.push({ span: `    ${style.paint("red", line)}` });
+/** what to say of a dataset besides its snapshots: encryption and bookmarks, per side */
+export function datasetNotes(row: CompareDatasetRow): string {
+  const notes: string[] = [];
+  const { source, target } = row;
+  const sourceWords = source && encryptionWords(source);
+  const targetWords = target && encryptionWords(target);
+  if (source && target && sourceWords !== targetWords) {
+    notes.push(
+      `source ${sourceWords ?? "not encrypted"}`,
+      `target ${targetWords ?? "not encrypted"}`,
+    );
+  } else if (sourceWords || targetWords) notes.push((sourceWords ?? targetWords) as string);
+  for (const [name, side] of [
+    ["source", source],
+    ["target", target],
+  ] as const) {
+    if (!side || side.bookmarks === 0) continue;
+    const count = plural(side.bookmarks, "bookmark");
+    notes.push(source && target ? `${count} on ${name}` : count);
   }
-  const mismatches = row.snapshots.filter((snapshot) => snapshot.guidMismatch);
-  if (mismatches.length > 0 && !row.conflicts.some((c) => c.kind === "guid-mismatch")) {
-    const names = mismatches.map((snapshot) => snapshot.name).join(", ");
-    rows.push({
-      span: `  ${style.paint("red", `! same name, different guid on the two sides: ${names}`)}`,
-    });
-  }
-  for (const snapshot of row.snapshots) rows.push(snapshotRow(snapshot, style));
-  return rows;
+  return notes.join("; ");
 }
 
-function snapshotRow(snapshot: CompareSnapshotRow, style: Style): TableRow {
-  return [
-    style.paint("dim", `- ${snapshot.name}`),
-    ...marks(style, snapshot.presence, snapshot.guidMismatch),
-  ];
-}
-
-/** the legend line, in the same colours as the marks */
-export function compareLegend(style: Style): string {
+/** the legend line, in the same colours as the marks; the hold mark only when one is shown */
+export function compareLegend(style: Style, holds = false): string {
   const entry = (presence: Presence, words: string) =>
     `${style.paint(PRESENCE_COLORS[presence], MARK)} ${words}`;
-  return [
+  const entries = [
     entry("both", "on both sides"),
     entry("source", "source only"),
     entry("target", "target only"),
     `${style.paint(["red", "bold"], MISMATCH_MARK)} same name, different guid`,
-  ].join("   ");
+  ];
+  if (holds) entries.push(`${HOLD_MARK} held (zfs hold: cannot be destroyed)`);
+  return entries.join("   ");
 }
 
-/** header naming both roots, the table, then the legend; lines joined by "\n" */
+/**
+ * Header naming both roots, the table, then the legend; lines joined by "\n".
+ * The same table renderTable would make (columns padded to the widest cell, lines trimmed),
+ * built line by line: a comparison of a large tree has a million snapshot rows.
+ */
 export function renderComparison(cmp: Comparison, style: Style): string {
   const title = `source ${style.paint("bold", cmp.sourceRoot)}  →  target ${style.paint("bold", cmp.targetRoot)}`;
   if (cmp.rows.length === 0) return `${title}\n${style.paint("dim", "(empty)")}`;
-  const rows = cmp.rows.flatMap((row) => datasetRows(row, style));
-  return [
-    title,
-    renderTable(COLUMNS, rows, { style }),
-    "",
-    comparisonSummary(cmp),
-    compareLegend(style),
-  ].join("\n");
+  const bold = painter(style, "bold");
+  const dim = painter(style, "dim");
+  const red = painter(style, "red");
+
+  // pass 1: the widths (marks are at most two columns wide, under 6-column headers)
+  let nameWidth = HEADERS[0].length;
+  const markWidth = Math.max(HEADERS[1].length, HEADERS[2].length, 2);
+  let holds = false;
+  const notes: string[] = [];
+  for (const row of cmp.rows) {
+    const width = visibleWidth(subnameLabel(row.subname)) + (row.ignored ? " (ignored)".length : 0);
+    if (width > nameWidth) nameWidth = width;
+    notes.push(datasetNotes(row));
+    for (const snapshot of row.snapshots) {
+      const snapshotWidth = 2 + visibleWidth(snapshot.name);
+      if (snapshotWidth > nameWidth) nameWidth = snapshotWidth;
+      if (snapshot.sourceHolds > 0 || snapshot.targetHolds > 0) holds = true;
+    }
+  }
+
+  // what follows the name cell, by the row's marks: one string per kind of row, made once
+  const tails = new Map<string, string>();
+  const tail = (
+    presence: Presence,
+    mismatch: boolean,
+    sourceHeld: boolean,
+    targetHeld: boolean,
+    note: string,
+  ): string => {
+    const key = `${presence}${+mismatch}${+sourceHeld}${+targetHeld}`;
+    let text = note === "" ? tails.get(key) : undefined;
+    if (text === undefined) {
+      const [source, target] = marks(style, presence, mismatch, sourceHeld, targetHeld);
+      text = GAP + pad(source, markWidth) + GAP + pad(target, markWidth);
+      text = note === "" ? text.trimEnd() : text + GAP + dim(note);
+      if (note === "") tails.set(key, text);
+    }
+    return text;
+  };
+
+  const header = HEADERS.map((h, i) => pad(h, i === 0 ? nameWidth : markWidth));
+  const lines: string[] = [title, style.paint("bold", header.join(GAP).trimEnd())];
+  cmp.rows.forEach((row, index) => {
+    const label = subnameLabel(row.subname);
+    const name = bold(label) + (row.ignored ? ` ${dim("(ignored)")}` : "");
+    const width = visibleWidth(label) + (row.ignored ? " (ignored)".length : 0);
+    lines.push(
+      name +
+        spaces(nameWidth - width) +
+        tail(row.presence, false, false, false, notes[index] as string),
+    );
+    for (const conflict of row.conflicts) {
+      const [first, ...rest] = conflictLines(conflict);
+      lines.push(`  ${red(`! ${first}`)}`);
+      for (const line of rest) lines.push(`    ${red(line)}`);
+    }
+    const mismatches: string[] = [];
+    for (const snapshot of row.snapshots) if (snapshot.guidMismatch) mismatches.push(snapshot.name);
+    if (mismatches.length > 0 && !row.conflicts.some((c) => c.kind === "guid-mismatch")) {
+      lines.push(
+        `  ${red(`! same name, different guid on the two sides: ${mismatches.join(", ")}`)}`,
+      );
+    }
+    for (const snapshot of row.snapshots) {
+      const nameCell = `- ${snapshot.name}`;
+      lines.push(
+        dim(nameCell) +
+          spaces(nameWidth - 2 - visibleWidth(snapshot.name)) +
+          tail(
+            snapshot.presence,
+            snapshot.guidMismatch,
+            snapshot.sourceHolds > 0,
+            snapshot.targetHolds > 0,
+            "",
+          ),
+      );
+    }
+  });
+  lines.push("", comparisonSummary(cmp), compareLegend(style, holds));
+  return lines.join("\n");
+}
+
+function pad(cell: string, width: number): string {
+  return cell + spaces(width - visibleWidth(cell));
 }
 
 /** `compare --json` */
@@ -116,38 +206,44 @@ export interface ComparisonJson {
     targetName: string | null;
     presence: Presence;
     ignored: boolean;
+    /** encryption, key status, bookmark count and newest bookmark; null where it does not exist */
+    source: CompareSide | null;
+    target: CompareSide | null;
+    /** with `sourceHolds`/`targetHolds`: the user holds on each side */
     snapshots: CompareSnapshotRow[];
     conflicts: Conflict[];
   }[];
   summary: { datasets: number; conflicts: number; guidMismatches: number };
 }
 
+/** the comparison as one JSON document; snapshot rows are the comparison's own (only serialized) */
 export function comparisonJson(cmp: Comparison): ComparisonJson {
-  const datasets = cmp.rows.map((row) => ({
-    subname: row.subname,
-    sourceName: row.presence === "target" ? null : joinSubname(cmp.sourceRoot, row.subname),
-    targetName: row.presence === "source" ? null : joinSubname(cmp.targetRoot, row.subname),
-    presence: row.presence,
-    ignored: row.ignored,
-    snapshots: row.snapshots.map((snapshot) => ({ ...snapshot })),
-    conflicts: row.conflicts.map((conflict) => ({
-      ...conflict,
-      sourceOnly: [...conflict.sourceOnly],
-      targetOnly: [...conflict.targetOnly],
-    })),
-  }));
+  let conflicts = 0;
+  let guidMismatches = 0;
+  const datasets = cmp.rows.map((row) => {
+    conflicts += row.conflicts.length;
+    for (const snapshot of row.snapshots) if (snapshot.guidMismatch) guidMismatches++;
+    return {
+      subname: row.subname,
+      sourceName: row.presence === "target" ? null : joinSubname(cmp.sourceRoot, row.subname),
+      targetName: row.presence === "source" ? null : joinSubname(cmp.targetRoot, row.subname),
+      presence: row.presence,
+      ignored: row.ignored,
+      source: row.source && { ...row.source },
+      target: row.target && { ...row.target },
+      snapshots: row.snapshots,
+      conflicts: row.conflicts.map((conflict) => ({
+        ...conflict,
+        sourceOnly: [...conflict.sourceOnly],
+        targetOnly: [...conflict.targetOnly],
+      })),
+    };
+  });
   return {
     sourceRoot: cmp.sourceRoot,
     targetRoot: cmp.targetRoot,
     datasets,
-    summary: {
-      datasets: datasets.length,
-      conflicts: datasets.reduce((sum, row) => sum + row.conflicts.length, 0),
-      guidMismatches: datasets.reduce(
-        (sum, row) => sum + row.snapshots.filter((snapshot) => snapshot.guidMismatch).length,
-        0,
-      ),
-    },
+    summary: { datasets: datasets.length, conflicts, guidMismatches },
   };
 }
 

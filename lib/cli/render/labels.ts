@@ -9,3 +9,12 @@ export function subnameLabel(subname: string): string {
 export function plural(count: number, singular: string, pluralForm = `${singular}s`): string {
   return `${count} ${count === 1 ? singular : pluralForm}`;
 }
+
+/** `encrypted`, `encrypted, key not loaded` (a raw-received copy without its key), or null */
+export function encryptionWords(dataset: {
+  encryption: string;
+  keystatus: "available" | "unavailable" | null;
+}): string | null {
+  if (dataset.encryption === "off") return null;
+  return dataset.keystatus === "unavailable" ? "encrypted, key not loaded" : "encrypted";
+}

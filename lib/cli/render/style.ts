@@ -58,11 +58,34 @@ export function stripAnsi(text: string): string {
   return text.replace(ANSI_PATTERN, "");
 }
 
+// an escape code or half of a surrogate pair: without either, width is length
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching escape codes is the point
+const NOT_SIMPLE = /[\u001b\ud800-\udfff]/;
+
 /** columns the text takes on a terminal: ANSI codes take none, each code point one */
 export function visibleWidth(text: string): number {
+  if (!NOT_SIMPLE.test(text)) return text.length;
   let width = 0;
   for (const _ of stripAnsi(text)) width++;
   return width;
+}
+
+/**
+ * `(text) => style.paint(format, text)` for painting many cells: the codes are found once.
+ * A text with escape codes of its own still goes through paint (styleText re-opens the
+ * format after a nested close code).
+ */
+export function painter(style: Style, format: StyleFormat): (text: string) => string {
+  if (!style.enabled) return (text) => text;
+  const probe = style.paint(format, "\u0000");
+  const at = probe.indexOf("\u0000");
+  const open = probe.slice(0, at);
+  const close = probe.slice(at + 1);
+  // a Style that does not wrap plainly gets no shortcut
+  if (at < 0 || style.paint(format, "ab") !== `${open}ab${close}`)
+    return (text) => style.paint(format, text);
+  return (text) =>
+    text === "" ? text : text.includes("\u001b") ? style.paint(format, text) : open + text + close;
 }
 
 // the same pattern anchored at one position, to walk a string code by code

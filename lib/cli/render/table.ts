@@ -36,16 +36,24 @@ export function renderTable(
     if (row.length > columns.length) {
       throw new Error(`table row has ${row.length} cells but there are ${columns.length} columns`);
     }
-    row.forEach((cell, index) => {
-      widths[index] = Math.max(widths[index] ?? 0, visibleWidth(cell));
-    });
+    for (let index = 0; index < row.length; index++) {
+      const width = visibleWidth(row[index] as string);
+      if (width > (widths[index] as number)) widths[index] = width;
+    }
   }
+  const right = columns.map((column) => column.align === "right");
 
-  const line = (cells: readonly string[]): string =>
-    columns
-      .map((column, index) => pad(cells[index] ?? "", widths[index] ?? 0, column.align))
-      .join(gap)
-      .trimEnd();
+  // a large table has a million rows: one string per line, no per-cell arrays or closures
+  const line = (cells: readonly string[]): string => {
+    let text = "";
+    for (let index = 0; index < columns.length; index++) {
+      const cell = cells[index] ?? "";
+      const fill = spaces((widths[index] as number) - visibleWidth(cell));
+      if (index > 0) text += gap;
+      text += right[index] ? fill + cell : cell + fill;
+    }
+    return text.trimEnd();
+  };
 
   const header = line(columns.map((column) => column.header));
   const lines = [options.style ? options.style.paint("bold", header) : header];
@@ -53,7 +61,15 @@ export function renderTable(
   return lines.join("\n");
 }
 
-function pad(cell: string, width: number, align: Column["align"]): string {
-  const fill = " ".repeat(Math.max(0, width - visibleWidth(cell)));
-  return align === "right" ? fill + cell : cell + fill;
+const SPACES: string[] = [];
+
+/** `n` spaces (none for n ≤ 0), the same string each time */
+export function spaces(n: number): string {
+  if (n <= 0) return "";
+  let fill = SPACES[n];
+  if (fill === undefined) {
+    fill = " ".repeat(n);
+    if (n < 256) SPACES[n] = fill;
+  }
+  return fill;
 }

@@ -1,8 +1,10 @@
 // `abgleich tree`: one side's datasets by full name, each followed by its snapshots as dimmer
-// `- name` rows, with USED, REFER and the compression ratio.
+// `- name` rows, with USED, REFER and the compression ratio; then notes in words: a dataset's
+// encryption and bookmarks, a snapshot's holds.
 
 import type { Dataset, Inventory, Side, Snapshot } from "../../zfs/model.ts";
-import type { Style } from "./style.ts";
+import { encryptionWords, plural } from "./labels.ts";
+import { painter, type Style } from "./style.ts";
 import { renderTable, type TableRow } from "./table.ts";
 import { formatRatio, paintBytes } from "./units.ts";
 
@@ -19,7 +21,19 @@ const COLUMNS = [
   { header: "USED", align: "right" },
   { header: "REFER", align: "right" },
   { header: "RATIO", align: "right" },
+  { header: "" }, // notes: words need no header
 ] as const;
+
+/** encryption and bookmarks in words, "" when there is nothing to say */
+export function treeNotes(
+  dataset: Pick<Dataset, "encryption" | "keystatus" | "bookmarks">,
+): string {
+  const notes: string[] = [];
+  const encryption = encryptionWords(dataset);
+  if (encryption) notes.push(encryption);
+  if (dataset.bookmarks.length > 0) notes.push(plural(dataset.bookmarks.length, "bookmark"));
+  return notes.join("; ");
+}
 
 /** why a dataset takes no part in snap, backup and cleanup, or null when it does */
 export function exclusionOf(
@@ -36,24 +50,27 @@ export function exclusionOf(
 export function renderTree(inv: Inventory, opts: TreeOptions): string {
   const { style } = opts;
   if (inv.datasets.length === 0) return style.paint("dim", "(empty)");
+  const dim = painter(style, "dim");
   const rows: TableRow[] = [];
   for (const dataset of inv.datasets) {
     const exclusion = exclusionOf(dataset, opts.ignored, opts.rootIncluded);
     const name = exclusion
-      ? `${style.paint("bold", dataset.name)} ${style.paint("dim", `(${exclusion})`)}`
+      ? `${style.paint("bold", dataset.name)} ${dim(`(${exclusion})`)}`
       : style.paint("bold", dataset.name);
     rows.push([
       name,
       paintBytes(style, dataset.used),
       paintBytes(style, dataset.referenced),
       formatRatio(dataset.compressratio),
+      dim(treeNotes(dataset)),
     ]);
     for (const snapshot of dataset.snapshots) {
       rows.push([
-        style.paint("dim", `- ${snapshot.name}`),
-        style.paint("dim", paintBytes(style, snapshot.used)),
-        style.paint("dim", paintBytes(style, snapshot.referenced)),
-        style.paint("dim", formatRatio(snapshot.compressratio)),
+        dim(`- ${snapshot.name}`),
+        dim(paintBytes(style, snapshot.used)),
+        dim(paintBytes(style, snapshot.referenced)),
+        dim(formatRatio(snapshot.compressratio)),
+        snapshot.userrefs > 0 ? dim(plural(snapshot.userrefs, "hold")) : "",
       ]);
     }
   }
@@ -80,6 +97,13 @@ export interface TreeDatasetJson {
   mounted: boolean | null;
   /** token of a partial receive, null when none */
   resumeToken: string | null;
+  /** `off`, or the cipher */
+  encryption: string;
+  /** null when not encrypted; `unavailable` when its key is not loaded */
+  keystatus: Dataset["keystatus"];
+  /** how many bookmarks (`ds#name`) it has, and the newest one's short name */
+  bookmarks: number;
+  newestBookmark: string | null;
   /** false when ignored or when it is the root and include_root is off */
   included: boolean;
   /** "ignored" | "root not included" | null */
@@ -97,6 +121,7 @@ export interface TreeSnapshotJson {
   referenced: number;
   written: number;
   compressratio: number;
+  /** user holds: a held snapshot cannot be destroyed */
   userrefs: number;
 }
 
@@ -121,6 +146,10 @@ export function treeJson(
         mountpoint: dataset.mountpoint,
         mounted: dataset.mounted,
         resumeToken: dataset.resumeToken,
+        encryption: dataset.encryption,
+        keystatus: dataset.keystatus,
+        bookmarks: dataset.bookmarks.length,
+        newestBookmark: dataset.bookmarks[dataset.bookmarks.length - 1]?.name ?? null,
         included: exclusion === null,
         excludedBecause: exclusion,
         snapshots: dataset.snapshots.map(snapshotJson),

@@ -178,10 +178,10 @@ describe("compareTrees", () => {
     ]);
     const a = comparison.rows[1];
     expect(a?.snapshots).toEqual([
-      { name: "s1", presence: "both", guidMismatch: false },
-      { name: "s2", presence: "both", guidMismatch: true },
-      { name: "t1", presence: "target", guidMismatch: false },
-      { name: "s3", presence: "source", guidMismatch: false },
+      { name: "s1", presence: "both", guidMismatch: false, sourceHolds: 0, targetHolds: 0 },
+      { name: "s2", presence: "both", guidMismatch: true, sourceHolds: 0, targetHolds: 0 },
+      { name: "t1", presence: "target", guidMismatch: false, sourceHolds: 0, targetHolds: 0 },
+      { name: "s3", presence: "source", guidMismatch: false, sourceHolds: 0, targetHolds: 0 },
     ]);
     expect(a?.conflicts.map((c) => c.kind)).toEqual(["guid-mismatch", "target-ahead"]);
     expect(a?.conflicts[1]?.message).toContain("target only: t1");
