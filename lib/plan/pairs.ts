@@ -87,21 +87,36 @@ export function snapshotsByName(dataset: Dataset): Map<string, Snapshot> {
 
 /** compare the snapshots of a pair: common means same name AND same guid */
 export function compareSnapshots(source: Dataset, target: Dataset): SnapshotOverlap {
-  const targetByName = snapshotsByName(target);
-  const sourceByName = snapshotsByName(source);
+  const s = source.snapshots;
+  const t = target.snapshots;
+  // Names are unique per dataset: a name of the common prefix (same name at the same place on
+  // both sides) is in neither tail, so only the tails are looked up by name. A target behind
+  // its source has no tail: no Map at all (this runs for every pair of a large tree).
+  const limit = Math.min(s.length, t.length);
+  let prefix = 0;
+  while (prefix < limit && (s[prefix] as Snapshot).name === (t[prefix] as Snapshot).name) prefix++;
+  const targetTail = new Map<string, Snapshot>();
+  const sourceTail = new Set<string>();
+  if (prefix < t.length) {
+    for (let i = prefix; i < t.length; i++)
+      targetTail.set((t[i] as Snapshot).name, t[i] as Snapshot);
+    for (let i = prefix; i < s.length; i++) sourceTail.add((s[i] as Snapshot).name);
+  }
   const common: SnapshotOverlap["common"] = [];
   const mismatches: GuidMismatch[] = [];
   const sourceOnly: string[] = [];
-  for (const snapshot of source.snapshots) {
-    const match = targetByName.get(snapshot.name);
+  for (let i = 0; i < s.length; i++) {
+    const snapshot = s[i] as Snapshot;
+    const match = i < prefix ? (t[i] as Snapshot) : targetTail.get(snapshot.name);
     if (match === undefined) sourceOnly.push(snapshot.name);
     else if (match.guid === snapshot.guid) common.push({ source: snapshot, target: match });
     else
       mismatches.push({ name: snapshot.name, sourceGuid: snapshot.guid, targetGuid: match.guid });
   }
   const targetOnly: string[] = [];
-  for (const snapshot of target.snapshots) {
-    if (!sourceByName.has(snapshot.name)) targetOnly.push(snapshot.name);
+  for (let i = prefix; i < t.length; i++) {
+    const name = (t[i] as Snapshot).name;
+    if (!sourceTail.has(name)) targetOnly.push(name);
   }
   return {
     common,

@@ -1,9 +1,11 @@
-// mergeSnapshots looks names up only past the common prefix of both lists and sorts only when
-// out of order; checked against the plain version (every name in a Map, every row sorted).
+// mergeSnapshots and compareSnapshots look names up only past the common prefix of both lists
+// (mergeSnapshots sorts only when out of order); checked against the plain versions (every
+// name in a Map, every row sorted).
 
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { mergeSnapshots } from "../../../lib/plan/compare.ts";
+import { compareSnapshots } from "../../../lib/plan/pairs.ts";
 import type { CompareSnapshotRow } from "../../../lib/plan/types.ts";
 import type { Dataset, Snapshot } from "../../../lib/zfs/model.ts";
 
@@ -120,5 +122,39 @@ describe("mergeSnapshots", () => {
       { name: "b", presence: "both", guidMismatch: true, sourceHolds: 1, targetHolds: 0 },
       { name: "c", presence: "source", guidMismatch: false, sourceHolds: 0, targetHolds: 0 },
     ]);
+  });
+});
+
+function plainOverlap(source: Dataset, target: Dataset) {
+  const targets = new Map(target.snapshots.map((s) => [s.name, s]));
+  const sources = new Set(source.snapshots.map((s) => s.name));
+  const common = source.snapshots.flatMap((s) => {
+    const t = targets.get(s.name);
+    return t && t.guid === s.guid ? [{ source: s, target: t }] : [];
+  });
+  return {
+    common,
+    newestCommon: common[common.length - 1],
+    mismatches: source.snapshots.flatMap((s) => {
+      const t = targets.get(s.name);
+      return t && t.guid !== s.guid
+        ? [{ name: s.name, sourceGuid: s.guid, targetGuid: t.guid }]
+        : [];
+    }),
+    sourceOnly: source.snapshots.filter((s) => !targets.has(s.name)).map((s) => s.name),
+    targetOnly: target.snapshots.filter((t) => !sources.has(t.name)).map((t) => t.name),
+  };
+}
+
+describe("compareSnapshots", () => {
+  test("the same overlap as the plain Map version", () => {
+    fc.assert(
+      fc.property(side, side, (s, t) => {
+        expect(compareSnapshots(dataset(s), dataset(t))).toEqual(
+          plainOverlap(dataset(s), dataset(t)),
+        );
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
