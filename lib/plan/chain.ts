@@ -7,8 +7,8 @@
 import type { Config } from "../config/types.ts";
 import { rootOf } from "../config/types.ts";
 import type { Dataset, Inventory } from "../zfs/model.ts";
-import { compareSnapshots } from "./pairs.ts";
-import type { ChainAction, ChainEntry, SendAction } from "./types.ts";
+import { compareSnapshots, exclusionReason } from "./pairs.ts";
+import type { Action, ChainAction, ChainEntry, Plan, SendAction } from "./types.ts";
 
 /** a hold tag may be at most 255 bytes (ZFS_MAX_DATASET_NAME_LEN - 1) */
 const MAX_TAG_BYTES = 255;
@@ -113,4 +113,28 @@ function chainEntry(
     target,
     targetBase: common.target,
   };
+}
+
+/**
+ * The backup plan with its chain action last: for every dataset that takes part and has no
+ * conflict or error (left-out datasets, `ignore` and the root without `include_root`, are
+ * never touched).
+ */
+export function withChain<A extends Action>(
+  plan: Plan<A>,
+  source: Inventory,
+  target: Inventory,
+  config: Config,
+  isOwn: (name: string) => boolean,
+): Plan<A | ChainAction> {
+  const blocked = new Set([
+    ...plan.conflicts.map((conflict) => conflict.subname),
+    ...plan.errors.map((problem) => problem.subname),
+    ...source.datasets
+      .filter((dataset) => exclusionReason(dataset.subname, config) !== null)
+      .map((dataset) => dataset.subname),
+  ]);
+  const sends = plan.actions.filter((action): action is A & SendAction => action.kind === "send");
+  const chain = planChain(source, target, sends, blocked, holdTags(config), isOwn);
+  return chain === null ? plan : { ...plan, actions: [...plan.actions, chain] };
 }

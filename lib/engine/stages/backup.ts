@@ -3,7 +3,7 @@
 // host; bytes never pass through JavaScript.
 
 import { planBackup, type TokenInfo } from "../../plan/backup.ts";
-import { holdTags, planChain } from "../../plan/chain.ts";
+import { holdTags, withChain } from "../../plan/chain.ts";
 import type { Action, ChainAction, Plan, SendAction } from "../../plan/types.ts";
 import { runSend } from "../../run/actions.ts";
 import type { Inventory } from "../../zfs/model.ts";
@@ -236,14 +236,7 @@ export function backupStage(run: Run): ChangingStage {
       tokens = await resumeTokens(run, target);
       sourceTree = source;
       const plan = planBackup(source, target, run.config, tokens);
-      const blocked = new Set([
-        ...plan.conflicts.map((conflict) => conflict.subname),
-        ...plan.errors.map((problem) => problem.subname),
-      ]);
-      const sends = plan.actions.filter((action): action is SendAction => action.kind === "send");
-      const tags = holdTags(run.config);
-      const chain = planChain(source, target, sends, blocked, tags, run.namer().isOwn);
-      return chain === null ? plan : { ...plan, actions: [...plan.actions, chain] };
+      return withChain(plan, source, target, run.config, run.namer().isOwn);
     },
     estimate: async (plan: Plan) => estimateSends(plan, sourceTree, tokens),
     execute: async (action: Action, estimates) => {

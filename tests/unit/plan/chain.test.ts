@@ -4,9 +4,9 @@
 import { describe, expect, test } from "bun:test";
 import { planViolations } from "../../../lib/engine/guard.ts";
 import { planBackup } from "../../../lib/plan/backup.ts";
-import { holdTags, planChain } from "../../../lib/plan/chain.ts";
+import { holdTags, withChain } from "../../../lib/plan/chain.ts";
 import { defaultNamer } from "../../../lib/plan/naming.ts";
-import type { ChainAction, ChainEntry, Plan, SendAction } from "../../../lib/plan/types.ts";
+import type { ChainAction, ChainEntry, Plan } from "../../../lib/plan/types.ts";
 import type { Bookmark, Inventory, Snapshot } from "../../../lib/zfs/model.ts";
 import { config, dst, history, inventory, snap, src } from "./fixtures.ts";
 
@@ -26,12 +26,8 @@ const bookmarkOf = (snapshot: Snapshot): Bookmark => ({
 });
 
 /** the backup plan with its chain action, as the backup stage builds it */
-function planWithChain(source: Inventory, target: Inventory): Plan {
-  const plan = planBackup(source, target, config());
-  const sends = plan.actions.filter((a): a is SendAction => a.kind === "send");
-  const blocked = new Set(plan.conflicts.map((c) => c.subname));
-  const chain = planChain(source, target, sends, blocked, TAGS, isOwn);
-  return chain ? { ...plan, actions: [...plan.actions, chain] } : plan;
+function planWithChain(source: Inventory, target: Inventory, cfg = config()): Plan {
+  return withChain(planBackup(source, target, cfg), source, target, cfg, isOwn);
 }
 
 const chainOf = (plan: Plan) => plan.actions.find((a): a is ChainAction => a.kind === "chain");
@@ -89,6 +85,13 @@ describe("planChain", () => {
     expect(entries.map((e) => [e.base, e.holdSource, e.holdTarget, e.bookmark])).toEqual([
       ["1002", true, true, true],
     ]);
+  });
+
+  test("ignored datasets and a left-out root get no holds or bookmarks", () => {
+    const source = inventory("source", [src("", [a, b]), src("x", [a, b]), src("y", [a, b])]);
+    const target = inventory("target", [dst("", [a, b]), dst("x", [a, b]), dst("y", [a, b])]);
+    const plan = planWithChain(source, target, config({ ignore: ["x"], includeRoot: false }));
+    expect(chainOf(plan)?.entries.map((e) => e.subname)).toEqual(["y"]);
   });
 
   test("other tools' holds, foreign bookmarks and conflicted datasets are left alone", () => {
