@@ -2,7 +2,7 @@
 import { compactExtents, poolAvailable, reclaimable } from "./accounting.ts";
 import type { SimContext } from "./context.ts";
 import { createCrypt } from "./crypt.ts";
-import { addDataset, validDatasetName, validSnapshotName } from "./datasets.ts";
+import { addDataset, validDatasetName, validSnapshotName, writeData } from "./datasets.ts";
 import { parseOptions, usageError, ZfsError } from "./errors.ts";
 import { nicebytes, parseSize } from "./format.ts";
 import { keyOf } from "./props.ts";
@@ -18,6 +18,9 @@ import {
   withState,
 } from "./state.ts";
 import { descendantsOf, resolve } from "./tree.ts";
+
+/** what the first mount of a raw-received dataset wrote in the VM (user accounting) */
+const RAW_FIRST_MOUNT = 87040;
 
 /** Snapshots need a little free space for their metadata, as in real pools. */
 const SNAPSHOT_SPACE = 1024 * 1024;
@@ -454,7 +457,14 @@ export function zfsMount(ctx: SimContext, args: string[]): number {
             throw new ZfsError(`cannot mount '${name}': encryption key not loaded`);
           return ds;
         });
-    for (const ds of targets) ds.mounted = true;
+    for (const ds of targets) {
+      ds.mounted = true;
+      // real 2.1.11 writes ~85 KiB into a raw-received dataset on its first mount
+      if (ds.crypt?.rawReceived) {
+        delete ds.crypt.rawReceived;
+        writeData(state, ds, RAW_FIRST_MOUNT, 0, []);
+      }
+    }
     return { save: true, value: 0 };
   });
 }

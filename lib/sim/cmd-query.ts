@@ -80,7 +80,21 @@ function selectNodes(
     const implied = depth === null && typesGiven && !types.has(node.kind) ? 1 : depth;
     nodes.push(...walk(state, node.ds, types, implied ?? 0));
   }
-  return { nodes, failed };
+  if (operands.length < 2) return { nodes, failed };
+  // several operands: zfs collects them in one tree sorted by name (zfs_sort_fn), once each
+  const unique = [...new Map(nodes.map((n) => [n.name, n])).values()];
+  return { nodes: unique.sort(byName), failed };
+}
+
+/** libzfs's name order: by dataset name ("ds#bm" counts whole), a dataset before its
+ * snapshots, snapshots by createtxg */
+function byName(a: Node, b: Node): number {
+  const base = (n: Node) => (n.kind === "snapshot" ? n.ds.name : n.name);
+  const an = base(a);
+  const bn = base(b);
+  if (an !== bn) return an < bn ? -1 : 1;
+  const rank = (n: Node) => (n.kind === "snapshot" ? n.snap.createtxg : -1);
+  return rank(a) - rank(b);
 }
 
 function sortNodes(
@@ -244,9 +258,10 @@ export function zfsHolds(ctx: SimContext, args: string[]): number {
       continue;
     }
     const node = resolve(state, name);
-    // an operand that does not open is reported but does not fail the command
-    if (node?.kind !== "snapshot") ctx.err(`cannot open '${name}': dataset does not exist\n`);
-    else snaps.push({ name, snap: node.snap });
+    if (node?.kind !== "snapshot") {
+      ctx.err(`cannot open '${name}': dataset does not exist\n`);
+      failed = true;
+    } else snaps.push({ name, snap: node.snap });
   }
   if (snaps.length === 0) {
     ctx.err("no datasets available\n");

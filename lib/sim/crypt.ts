@@ -24,6 +24,8 @@ export const CIPHERS = [
 export const DEFAULT_CIPHER = "aes-256-gcm";
 /** the default pbkdf2iters of a passphrase key */
 export const DEFAULT_PBKDF2_ITERS = 350000;
+/** load-key and unload-key fail with exit code 255 (-1 from zfs_do_*) */
+const KEY_ERROR = 255;
 const KEYFORMATS = ["passphrase", "hex", "raw"] as const;
 
 function fingerprint(salt: string, material: Buffer): string {
@@ -35,7 +37,6 @@ function readKeyMaterial(
   ctx: SimContext,
   keyformat: SimKey["keyformat"],
   keylocation: string,
-  what: string,
 ): Buffer {
   let raw: Buffer;
   if (keylocation === "prompt") {
@@ -49,12 +50,12 @@ function readKeyMaterial(
     try {
       raw = fs.readFileSync(path);
     } catch {
-      throw new ZfsError(`Failed to open key material file: No such file or directory\n${what}`);
+      throw new ZfsError("Failed to open key material file: No such file or directory");
     }
   }
   if (keyformat === "raw") {
-    if (raw.length < 32) throw new ZfsError(`Raw key too short (expected 32).\n${what}`);
-    if (raw.length > 32) throw new ZfsError(`Raw key too long (expected 32).\n${what}`);
+    if (raw.length < 32) throw new ZfsError("Raw key too short (expected 32).");
+    if (raw.length > 32) throw new ZfsError("Raw key too long (expected 32).");
     return raw;
   }
   // passphrase and hex keys are one line
@@ -62,11 +63,11 @@ function readKeyMaterial(
   const line = nl >= 0 ? raw.subarray(0, nl) : raw;
   if (keyformat === "hex") {
     if (line.length !== 64 || !/^[0-9a-fA-F]+$/.test(line.toString()))
-      throw new ZfsError(`Hex key too short (expected 64).\n${what}`);
+      throw new ZfsError("Hex key too short (expected 64).");
     return Buffer.from(line.toString().toLowerCase(), "hex");
   }
-  if (line.length < 8) throw new ZfsError(`Passphrase too short (min 8).\n${what}`);
-  if (line.length > 512) throw new ZfsError(`Passphrase too long (max 512).\n${what}`);
+  if (line.length < 8) throw new ZfsError("Passphrase too short (min 8).");
+  if (line.length > 512) throw new ZfsError("Passphrase too long (max 512).");
   return line;
 }
 
@@ -95,17 +96,19 @@ export function createCrypt(
         `${what}: 'encryption' must be one of 'on | off | ${CIPHERS.join(" | ")}'`,
         1,
       );
+  if (encryption === undefined && !parentCrypt && (keyformat ?? keylocation) !== undefined)
+    throw new ZfsError(`${what}: Encryption must be turned on to set encryption properties.`);
   if (encryption === "off") {
-    if (parentCrypt)
-      throw new ZfsError(`${what}: Cannot create unencrypted dataset beneath an encrypted one.`);
+    // 2.1 allows a plain child below an encrypted parent when asked for explicitly
     if (keyformat !== undefined || keylocation !== undefined)
       throw new ZfsError(`${what}: Encryption must be turned on to set encryption properties.`);
     return { crypt: null, key: null };
   }
-  const newRoot = keyformat !== undefined || (encryption !== undefined && !parentCrypt);
+  const newRoot =
+    keyformat !== undefined ||
+    keylocation !== undefined ||
+    (encryption !== undefined && !parentCrypt);
   if (!newRoot) {
-    if (keylocation !== undefined)
-      throw new ZfsError(`${what}: Keylocation can only be set on an encryption root.`);
     if (!parentCrypt) return { crypt: null, key: null };
     const parentKey = parent ? keyOf(state, parent) : null;
     if (!parentKey?.loaded)
@@ -126,7 +129,13 @@ export function createCrypt(
   if (location !== "prompt" && !location.startsWith("file://"))
     throw new ZfsError(`${what}: invalid keylocation '${location}'`);
   const format = keyformat as SimKey["keyformat"];
-  const material = readKeyMaterial(ctx, format, location, what);
+  let material: Buffer;
+  try {
+    material = readKeyMaterial(ctx, format, location);
+  } catch (error) {
+    if (error instanceof ZfsError) throw new ZfsError(`${what}: ${error.message}`);
+    throw error;
+  }
   const salt = randomBytes(8).toString("hex");
   return {
     crypt: {
@@ -161,8 +170,9 @@ export function zfsLoadKey(ctx: SimContext, args: string[]): number {
       if (!parsed.flags.has("r") && !ds.key) {
         throw new ZfsError(
           ds.crypt
-            ? `Keys must be loaded for encryption root of '${name}' (${ds.crypt.root}).`
+            ? `Key load error: Keys must be loaded for encryption root of '${name}' (${ds.crypt.root}).`
             : `Key load error: '${name}' is not encrypted.`,
+          KEY_ERROR,
         );
       }
       roots.push(...scope.filter((d) => d.key));
@@ -180,7 +190,7 @@ export function zfsLoadKey(ctx: SimContext, args: string[]): number {
       const keylocation = location ?? key.keylocation;
       let material: Buffer;
       try {
-        material = readKeyMaterial(ctx, key.keyformat, keylocation, "");
+        material = readKeyMaterial(ctx, key.keyformat, keylocation);
       } catch (error) {
         if (!(error instanceof ZfsError)) throw error;
         ctx.err(`${what}${error.message.trim()}\n`);
@@ -199,7 +209,7 @@ export function zfsLoadKey(ctx: SimContext, args: string[]): number {
       ctx.out(
         `${loaded} / ${roots.length} key(s) successfully ${parsed.flags.has("n") ? "verified" : "loaded"}\n`,
       );
-    return { save: loaded > 0 && !parsed.flags.has("n"), value: failed ? 1 : 0 };
+    return { save: loaded > 0 && !parsed.flags.has("n"), value: failed ? KEY_ERROR : 0 };
   });
 }
 
@@ -218,8 +228,9 @@ export function zfsUnloadKey(ctx: SimContext, args: string[]): number {
       if (!parsed.flags.has("r") && !ds.key)
         throw new ZfsError(
           ds.crypt
-            ? `Keys must be unloaded for encryption root of '${name}' (${ds.crypt.root}).`
+            ? `Key unload error: Keys must be unloaded for encryption root of '${name}' (${ds.crypt.root}).`
             : `Key unload error: '${name}' is not encrypted.`,
+          KEY_ERROR,
         );
       const scope = parsed.flags.has("r") ? [ds, ...descendantsOf(state, name)] : [ds];
       roots.push(...scope.filter((d) => d.key));
@@ -244,7 +255,7 @@ export function zfsUnloadKey(ctx: SimContext, args: string[]): number {
     }
     if (all || parsed.flags.has("r"))
       ctx.out(`${unloaded} / ${roots.length} key(s) successfully unloaded\n`);
-    return { save: unloaded > 0, value: failed ? 1 : 0 };
+    return { save: unloaded > 0, value: failed ? KEY_ERROR : 0 };
   });
 }
 
@@ -262,7 +273,7 @@ export function receivedCrypt(
 ): { crypt: SimDataset["crypt"]; key: SimKey | null } {
   if (raw)
     return {
-      crypt: { cipher: raw.cipher, root: name },
+      crypt: { cipher: raw.cipher, root: name, rawReceived: true },
       key: { ...raw.key, keylocation: "prompt", loaded: false },
     };
   if (!parent?.crypt) return { crypt: null, key: null };

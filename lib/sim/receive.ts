@@ -126,14 +126,14 @@ function check(
     if (ds) {
       if (!flags.has("F"))
         return fail(`${prefix}: destination '${name}' exists\nmust specify -F to overwrite it`);
-      if (ds.crypt || header.raw)
-        return fail(
-          `${prefix}: zfs receive -F cannot be used to destroy an encrypted filesystem or overwrite an unencrypted one with an encrypted one`,
-        );
       const snap = ds.snapshots[0];
       if (snap)
         return fail(
           `${prefix}: destination has snapshots (eg. ${name}@${snap.name})\nmust destroy them to overwrite it`,
+        );
+      if (ds.crypt || header.raw)
+        return fail(
+          `${prefix}: zfs receive -F cannot be used to destroy an encrypted filesystem or overwrite an unencrypted one with an encrypted one`,
         );
       if (ds.partial || ds.receiving) return busy(ds);
     }

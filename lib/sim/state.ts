@@ -82,6 +82,8 @@ export interface SimCrypt {
   cipher: string;
   /** the encryption root's name (the dataset itself, or an ancestor) */
   root: string;
+  /** raw-received and not mounted since: the first mount writes (space accounting) */
+  rawReceived?: boolean;
 }
 
 /** The wrapping key of an encryption root. */

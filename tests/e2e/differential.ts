@@ -6,7 +6,14 @@ import { shellJoin, shellQuote } from "../../lib/hosts/quote.ts";
 
 export type Step =
   /** one zfs command */
-  | { label: string; zfs: string[]; stdout?: "compare" | "sorted-lines" | "shape" }
+  | {
+      label: string;
+      zfs: string[];
+      /** compare: as printed; shape: digits dropped; bookmark-twins: see normalize */
+      stdout?: "compare" | "sorted-lines" | "shape" | "bookmark-twins";
+      /** sorted-lines: messages whose order zfs does not fix (an nvlist of errors) */
+      stderr?: "sorted-lines";
+    }
   /** BYTES of new data in a file below the dataset's mountpoint (sim: sim-write) */
   | { label: string; write: { dataset: string; file: string; bytes: number } }
   /** `zfs send SEND | [head -c CUT |] zfs receive RECEIVE`; the result is the receive's */
@@ -22,7 +29,11 @@ export type Step =
    */
   | { label: string; inFlight: { name: string; send: string[]; receive: string[]; stall: number } }
   /** lets the in-flight receive NAME read the rest of its stream; the result is its own */
-  | { label: string; finish: string };
+  | { label: string; finish: string }
+  /** a shell command line run as it is on both sides (files the next steps read) */
+  | { label: string; sh: string }
+  /** `zfs send -nv -t TOKEN` of the dataset's saved receive: the names in the token compared */
+  | { label: string; tokenOf: string };
 
 export const LIST_COLUMNS = ["name", "type", "guid", "receive_resume_token", "userrefs", "written"];
 
@@ -30,6 +41,17 @@ const P = "diffpool";
 const MiB = 1024 * 1024;
 /** bytes an in-flight receive gets before its input stalls (streams are 2 MiB and more) */
 const STALL = 1_000_000;
+/** key files of the encryption steps: the same path in the VM and beside the simulator */
+const KEY = "/tmp/abgleich-differential.key";
+const WRONG_KEY = "/tmp/abgleich-differential-wrong.key";
+const SHORT_KEY = "/tmp/abgleich-differential-short.key";
+const CRYPT_COLUMNS = "name,encryption,keystatus,encryptionroot,keyformat,keylocation,pbkdf2iters";
+/** `zfs list` of the crypt properties below ROOT, compared as printed */
+const cryptList = (label: string, root: string): Step => ({
+  label,
+  zfs: ["list", "-t", "all", "-Hp", "-o", CRYPT_COLUMNS, "-r", root],
+  stdout: "compare",
+});
 
 /** the scripted history: the commands abgleich runs, and the error cases of the transcripts */
 export const HISTORY: Step[] = [
@@ -219,8 +241,332 @@ export const HISTORY: Step[] = [
   ...receives("full onto a cut full", ["send", `${P}/re@c`], `${P}/part`),
   ...receives("full -F onto a cut full", ["send", `${P}/re@c`], `${P}/part`, ["-F"]),
   { label: "list after in-flight receives", list: P },
+  ...ENCRYPTION(),
+  ...HOLDS(),
+  ...BOOKMARKS(),
+  ...SEND_FLAGS(),
   { label: "final list", list: P },
 ];
+
+/** native encryption: properties, keys, raw and decrypting sends and receives */
+function ENCRYPTION(): Step[] {
+  const E = `${P}/enc`;
+  const keyOpts = ["-o", "encryption=on", "-o", "keyformat=passphrase"];
+  return [
+    {
+      label: "key files",
+      sh: `printf passphrase1 > ${KEY} && printf wrongpass1 > ${WRONG_KEY} && printf short > ${SHORT_KEY}`,
+    },
+    { label: "create enc", zfs: ["create", ...keyOpts, "-o", `keylocation=file://${KEY}`, E] },
+    { label: "create enc/child (inherits)", zfs: ["create", `${E}/child`] },
+    { label: "write enc e1", write: { dataset: E, file: "e1", bytes: 2 * MiB } },
+    { label: "snapshot -r enc@e1", zfs: ["snapshot", "-r", `${E}@e1`] },
+    { label: "bookmark enc#e1", zfs: ["bookmark", `${E}@e1`, `${E}#e1`] },
+    cryptList("crypt properties", P),
+    {
+      label: "get crypt properties",
+      zfs: [
+        "get",
+        "-Hp",
+        "encryption,keystatus,encryptionroot,keyformat,keylocation,pbkdf2iters",
+        `${P}/src`,
+        `${P}/src@s4`,
+        `${P}/src#b4`,
+        E,
+        `${E}@e1`,
+        `${E}#e1`,
+        `${E}/child`,
+      ],
+      stdout: "compare",
+    },
+    {
+      label: "create: keyformat missing",
+      zfs: ["create", "-o", "encryption=on", "-o", `keylocation=file://${KEY}`, `${P}/e2`],
+    },
+    {
+      label: "create: passphrase too short",
+      zfs: ["create", ...keyOpts, "-o", `keylocation=file://${SHORT_KEY}`, `${P}/e2`],
+    },
+    {
+      label: "create: bad cipher",
+      zfs: ["create", "-o", "encryption=aes-999", "-o", "keyformat=passphrase", `${P}/e2`],
+    },
+    {
+      label: "create: keyformat without encryption",
+      zfs: ["create", "-o", "keyformat=passphrase", "-o", `keylocation=file://${KEY}`, `${P}/e2`],
+    },
+    {
+      label: "create: aes-128-ccm root below enc",
+      zfs: [
+        "create",
+        "-o",
+        "encryption=aes-128-ccm",
+        "-o",
+        "keyformat=passphrase",
+        "-o",
+        `keylocation=file://${KEY}`,
+        `${E}/ccm`,
+      ],
+    },
+    cryptList("crypt properties of a nested root", `${E}/ccm`),
+    {
+      label: "raw full send",
+      send: ["send", "-w", `${E}@e1`],
+      receive: ["receive", "-s", "-u", `${P}/rawdst`],
+    },
+    cryptList("raw target: own root, no key", `${P}/rawdst`),
+    { label: "mount raw target without key", zfs: ["mount", `${P}/rawdst`] },
+    { label: "write enc e2", write: { dataset: E, file: "e2", bytes: 2 * MiB } },
+    { label: "snapshot enc@e2", zfs: ["snapshot", `${E}@e2`] },
+    {
+      label: "cut raw incremental",
+      send: ["send", "-w", "-i", "@e1", `${E}@e2`],
+      receive: ["receive", "-s", "-u", `${P}/rawdst`],
+      cut: 500_000,
+    },
+    { label: "raw token records rawok", tokenOf: `${P}/rawdst` },
+    { label: "resume raw", resume: `${P}/rawdst` },
+    {
+      label: "decrypting full send",
+      send: ["send", `${E}@e1`],
+      receive: ["receive", "-s", "-u", `${P}/plaindst`],
+    },
+    cryptList("decrypted target is plain", `${P}/plaindst`),
+    {
+      label: "raw incremental onto a plain target",
+      send: ["send", "-w", "-i", "@e1", `${E}@e2`],
+      receive: ["receive", "-s", "-u", `${P}/plaindst`],
+    },
+    {
+      label: "decrypting incremental onto a raw target without key",
+      send: ["send", "-i", "@e1", `${E}@e2`],
+      receive: ["receive", "-s", "-u", `${P}/rawdst`],
+    },
+    {
+      label: "plain stream below an encrypted parent",
+      send: ["send", `${P}/src@s3`],
+      receive: ["receive", "-s", "-u", `${E}/fromplain`],
+    },
+    {
+      label: "raw stream below an encrypted parent",
+      send: ["send", "-w", `${E}@e1`],
+      receive: ["receive", "-s", "-u", `${E}/rawin`],
+    },
+    {
+      label: "raw -w of a plain dataset",
+      send: ["send", "-w", `${P}/src@s3`],
+      receive: ["receive", "-s", "-u", `${P}/rawplain`],
+    },
+    cryptList("received below enc, raw of plain", P),
+    {
+      label: "raw full -F over a plain dataset",
+      send: ["send", "-w", `${E}@e1`],
+      receive: ["receive", "-s", "-u", "-F", `${P}/rawplain`],
+    },
+    { label: "load-key: wrong key", zfs: ["load-key", "-L", `file://${WRONG_KEY}`, `${P}/rawdst`] },
+    {
+      label: "load-key: missing file",
+      zfs: ["load-key", "-L", "file:///nonexistent", `${P}/rawdst`],
+    },
+    { label: "load-key", zfs: ["load-key", "-L", `file://${KEY}`, `${P}/rawdst`] },
+    { label: "load-key again", zfs: ["load-key", "-L", `file://${KEY}`, `${P}/rawdst`] },
+    cryptList("raw target with key", `${P}/rawdst`),
+    { label: "mount raw target with key", zfs: ["mount", `${P}/rawdst`] },
+    { label: "unload-key while mounted", zfs: ["unload-key", `${P}/rawdst`] },
+    { label: "unmount raw target", zfs: ["unmount", `${P}/rawdst`] },
+    { label: "unload-key", zfs: ["unload-key", `${P}/rawdst`] },
+    { label: "unload-key again", zfs: ["unload-key", `${P}/rawdst`] },
+    { label: "load-key of a child", zfs: ["load-key", `${E}/child`] },
+    { label: "unload-key of a child", zfs: ["unload-key", `${E}/child`] },
+    { label: "load-key of a plain dataset", zfs: ["load-key", `${P}/src`] },
+    { label: "unmount enc/child", zfs: ["unmount", `${E}/child`] },
+    { label: "unmount enc", zfs: ["unmount", E] },
+    { label: "unload-key enc", zfs: ["unload-key", E] },
+    cryptList("enc without key", E),
+    { label: "decrypting send without key", zfs: ["send", `${E}@e1`] },
+    { label: "estimate without key", zfs: ["send", "-nvP", `${E}@e1`], stdout: "shape" },
+    { label: "create below enc without key", zfs: ["create", `${E}/new`] },
+    {
+      label: "plain stream below enc without key",
+      send: ["send", `${P}/src@s3`],
+      receive: ["receive", "-s", "-u", `${E}/fromplain2`],
+    },
+    {
+      label: "raw incremental from enc without key",
+      send: ["send", "-w", "-i", "@e1", `${E}@e2`],
+      receive: ["receive", "-s", "-u", `${P}/rawdst2`],
+    },
+    {
+      label: "raw full from enc without key",
+      send: ["send", "-w", `${E}@e2`],
+      receive: ["receive", "-s", "-u", `${P}/rawdst2`],
+    },
+    { label: "mount enc without key", zfs: ["mount", E] },
+    { label: "load-key enc from its keylocation", zfs: ["load-key", E] },
+    { label: "mount enc with key", zfs: ["mount", E] },
+    { label: "list after encryption", list: P },
+  ];
+}
+
+/** holds on many snapshots in one command, -r, and the errors of each operand */
+function HOLDS(): Step[] {
+  const H = `${P}/h`;
+  return [
+    { label: "create h", zfs: ["create", H] },
+    { label: "create h/c", zfs: ["create", `${H}/c`] },
+    { label: "snapshot -r h@a", zfs: ["snapshot", "-r", `${H}@a`] },
+    { label: "snapshot -r h@b", zfs: ["snapshot", "-r", `${H}@b`] },
+    { label: "hold many", zfs: ["hold", "t1", `${H}@a`, `${H}/c@a`, `${H}@b`] },
+    { label: "hold: tag exists on one", zfs: ["hold", "t1", `${H}@a`, `${H}/c@b`] },
+    { label: "hold: missing snapshot", zfs: ["hold", "t2", `${H}@a`, `${H}@nope`, `${H}/c@b`] },
+    { label: "hold: missing dataset", zfs: ["hold", "t3", `${P}/nope@a`, `${H}@b`] },
+    { label: "hold: not a snapshot", zfs: ["hold", "t3", H] },
+    { label: "hold -r", zfs: ["hold", "-r", "t4", `${H}@b`] },
+    { label: "hold -r: tag exists below", zfs: ["hold", "-r", "t2", `${H}@b`] },
+    { label: "list with holds", list: H },
+    {
+      label: "holds -H many",
+      zfs: ["holds", "-H", `${H}@a`, `${H}/c@a`, `${H}@b`, `${H}/c@b`],
+      stdout: "shape",
+    },
+    { label: "holds -rH", zfs: ["holds", "-rH", `${H}@b`], stdout: "shape" },
+    { label: "holds table", zfs: ["holds", `${H}@a`, `${H}/c@a`], stdout: "shape" },
+    { label: "holds: one missing", zfs: ["holds", "-H", `${H}@a`, `${H}@nope`], stdout: "shape" },
+    { label: "holds: all missing", zfs: ["holds", `${H}@nope`], stdout: "shape" },
+    { label: "holds: not a snapshot", zfs: ["holds", "-H", `${H}@a`, H], stdout: "shape" },
+    { label: "release many", zfs: ["release", "t1", `${H}@a`, `${H}/c@a`] },
+    {
+      label: "release: tag missing on one",
+      zfs: ["release", "t1", `${H}@b`, `${H}/c@b`, `${H}@a`],
+    },
+    { label: "release: missing snapshot", zfs: ["release", "t4", `${H}@nope`, `${H}/c@b`] },
+    { label: "release -r where the tag is", zfs: ["release", "-r", "t4", `${H}@b`] },
+    { label: "release -r: tag nowhere", zfs: ["release", "-r", "t9", `${H}@b`] },
+    { label: "release: not a snapshot", zfs: ["release", "t2", H] },
+    { label: "list after releases", list: H },
+    { label: "destroy held snapshots", zfs: ["destroy", `${H}@a,b`] },
+    // each held snapshot named; within a dataset in no fixed order (seen both ways)
+    { label: "destroy -r a tree with holds", zfs: ["destroy", "-r", H], stderr: "sorted-lines" },
+  ];
+}
+
+/** bookmarks: creation and errors, listing, incremental sources (also after the snapshot) */
+function BOOKMARKS(): Step[] {
+  const B = `${P}/bm`;
+  return [
+    { label: "create bm", zfs: ["create", B] },
+    { label: "write bm a", write: { dataset: B, file: "a", bytes: MiB } },
+    { label: "snapshot bm@a", zfs: ["snapshot", `${B}@a`] },
+    { label: "write bm b", write: { dataset: B, file: "b", bytes: MiB } },
+    { label: "snapshot bm@b", zfs: ["snapshot", `${B}@b`] },
+    { label: "write bm c", write: { dataset: B, file: "c", bytes: MiB } },
+    { label: "snapshot bm@c", zfs: ["snapshot", `${B}@c`] },
+    { label: "bookmark bm#a", zfs: ["bookmark", `${B}@a`, `${B}#a`] },
+    { label: "bookmark short form", zfs: ["bookmark", `${B}@b`, "#b"] },
+    { label: "bookmark exists", zfs: ["bookmark", `${B}@b`, `${B}#a`] },
+    { label: "bookmark of a bookmark", zfs: ["bookmark", `${B}#a`, `${B}#a2`] },
+    { label: "bookmark: missing snapshot", zfs: ["bookmark", `${B}@nope`, `${B}#x`] },
+    { label: "bookmark: missing dataset", zfs: ["bookmark", `${B}@a`, `${P}/nope#x`] },
+    { label: "bookmark: bad name", zfs: ["bookmark", `${B}@a`, `${B}#bad@name`] },
+    { label: "bookmark: no #", zfs: ["bookmark", `${B}@a`, B] },
+    { label: "list with bookmarks", list: B },
+    {
+      label: "bookmarks keep their snapshot's guid, createtxg, creation",
+      zfs: ["list", "-t", "all", "-Hp", "-o", "name,type,createtxg,creation", "-r", B],
+      stdout: "bookmark-twins",
+    },
+    {
+      label: "list -t bookmark",
+      zfs: ["list", "-t", "bookmark", "-Hp", "-o", "name", "-r", B],
+      stdout: "compare",
+    },
+    { label: "list a bookmark without -t", zfs: ["list", "-Hp", "-o", "name", `${B}#a`] },
+    {
+      label: "list -t bookmark by name",
+      zfs: ["list", "-t", "bookmark", "-Hp", "-o", "name", `${B}#a`],
+      stdout: "compare",
+    },
+    {
+      label: "full bm@a",
+      send: ["send", `${B}@a`],
+      receive: ["receive", "-s", "-u", `${P}/bmdst`],
+    },
+    {
+      label: "incremental from a bookmark",
+      send: ["send", "-i", `${B}#a`, `${B}@b`],
+      receive: ["receive", "-s", "-u", `${P}/bmdst`],
+    },
+    { label: "-I from a bookmark", zfs: ["send", "-I", "#a", `${B}@c`] },
+    { label: "destroy bm@b (its bookmark stays)", zfs: ["destroy", `${B}@b`] },
+    {
+      label: "estimate from a bookmark",
+      zfs: ["send", "-nvP", "-i", "#b", `${B}@c`],
+      stdout: "shape",
+    },
+    {
+      label: "incremental #short from a bookmark whose snapshot is gone",
+      send: ["send", "-i", "#b", `${B}@c`],
+      receive: ["receive", "-s", "-u", `${P}/bmdst`],
+    },
+    { label: "bookmark from another dataset", zfs: ["send", "-i", `${B}#a`, `${P}/src@s4`] },
+    { label: "bookmark later than the snapshot", zfs: ["send", "-i", `${B}#b`, `${B}@a`] },
+    {
+      label: "raw incremental from a bookmark",
+      send: ["send", "-w", "-i", `${P}/enc#e1`, `${P}/enc@e2`],
+      receive: ["receive", "-s", "-u", `${P}/rawdst3`],
+    },
+    { label: "destroy -n a bookmark", zfs: ["destroy", "-n", `${B}#a2`] },
+    { label: "destroy a bookmark", zfs: ["destroy", `${B}#a2`] },
+    { label: "destroy a missing bookmark", zfs: ["destroy", `${B}#a2`] },
+    { label: "list after bookmarks", list: B },
+  ];
+}
+
+/** send -c -L -e -w (and long forms): accepted everywhere; the token records the features */
+function SEND_FLAGS(): Step[] {
+  const B = `${P}/bm`;
+  const cut = (label: string, flags: string[]): Step[] => [
+    {
+      label: `cut ${label}`,
+      send: ["send", ...flags, "-i", "@a", `${B}@c`],
+      receive: ["receive", "-s", "-u", `${P}/flags`],
+      cut: 300_000,
+    },
+    { label: `token of ${label}`, tokenOf: `${P}/flags` },
+    { label: `abort ${label}`, zfs: ["receive", "-A", `${P}/flags`] },
+  ];
+  return [
+    {
+      label: "full for flags",
+      send: ["send", "-c", `${B}@a`],
+      receive: ["receive", "-u", `${P}/flags`],
+    },
+    ...cut("plain", []),
+    ...cut("-c", ["-c"]),
+    ...cut("-e", ["-e"]),
+    ...cut("-L", ["-L"]),
+    ...cut("-w of a plain dataset", ["-w"]),
+    ...cut("long forms", ["--compressed", "--large-block", "--embed", "--raw"]),
+    ...cut("-Lce", ["-Lce"]),
+    { label: "estimate -c", zfs: ["send", "-nvP", "-c", "-i", "@a", `${B}@c`], stdout: "shape" },
+    { label: "estimate -Lecw", zfs: ["send", "-nvP", "-Lecw", `${P}/enc@e2`], stdout: "shape" },
+    {
+      label: "-Lec incremental",
+      send: ["send", "-L", "-e", "-c", "-I", "@a", `${B}@c`],
+      receive: ["receive", "-s", "-u", `${P}/flags`],
+    },
+    {
+      label: "cut raw full of enc",
+      send: ["send", "--raw", `${P}/enc@e2`],
+      receive: ["receive", "-s", "-u", `${P}/rawfull`],
+      cut: 1_000_000,
+    },
+    { label: "token of a raw full", tokenOf: `${P}/rawfull` },
+    cryptList("raw full in progress", `${P}/rawfull`),
+    { label: "resume raw full", resume: `${P}/rawfull` },
+    cryptList("raw full resumed", `${P}/rawfull`),
+  ];
+}
 
 /** `zfs send SEND | zfs receive -s -u [EXTRA] TARGET` as one step */
 function receives(label: string, send: string[], target: string, extra: string[] = []): Step[] {
@@ -266,6 +612,11 @@ export function stepCommand(step: Step, sim: boolean, written: Set<string>): str
       waitFor(f("rc")),
       `cat ${f("out")}; cat ${f("err")} >&2; exit "$(cat ${f("rc")})"`,
     ].join("\n");
+  }
+  if ("sh" in step) return step.sh;
+  if ("tokenOf" in step) {
+    const token = `"$(${shellJoin(["zfs", "get", "-H", "-o", "value", "receive_resume_token", step.tokenOf])})"`;
+    return `zfs send -nv -t ${token}`;
   }
   if ("resume" in step) {
     const token = `"$(${shellJoin(["zfs", "get", "-H", "-o", "value", "receive_resume_token", step.resume])})"`;
@@ -365,10 +716,32 @@ export function normalize(steps: readonly Step[], results: readonly StepResult[]
         .join("\n");
     } else if (step && "zfs" in step && step.stdout === "compare") {
       stdout = result.stdout;
+    } else if (step && "tokenOf" in step) {
+      // the token's pairs by name (their values are guids and offsets)
+      stdout = result.stdout
+        .split("\n")
+        .filter((line) => line.startsWith("\t"))
+        .map((line) => line.trim().split(" = ")[0])
+        .join("\n");
+    } else if (step && "zfs" in step && step.stdout === "bookmark-twins") {
+      // `name type createtxg creation` rows: each bookmark with the snapshot it matches
+      const rows = result.stdout
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => l.split("\t"));
+      stdout = rows
+        .map(([name, type, txg, creation]) => {
+          const twin = rows.find((r) => r[1] === "snapshot" && r[2] === txg && r[3] === creation);
+          return `${name}\t${type}${type === "bookmark" ? `\t${twin?.[0] ?? "none"}` : ""}`;
+        })
+        .join("\n");
     } else if (step && "zfs" in step && step.stdout === "shape") {
       return { code: result.code, stdout: shape(result.stdout), stderr: shape(result.stderr) };
     }
-    return { code: result.code, stdout, stderr: token(result.stderr).trim() };
+    const stderr = token(result.stderr).trim();
+    if (step && "zfs" in step && step.stderr === "sorted-lines")
+      return { code: result.code, stdout, stderr: stderr.split("\n").sort().join("\n") };
+    return { code: result.code, stdout, stderr };
   });
 }
 

@@ -88,6 +88,26 @@ describe("resume tokens", () => {
   });
 });
 
+// Printed by real OpenZFS 2.1.11 for a cut `zfs send -w` (raw, full) of an encrypted dataset.
+const REAL_RAW_TOKEN =
+  "1-cebc17831-f0-789c636064000310a500c4ec50360710e72765a52697303034409460caa7a515a796806478e0f26c48f2499525a9c540ba248b0fabfe92fcf4d2cc1406868735b17b0e7627c96a20c97382e5f312735319180af453f3921d8a8d1990dcc1cd807077727e6e41516a71717e36444c02ea0e987c5162394c8a0100ca5d1c59";
+
+describe("resume tokens of raw and compressed streams", () => {
+  test("decodes the boolean pairs a raw send records", () => {
+    const token = decodeToken(REAL_RAW_TOKEN);
+    expect(token.toname).toBe("p/enc@s3");
+    expect(token.flags).toEqual(["compressok", "rawok"]);
+    expect(describeToken(token)).toEndWith("\ttoname = p/enc@s3\n\tcompressok = 1\n\trawok = 1\n");
+  });
+  test("encodes them byte for byte as OpenZFS", () => {
+    const ours = encodeToken(decodeToken(REAL_RAW_TOKEN));
+    const payload = (t: string): Buffer =>
+      inflateSync(Buffer.from(t.split("-")[3] as string, "hex"));
+    expect(payload(ours).equals(payload(REAL_RAW_TOKEN))).toBe(true);
+    expect(ours.split("-")[2]).toBe("f0");
+  });
+});
+
 describe("option parsing", () => {
   test("combined flags and option values", () => {
     const parsed = parseOptions(
