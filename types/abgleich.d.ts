@@ -427,12 +427,29 @@ declare module "abgleich" {
     presence: Presence;
     /** same name on both sides but different guid */
     guidMismatch: boolean;
+    /** user holds (`userrefs`) on each side; 0 where the snapshot is not */
+    sourceHolds: number;
+    targetHolds: number;
+  }
+
+  /** what `compare` tells of one side's dataset besides its snapshots */
+  interface CompareSide {
+    /** `off`, or the cipher */
+    encryption: string;
+    /** null when not encrypted; `unavailable`: the key is not loaded (e.g. a raw-received target) */
+    keystatus: "available" | "unavailable" | null;
+    bookmarks: number;
+    /** short name of the newest bookmark, null when there is none */
+    newestBookmark: string | null;
   }
 
   interface CompareDatasetRow {
     subname: string;
     presence: Presence;
     ignored: boolean;
+    /** null on a side where the dataset does not exist */
+    source: CompareSide | null;
+    target: CompareSide | null;
     /** oldest first, merged from both sides in creation order */
     snapshots: CompareSnapshotRow[];
     /** conflicts found for this pair (see backup), empty when none */
