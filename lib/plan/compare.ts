@@ -29,10 +29,44 @@ export function compareSubnames(a: string, b: string): number {
 
 const NO_SNAPSHOTS: readonly Snapshot[] = [];
 
+const PRESENCE_INDEX: Record<Presence, number> = { both: 0, source: 1, target: 2 };
+
+/**
+ * Rows are frozen and shared: the same snapshot name with the same marks (and no holds) makes
+ * the same row in every dataset of a tree, so a million rows are a few hundred objects.
+ */
+export class SnapshotRows {
+  private readonly byName = new Map<string, (CompareSnapshotRow | undefined)[]>();
+
+  get(
+    name: string,
+    presence: Presence,
+    guidMismatch: boolean,
+    sourceHolds: number,
+    targetHolds: number,
+  ): CompareSnapshotRow {
+    if (sourceHolds !== 0 || targetHolds !== 0)
+      return Object.freeze({ name, presence, guidMismatch, sourceHolds, targetHolds });
+    let rows = this.byName.get(name);
+    if (rows === undefined) {
+      rows = [];
+      this.byName.set(name, rows);
+    }
+    const index = PRESENCE_INDEX[presence] * 2 + (guidMismatch ? 1 : 0);
+    let row = rows[index];
+    if (row === undefined) {
+      row = Object.freeze({ name, presence, guidMismatch, sourceHolds, targetHolds });
+      rows[index] = row;
+    }
+    return row;
+  }
+}
+
 /** both sides' snapshots, oldest first by creation (a received snapshot keeps the sender's) */
 export function mergeSnapshots(
   source: Dataset | undefined,
   target: Dataset | undefined,
+  shared: SnapshotRows = new SnapshotRows(),
 ): CompareSnapshotRow[] {
   const s = source?.snapshots ?? NO_SNAPSHOTS;
   const t = target?.snapshots ?? NO_SNAPSHOTS;
@@ -60,8 +94,8 @@ export function mergeSnapshots(
     const match = i < prefix ? (t[i] as Snapshot) : targetTail?.get(snapshot.name);
     rows.push(
       match === undefined
-        ? row(snapshot.name, "source", false, snapshot.userrefs, 0)
-        : row(
+        ? shared.get(snapshot.name, "source", false, snapshot.userrefs, 0)
+        : shared.get(
             snapshot.name,
             "both",
             match.guid !== snapshot.guid,
@@ -75,7 +109,7 @@ export function mergeSnapshots(
     for (let i = prefix; i < t.length; i++) {
       const snapshot = t[i] as Snapshot;
       if (sourceTail.has(snapshot.name)) continue;
-      rows.push(row(snapshot.name, "target", false, 0, snapshot.userrefs));
+      rows.push(shared.get(snapshot.name, "target", false, 0, snapshot.userrefs));
       sides.push(snapshot);
     }
   }
@@ -97,16 +131,6 @@ export function mergeSnapshots(
   return rows;
 }
 
-function row(
-  name: string,
-  presence: Presence,
-  guidMismatch: boolean,
-  sourceHolds: number,
-  targetHolds: number,
-): CompareSnapshotRow {
-  return { name, presence, guidMismatch, sourceHolds, targetHolds };
-}
-
 function side(dataset: Dataset | undefined): CompareSide | null {
   if (dataset === undefined) return null;
   return {
@@ -118,6 +142,7 @@ function side(dataset: Dataset | undefined): CompareSide | null {
 }
 
 export function compareTrees(source: Inventory, target: Inventory, config: Config): Comparison {
+  const shared = new SnapshotRows();
   const rows: CompareDatasetRow[] = pairDatasets(source, target, config).map((pair) => {
     const presence: Presence =
       pair.source && pair.target ? "both" : pair.source ? "source" : "target";
@@ -127,7 +152,7 @@ export function compareTrees(source: Inventory, target: Inventory, config: Confi
       ignored: pair.excluded !== null,
       source: side(pair.source),
       target: side(pair.target),
-      snapshots: mergeSnapshots(pair.source, pair.target),
+      snapshots: mergeSnapshots(pair.source, pair.target, shared),
       conflicts:
         pair.source && pair.target && pair.excluded === null
           ? pairConflicts(pair.subname, pair.source, pair.target)

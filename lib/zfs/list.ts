@@ -165,29 +165,35 @@ export function parseList(text: string, side: Side, root: string, where: string)
     return Number.parseFloat(text.slice(a, b));
   };
   /** the short name after `@` or `#` at [a, b): shared with an equal earlier one when possible */
-  const shortName = (a: number, b: number, guess: string | undefined, full: () => string) => {
+  const shortName = (a: number, b: number, guess: string | undefined): string => {
     if (guess !== undefined && guess.length === b - a && text.startsWith(guess, a)) return guess;
     const slice = text.slice(a, b);
     const known = interned.get(slice);
     if (known !== undefined) return known;
-    if (!SHORT_NAME.test(slice)) fail(`invalid snapshot name ${JSON.stringify(full())}`);
+    if (!SHORT_NAME.test(slice)) fail(`invalid snapshot name ${JSON.stringify(field(NAME))}`);
     const name = copy(a, b);
     if (interned.size < MAX_INTERNED) interned.set(name, name);
     return name;
   };
-  /** the dataset a `ds@snap` or `ds#bookmark` row belongs to, and where its short name starts */
-  const parentOf = (lineStart: number, mark: number, kind: string): [Dataset, number] => {
+  // where the short name of the row parentOf looked at starts (a variable, not a returned
+  // pair: no allocation per row)
+  let shortStart = 0;
+  /** the dataset a `ds@snap` or `ds#bookmark` row belongs to; sets shortStart */
+  const parentOf = (lineStart: number, mark: number, kind: string): Dataset => {
     if (
       current !== undefined &&
       text.charCodeAt(lineStart + current.name.length) === mark &&
       text.startsWith(current.name, lineStart)
-    )
-      return [current, lineStart + current.name.length + 1];
+    ) {
+      shortStart = lineStart + current.name.length + 1;
+      return current;
+    }
     const full = field(NAME);
     const at = full.indexOf(String.fromCharCode(mark));
     const parent = at > 0 ? byName.get(full.slice(0, at)) : undefined;
     if (!parent) return fail(`${kind} ${full} does not follow its dataset`);
-    return [parent, lineStart + at + 1];
+    shortStart = lineStart + at + 1;
+    return parent;
   };
 
   while (start < length) {
@@ -219,10 +225,11 @@ export function parseList(text: string, side: Side, root: string, where: string)
     const kind = text.charCodeAt(from(TYPE));
 
     if (kind === 115 /* s */ && fieldIs(TYPE, "snapshot")) {
-      const [parent, shortStart] = parentOf(lineStart, 64 /* @ */, "snapshot");
-      const index = parent.snapshots.length;
-      const short = shortName(shortStart, to(NAME), previousSnapshots[index]?.name, () =>
-        field(NAME),
+      const parent = parentOf(lineStart, 64 /* @ */, "snapshot");
+      const short = shortName(
+        shortStart,
+        to(NAME),
+        previousSnapshots[parent.snapshots.length]?.name,
       );
       parent.snapshots.push({
         name: short,
@@ -240,8 +247,8 @@ export function parseList(text: string, side: Side, root: string, where: string)
 
     if (kind === 98 /* b */ && fieldIs(TYPE, "bookmark")) {
       // a bookmark has a name, guid, createtxg and creation; its other columns are `-`
-      const [parent, shortStart] = parentOf(lineStart, 35 /* # */, "bookmark");
-      const short = shortName(shortStart, to(NAME), undefined, () => field(NAME));
+      const parent = parentOf(lineStart, 35 /* # */, "bookmark");
+      const short = shortName(shortStart, to(NAME), undefined);
       const bookmark: Bookmark = {
         name: short,
         guid: guid(short),

@@ -2,11 +2,14 @@ import { describe, expect, test } from "bun:test";
 import {
   compareLegend,
   comparisonJson,
+  comparisonSummary,
   conflictLines,
+  datasetNotes,
   renderComparison,
 } from "../../lib/cli/render/compare.ts";
-import { createStyle, plainStyle, stripAnsi } from "../../lib/cli/render/style.ts";
-import type { CompareSide, Comparison, Conflict } from "../../lib/plan/types.ts";
+import { createStyle, plainStyle, type Style, stripAnsi } from "../../lib/cli/render/style.ts";
+import { renderTable, type TableRow } from "../../lib/cli/render/table.ts";
+import type { CompareSide, Comparison, Conflict, Presence } from "../../lib/plan/types.ts";
 
 const ESC = "\u001b";
 
@@ -261,5 +264,93 @@ describe("encryption, holds and bookmarks", () => {
     expect(secret.target).toEqual(rawCopy);
     expect(secret.snapshots[1]).toEqual(held("s2", 2, 1));
     expect(json.datasets[3].target).toBeNull();
+  });
+});
+
+describe("renderComparison on a large comparison", () => {
+  // the same table made the generic way: one TableRow per line, renderTable pads and trims
+  function viaRenderTable(cmp: Comparison, style: Style): string {
+    const rows: TableRow[] = [];
+    let holds = false;
+    for (const row of cmp.rows) {
+      const tag = row.ignored ? ` ${style.paint("dim", "(ignored)")}` : "";
+      const notes = datasetNotes(row);
+      const mark = (presence: Presence, side: Presence, held: boolean, mismatch: boolean) => {
+        if (!mismatch && presence !== "both" && presence !== side) return "";
+        const text = (mismatch ? "x" : "●") + (held ? "h" : "");
+        const colors = { both: "green", source: "yellow", target: "blue" } as const;
+        return style.paint(mismatch ? ["red", "bold"] : colors[presence], text);
+      };
+      rows.push([
+        style.paint("bold", row.subname === "" ? "(root)" : row.subname) + tag,
+        mark(row.presence, "source", false, false),
+        mark(row.presence, "target", false, false),
+        notes === "" ? "" : style.paint("dim", notes),
+      ]);
+      for (const conflict of row.conflicts) {
+        const [first, ...rest] = conflictLines(conflict);
+        rows.push({ span: `  ${style.paint("red", `! ${first}`)}` });
+        for (const line of rest) rows.push({ span: `    ${style.paint("red", line)}` });
+      }
+      const mismatches = row.snapshots.filter((s) => s.guidMismatch).map((s) => s.name);
+      if (mismatches.length > 0 && !row.conflicts.some((c) => c.kind === "guid-mismatch"))
+        rows.push({
+          span: `  ${style.paint("red", `! same name, different guid on the two sides: ${mismatches.join(", ")}`)}`,
+        });
+      for (const s of row.snapshots) {
+        holds ||= s.sourceHolds > 0 || s.targetHolds > 0;
+        rows.push([
+          style.paint("dim", `- ${s.name}`),
+          mark(s.presence, "source", s.sourceHolds > 0, s.guidMismatch),
+          mark(s.presence, "target", s.targetHolds > 0, s.guidMismatch),
+        ]);
+      }
+    }
+    const columns = [
+      { header: "NAME" },
+      { header: "SOURCE" },
+      { header: "TARGET" },
+      { header: "" },
+    ];
+    return [
+      `source ${style.paint("bold", cmp.sourceRoot)}  →  target ${style.paint("bold", cmp.targetRoot)}`,
+      renderTable(columns, rows, { style }),
+      "",
+      comparisonSummary(cmp),
+      compareLegend(style, holds),
+    ].join("\n");
+  }
+
+  const presences: Presence[] = ["both", "source", "target"];
+  const sides: (CompareSide | null)[] = [
+    PLAIN,
+    { encryption: "aes-256-gcm", keystatus: "unavailable", bookmarks: 3, newestBookmark: "b" },
+  ];
+  const big: Comparison = {
+    sourceRoot: "tank",
+    targetRoot: "backup",
+    rows: Array.from({ length: 120 }, (_, d) => ({
+      subname: d === 0 ? "" : `group ${d % 7}/data:${d}`,
+      presence: presences[d % 3] as Presence,
+      ignored: d % 11 === 5,
+      source: d % 3 === 2 ? null : (sides[d % 2] ?? null),
+      target: d % 3 === 1 ? null : (sides[(d >> 1) % 2] ?? null),
+      snapshots: Array.from({ length: 60 }, (_, s) => ({
+        name: s === 7 && d === 33 ? `a much longer snapshot name ${d}` : `auto-${s}`,
+        presence: presences[(d + s) % 3] as Presence,
+        guidMismatch: s % 17 === 3,
+        sourceHolds: s % 13 === 0 ? 1 : 0,
+        targetHolds: s % 19 === 0 ? 2 : 0,
+      })),
+      conflicts: d % 23 === 4 ? [{ ...targetAhead, subname: `x${d}` }] : [],
+    })),
+  };
+
+  test("the same text as renderTable makes, across the chunks it is joined in", () => {
+    const plain = renderComparison(big, plainStyle);
+    expect(plain.split("\n").length).toBeGreaterThan(4096);
+    expect(plain).toBe(viaRenderTable(big, plainStyle));
+    const colour = createStyle(true);
+    expect(renderComparison(big, colour)).toBe(viaRenderTable(big, colour));
   });
 });

@@ -149,32 +149,40 @@ export function renderComparison(cmp: Comparison, style: Style): string {
     return text;
   };
 
+  // lines are joined a few thousand at a time: a million small line strings would all be
+  // alive until one final join
+  const chunks: string[] = [];
+  const lines: string[] = [];
+  const push = (line: string) => {
+    if (lines.push(line) < 4096) return;
+    chunks.push(lines.join("\n"));
+    lines.length = 0;
+  };
   const header = HEADERS.map((h, i) => pad(h, i === 0 ? nameWidth : markWidth));
-  const lines: string[] = [title, style.paint("bold", header.join(GAP).trimEnd())];
+  push(title);
+  push(style.paint("bold", header.join(GAP).trimEnd()));
   cmp.rows.forEach((row, index) => {
     const label = subnameLabel(row.subname);
     const name = bold(label) + (row.ignored ? ` ${dim("(ignored)")}` : "");
     const width = visibleWidth(label) + (row.ignored ? " (ignored)".length : 0);
-    lines.push(
+    push(
       name +
         spaces(nameWidth - width) +
         tail(row.presence, false, false, false, notes[index] as string),
     );
     for (const conflict of row.conflicts) {
       const [first, ...rest] = conflictLines(conflict);
-      lines.push(`  ${red(`! ${first}`)}`);
-      for (const line of rest) lines.push(`    ${red(line)}`);
+      push(`  ${red(`! ${first}`)}`);
+      for (const line of rest) push(`    ${red(line)}`);
     }
     const mismatches: string[] = [];
     for (const snapshot of row.snapshots) if (snapshot.guidMismatch) mismatches.push(snapshot.name);
     if (mismatches.length > 0 && !row.conflicts.some((c) => c.kind === "guid-mismatch")) {
-      lines.push(
-        `  ${red(`! same name, different guid on the two sides: ${mismatches.join(", ")}`)}`,
-      );
+      push(`  ${red(`! same name, different guid on the two sides: ${mismatches.join(", ")}`)}`);
     }
     for (const snapshot of row.snapshots) {
       const nameCell = `- ${snapshot.name}`;
-      lines.push(
+      push(
         dim(nameCell) +
           spaces(nameWidth - 2 - visibleWidth(snapshot.name)) +
           tail(
@@ -187,8 +195,11 @@ export function renderComparison(cmp: Comparison, style: Style): string {
       );
     }
   });
-  lines.push("", comparisonSummary(cmp), compareLegend(style, holds));
-  return lines.join("\n");
+  push("");
+  push(comparisonSummary(cmp));
+  push(compareLegend(style, holds));
+  chunks.push(lines.join("\n"));
+  return chunks.join("\n");
 }
 
 function pad(cell: string, width: number): string {
