@@ -10,10 +10,10 @@ export interface SyntheticOptions {
   /** only the first `keep` snapshots of each dataset (a target behind its source) */
   keep?: number;
   /**
-   * as a backup chain leaves a source: the newest kept snapshot of each dataset held
-   * (userrefs 1) and bookmarked (`ds#name`, listed after the snapshots, as zfs does)
+   * as a backup chain leaves the side: the newest kept snapshot of each dataset held
+   * (userrefs 1), on the source also bookmarked (`ds#name`, after the snapshots, as zfs lists it)
    */
-  chain?: boolean;
+  chain?: "source" | "target";
   /** every 10th dataset encrypted (aes-256-gcm) with this key status */
   encrypted?: "available" | "unavailable";
 }
@@ -45,7 +45,7 @@ export function syntheticList(o: SyntheticOptions): string {
         `${name}@${snapName(s)}\tsnapshot\t${1795663151 + s}\t${guid(s)}\t${txg + s}\t65536\t4308992\t65536\t1.00\t-\t-\t-\t${userrefs}\t${crypt}\n`,
       );
     }
-    if (o.chain && keep > 0) {
+    if (o.chain === "source" && keep > 0) {
       const s = keep - 1;
       parts.push(
         `${name}#${snapName(s)}\tbookmark\t${1795663151 + s}\t${guid(s)}\t${txg + s}\t-\t4308992\t-\t-\t-\t-\t-\t-\t-\t-\n`,

@@ -132,7 +132,7 @@ describe("parseList", () => {
         root: "tank",
         datasets: 150,
         snapshots: 7,
-        chain: true,
+        chain: "source",
         encrypted: "available",
       }),
       "source",
