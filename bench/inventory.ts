@@ -55,11 +55,17 @@ function shQuote(word: string): string {
 function prepare(dir: string, c: Case): { env: Record<string, string>; configPath: string } {
   const sourceFile = join(dir, "source.txt");
   const targetFile = join(dir, "target.txt");
+  const keep = Math.ceil(c.snapshots * 0.9);
   writeFileSync(
     sourceFile,
-    syntheticList({ root: SOURCE_POOL, ...c, chain: "source", encrypted: "available" }),
+    syntheticList({
+      root: SOURCE_POOL,
+      ...c,
+      chain: "source",
+      chainBase: keep - 1,
+      encrypted: "available",
+    }),
   );
-  const keep = Math.ceil(c.snapshots * 0.9);
   writeFileSync(
     targetFile,
     syntheticList({ root: TARGET_POOL, ...c, keep, chain: "target", encrypted: "unavailable" }),

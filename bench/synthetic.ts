@@ -14,6 +14,8 @@ export interface SyntheticOptions {
    * (userrefs 1), on the source also bookmarked (`ds#name`, after the snapshots, as zfs lists it)
    */
   chain?: "source" | "target";
+  /** index of that snapshot (the newest common one of both sides); default the newest kept */
+  chainBase?: number;
   /** every 10th dataset encrypted (aes-256-gcm) with this key status */
   encrypted?: "available" | "unavailable";
 }
@@ -22,6 +24,7 @@ export function syntheticList(o: SyntheticOptions): string {
   const parts: string[] = [];
   const seed = o.guidSeed ?? 10_000_000_000_000_000_000n;
   const keep = o.keep ?? o.snapshots;
+  const base = o.chainBase ?? keep - 1;
   let txg = 1;
   for (let d = 0; d < o.datasets; d++) {
     // a two-level tree: root, then groups of 100 children each
@@ -40,13 +43,13 @@ export function syntheticList(o: SyntheticOptions): string {
       `2026${String(1 + (s % 12)).padStart(2, "0")}${String(1 + (s % 28)).padStart(2, "0")}${String(s).padStart(2, "0")}_backup`;
     const guid = (s: number) => seed + BigInt(d) * 1000n + BigInt(s + 1);
     for (let s = 0; s < keep; s++) {
-      const userrefs = o.chain && s === keep - 1 ? 1 : 0;
+      const userrefs = o.chain && s === base ? 1 : 0;
       parts.push(
         `${name}@${snapName(s)}\tsnapshot\t${1795663151 + s}\t${guid(s)}\t${txg + s}\t65536\t4308992\t65536\t1.00\t-\t-\t-\t${userrefs}\t${crypt}\n`,
       );
     }
-    if (o.chain === "source" && keep > 0) {
-      const s = keep - 1;
+    if (o.chain === "source" && base >= 0 && base < keep) {
+      const s = base;
       parts.push(
         `${name}#${snapName(s)}\tbookmark\t${1795663151 + s}\t${guid(s)}\t${txg + s}\t-\t4308992\t-\t-\t-\t-\t-\t-\t-\t-\n`,
       );
