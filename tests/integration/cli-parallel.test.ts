@@ -63,7 +63,9 @@ test("parallel: 4 sends up to four datasets at once, a parent's streams before i
   expect(most).toBeLessThanOrEqual(4);
   // the root is received before any child starts; c0 before c0/deep
   const firstChild = order.findIndex((line) => line.startsWith("start") && line.includes("/c"));
-  const rootDone = order.findIndex((line) => line.startsWith("done") && line.includes("src/data@"));
+  const rootDone = order.findIndex(
+    (line) => line.startsWith("done") && line.includes("src/data → "),
+  );
   expect(rootDone).toBeGreaterThanOrEqual(0);
   expect(rootDone).toBeLessThan(firstChild);
   const deepStart = order.findIndex((l) => l.startsWith("start") && l.includes("c0/deep"));
