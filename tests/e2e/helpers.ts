@@ -86,9 +86,9 @@ export class E2eEnv {
   }
 
   /** runs the binary to its end (stdin not a terminal) */
-  async cli(args: readonly string[]): Promise<RunResult> {
+  async cli(args: readonly string[], timeoutMs = CLI_TIMEOUT_MS): Promise<RunResult> {
     const child = this.spawn(args);
-    const timer = setTimeout(() => child.kill("SIGKILL"), CLI_TIMEOUT_MS);
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     const [stdout, stderr, code] = await Promise.all([
       new Response(child.stdout).text(),
       new Response(child.stderr).text(),
