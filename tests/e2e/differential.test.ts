@@ -18,7 +18,7 @@ import {
   unexplained,
 } from "./differential.ts";
 import { BOOT_TIMEOUT_MS } from "./helpers.ts";
-import { bootVm, createPools, stopAllVms, type Vm } from "./vm.ts";
+import { bootVm, createPools, stopAllVms, type Vm, vmZfsSeries } from "./vm.ts";
 
 // 252 steps: about 2 min in an idle VM, several times that on a loaded 2-core machine
 const RUN_MS = 900_000;
@@ -26,10 +26,23 @@ const RUN_MS = 900_000;
 /** deliberate differences, each with its reason (empty: the simulator matches) */
 const ALLOWED: AllowedDifference[] = [];
 
+/**
+ * The simulator models OpenZFS 2.1.11. Against 2.3 the history shows where the versions'
+ * messages part (e.g. destroying a held snapshot: 2.1 "dataset is busy", 2.3 "it's being
+ * held. Run 'zfs holds -r …'"); until the simulator answers per version, the comparison runs
+ * on the series it models and says so on the others.
+ */
+const MODELLED = vmZfsSeries() === "2.1";
+if (!MODELLED)
+  console.log(
+    `[differential] skipped on OpenZFS ${vmZfsSeries()}: the simulator models 2.1.11 (see the comment above MODELLED)`,
+  );
+
 let vm: Vm;
 let simDir: string;
 
 beforeAll(async () => {
+  if (!MODELLED) return;
   vm = await bootVm("differential");
   console.log(`[e2e] differential ready in ${vm.bootSeconds.toFixed(1)} s`);
   await createPools(vm, [{ name: "diffpool" }]);
@@ -69,7 +82,7 @@ async function runOnVm(): Promise<StepResult[]> {
   return parseRun(result.stdout, HISTORY.length);
 }
 
-test(
+test.skipIf(!MODELLED)(
   "the simulator answers one scripted history like real OpenZFS",
   async () => {
     const [real, sim] = await Promise.all([runOnVm(), runOnSim()]);

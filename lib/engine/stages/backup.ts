@@ -8,7 +8,7 @@ import type { Action, ChainAction, Plan, SendAction } from "../../plan/types.ts"
 import { runSend } from "../../run/actions.ts";
 import type { Inventory } from "../../zfs/model.ts";
 import type { ActionOutcome } from "../../zfs/outcome.ts";
-import { untilCancelled } from "../cancel.ts";
+import { isCancelError, untilCancelled } from "../cancel.ts";
 import type { ChangingStage, Run } from "../runner.ts";
 import { requireSourceRoot, requireTargetParent } from "./preflight.ts";
 import { NO_WIRE, prepareWire, type StageWire } from "./wire.ts";
@@ -163,7 +163,14 @@ async function sendWithRetries(
       `${action.targetDataset}: the transfer was cut; resuming in ${wait / 1000} s (retry ${retry} of ${retries})`,
     );
     await untilCancelled(Bun.sleep(wait), run.signal);
-    const steps = await resumeSteps(run, action);
+    let steps: SendAction[] | string;
+    try {
+      steps = await resumeSteps(run, action);
+    } catch (error) {
+      // the host that cut the stream may be gone for good: the first failure is the story
+      if (run.signal.aborted || isCancelError(error)) throw error;
+      steps = error instanceof Error ? error.message : String(error);
+    }
     if (typeof steps === "string") {
       outcome = { ...outcome, error: `${outcome.error}\nnot retried: ${steps}` };
       break;
