@@ -74,8 +74,7 @@ export function planCleanup(
       snapshot.holds?.length === snapshot.userrefs &&
       snapshot.holds.every((hold) => hold === tag);
     const held = candidates.filter(
-      (snapshot) =>
-        namer.isOwn(snapshot.name) && snapshot.userrefs > 0 && !onlyOwnHolds(snapshot),
+      (snapshot) => namer.isOwn(snapshot.name) && snapshot.userrefs > 0 && !onlyOwnHolds(snapshot),
     );
     const doomed = candidates.filter(
       (snapshot) =>
