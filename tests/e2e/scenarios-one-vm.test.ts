@@ -356,13 +356,14 @@ describe("one VM", () => {
       await vm.sshOk(
         [
           shellJoin(["zfs", "create", "-p", src]),
-          `head -c 12000000 /dev/urandom > /${src}/f`,
+          `head -c 200000000 /dev/urandom > /${src}/f`,
           "zpool sync",
           shellJoin(["zfs", "snapshot", `${src}@${day(1)}`]),
         ].join(" && "),
       );
-      // no buffer: a 64 MiB mbuffer would hold the whole stream, and the receive would finish
-      const config = await scenarioConfig("f", "transfer:\n  buffer: off\n");
+      // a stream far larger than what the pipeline can hold, unbuffered and uncompressed: the
+      // cancel must find it still flowing (a 64 MiB mbuffer held a 12 MB stream whole)
+      const config = await scenarioConfig("f", "transfer:\n  buffer: off\n  compression: off\n");
       const child = env.spawn(["backup", config, "--yes", "--json"]);
       const reader = child.stdout.getReader();
       let stdout = "";

@@ -48,12 +48,13 @@ afterAll(async () => {
   env?.remove();
 }, 30_000);
 
-async function scenarioConfig(prefix: string): Promise<string> {
+async function scenarioConfig(prefix: string, extra = ""): Promise<string> {
   await target.sshOk(shellJoin(["zfs", "create", "-p", `dstpool/${prefix}`]));
   return env.writeConfig(
     prefix,
     { zpool: "srcpool", prefix: `${prefix}/data`, vm: source },
     { zpool: "dstpool", prefix: `${prefix}/backup`, vm: target },
+    extra,
   );
 }
 
@@ -135,13 +136,15 @@ describe("two VMs, relayed through this machine", () => {
       await source.sshOk(
         [
           shellJoin(["zfs", "create", "-p", `${src}/child`]),
-          `head -c 12000000 /dev/urandom > /${src}/f`,
+          `head -c 200000000 /dev/urandom > /${src}/f`,
           `head -c 100000 /dev/urandom > /${src}/child/f`,
           "zpool sync",
           shellJoin(["zfs", "snapshot", "-r", `${src}@${day(1)}`]),
         ].join(" && "),
       );
-      const config = await scenarioConfig("z");
+      // far more than the pipeline can hold, unbuffered and uncompressed: still flowing when
+      // the target dies
+      const config = await scenarioConfig("z", "transfer:\n  buffer: off\n  compression: off\n");
       const columns = "name,guid,written,referenced,userrefs";
       const listSource = () =>
         source.sshOk(shellJoin(["zfs", "list", "-t", "all", "-Hp", "-o", columns, "-r", src]));
