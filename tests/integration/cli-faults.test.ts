@@ -134,6 +134,12 @@ describe("interrupted transfer", () => {
         .filter((e) => e.event === "note")
         .map((e) => String(e.text));
       expect(notes.filter((text) => text.includes("the transfer was cut"))).toHaveLength(2);
+      // the bytes reported for the retried transfer are its stream's, each part counted once
+      const full = jsonEvents(run.stdout).find(
+        (e) => e.event === "action-done" && String(e.action).startsWith("full send"),
+      );
+      expect(Number(full?.bytes)).toBeGreaterThan(4_000_000);
+      expect(Number(full?.bytes)).toBeLessThan(6_000_000);
       expect(env.snapshots("dst/backup")).toEqual([day(1), day(2)]);
       for (const n of [1, 2])
         expect(env.guid(`dst/backup@${day(n)}`)).toBe(env.guid(`src/data@${day(n)}`));

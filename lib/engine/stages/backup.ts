@@ -151,7 +151,8 @@ async function sendWithRetries(
       onBytes: (bytes) => run.progress(action, done + bytes, expected),
       ...wire,
     });
-  let outcome = await attempt(action);
+  const first = await attempt(action);
+  let outcome = first;
   let totalMs = outcome.durationMs;
   const retries = run.config.transfer.retries;
   for (let retry = 1; !outcome.ok && outcome.resumable && retry <= retries; retry++) {
@@ -182,7 +183,14 @@ async function sendWithRetries(
       done += outcome.bytes ?? 0;
     }
   }
-  if (outcome.ok) return { ...outcome, bytes: done + (outcome.bytes ?? 0), durationMs: totalMs };
+  if (outcome.ok && outcome !== first) {
+    // `done` counts every part once, the last one included; zfs reports progress once a
+    // second, so short parts may count nothing and the estimate stands in, as in runSend
+    const bytes = Math.max(done, expected ?? 0);
+    run.progress(action, bytes, expected);
+    return { ...outcome, bytes, durationMs: totalMs };
+  }
+  if (outcome.ok) return { ...outcome, durationMs: totalMs };
   return { ...outcome, durationMs: totalMs };
 }
 
