@@ -444,8 +444,8 @@ function HOLDS(): Step[] {
     { label: "release -r: tag nowhere", zfs: ["release", "-r", "t9", `${H}@b`] },
     { label: "release: not a snapshot", zfs: ["release", "t2", H] },
     { label: "list after releases", list: H },
-    { label: "destroy held snapshots", zfs: ["destroy", `${H}@a,b`] },
     // each held snapshot named; within a dataset in no fixed order (seen both ways)
+    { label: "destroy held snapshots", zfs: ["destroy", `${H}@a,b`], stderr: "sorted-lines" },
     { label: "destroy -r a tree with holds", zfs: ["destroy", "-r", H], stderr: "sorted-lines" },
   ];
 }
