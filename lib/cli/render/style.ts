@@ -58,15 +58,50 @@ export function stripAnsi(text: string): string {
   return text.replace(ANSI_PATTERN, "");
 }
 
-// an escape code or half of a surrogate pair: without either, width is length
+// an escape code, or a character past the narrow Latin/Greek/Cyrillic range (it may be wide,
+// combining or half of a surrogate pair): without any, width is length
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching escape codes is the point
-const NOT_SIMPLE = /[\u001b\ud800-\udfff]/;
+const NOT_SIMPLE = /\u001b|[^\u0000-\u02ff]/;
 
-/** columns the text takes on a terminal: ANSI codes take none, each code point one */
+// East Asian Wide and Fullwidth blocks (CJK, Hangul, fullwidth forms) and the emoji blocks
+const WIDE_RANGES: readonly (readonly [number, number])[] = [
+  [0x1100, 0x115f],
+  [0x2e80, 0x303e],
+  [0x3041, 0x33ff],
+  [0x3400, 0x4dbf],
+  [0x4e00, 0x9fff],
+  [0xa000, 0xa4cf],
+  [0xa960, 0xa97f],
+  [0xac00, 0xd7a3],
+  [0xf900, 0xfaff],
+  [0xfe10, 0xfe19],
+  [0xfe30, 0xfe6f],
+  [0xff00, 0xff60],
+  [0xffe0, 0xffe6],
+  [0x1f300, 0x1f64f],
+  [0x1f900, 0x1f9ff],
+  [0x20000, 0x2fffd],
+  [0x30000, 0x3fffd],
+];
+const COMBINING = /^(?:\p{Mn}|\p{Me})$/u;
+const EMOJI = /^\p{Emoji_Presentation}$/u;
+
+/** columns one character takes on a terminal: 0 for combining marks, 2 for wide ones, else 1 */
+export function charWidth(char: string): number {
+  const code = char.codePointAt(0) ?? 0;
+  if (code < 0x300) return 1;
+  // zero-width spaces and joiners, variation selectors, combining marks
+  if ((code >= 0x200b && code <= 0x200f) || (code >= 0xfe00 && code <= 0xfe0f)) return 0;
+  if (COMBINING.test(char)) return 0;
+  for (const [low, high] of WIDE_RANGES) if (code >= low && code <= high) return 2;
+  return EMOJI.test(char) ? 2 : 1;
+}
+
+/** columns the text takes on a terminal: ANSI codes take none, wide characters (CJK, emoji) two */
 export function visibleWidth(text: string): number {
   if (!NOT_SIMPLE.test(text)) return text.length;
   let width = 0;
-  for (const _ of stripAnsi(text)) width++;
+  for (const char of stripAnsi(text)) width += charWidth(char);
   return width;
 }
 
@@ -97,6 +132,7 @@ export function truncateVisible(text: string, width: number): string {
   if (visibleWidth(text) <= width) return text;
   let out = "";
   let used = 0;
+  let full = false;
   let index = 0;
   while (index < text.length) {
     ANSI_AT.lastIndex = index;
@@ -107,10 +143,12 @@ export function truncateVisible(text: string, width: number): string {
       continue;
     }
     const char = String.fromCodePoint(text.codePointAt(index) ?? 0);
-    if (used < width) {
+    const columns = charWidth(char);
+    // a wide character that would stick out is left off whole, and so is all after it
+    if (used + columns <= width && !full) {
       out += char;
-      used++;
-    }
+      used += columns;
+    } else full = true;
     index += char.length;
   }
   return out;
