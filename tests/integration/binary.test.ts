@@ -128,7 +128,7 @@ describe("standalone binary", () => {
       expect(compare.stderr).toBe("");
       expect(compare.code).toBe(0);
       expect(compare.stdout).toContain("source tank/data  →  target backup/data");
-      expect(compare.stdout).toMatch(/^my photos +●/m);
+      expect(compare.stdout).toMatch(/^my photos +◐/m);
       expect(compare.stdout).toContain("2 datasets, 0 conflicts");
     });
 

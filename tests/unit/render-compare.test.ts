@@ -87,18 +87,18 @@ describe("renderComparison", () => {
         "NAME             SOURCE  TARGET",
         "(root)           ●       ●",
         "- a              ●       ●",
-        "- b              ●",
+        "- b              ◐",
         "home             ●       ●",
         "  ! target-ahead: the target has snapshots after the newest common one; destroy them there first",
         "    newest common: a; only on target: c",
         "  ! same name, different guid on the two sides: a",
         "- a              x       x",
-        "- c                      ●",
-        "cache (ignored)  ●",
-        "old                      ●",
+        "- c                      ◑",
+        "cache (ignored)  ◐",
+        "old                      ◑",
         "",
         "4 datasets, 1 conflict",
-        "● on both sides   ● source only   ● target only   x same name, different guid",
+        "● on both sides   ◐ source only   ◑ target only   x same name, different guid",
       ].join("\n"),
     );
   });
@@ -125,15 +125,32 @@ describe("renderComparison", () => {
     const out = renderComparison(comparison, style);
     expect(stripAnsi(out)).toBe(renderComparison(comparison, plainStyle));
     const lines = out.split("\n");
-    const markColor = (line: string | undefined) =>
-      line?.match(new RegExp(`${ESC}\\[(\\d+)m●`))?.[1];
-    const both = markColor(lines[3]);
-    const sourceOnly = markColor(lines[4]);
-    const targetOnly = markColor(lines[10]);
+    const markColor = (line: string | undefined, mark: string) =>
+      line?.match(new RegExp(`${ESC}\\[(\\d+)m${mark}`))?.[1];
+    const both = markColor(lines[3], "●");
+    const sourceOnly = markColor(lines[4], "◐");
+    const targetOnly = markColor(lines[10], "◑");
     expect(new Set([both, sourceOnly, targetOnly]).size).toBe(3);
     const legend = compareLegend(style);
-    for (const code of [both, sourceOnly, targetOnly]) expect(legend).toContain(`\u001b[${code}m●`);
+    expect(legend).toContain(`\u001b[${both}m●`);
+    expect(legend).toContain(`\u001b[${sourceOnly}m◐`);
+    expect(legend).toContain(`\u001b[${targetOnly}m◑`);
     expect(out).toContain("  \u001b[31m! target-ahead");
+  });
+
+  test("without colour every state differs by shape, and the legend names each shape once", () => {
+    const lines = renderComparison(comparison, plainStyle).split("\n");
+    const marksOf = (subname: string) =>
+      lines
+        .find((l) => l.startsWith(subname))
+        ?.slice(17)
+        .trim();
+    expect(marksOf("(root)")).toBe("●       ●");
+    expect(marksOf("cache")).toBe("◐");
+    expect(marksOf("old")).toBe("◑");
+    const legend = compareLegend(plainStyle, true);
+    const shapes = legend.split("   ").map((entry) => entry.split(" ")[0]);
+    expect(shapes).toEqual(["●", "◐", "◑", "x", "h"]);
   });
 
   test("an empty comparison says so", () => {
@@ -243,10 +260,10 @@ describe("encryption, holds and bookmarks", () => {
         "- s1         ●h      ●",
         "- s2         ●h      ●h",
         "both-locked  ●       ●       encrypted, key not loaded",
-        "new          ●               encrypted; 2 bookmarks",
+        "new          ◐               encrypted; 2 bookmarks",
         "",
         "4 datasets, 0 conflicts",
-        "● on both sides   ● source only   ● target only   x same name, different guid   h held (zfs hold: cannot be destroyed)",
+        "● on both sides   ◐ source only   ◑ target only   x same name, different guid   h held (zfs hold: cannot be destroyed)",
       ].join("\n"),
     );
   });
@@ -277,7 +294,8 @@ describe("renderComparison on a large comparison", () => {
       const notes = datasetNotes(row);
       const mark = (presence: Presence, side: Presence, held: boolean, mismatch: boolean) => {
         if (!mismatch && presence !== "both" && presence !== side) return "";
-        const text = (mismatch ? "x" : "●") + (held ? "h" : "");
+        const shapes = { both: "●", source: "◐", target: "◑" } as const;
+        const text = (mismatch ? "x" : shapes[presence]) + (held ? "h" : "");
         const colors = { both: "green", source: "yellow", target: "blue" } as const;
         return style.paint(mismatch ? ["red", "bold"] : colors[presence], text);
       };

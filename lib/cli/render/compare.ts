@@ -15,6 +15,15 @@ import { painter, type Style, type StyleFormat, visibleWidth } from "./style.ts"
 import { spaces } from "./table.ts";
 
 export const MARK = "●";
+/**
+ * The mark of each presence: its shape says it without colour (NO_COLOR, a printout), the
+ * filled half pointing at the column of the side that has it
+ */
+export const PRESENCE_MARKS: Readonly<Record<Presence, string>> = {
+  both: MARK,
+  source: "◐",
+  target: "◑",
+};
 /** same name on both sides but a different guid: not the same snapshot */
 export const MISMATCH_MARK = "x";
 /** after a side's mark: the snapshot is held there (`zfs hold`), so it cannot be destroyed */
@@ -45,9 +54,10 @@ function marks(
     ];
   }
   const color = PRESENCE_COLORS[presence];
+  const mark = PRESENCE_MARKS[presence];
   return [
-    presence === "target" ? "" : style.paint(color, held(MARK, sourceHeld)),
-    presence === "source" ? "" : style.paint(color, held(MARK, targetHeld)),
+    presence === "target" ? "" : style.paint(color, held(mark, sourceHeld)),
+    presence === "source" ? "" : style.paint(color, held(mark, targetHeld)),
   ];
 }
 
@@ -87,10 +97,10 @@ export function datasetNotes(row: CompareDatasetRow): string {
   return notes.join("; ");
 }
 
-/** the legend line, in the same colours as the marks; the hold mark only when one is shown */
+/** the legend line, in the same colours and shapes as the marks; the hold mark only when one is shown */
 export function compareLegend(style: Style, holds = false): string {
   const entry = (presence: Presence, words: string) =>
-    `${style.paint(PRESENCE_COLORS[presence], MARK)} ${words}`;
+    `${style.paint(PRESENCE_COLORS[presence], PRESENCE_MARKS[presence])} ${words}`;
   const entries = [
     entry("both", "on both sides"),
     entry("source", "source only"),
