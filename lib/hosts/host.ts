@@ -55,11 +55,17 @@ export interface HostDownOptions {
   lost?: boolean;
   /** the host's name, for the lost-connection message */
   host?: string;
+  /** what kind of ssh failure it was (lib/hosts/failure.ts), when known */
+  problem?: string;
+  /** the whole message, with its fix, instead of `host is not up: SIDE (reason)` */
+  message?: string;
 }
 
-/** the host cannot be reached, or the connection to it broke */
+/** the host cannot be reached, refused us (authentication, host key), or the connection broke */
 export class HostDownError extends Error {
   readonly lost: boolean;
+  /** `authentication`, `host-key-unknown`, `connection-refused`, …; "other" when not known */
+  readonly problem: string;
 
   constructor(
     readonly side: Side,
@@ -68,12 +74,14 @@ export class HostDownError extends Error {
   ) {
     const detail = reason ? ` (${reason})` : "";
     super(
-      options.lost
-        ? `the ssh connection to the ${side}${options.host ? ` (${options.host})` : ""} was lost${reason ? `: ${reason}` : ""}`
-        : `host is not up: ${side}${detail}`,
+      options.message ??
+        (options.lost
+          ? `the ssh connection to the ${side}${options.host ? ` (${options.host})` : ""} was lost${reason ? `: ${reason}` : ""}`
+          : `host is not up: ${side}${detail}`),
     );
     this.name = "HostDownError";
     this.lost = options.lost === true;
+    this.problem = options.problem ?? (this.lost ? "lost" : "other");
   }
 }
 

@@ -187,11 +187,77 @@ describe("SshHost against a real sshd", () => {
       const down = error as HostDownError;
       expect(down.side).toBe("target");
       expect(down.reason).toBe(`ssh: connect to host 127.0.0.1 port ${port}: Connection refused`);
-      expect(down.message).toBe(`host is not up: target (${down.reason})`);
+      expect(down.message).toStartWith(`host is not up: target (${down.reason}): `);
+      expect(down.problem).toBe("connection-refused");
 
       const result = await host.run(["zfs", "list"]);
       expect(result.code).toBe(255);
       expect(hostFailure(host, result)?.message).toBe(down.message);
+    },
+    SSH_TEST_TIMEOUT_MS,
+  );
+
+  /** a new ed25519 key pair in the scratch dir; the private key's path */
+  const newKey = (name: string): string => {
+    const file = join(scratch, name);
+    const made = Bun.spawnSync(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", file]);
+    if (made.exitCode !== 0) throw new Error(`ssh-keygen failed: ${made.stderr.toString()}`);
+    return file;
+  };
+  /** the harness's options with `change` applied: ssh keeps the first value of an -o */
+  const hostWith = (options: string[], swapKey?: string): SshHost => {
+    const base = sshd.extraOptions.map((option) =>
+      swapKey !== undefined && option.endsWith("client_key") ? swapKey : option,
+    );
+    const host = new SshHost({
+      side: "target",
+      sideConfig: { host: "127.0.0.1", user: "", port: sshd.port },
+      ssh: noTuning,
+      extraOptions: [...options, ...base],
+    });
+    hosts.push(host);
+    return host;
+  };
+  const pingError = (host: SshHost) =>
+    host.ping().then(
+      () => null,
+      (caught: unknown) => caught as HostDownError,
+    );
+
+  test(
+    "a key the server does not know: `authentication failed`, not `host is not up`",
+    async () => {
+      const error = await pingError(hostWith([], newKey("stranger")));
+      expect(error).toBeInstanceOf(HostDownError);
+      expect(error?.problem).toBe("authentication");
+      expect(error?.message).toMatch(/^authentication failed for \S+@127\.0\.0\.1 \(target\)/);
+      expect(error?.message).toContain("authorized_keys");
+    },
+    SSH_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "an unknown and a changed host key say so, with the fix",
+    async () => {
+      const empty = join(scratch, "known_hosts_empty");
+      writeFileSync(empty, "");
+      const strict = ["-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${empty}`];
+      const unknown = await pingError(hostWith(strict));
+      expect(unknown?.problem).toBe("host-key-unknown");
+      expect(unknown?.message).toStartWith("the host key of 127.0.0.1 (target) is not known here");
+
+      // another key recorded for this host and port: what a reinstalled host (or an attacker) shows
+      const other = readFileSync(`${newKey("impostor")}.pub`, "utf8")
+        .split(" ")
+        .slice(0, 2);
+      const recorded = join(scratch, "known_hosts_other");
+      writeFileSync(recorded, `[127.0.0.1]:${sshd.port} ${other.join(" ")}\n`);
+      const changed = await pingError(
+        hostWith(["-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${recorded}`]),
+      );
+      expect(changed?.problem).toBe("host-key-changed");
+      expect(changed?.message).toContain("has CHANGED");
+      expect(changed?.message).toContain("ssh-keygen -R 127.0.0.1");
     },
     SSH_TEST_TIMEOUT_MS,
   );
