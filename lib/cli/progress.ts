@@ -1,6 +1,6 @@
 // Progress of the transfers of one run. On a terminal: one line per dataset, redrawn in place
 // (bytes, percent, rate, ETA, and the whole run's bytes and ETA); finished lines stay.
-// Elsewhere (logs, pipes): a plain line at most every few seconds and one at the end.
+// Elsewhere (logs, pipes): a plain line at most once a minute and one at the end.
 // In JSON mode the caller simply creates none. Time comes from `now`, so tests use a fake clock.
 // The numbers (rate, ETA, the run's total) come from one meter, which the terminal wizard's
 // action list shares, so both show the same figures in the same words.
@@ -17,7 +17,7 @@ export interface ProgressOptions {
   style: Style;
   /** milliseconds; default Date.now */
   now?: () => number;
-  /** without a terminal: least milliseconds between two lines of one transfer (default 5000) */
+  /** without a terminal: least milliseconds between two lines of one transfer (default a minute) */
   plainInterval?: number;
   /** on a terminal: least milliseconds between two redraws (default 100) */
   redrawInterval?: number;
@@ -43,6 +43,9 @@ export interface Progress {
 }
 
 const ONLY = Symbol("the single transfer");
+
+/** off a terminal a transfer's line is a log line: one a minute keeps a night's log readable */
+export const PLAIN_INTERVAL_MS = 60_000;
 
 /** one transfer as measured so far */
 export interface TransferState {
@@ -215,7 +218,7 @@ export function finishedFigures(t: TransferState, ok: boolean, at: number): stri
 export function createProgress(options: ProgressOptions): Progress {
   const { stream, isTTY, style } = options;
   const meter = createMeter(options);
-  const plainInterval = options.plainInterval ?? 5000;
+  const plainInterval = options.plainInterval ?? PLAIN_INTERVAL_MS;
   const redrawInterval = options.redrawInterval ?? 100;
   /** when each transfer last printed (or, on a terminal, redrew) */
   const lastOutput = new Map<unknown, number>();

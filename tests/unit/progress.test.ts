@@ -10,6 +10,7 @@ function harness(options: {
   totalBytes?: number | null;
   columns?: number;
   color?: boolean;
+  plainInterval?: number;
 }) {
   let clock = 0;
   let written = "";
@@ -24,6 +25,7 @@ function harness(options: {
     style: options.color ? createStyle(true) : plainStyle,
     now: () => clock,
     columns: options.columns,
+    plainInterval: options.plainInterval,
   });
   return {
     progress,
@@ -142,8 +144,8 @@ describe("on a terminal", () => {
 });
 
 describe("without a terminal", () => {
-  test("a plain line at most every 5 s, and one at the end", () => {
-    const h = harness({ isTTY: false, totalBytes: 100 * MiB });
+  test("a plain line at most every plainInterval (here 5 s), and one at the end", () => {
+    const h = harness({ isTTY: false, totalBytes: 100 * MiB, plainInterval: 5000 });
     h.progress.start("tank/data/home", 100 * MiB);
     expect(h.written()).toBe("");
     for (let i = 1; i <= 7; i++) {
@@ -160,6 +162,23 @@ describe("without a terminal", () => {
     );
     expect(h.written()).not.toContain("\r");
     expect(h.written()).not.toContain("\u001b");
+  });
+
+  test("by default a log gets at most one line a minute per transfer", () => {
+    const h = harness({ isTTY: false, totalBytes: 600 * MiB });
+    h.progress.start("tank/data", 600 * MiB);
+    // an update every 5 s for two and a half minutes
+    for (let i = 1; i <= 30; i++) {
+      h.advance(5000);
+      h.progress.update(i * 20 * MiB);
+    }
+    const lines = h
+      .written()
+      .split("\n")
+      .filter((line) => line !== "");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toStartWith("tank/data: 240.0 MiB / 600.0 MiB (40%)");
+    expect(lines[1]).toStartWith("tank/data: 480.0 MiB / 600.0 MiB (80%)");
   });
 
   test("a message is just a line", () => {
