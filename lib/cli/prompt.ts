@@ -17,6 +17,11 @@ export interface PromptOptions {
   style?: Style;
   /** the flag that sets assumeYes, named when refusing without a terminal (default `--yes`) */
   yesFlag?: string;
+  /**
+   * the run's cancel signal: Ctrl-C ends the question at once (as no answer) and stops
+   * reading, so the process can exit without waiting for Enter
+   */
+  signal?: AbortSignal;
 }
 
 /** only `y` or `yes` (any case, surrounding blanks ignored) is yes; EOF (null) is no */
@@ -27,18 +32,25 @@ export function isYes(answer: string | null): boolean {
 }
 
 /**
- * One line from `input` without its line end, or null at end of input (or on a read error).
- * Bytes after the line are pushed back, so a second question reads the next line.
+ * One line from `input` without its line end, or null at end of input (or on a read error, or
+ * once `signal` aborts). Bytes after the line are pushed back, so a second question reads the
+ * next line.
  */
-export function readLine(input: NodeJS.ReadableStream): Promise<string | null> {
+export function readLine(
+  input: NodeJS.ReadableStream,
+  signal?: AbortSignal,
+): Promise<string | null> {
   // 'end' is emitted only once: a second question after EOF must not wait for it
   if ((input as { readableEnded?: boolean }).readableEnded) return Promise.resolve(null);
+  if (signal?.aborted) return Promise.resolve(null);
   return new Promise((resolve) => {
     let buffered = "";
     const finish = (line: string | null, rest: string) => {
       input.off("data", onData);
       input.off("end", onEnd);
       input.off("error", onEnd);
+      signal?.removeEventListener("abort", onAbort);
+      // paused, a terminal's stdin no longer holds the process open
       input.pause();
       if (rest !== "") input.unshift(Buffer.from(rest));
       resolve(line);
@@ -52,6 +64,8 @@ export function readLine(input: NodeJS.ReadableStream): Promise<string | null> {
     };
     // a last line without "\n" still counts; nothing at all is EOF
     const onEnd = () => finish(buffered === "" ? null : buffered, "");
+    const onAbort = () => finish(null, "");
+    signal?.addEventListener("abort", onAbort, { once: true });
     input.on("data", onData);
     input.once("end", onEnd);
     input.once("error", onEnd);
@@ -76,9 +90,59 @@ export async function confirm(question: string, options: PromptOptions): Promise
   }
   if (!options.isTTY) return refuseWithoutTerminal(options);
   options.output.write(prompt);
-  const answer = await readLine(options.input);
-  if (answer === null) options.output.write("\n");
+  const answer = await readLine(options.input, options.signal);
+  // after Ctrl-C the cancel message has ended the line already
+  if (answer === null && !options.signal?.aborted) options.output.write("\n");
   return isYes(answer);
+}
+
+/** the wizard's answer before a step */
+export type StepAnswer = "run" | "skip" | "quit";
+
+/** y/yes runs, n/no/s/skip or just Enter skips, q/quit quits; null for anything else */
+export function stepAnswer(answer: string): StepAnswer | null {
+  const word = answer.trim().toLowerCase();
+  if (word === "y" || word === "yes") return "run";
+  if (word === "" || word === "n" || word === "no" || word === "s" || word === "skip")
+    return "skip";
+  if (word === "q" || word === "quit") return "quit";
+  return null;
+}
+
+/**
+ * The wizard's question before a step: `Run backup? y = yes, n = skip to cleanup, q = quit
+ * [y/N/q]`. No (the default) skips the step and goes on with `next`; the last step has no
+ * next, so there no and quit are the same and only `[y/N]` is offered. End of input, Ctrl-C
+ * or no terminal quit; an unknown answer is asked again.
+ */
+export async function askStep(
+  question: string,
+  next: string | null,
+  options: PromptOptions,
+): Promise<StepAnswer> {
+  const prompt =
+    next === null
+      ? `${question} [y/N] `
+      : `${question} y = yes, n = skip to ${next}, q = quit [y/N/q] `;
+  if (options.assumeYes) {
+    options.output.write(`${prompt}yes (${options.yesFlag ?? "--yes"})\n`);
+    return "run";
+  }
+  if (!options.isTTY) {
+    refuseWithoutTerminal(options);
+    return "quit";
+  }
+  for (;;) {
+    options.output.write(prompt);
+    const line = await readLine(options.input, options.signal);
+    if (line === null) {
+      if (!options.signal?.aborted) options.output.write("\n");
+      return "quit";
+    }
+    const answer = stepAnswer(line);
+    if (answer !== null) return next === null && answer === "quit" ? "skip" : answer;
+    options.output.write(next === null ? "Answer y or n.\n" : "Answer y, n or q.\n");
+  }
 }
 
 /**
@@ -101,7 +165,8 @@ export async function confirmDanger(
   }
   if (!options.isTTY) return refuseWithoutTerminal(options);
   options.output.write(prompt);
-  const answer = await readLine(options.input);
+  const answer = await readLine(options.input, options.signal);
+  if (options.signal?.aborted) return false;
   if (answer === null) options.output.write("\n");
   const confirmed = answer !== null && answer.trim() === expectedWord;
   if (!confirmed) options.output.write(`Not confirmed: expected "${expectedWord}".\n`);

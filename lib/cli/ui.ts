@@ -149,6 +149,37 @@ const indent = (text: string) =>
     .map((line) => `    ${line}`)
     .join("\n");
 
+/** how the console asks: on stdin, into stdout (stderr in JSON mode), ended by Ctrl-C */
+export function promptOptions(io: CommandIo, info: StageInfo) {
+  return {
+    input: process.stdin,
+    // in JSON mode the question goes to stderr so stdout stays machine-readable
+    output: io.json ? io.err : io.out,
+    isTTY: process.stdin.isTTY === true,
+    style: io.style,
+    signal: info.signal,
+  };
+}
+
+/** the second, typed question before destroying snapshots on the target */
+export function confirmTargetDanger(
+  io: CommandIo,
+  info: StageInfo,
+  yesDestroyTarget: boolean,
+): Promise<boolean> {
+  const pool = info.config.target.zpool;
+  return confirmDanger(
+    `DANGER: this destroys snapshots on the TARGET ${pool}: history that exists nowhere else.`,
+    pool,
+    // without a terminal only this flag answers; say so rather than "--yes", which was given
+    {
+      ...promptOptions(io, info),
+      assumeYes: yesDestroyTarget,
+      yesFlag: "--yes-destroy-target",
+    },
+  );
+}
+
 async function askConfirmation(
   io: CommandIo,
   options: ConsoleUiOptions,
@@ -156,21 +187,8 @@ async function askConfirmation(
   _plan: Plan,
   danger: boolean,
 ): Promise<boolean> {
-  // in JSON mode the question goes to stderr so stdout stays machine-readable
-  const output = io.json ? io.err : io.out;
-  const prompt = {
-    input: process.stdin,
-    output,
-    isTTY: process.stdin.isTTY === true,
-    style: io.style,
-  };
+  const prompt = promptOptions(io, info);
   if (!(await confirm(CONTINUE_QUESTION, { ...prompt, assumeYes: options.yes }))) return false;
   if (!danger) return true;
-  const pool = info.config.target.zpool;
-  return confirmDanger(
-    `DANGER: this destroys snapshots on the TARGET ${pool}: history that exists nowhere else.`,
-    pool,
-    // without a terminal only this flag answers; say so rather than "--yes", which was given
-    { ...prompt, assumeYes: options.yesDestroyTarget, yesFlag: "--yes-destroy-target" },
-  );
+  return confirmTargetDanger(io, info, options.yesDestroyTarget);
 }

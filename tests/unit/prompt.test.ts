@@ -1,11 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { PassThrough } from "node:stream";
 import {
+  askStep,
   CONTINUE_QUESTION,
   confirm,
   confirmDanger,
   isYes,
   readLine,
+  stepAnswer,
 } from "../../lib/cli/prompt.ts";
 import { createStyle } from "../../lib/cli/render/style.ts";
 
@@ -157,5 +159,90 @@ describe("confirmDanger", () => {
     await expect(confirmDanger(message, " ", { ...io, isTTY: true })).rejects.toThrow(
       "non-empty word",
     );
+  });
+});
+
+describe("Ctrl-C (the run's signal aborts) ends a question at once", () => {
+  test("confirm is no, without waiting for Enter, and stops reading", async () => {
+    const io = fakeIO("", { end: false });
+    const controller = new AbortController();
+    const answer = confirm(CONTINUE_QUESTION, { ...io, isTTY: true, signal: controller.signal });
+    await Bun.sleep(5);
+    controller.abort("SIGINT");
+    expect(await answer).toBe(false);
+    // nothing listens any more: a paused terminal no longer keeps the process alive
+    expect(io.input.listenerCount("data")).toBe(0);
+    expect(io.input.isPaused()).toBe(true);
+    // the cancel message ends the line, so the prompt adds no blank line of its own
+    expect(io.written()).toBe("Do you want to continue? [y/N] ");
+  });
+
+  test("a line typed after the cancel is not taken as an answer", async () => {
+    const io = fakeIO("", { end: false });
+    const controller = new AbortController();
+    controller.abort("SIGINT");
+    const answer = confirmDanger("danger", "backup", {
+      ...io,
+      isTTY: true,
+      signal: controller.signal,
+    });
+    io.input.write("backup\n");
+    expect(await answer).toBe(false);
+    expect(io.written()).not.toContain("Not confirmed");
+  });
+
+  test("the wizard's step question quits", async () => {
+    const io = fakeIO("", { end: false });
+    const controller = new AbortController();
+    const answer = askStep("Run backup?", "cleanup", {
+      ...io,
+      isTTY: true,
+      signal: controller.signal,
+    });
+    await Bun.sleep(5);
+    controller.abort("SIGINT");
+    expect(await answer).toBe("quit");
+  });
+});
+
+describe("askStep", () => {
+  test.each([
+    ["y", "run"],
+    ["YES", "run"],
+    ["", "skip"],
+    ["n", "skip"],
+    ["no", "skip"],
+    ["s", "skip"],
+    [" skip ", "skip"],
+    ["q", "quit"],
+    ["quit", "quit"],
+    ["maybe", null],
+  ])("%p → %p", (typed, expected) => {
+    expect(stepAnswer(typed)).toBe(expected as ReturnType<typeof stepAnswer>);
+  });
+
+  test("names the next step, and asks again after an unknown answer", async () => {
+    const io = fakeIO("what\nn\n");
+    expect(await askStep("Run backup?", "cleanup source", { ...io, isTTY: true })).toBe("skip");
+    const prompt = "Run backup? y = yes, n = skip to cleanup source, q = quit [y/N/q] ";
+    expect(io.written()).toBe(`${prompt}Answer y, n or q.\n${prompt}`);
+  });
+
+  test("the last step offers only y/N, and quit there is a skip", async () => {
+    const io = fakeIO("q\n");
+    expect(await askStep("Run cleanup target?", null, { ...io, isTTY: true })).toBe("skip");
+    expect(io.written()).toBe("Run cleanup target? [y/N] ");
+  });
+
+  test("end of input quits; --yes runs; no terminal refuses and quits", async () => {
+    expect(await askStep("Run snap?", "backup", { ...fakeIO(null), isTTY: true })).toBe("quit");
+    const yes = fakeIO(null);
+    expect(await askStep("Run snap?", "backup", { ...yes, isTTY: false, assumeYes: true })).toBe(
+      "run",
+    );
+    expect(yes.written()).toEndWith("yes (--yes)\n");
+    const none = fakeIO("y\n");
+    expect(await askStep("Run snap?", "backup", { ...none, isTTY: false })).toBe("quit");
+    expect(none.written()).toContain("not a terminal");
   });
 });
