@@ -13,6 +13,7 @@
 //   --json     also time `compare --json`
 //   --color    also time the text output with colour forced on (FORCE_COLOR=1)
 //   --phases   also print parse / compare / render times measured inside one process
+//   --keep     keep each case's directory (inputs, shim, config) and print its path, to profile
 
 import {
   chmodSync,
@@ -242,7 +243,8 @@ function main(): void {
       }
       if (flags.has("--phases")) phases(dir);
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      if (flags.has("--keep")) console.log(`  kept ${dir}`);
+      else rmSync(dir, { recursive: true, force: true });
     }
   }
 }

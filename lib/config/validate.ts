@@ -2,9 +2,12 @@
 // for the file format) and turns the first ajv error into a plain-language
 // problem: which key, what is wrong, what was found.
 
-import Ajv, { type ErrorObject, type ValidateFunction } from "ajv";
+import type { ErrorObject } from "ajv";
 import { checkPoolName, checkRelativeName } from "../zfs/names.ts";
 import schema from "./schema.json";
+// compiled ahead of time from schema.json (bun scripts/schema-validator.ts): ajv's code
+// generation at startup cost every command a few hundred ms
+import validate from "./schema-validator.generated.js";
 import type { PathSegment } from "./yaml.ts";
 
 export interface SchemaProblem {
@@ -17,36 +20,18 @@ export interface SchemaProblem {
   reason: string;
 }
 
-/** Name rules in the schema that names.ts can explain better than a regex can (keyed by schema object). */
-const PRECISE_NAME_CHECKS = new Map<object, (name: string) => string | null>([
-  [schema.definitions.poolName, checkPoolName],
-  [schema.definitions.relativeName, checkRelativeName],
-  [schema.definitions.side.properties.prefix, checkRelativeName],
+/**
+ * Name rules in the schema that names.ts can explain better than a regex can, keyed by the
+ * rule's pattern (the generated validator's schema objects are copies, so not keyed by object).
+ */
+const PRECISE_NAME_CHECKS = new Map<string, (name: string) => string | null>([
+  [schema.definitions.poolName.pattern, checkPoolName],
+  [schema.definitions.relativeName.pattern, checkRelativeName],
+  [schema.definitions.side.properties.prefix.pattern, checkRelativeName],
 ]);
-
-let compiled: ValidateFunction | null = null;
-
-/** Compiled on first use: ajv generates code, which costs startup time for commands that never load a config. */
-function validator(): ValidateFunction {
-  if (compiled === null) {
-    const ajv = new Ajv({
-      allErrors: false,
-      verbose: true,
-      strict: true,
-      // `oneOf: [{required: [name]}, ...]` names properties defined beside it, which strictRequired rejects.
-      strictRequired: false,
-      allowUnionTypes: true,
-    });
-    // Editors (VS Code, yaml-language-server) show this instead of the raw regex; so do we.
-    ajv.addKeyword({ keyword: "patternErrorMessage", schemaType: "string" });
-    compiled = ajv.compile(schema);
-  }
-  return compiled;
-}
 
 /** null when `value` matches the schema, else the first problem found. */
 export function checkAgainstSchema(value: unknown): SchemaProblem | null {
-  const validate = validator();
   if (validate(value)) return null;
   const errors = validate.errors ?? [];
   // A failed oneOf also lists why each of its branches failed; the oneOf error itself says it best.
@@ -57,7 +42,7 @@ export function checkAgainstSchema(value: unknown): SchemaProblem | null {
 
 /** True when `value` matches the schema; for tests that compare the schema with the loader. */
 export function matchesSchema(value: unknown): boolean {
-  return validator()(value) === true;
+  return validate(value) === true;
 }
 
 function describe(error: ErrorObject): SchemaProblem {
@@ -139,7 +124,7 @@ function describe(error: ErrorObject): SchemaProblem {
 
 function nameReason(error: ErrorObject, parent: Record<string, unknown>): string {
   const value = String(error.data);
-  const precise = PRECISE_NAME_CHECKS.get(parent)?.(value) ?? null;
+  const precise = PRECISE_NAME_CHECKS.get(String(parent.pattern))?.(value) ?? null;
   const hint =
     error.keyword === "maxLength" || typeof parent.patternErrorMessage !== "string"
       ? `must be at most ${String(parent.maxLength)} characters`

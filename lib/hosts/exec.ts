@@ -8,7 +8,10 @@
 // CommandTimeoutError or CancelledError. Transfers do not come here: they are one OS pipeline
 // (lib/run/pipeline.ts), their bytes never pass through JavaScript.
 
-import { constants } from "node:os";
+import { randomBytes } from "node:crypto";
+import { closeSync, openSync, unlinkSync } from "node:fs";
+import { constants, tmpdir } from "node:os";
+import { join } from "node:path";
 import { $ } from "zx/core";
 import {
   CancelledError,
@@ -55,6 +58,38 @@ function signalCode(signal: string | null): number | null {
   return number === undefined ? null : 128 + number;
 }
 
+/**
+ * A temporary file for a command's stdout (RunOptions.largeOutput): created exclusively,
+ * readable by us only, removed once read.
+ */
+interface Spool {
+  fd: number;
+  path: string;
+}
+
+/** undefined when no file can be made there: the pipe is used then, slower but as correct */
+function openSpool(): Spool | undefined {
+  const path = join(tmpdir(), `abgleich-out-${process.pid}-${randomBytes(6).toString("hex")}`);
+  try {
+    return { fd: openSync(path, "wx+", 0o600), path };
+  } catch {
+    return undefined;
+  }
+}
+
+async function readSpool(spool: Spool): Promise<string> {
+  return Bun.file(spool.path).text();
+}
+
+function closeSpool(spool: Spool | undefined): void {
+  if (spool === undefined) return;
+  try {
+    closeSync(spool.fd);
+  } finally {
+    unlinkSync(spool.path);
+  }
+}
+
 /** a throw-away list for zx's copy of all output (stdout and stderr are kept separately) */
 function discard(): Buffer[] {
   const list: Buffer[] = [];
@@ -97,6 +132,25 @@ export async function execArgv(
 
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
+  const spool = options.largeOutput ? openSpool() : undefined;
+  try {
+    return await collect(argv, options, info, command, left, spool, stdout, stderr);
+  } finally {
+    closeSpool(spool);
+  }
+}
+
+async function collect(
+  argv: readonly string[],
+  options: ExecOptions,
+  info: CommandInfo,
+  command: string,
+  left: number | undefined,
+  spool: Spool | undefined,
+  stdout: Buffer[],
+  stderr: Buffer[],
+): Promise<RunResult> {
+  const program = argv[0] as string;
   const child = $({
     shell: "/bin/sh",
     quote: shellQuote,
@@ -105,6 +159,8 @@ export async function execArgv(
     // a buffer, so stdin is written and closed: a command reading it sees EOF; or, held, a
     // pipe left open until the command ends
     ...(options.holdStdin ? {} : { input: Buffer.from(options.stdin ?? "") }),
+    // stdout into the spool file, read back after the command ended
+    ...(spool ? { stdio: ["pipe", spool.fd, "pipe"] as const } : {}),
     // env given explicitly: the PATH of now, not of when the process started
     env: process.env,
     detached: true,
@@ -190,5 +246,9 @@ export async function execArgv(
     const reason = result.cause instanceof Error ? result.cause.message : "it did not start";
     return { code: SPAWN_FAILED, stdout: "", stderr: `cannot run ${program}: ${reason}\n` };
   }
-  return { code, stdout: text(stdout), stderr: text(stderr) };
+  return {
+    code,
+    stdout: spool ? await readSpool(spool) : text(stdout),
+    stderr: text(stderr),
+  };
 }

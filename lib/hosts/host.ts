@@ -20,6 +20,12 @@ export interface RunOptions {
   timeoutMs?: number;
   /** aborting kills the command the same way and the call rejects with CancelledError */
   signal?: AbortSignal;
+  /**
+   * stdout may be large (a whole tree's listing, 100 MB and more): it is spooled to a
+   * temporary file and read back in one go, which costs a fraction of collecting it from a pipe
+   * chunk by chunk
+   */
+  largeOutput?: boolean;
 }
 
 export interface PingOptions {

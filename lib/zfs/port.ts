@@ -100,13 +100,14 @@ export class ZfsPort {
     this.where = describeHost(host);
   }
 
-  private run(argv: readonly string[]): Promise<RunResult> {
-    return this.host.run(argv, { timeoutMs: this.options.timeoutMs, signal: this.options.signal });
+  private run(argv: readonly string[], largeOutput = false): Promise<RunResult> {
+    const { timeoutMs, signal } = this.options;
+    return this.host.run(argv, { timeoutMs, signal, ...(largeOutput ? { largeOutput } : {}) });
   }
 
   /** run a query; a failed connection throws HostDownError */
-  private async query(argv: readonly string[]): Promise<RunResult> {
-    const result = await this.run(argv);
+  private async query(argv: readonly string[], largeOutput = false): Promise<RunResult> {
+    const result = await this.run(argv, largeOutput);
     const failure = hostFailure(this.host, result);
     if (failure) throw failure;
     return result;
@@ -134,7 +135,7 @@ export class ZfsPort {
   /** the side's whole tree in one `zfs list`; a root that does not exist is an empty tree */
   async inventory(root: string): Promise<Inventory> {
     const argv = zfsList(root);
-    const result = await this.query(argv);
+    const result = await this.query(argv, true);
     if (result.code !== 0) {
       if (isMissing(result, root)) return { side: this.host.side, root, datasets: [] };
       this.fail(argv, result);
