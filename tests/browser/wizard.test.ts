@@ -1,0 +1,139 @@
+// The browser wizard end to end: the real CLI on the simulator, Debian's chromium clicking
+// through the page. Each test checks the pools afterwards through `zfs list`, not the page.
+
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import type { Browser, Page } from "playwright-core";
+import { configYaml, createSimEnv, type SimEnv } from "../helpers/sim-env.ts";
+import {
+  killWizards,
+  launchBrowser,
+  startWizard,
+  step,
+  stepStatus,
+  type Wizard,
+  waitForQuestion,
+  waitForStatus,
+} from "./helpers.ts";
+
+const LONG_MS = 120_000;
+/** dated like abgleich's own snapshots, so cleanup counts them as its own */
+const day = (n: number) => `202601010${n}`;
+
+let env: SimEnv;
+let browser: Browser;
+let closeBrowser: () => Promise<void>;
+/** keep_snapshots 1 and keep_backlog 0: cleanup leaves the newest common snapshot only */
+let config: string;
+
+beforeAll(async () => {
+  env = createSimEnv();
+  config = env.writeConfig(
+    configYaml(
+      { zpool: "src", prefix: "data" },
+      { zpool: "dst", prefix: "backup" },
+      "keep_snapshots: 1\nkeep_backlog: 0\n",
+    ),
+  );
+  ({ browser, close: closeBrowser } = await launchBrowser());
+});
+
+afterEach(() => killWizards());
+
+afterAll(async () => {
+  await closeBrowser?.();
+  env?.remove();
+});
+
+async function open(wizard: Wizard): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(wizard.url);
+  return page;
+}
+
+/** the page's Close button ends the wizard once the run is over */
+async function closeAndExit(page: Page, wizard: Wizard): Promise<number> {
+  await page.locator("#summary").waitFor({ timeout: 60_000 });
+  await page.locator("#close").click();
+  await page.close();
+  return wizard.exited;
+}
+
+test(
+  "snap → backup → cleanup source → cleanup target clicked through; the pools show each step",
+  async () => {
+    env.seed({
+      now: 1_767_225_600,
+      pools: [
+        {
+          name: "src",
+          size: "1G",
+          datasets: [
+            {
+              name: "data",
+              snapshots: [1, 2, 3].map((n) => ({ name: day(n), written: "1M" })),
+            },
+            { name: "data/home", snapshots: [{ name: day(1), written: "2M" }], written: "2M" },
+          ],
+        },
+        { name: "dst", size: "1G" },
+      ],
+    });
+    const wizard = await startWizard(env, [config]);
+    const page = await open(wizard);
+
+    // both trees: the source's datasets, missing on the target
+    await page.locator("#compare table").waitFor();
+    expect(await page.locator("#compare").textContent()).toContain("only on the source");
+
+    await waitForQuestion(page, "snap");
+    // home changed since its snapshot, the root did not
+    const snapPlan = (await step(page, "snap").locator(".plan").textContent()) ?? "";
+    expect(snapPlan).toContain("src/data/home@");
+    expect(snapPlan).toContain("(root) — unchanged");
+    await step(page, "snap").getByRole("button", { name: "Go" }).click();
+    await waitForStatus(page, "snap", "done");
+    const made = env.snapshots("src/data/home").at(-1) as string;
+    expect(env.snapshots("src/data/home")).toEqual([day(1), made]);
+    expect(env.snapshots("src/data")).toEqual([day(1), day(2), day(3)]);
+
+    await waitForQuestion(page, "backup");
+    const backupPlan = (await step(page, "backup").locator(".plan").textContent()) ?? "";
+    expect(backupPlan).toContain("full send src/data");
+    expect(backupPlan).toContain("to send");
+    await step(page, "backup").getByRole("button", { name: "Go" }).click();
+    await waitForStatus(page, "backup", "done");
+    expect(env.snapshots("dst/backup")).toEqual([day(1), day(2), day(3)]);
+    expect(env.snapshots("dst/backup/home")).toEqual([day(1), made]);
+    // every action of the plan done: the sends and the chain's protection
+    const rows = step(page, "backup").locator("table.actions tbody tr");
+    expect(await rows.count()).toBeGreaterThanOrEqual(3);
+    expect(await step(page, "backup").locator("tr[data-state=done]").count()).toBe(
+      await rows.count(),
+    );
+
+    await waitForQuestion(page, "cleanup-source");
+    expect(await step(page, "cleanup-source").locator(".plan").textContent()).toContain("freed");
+    await step(page, "cleanup-source").getByRole("button", { name: "Go" }).click();
+    await waitForStatus(page, "cleanup-source", "done");
+    expect(env.snapshots("src/data")).toEqual([day(3)]);
+    expect(env.snapshots("src/data/home")).toEqual([made]);
+
+    // cleanup target: the pool's name typed, wrong first
+    await waitForQuestion(page, "cleanup-target");
+    const target = step(page, "cleanup-target");
+    expect(await target.locator(".danger-text").textContent()).toContain("DANGER");
+    await target.getByLabel("Type the target pool's name").fill("src");
+    await target.getByRole("button", { name: "Destroy on the target" }).click();
+    await target.locator(".refused", { hasText: "Not confirmed" }).waitFor();
+    expect(env.snapshots("dst/backup")).toEqual([day(1), day(2), day(3)]);
+    await target.getByLabel("Type the target pool's name").fill("dst");
+    await target.getByRole("button", { name: "Destroy on the target" }).click();
+    await waitForStatus(page, "cleanup-target", "done");
+    expect(env.snapshots("dst/backup")).toEqual([day(3)]);
+    expect(env.snapshots("dst/backup/home")).toEqual([made]);
+
+    expect(await page.locator("#summary-result").textContent()).toContain("exit code 0");
+    expect(await closeAndExit(page, wizard)).toBe(0);
+  },
+  LONG_MS,
+);
