@@ -1,0 +1,287 @@
+// What `abgleich status` decides, from both trees, the last run and the clock: per dataset the
+// newest snapshot of each side, what the target lacks, conflicts and cut transfers, and one
+// level for the whole configuration as monitoring plugins have it (OK, WARNING, CRITICAL,
+// UNKNOWN). Pure: no zfs, no files, no clock of its own.
+//
+// Freshness is judged by what waits, not by the age of the newest snapshot: `snap` makes a
+// snapshot only where data changed, so an idle dataset's newest snapshot may be weeks old and
+// still fully backed up. A dataset is behind when the source has snapshots the target lacks;
+// its age is that of the oldest of them. A timer that stopped altogether makes no snapshots
+// either; the time since the last successful run (from the state file) catches that.
+
+import type { Config } from "../config/types.ts";
+import { pairConflicts } from "../plan/conflicts.ts";
+import { bookmarkBase, compareSnapshots, pairDatasets } from "../plan/pairs.ts";
+import type { ConflictKind } from "../plan/types.ts";
+import type { Dataset, Inventory, Snapshot } from "../zfs/model.ts";
+import { formatAge } from "./duration.ts";
+import type { RunRecord, RunState } from "./state.ts";
+
+export const OK = 0;
+export const WARNING = 1;
+export const CRITICAL = 2;
+export const UNKNOWN = 3;
+export type Level = typeof OK | typeof WARNING | typeof CRITICAL | typeof UNKNOWN;
+export const LEVEL_NAMES = ["OK", "WARNING", "CRITICAL", "UNKNOWN"] as const;
+
+export interface Thresholds {
+  /** seconds; at or above: WARNING */
+  warn: number;
+  /** seconds; at or above: CRITICAL */
+  crit: number;
+}
+
+export interface NewestSnapshot {
+  name: string;
+  /** epoch seconds */
+  creation: number;
+  ageSeconds: number;
+}
+
+export interface DatasetStatus {
+  subname: string;
+  /** null: the dataset has no snapshot on that side (see `exists`) */
+  source: NewestSnapshot | null;
+  target: NewestSnapshot | null;
+  exists: { source: boolean; target: boolean };
+  /** source snapshots the next backup would send */
+  lagSnapshots: number;
+  /** what they hold: the oldest one's `referenced` for a full send, the others' `written` */
+  lagBytes: number;
+  /** creation of the oldest snapshot the target lacks (or of a dataset never snapshotted) */
+  waitingSince: number | null;
+  /** bytes written on the source since its newest snapshot, not yet in any snapshot */
+  unsnapshottedBytes: number;
+  conflicts: { kind: ConflictKind; message: string }[];
+  /** a cut receive left a token on the target; the next backup resumes it */
+  resumePending: boolean;
+  level: Level;
+  /** short notes for the table, e.g. `behind 30h`, `conflict: target-ahead` */
+  notes: string[];
+}
+
+export interface Problem {
+  level: Level;
+  text: string;
+}
+
+export interface StatusReport {
+  level: Level;
+  /** the first line's text after `ABGLEICH LEVEL - ` */
+  summary: string;
+  /** Nagios perfdata after the `|` */
+  perfdata: string;
+  checkedAt: number;
+  thresholds: Thresholds;
+  datasets: DatasetStatus[];
+  problems: Problem[];
+  lastRun: RunRecord | null;
+  lastSuccess: RunRecord | null;
+  stateFile: string;
+  /** creation of the newest target snapshot of any dataset, null when the target has none */
+  newestBackup: number | null;
+}
+
+export interface StatusInput {
+  config: Config;
+  source: Inventory;
+  target: Inventory;
+  /** epoch seconds */
+  now: number;
+  thresholds: Thresholds;
+  /** the state file's content, null when there is none */
+  state: RunState | null;
+  stateFile: string;
+  /** why the state file could not be read, when it could not */
+  stateProblem?: string | null;
+  /** how the source host is called in messages */
+  sourceHost?: string;
+}
+
+const newest = (dataset: Dataset | undefined, now: number): NewestSnapshot | null => {
+  const snapshot = dataset?.snapshots[dataset.snapshots.length - 1];
+  return snapshot === undefined
+    ? null
+    : { name: snapshot.name, creation: snapshot.creation, ageSeconds: now - snapshot.creation };
+};
+
+/** the source snapshots the target lacks, oldest first, as the next backup would send them */
+function lagOf(
+  source: Dataset,
+  target: Dataset | undefined,
+): { snapshots: Snapshot[]; full: boolean } {
+  const all = source.snapshots;
+  if (target === undefined || target.snapshots.length === 0) return { snapshots: all, full: true };
+  const overlap = compareSnapshots(source, target);
+  if (overlap.newestCommon !== undefined) {
+    const index = all.indexOf(overlap.newestCommon.source);
+    return { snapshots: all.slice(index + 1), full: false };
+  }
+  const viaBookmark = bookmarkBase(source, target);
+  if (viaBookmark !== undefined) return { snapshots: viaBookmark.newer, full: false };
+  // no base at all (a conflict): everything the target does not have by name
+  const missing = new Set(overlap.sourceOnly);
+  return { snapshots: all.filter((snapshot) => missing.has(snapshot.name)), full: true };
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+const shown = (subname: string) => (subname === "" ? "(root)" : subname);
+
+/** the level an age earns against the thresholds */
+export function ageLevel(seconds: number, thresholds: Thresholds): Level {
+  if (seconds >= thresholds.crit) return CRITICAL;
+  if (seconds >= thresholds.warn) return WARNING;
+  return OK;
+}
+
+function datasetStatus(
+  subname: string,
+  source: Dataset,
+  target: Dataset | undefined,
+  input: StatusInput,
+  problems: Problem[],
+): DatasetStatus {
+  const { now, thresholds } = input;
+  const lag = lagOf(source, target);
+  const [first, ...rest] = lag.snapshots;
+  const lagBytes =
+    first === undefined
+      ? 0
+      : (lag.full ? first.referenced : first.written) +
+        rest.reduce((sum, snapshot) => sum + snapshot.written, 0);
+  const conflicts =
+    target === undefined
+      ? []
+      : pairConflicts(subname, source, target).map(({ kind, message }) => ({ kind, message }));
+  const status: DatasetStatus = {
+    subname,
+    source: newest(source, now),
+    target: newest(target, now),
+    exists: { source: true, target: target !== undefined },
+    lagSnapshots: lag.snapshots.length,
+    lagBytes,
+    waitingSince: first?.creation ?? (source.snapshots.length === 0 ? source.creation : null),
+    unsnapshottedBytes: source.written,
+    conflicts,
+    resumePending: target?.resumeToken != null,
+    level: OK,
+    notes: [],
+  };
+  const raise = (level: Level, note: string, text: string) => {
+    if (level > status.level) status.level = level;
+    status.notes.push(note);
+    if (level > OK) problems.push({ level, text: `${shown(subname)}: ${text}` });
+  };
+  for (const conflict of conflicts)
+    raise(CRITICAL, `conflict: ${conflict.kind}`, `conflict (${conflict.kind}), backup skips it`);
+  if (status.waitingSince !== null) {
+    const age = now - status.waitingSince;
+    const level = ageLevel(age, thresholds);
+    if (source.snapshots.length === 0)
+      raise(
+        level,
+        `no snapshot for ${formatAge(age)}`,
+        `no snapshot since it was created ${formatAge(age)} ago`,
+      );
+    else
+      raise(
+        level,
+        `behind ${formatAge(age)}`,
+        `${plural(status.lagSnapshots, "snapshot")} not on the target, the oldest for ${formatAge(age)}`,
+      );
+  }
+  if (status.resumePending) status.notes.push("resume pending");
+  return status;
+}
+
+/** the whole configuration's status: every dataset, the last run, one level */
+export function statusReport(input: StatusInput): StatusReport {
+  const { now, thresholds, state } = input;
+  const problems: Problem[] = [];
+  const datasets: DatasetStatus[] = [];
+  if (input.source.datasets.length === 0) {
+    problems.push({
+      level: CRITICAL,
+      text: `source root ${input.source.root} does not exist${input.sourceHost ? ` on ${input.sourceHost}` : ""}: check source.zpool and source.prefix`,
+    });
+  }
+  for (const pair of pairDatasets(input.source, input.target, input.config)) {
+    // left out of backups on purpose, or only on the target (its source is gone): not watched
+    if (pair.excluded !== null || pair.source === undefined) continue;
+    datasets.push(datasetStatus(pair.subname, pair.source, pair.target, input, problems));
+  }
+
+  const lastRun = state?.lastRun ?? null;
+  const lastSuccess = state?.lastSuccess ?? null;
+  const ago = (iso: string) => formatAge(now - Date.parse(iso) / 1000);
+  if (input.stateProblem) problems.push({ level: UNKNOWN, text: input.stateProblem });
+  else if (lastRun === null)
+    problems.push({
+      level: WARNING,
+      text: `no run recorded in ${input.stateFile} (no snap or backup has run as this user, or ABGLEICH_STATE_DIR differs)`,
+    });
+  else {
+    if (lastRun.result !== "ok")
+      problems.push({
+        level: WARNING,
+        text: `last run (${lastRun.stages.join(", ") || "no stage"}) ${lastRun.result} ${ago(lastRun.finishedAt)} ago${lastRun.error ? `: ${lastRun.error}` : ""}`,
+      });
+    if (lastSuccess === null)
+      problems.push({ level: WARNING, text: "no successful run recorded yet" });
+    else {
+      const age = now - Date.parse(lastSuccess.finishedAt) / 1000;
+      const level = ageLevel(age, thresholds);
+      if (level > OK) problems.push({ level, text: `no successful run for ${formatAge(age)}` });
+    }
+  }
+
+  // the worst first, so the first line names what matters
+  problems.sort((a, b) => b.level - a.level);
+  const level = problems.reduce<Level>((worst, p) => Math.max(p.level, worst), OK);
+  const newestBackup = datasets.reduce<number | null>(
+    (max, d) =>
+      d.target !== null && (max === null || d.target.creation > max) ? d.target.creation : max,
+    null,
+  );
+  const context = [
+    plural(datasets.length, "dataset"),
+    newestBackup === null ? "no backup yet" : `newest backup ${formatAge(now - newestBackup)} ago`,
+  ];
+  if (lastRun !== null && lastRun.result === "ok")
+    context.push(`last run ok ${ago(lastRun.finishedAt)} ago`);
+  const SHOWN = 3;
+  const named = problems.slice(0, SHOWN).map((p) => p.text);
+  if (problems.length > SHOWN) named.push(`${problems.length - SHOWN} more`);
+  const summary = [...named, context.join(", ")].join("; ");
+
+  const lagSnapshots = datasets.reduce((sum, d) => sum + d.lagSnapshots, 0);
+  const lagBytes = datasets.reduce((sum, d) => sum + d.lagBytes, 0);
+  const waiting = datasets.flatMap((d) => (d.waitingSince === null ? [] : [now - d.waitingSince]));
+  const limits = `${thresholds.warn};${thresholds.crit};0`;
+  const perf = [
+    `datasets=${datasets.length}`,
+    `lag_snapshots=${lagSnapshots}`,
+    `lag_bytes=${lagBytes}B`,
+    `behind=${Math.max(0, ...waiting)}s;${limits}`,
+    `conflicts=${datasets.filter((d) => d.conflicts.length > 0).length}`,
+    `resume_pending=${datasets.filter((d) => d.resumePending).length}`,
+  ];
+  if (lastSuccess !== null)
+    perf.push(
+      `last_success_age=${Math.max(0, Math.round(now - Date.parse(lastSuccess.finishedAt) / 1000))}s;${limits}`,
+    );
+
+  return {
+    level,
+    summary,
+    perfdata: perf.join(" "),
+    checkedAt: now,
+    thresholds,
+    datasets,
+    problems,
+    lastRun,
+    lastSuccess,
+    stateFile: input.stateFile,
+    newestBackup,
+  };
+}
