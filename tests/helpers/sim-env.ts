@@ -165,6 +165,8 @@ export function createSimEnv(): SimEnv {
           HOME: dir,
           TZ: "UTC",
           ABGLEICH_LOCK_DIR: join(dir, "locks"),
+          // the runs' state files (for `status`) stay in this env too
+          ABGLEICH_STATE_DIR: join(dir, "run-state"),
           ...options.env,
         },
         stdin: options.stdin === undefined ? "ignore" : new TextEncoder().encode(options.stdin),
