@@ -1,9 +1,13 @@
 // Bundled plugin `notify`: tells someone how a run went, through ntfy, a JSON webhook (Slack,
 // Discord, Matrix or plain JSON), healthchecks-style pings and e-mail via `sendmail -t`.
 // A notification that fails is reported as a warning and never fails the run; every request
-// has a timeout.
+// has a timeout. Titles and subjects may hold any Unicode: HTTP and mail headers are ASCII, so
+// they travel RFC 2047-encoded (ntfy and every mail reader decode them). Nothing secret goes
+// out: texts are redacted, and a failure names the endpoint's origin, never its path (a
+// webhook's or healthchecks' URL is itself a credential).
 
 import { definePlugin, type RunSummary, type StageInfo, summaryText } from "../lib/engine/api.ts";
+import { redact } from "../lib/engine/redact.ts";
 
 type NotifyEvent = "start" | "done" | "error";
 
@@ -136,25 +140,76 @@ export function summaryJson(summary: RunSummary) {
   };
 }
 
+/** one line: a header value must not carry line breaks, or a title could add headers */
+const oneLine = (value: string) => value.replace(/[\r\n]+/g, " ");
+
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+/**
+ * A header value in RFC 2047 encoded words when it is not plain ASCII: `=?UTF-8?B?…?=`, each
+ * word at most 75 characters (45 bytes of UTF-8, never a character cut in two), joined by
+ * `separator` (a space for HTTP, a folded line for mail).
+ */
+export function encodedWords(value: string, separator = " "): string {
+  const text = oneLine(value);
+  if (PRINTABLE_ASCII.test(text)) return text;
+  const words: string[] = [];
+  let chunk = "";
+  for (const char of text) {
+    if (Buffer.byteLength(chunk + char) > 45) {
+      words.push(chunk);
+      chunk = "";
+    }
+    chunk += char;
+  }
+  if (chunk !== "") words.push(chunk);
+  return words
+    .map((word) => `=?UTF-8?B?${Buffer.from(word, "utf8").toString("base64")}?=`)
+    .join(separator);
+}
+
 /** the mail `sendmail -t` reads: headers, a blank line, the text */
 export function mailText(email: NonNullable<NotifyOptions["email"]>, message: Message): string {
   const to = (Array.isArray(email.to) ? email.to : [email.to]).join(", ");
-  // header values must not carry line breaks, or a title could add headers
-  const header = (value: string) => value.replace(/[\r\n]+/g, " ");
-  const lines = [`To: ${header(to)}`];
-  if (email.from) lines.push(`From: ${header(email.from)}`);
-  lines.push(`Subject: ${header(`${message.title}: ${message.text.split("\n")[0] ?? ""}`)}`);
-  lines.push("Content-Type: text/plain; charset=utf-8", "", message.text, "");
+  const lines = [`To: ${oneLine(to)}`];
+  if (email.from) lines.push(`From: ${oneLine(email.from)}`);
+  const subject = `${message.title}: ${message.text.split("\n")[0] ?? ""}`;
+  // a long subject folds onto continuation lines between its encoded words
+  lines.push(`Subject: ${encodedWords(subject, "\n ")}`);
+  lines.push(
+    "MIME-Version: 1.0",
+    "Content-Type: text/plain; charset=utf-8",
+    "Content-Transfer-Encoding: 8bit",
+    "",
+    message.text,
+    "",
+  );
   return lines.join("\n");
 }
 
+/** `https://host:port` of a URL: what a message may say of an endpoint */
+const originOf = (url: string) => {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return "the configured URL";
+  }
+};
+
 async function request(url: string, init: RequestInit, timeoutSeconds: number): Promise<void> {
-  const response = await fetch(url, {
-    ...init,
-    signal: AbortSignal.timeout(timeoutSeconds * 1000),
-  });
+  const where = originOf(url);
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      ...init,
+      signal: AbortSignal.timeout(timeoutSeconds * 1000),
+    });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`${where}: ${reason.replaceAll(url, where)}`);
+  }
   await response.arrayBuffer();
-  if (!response.ok) throw new Error(`${url} answered ${response.status} ${response.statusText}`);
+  if (!response.ok) throw new Error(`${where} answered ${response.status} ${response.statusText}`);
 }
 
 async function sendmail(path: string, text: string, timeoutSeconds: number): Promise<void> {
@@ -203,14 +258,16 @@ export function deliveries(
 ): { channel: Channel; send: () => Promise<void> }[] {
   const list: { channel: Channel; send: () => Promise<void> }[] = [];
   const only = channelsFor(options, message.event, message.failed);
+  // a failed `zfs send -t` names its resume token; no notification carries it
+  message = { ...message, title: redact(message.title), text: redact(message.text) };
   const { ntfy, webhook, healthchecks, email, timeout } = options;
   if (ntfy && only.has("ntfy")) {
     const headers: Record<string, string> = {
-      Title: message.title,
+      Title: encodedWords(message.title),
       Priority: String(message.failed ? Math.max(ntfy.priority, 4) : ntfy.priority),
     };
     const tags = [...ntfy.tags, ...(message.failed ? ["warning"] : [])];
-    if (tags.length > 0) headers.Tags = tags.join(",");
+    if (tags.length > 0) headers.Tags = encodedWords(tags.join(","));
     if (ntfy.token) headers.Authorization = `Bearer ${ntfy.token}`;
     list.push({
       channel: "ntfy",
@@ -218,7 +275,7 @@ export function deliveries(
     });
   }
   if (webhook && only.has("webhook")) {
-    const body = JSON.stringify(webhookBody(webhook.preset, message));
+    const body = redact(JSON.stringify(webhookBody(webhook.preset, message)));
     const headers = { "Content-Type": "application/json", ...webhook.headers };
     list.push({
       channel: "webhook",
@@ -254,7 +311,7 @@ export async function deliver(
   results.forEach((result, i) => {
     if (result.status === "rejected") {
       const reason = result.reason instanceof Error ? result.reason.message : String(result.reason);
-      warn(`could not notify by ${list[i]?.channel}: ${reason}`);
+      warn(`could not notify by ${list[i]?.channel}: ${redact(reason)}`);
     }
   });
 }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { RunSummary } from "../../lib/engine/hooks.ts";
 import { createHooks } from "../../lib/engine/hooks.ts";
 import { checkOptions, pluginHooks } from "../../lib/engine/plugins.ts";
-import notify from "../../plugins/notify.ts";
+import notify, { encodedWords } from "../../plugins/notify.ts";
 import { config } from "./plan/fixtures.ts";
 
 interface Received {
@@ -29,10 +29,14 @@ beforeAll(() => {
     port: 0,
     async fetch(request) {
       const url = new URL(request.url);
+      const headers: Record<string, string> = {};
+      request.headers.forEach((value, name) => {
+        headers[name] = value;
+      });
       received.push({
         method: request.method,
         path: url.pathname,
-        headers: Object.fromEntries(request.headers.entries()),
+        headers,
         body: await request.text(),
       });
       if (url.pathname === "/broken") return new Response("no", { status: 500 });
@@ -237,4 +241,87 @@ describe("notify", () => {
       `could not notify by email: ${sendmail} -t exited with 75: relay refused`,
     ]);
   });
+
+  test("a Unicode title reaches ntfy intact: RFC 2047 in the header, as ntfy decodes it", async () => {
+    const title = "Sicherung Büro ✓ 备份 🐟";
+    const { hooks, warnings } = await plugin({
+      title,
+      ntfy: { url: `${base}/t`, tags: ["💾"] },
+    });
+    await hooks.done.promise(summary(0));
+    expect(warnings).toEqual([]);
+    const header = received[0]?.headers.title ?? "";
+    expect(header).toMatch(/^[\x20-\x7e]+$/);
+    expect(decodeWords(header)).toBe(title);
+    expect(decodeWords(received[0]?.headers.tags ?? "")).toBe("💾");
+    // a plain ASCII title is sent as it is
+    const plain = await plugin({ title: "nas backup", ntfy: { url: `${base}/t` } });
+    await plain.hooks.done.promise(summary(0));
+    expect(received[0]?.headers.title).toBe("nas backup");
+  });
+
+  test("a Unicode e-mail subject is RFC 2047-encoded, folded in words a mail reader joins", async () => {
+    const mailbox = join(dir, "mail-utf8.txt");
+    const sendmail = join(dir, "sendmail-utf8");
+    writeFileSync(sendmail, `#!/bin/sh\ncat > '${mailbox}'\n`);
+    chmodSync(sendmail, 0o755);
+    const title = "Datensicherung für das Büro — ✓ ohne Fehler, 备份完成 🐟🐟🐟";
+    const { hooks } = await plugin({ title, email: { to: "root@localhost", sendmail } });
+    await hooks.done.promise(summary(0));
+    const mail = readFileSync(mailbox, "utf8");
+    const [head = ""] = mail.split("\n\n");
+    // every header line is ASCII and no encoded word is longer than 75 characters
+    expect(head).toMatch(/^[\x20-\x7e\n]+$/);
+    const subject = head.slice(head.indexOf("Subject: ") + 9).split(/\n(?! )/)[0] ?? "";
+    for (const word of subject.split(/\s+/)) expect(word.length).toBeLessThanOrEqual(75);
+    expect(decodeWords(subject)).toBe(`${title}: abgleich ok: snap ok, backup ok`);
+    expect(head).toContain("Content-Type: text/plain; charset=utf-8");
+  });
+
+  test("encodedWords never cuts a character in two", () => {
+    const text = "ä".repeat(100) + "🐟".repeat(30);
+    const words = encodedWords(text).split(" ");
+    expect(words.length).toBeGreaterThan(1);
+    for (const word of words) {
+      const bytes = Buffer.from(word.slice(10, -2), "base64");
+      expect(bytes.toString("utf8")).not.toContain("\ufffd");
+    }
+    expect(decodeWords(encodedWords(text))).toBe(text);
+  });
+
+  test("no secret leaves in a notification or a warning: resume tokens, what a URL holds", async () => {
+    const token = `1-c740b4e0e-f0-${"789c6364".repeat(8)}`;
+    const failed = summary(1);
+    const withToken: RunSummary = {
+      ...failed,
+      datasets: [
+        {
+          ...(failed.datasets[0] as RunSummary["datasets"][0]),
+          failures: [`zfs send -t ${token} failed`],
+        },
+      ],
+    };
+    const { hooks, warnings } = await plugin({
+      ntfy: { url: `${base}/t` },
+      webhook: { url: `${base}/broken?key=T0SECRET` },
+    });
+    await hooks.done.promise(withToken);
+    const bodies = received.map((r) => r.body).join("\n");
+    expect(bodies).toContain("zfs send -t <resume token> failed");
+    expect(bodies).not.toContain(token);
+    expect(warnings).toEqual([
+      `could not notify by webhook: ${base} answered 500 Internal Server Error`,
+    ]);
+  });
 });
+
+/** RFC 2047 encoded words decoded, as ntfy and mail readers do (whitespace between words drops) */
+function decodeWords(value: string): string {
+  return value
+    .replace(/\?=\s+=\?/g, "?==?")
+    .replace(/=\?UTF-8\?B\?([^?]*)\?=/gi, (_m, data: string) => `\u0000${data}\u0000`)
+    .split("\u0000")
+    .map((part, i) => (i % 2 === 1 ? Buffer.from(part, "base64") : Buffer.from(part)))
+    .reduce((all, part) => Buffer.concat([all, part]), Buffer.alloc(0))
+    .toString("utf8");
+}
