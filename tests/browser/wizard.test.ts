@@ -137,3 +137,175 @@ test(
   },
   LONG_MS,
 );
+
+test(
+  "Cancel mid-transfer: exit 130, the partial receive kept; the next wizard resumes it",
+  async () => {
+    env.seed({
+      now: 1_767_225_600,
+      pools: [
+        {
+          name: "src",
+          size: "64G",
+          // big enough that the simulator streams it for seconds
+          datasets: [{ name: "data", snapshots: [{ name: day(1), written: "6G" }] }],
+        },
+        { name: "dst", size: "64G" },
+      ],
+    });
+    const first = await startWizard(env, [config]);
+    const page = await open(first);
+    await waitForQuestion(page, "backup");
+    expect(await stepStatus(page, "snap")).toContain("nothing to do");
+    await step(page, "backup").getByRole("button", { name: "Go" }).click();
+    // live progress: bytes of the expected size, a share, then a rate
+    const detail = step(page, "backup").locator("tr[data-state=running] .detail");
+    await detail.filter({ hasText: /of .*%/ }).waitFor({ timeout: 60_000 });
+    await page.getByRole("button", { name: "Cancel the run" }).click();
+    await waitForStatus(page, "backup", "cancelled");
+    expect(await page.locator("#summary-result").textContent()).toContain("exit code 130");
+    expect(await closeAndExit(page, first)).toBe(130);
+    expect(env.list().get("dst/backup")?.token).toEqual(expect.any(String));
+    expect(env.snapshots("dst/backup")).toEqual([]);
+
+    const second = await startWizard(env, [config]);
+    const again = await open(second);
+    await waitForQuestion(again, "backup");
+    expect(await step(again, "backup").locator(".plan").textContent()).toContain("resume send");
+    await step(again, "backup").getByRole("button", { name: "Go" }).click();
+    await waitForStatus(again, "backup", "done");
+    expect(env.snapshots("dst/backup")).toEqual([day(1)]);
+    expect(env.list().get("dst/backup")?.token).toBeNull();
+    await again.getByRole("button", { name: "Cancel the run" }).click();
+    expect(await closeAndExit(again, second)).toBe(130);
+  },
+  LONG_MS,
+);
+
+test(
+  "a conflict is shown with its explanation in both trees and in the backup plan; nothing is sent",
+  async () => {
+    // the same snapshot name on both sides, made apart: different guids
+    env.seed({
+      now: 1_767_225_600,
+      pools: [
+        {
+          name: "src",
+          size: "1G",
+          datasets: [{ name: "data", snapshots: [{ name: day(1), written: "1M" }] }],
+        },
+        {
+          name: "dst",
+          size: "1G",
+          datasets: [{ name: "backup", snapshots: [{ name: day(1), written: "1M" }] }],
+        },
+      ],
+    });
+    const before = env.list();
+    const wizard = await startWizard(env, [config]);
+    const page = await open(wizard);
+    const row = page.locator("#compare tr[data-state=conflict]");
+    await row.waitFor({ timeout: 30_000 });
+    const words = (await row.textContent()) ?? "";
+    expect(words).toContain("Conflict: same snapshot name, different data");
+    expect(words).toContain(day(1));
+    await waitForStatus(page, "backup", "failed");
+    const conflicts = (await step(page, "backup").locator(".conflicts").textContent()) ?? "";
+    expect(conflicts).toContain("same snapshot name, different data");
+    expect(conflicts).toContain("(root)");
+    // the wizard stops at the failed step
+    expect(await stepStatus(page, "cleanup-source")).toContain("waiting");
+    expect(await closeAndExit(page, wizard)).toBe(1);
+    expect(env.list()).toEqual(before);
+  },
+  LONG_MS,
+);
+
+test(
+  "keyboard only: Enter on the focused Go runs snap, Tab and Enter skip backup",
+  async () => {
+    env.seed({
+      now: 1_767_225_600,
+      pools: [
+        {
+          name: "src",
+          size: "1G",
+          datasets: [
+            { name: "data", snapshots: [{ name: day(1), written: "1M" }] },
+            { name: "data/home", snapshots: [{ name: day(1), written: "2M" }], written: "2M" },
+          ],
+        },
+        { name: "dst", size: "1G" },
+      ],
+    });
+    const wizard = await startWizard(env, [config]);
+    const page = await open(wizard);
+    await waitForQuestion(page, "snap");
+    // the question takes the focus: no mouse needed
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Go");
+    await page.keyboard.press("Enter");
+    await waitForStatus(page, "snap", "done");
+    expect(env.snapshots("src/data/home")).toHaveLength(2);
+
+    await waitForQuestion(page, "backup");
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Go");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Skip step");
+    await page.keyboard.press("Enter");
+    await waitForStatus(page, "backup", "skipped");
+    expect(env.snapshots("dst/backup")).toEqual([]);
+    await page.locator("#summary").waitFor({ timeout: 60_000 });
+    await page.locator("#close").focus();
+    await page.keyboard.press("Enter");
+    await page.locator("#closed-note").waitFor();
+    await page.close();
+    await wizard.exited;
+  },
+  LONG_MS,
+);
+
+test(
+  "the danger confirmation: a wrong pool name is refused and destroys nothing; Skip leaves the target",
+  async () => {
+    env.seed({
+      now: 1_767_225_600,
+      pools: [
+        {
+          name: "src",
+          size: "1G",
+          datasets: [
+            { name: "data", snapshots: [1, 2, 3].map((n) => ({ name: day(n), written: "1M" })) },
+          ],
+        },
+        { name: "dst", size: "1G" },
+      ],
+    });
+    // a backed-up history whose older snapshots only the target still has
+    expect((await env.cli(["backup", config, "--yes"])).code).toBe(0);
+    expect((await env.cli(["cleanup", config, "--yes"])).code).toBe(0);
+    expect(env.snapshots("src/data")).toEqual([day(3)]);
+
+    const wizard = await startWizard(env, [config]);
+    const page = await open(wizard);
+    await waitForQuestion(page, "cleanup-target");
+    const target = step(page, "cleanup-target");
+    expect(await target.locator(".plan").textContent()).toContain(`dst/backup@${day(1)}`);
+    const input = target.getByLabel("Type the target pool's name");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("pool-cleanup-target");
+    for (const wrong of ["", "DST", "dst/backup", "src"]) {
+      await input.fill(wrong);
+      await input.press("Enter");
+      await target.locator(".refused", { hasText: "Not confirmed" }).waitFor();
+      await target.locator(".refused").evaluate((element) => {
+        element.textContent = "";
+      });
+    }
+    expect(await stepStatus(page, "cleanup-target")).toContain("waiting for your go");
+    expect(env.snapshots("dst/backup")).toEqual([day(1), day(2), day(3)]);
+    await target.getByRole("button", { name: "Skip step" }).click();
+    await waitForStatus(page, "cleanup-target", "skipped");
+    expect(await closeAndExit(page, wizard)).toBe(0);
+    expect(env.snapshots("dst/backup")).toEqual([day(1), day(2), day(3)]);
+  },
+  LONG_MS,
+);
