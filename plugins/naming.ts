@@ -162,6 +162,7 @@ export function templateNamer(settings: TemplateNamerSettings): Namer {
 
   return {
     isOwn: (name) => own.test(name),
+    utc,
     next(existing, now) {
       let name: string;
       if (counters === 1) {

@@ -160,6 +160,32 @@ declare module "abgleich" {
     retries: number;
   }
 
+  /**
+   * How many of abgleich's own snapshots one side keeps (`retention.source`, `retention.target`):
+   * the newest `latest`, and the newest snapshot of each of the last `hourly` hours, `daily` days,
+   * `weekly` ISO weeks, `monthly` months and `yearly` years that have one. 0 keeps none by that rule.
+   */
+  interface RetentionRules {
+    latest: number;
+    hourly: number;
+    daily: number;
+    weekly: number;
+    monthly: number;
+    yearly: number;
+  }
+
+  /** the retention rules of each side; null: that side's cleanup works as without retention */
+  interface RetentionConfig {
+    source: RetentionRules | null;
+    target: RetentionRules | null;
+  }
+
+  /** `status` thresholds in seconds: something this late is WARNING, CRITICAL (`abgleich status`) */
+  interface StatusConfig {
+    warn: number;
+    crit: number;
+  }
+
   interface Config {
     /** absolute path of the file this came from */
     file: string;
@@ -169,6 +195,7 @@ declare module "abgleich" {
     keepSnapshots: number;
     /** -1 keeps all */
     keepBacklog: number;
+    retention: RetentionConfig;
     alwaysChanged: boolean;
     /** null: no threshold, every dataset with written > 0 goes to `zfs diff` */
     writtenThreshold: number | null;
@@ -185,6 +212,7 @@ declare module "abgleich" {
       configFile: string;
     };
     transfer: TransferConfig;
+    status: StatusConfig;
     plugins: PluginEntry[];
   }
 
@@ -208,6 +236,8 @@ declare module "abgleich" {
         };
     /** whether `name` was made by this scheme (only those are ever cleaned up) */
     isOwn(name: string): boolean;
+    /** names carry UTC time: retention then counts hours, days, weeks, … in UTC too (else local) */
+    utc?: boolean;
   }
 
   interface DefaultNamerOptions {
@@ -408,6 +438,23 @@ declare module "abgleich" {
     reason: string;
   }
 
+  /** one snapshot in a cleanup with retention: kept or destroyed, and the rules that decided */
+  interface RetentionVerdict {
+    name: string;
+    kept: boolean;
+    /** `newest common`, `keep_snapshots`, `latest`, `daily 2026-11-28`, … or `outside retention` */
+    reasons: string[];
+  }
+
+  /** why cleanup keeps or destroys each snapshot of one dataset, when the side has retention rules */
+  interface RetentionReport {
+    side: Side;
+    subname: string;
+    dataset: string;
+    /** every snapshot of the dataset, oldest first */
+    snapshots: RetentionVerdict[];
+  }
+
   interface Plan<A extends Action = Action> {
     actions: A[];
     conflicts: Conflict[];
@@ -417,6 +464,8 @@ declare module "abgleich" {
       subname: string;
       message: string;
     }[];
+    /** cleanup with retention rules: every snapshot's verdict, per dataset looked at */
+    retention?: RetentionReport[];
   }
 
   /** where a snapshot (or dataset) exists, for `compare` */
@@ -640,6 +689,12 @@ declare module "abgleich" {
     timeoutMs?: number;
     /** aborting kills the command the same way and the call rejects with CancelledError */
     signal?: AbortSignal;
+    /**
+     * stdout may be large (a whole tree's listing, 100 MB and more): it is spooled to a
+     * temporary file and read back in one go, which costs a fraction of collecting it from a pipe
+     * chunk by chunk
+     */
+    largeOutput?: boolean;
   }
 
   interface PingOptions {

@@ -4,15 +4,19 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Node } from "yaml";
+import { formatDuration, parseDuration } from "../status/duration.ts";
 import { checkDatasetName } from "../zfs/names.ts";
 import { ConfigError } from "./errors.ts";
 import {
   type Config,
   DEFAULT_COMMAND_TIMEOUT,
+  DEFAULT_STATUS,
   DEFAULT_TRANSFER,
   type PluginEntry,
+  type RetentionRules,
   rootOf,
   type SideConfig,
+  type StatusConfig,
   type TransferConfig,
 } from "./types.ts";
 import { checkAgainstSchema, quoteShort } from "./validate.ts";
@@ -68,9 +72,12 @@ export function parseConfig(text: string, file: string): Config {
     throw valueProblem(parsed, file, problem.path, problem.reason, node);
   }
 
+  checkDurations(value as RawConfig, parsed, file);
   const config = toConfig(value as RawConfig, file);
   checkRoots(config, parsed, file);
   checkTransfer(config, parsed, file);
+  checkStatus(config, parsed, file);
+  checkRetention(config, value as RawConfig, parsed, file);
   return config;
 }
 
@@ -122,6 +129,44 @@ function checkTransfer(config: Config, parsed: ParsedYaml, file: string): void {
       nodeAt(parsed.doc, path),
     );
   }
+}
+
+/** two keys that would both decide `cleanup target`: the user must pick one */
+function checkRetention(config: Config, raw: RawConfig, parsed: ParsedYaml, file: string): void {
+  if (config.retention.target === null || raw.keep_backlog == null) return;
+  const path = ["keep_backlog"];
+  throw valueProblem(
+    parsed,
+    file,
+    path,
+    "cannot be combined with retention.target, which decides what `cleanup target` keeps in its place; remove keep_backlog",
+    nodeAt(parsed.doc, path),
+  );
+}
+
+/** a bare number as a threshold: seconds or hours? The user says, with a unit */
+function checkDurations(raw: RawConfig, parsed: ParsedYaml, file: string): void {
+  for (const key of ["warn", "crit"] as const) {
+    const value = raw.status?.[key];
+    if (typeof value !== "number") continue;
+    const path = ["status", key];
+    const reason = `${value} has no unit: write e.g. ${value}h or ${value}m (units s, m, h, d, w)`;
+    throw valueProblem(parsed, file, path, reason, nodeAt(parsed.doc, path));
+  }
+}
+
+/** status thresholds: the critical one cannot come before the warning one */
+function checkStatus(config: Config, parsed: ParsedYaml, file: string): void {
+  const { warn, crit } = config.status;
+  if (crit >= warn) return;
+  const path = nodeAt(parsed.doc, ["status", "crit"]) ? ["status", "crit"] : ["status", "warn"];
+  throw valueProblem(
+    parsed,
+    file,
+    path,
+    `crit (${formatDuration(crit)}) is shorter than warn (${formatDuration(warn)}): the critical threshold must be at least as long as the warning one (defaults: warn 26h, crit 50h)`,
+    nodeAt(parsed.doc, path),
+  );
 }
 
 /** `zpool/prefix` must fit ZFS's name length: a rule across two keys, so the schema cannot say it. */
@@ -244,6 +289,8 @@ interface RawSide {
   port?: number | null;
 }
 
+type RawRetention = { [K in keyof RetentionRules]?: number | null };
+
 interface RawPlugin {
   name?: string;
   path?: string;
@@ -256,6 +303,7 @@ interface RawConfig {
   include_root?: boolean | null;
   keep_snapshots?: number | null;
   keep_backlog?: number | null;
+  retention?: { source?: RawRetention | null; target?: RawRetention | null } | null;
   always_changed?: boolean | null;
   written_threshold?: number | null;
   check_diff?: boolean | null;
@@ -276,6 +324,7 @@ interface RawConfig {
     parallel?: number | null;
     retries?: number | null;
   } | null;
+  status?: { warn?: string | number | null; crit?: string | number | null } | null;
   plugins?: RawPlugin[] | null;
 }
 
@@ -314,6 +363,10 @@ function toConfig(raw: RawConfig, file: string): Config {
     includeRoot: raw.include_root ?? true,
     keepSnapshots: raw.keep_snapshots ?? 1,
     keepBacklog: raw.keep_backlog ?? -1,
+    retention: {
+      source: toRetention(raw.retention?.source),
+      target: toRetention(raw.retention?.target),
+    },
     alwaysChanged: raw.always_changed ?? false,
     // Absent: the default threshold. Present but empty: no threshold at all.
     writtenThreshold:
@@ -329,7 +382,29 @@ function toConfig(raw: RawConfig, file: string): Config {
       configFile: raw.ssh?.config_file ? resolve(dirname(absoluteFile), raw.ssh.config_file) : "",
     },
     transfer: toTransfer(raw.transfer),
+    status: toStatus(raw.status),
     plugins: (raw.plugins ?? []).map((entry) => toPlugin(entry, dirname(absoluteFile))),
+  };
+}
+
+/** a side's retention rules; a rule left out (or empty) keeps nothing by itself */
+function toRetention(raw: RawRetention | null | undefined): RetentionRules | null {
+  if (raw === null || raw === undefined) return null;
+  return {
+    latest: raw.latest ?? 0,
+    hourly: raw.hourly ?? 0,
+    daily: raw.daily ?? 0,
+    weekly: raw.weekly ?? 0,
+    monthly: raw.monthly ?? 0,
+    yearly: raw.yearly ?? 0,
+  };
+}
+
+/** the schema's pattern lets only durations through; empty means the default */
+function toStatus(raw: RawConfig["status"]): StatusConfig {
+  return {
+    warn: typeof raw?.warn === "string" ? parseDuration(raw.warn) : DEFAULT_STATUS.warn,
+    crit: typeof raw?.crit === "string" ? parseDuration(raw.crit) : DEFAULT_STATUS.crit,
   };
 }
 

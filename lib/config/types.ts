@@ -45,6 +45,35 @@ export const DEFAULT_TRANSFER: TransferConfig = Object.freeze({
   retries: 3,
 });
 
+/**
+ * How many of abgleich's own snapshots one side keeps (`retention.source`, `retention.target`):
+ * the newest `latest`, and the newest snapshot of each of the last `hourly` hours, `daily` days,
+ * `weekly` ISO weeks, `monthly` months and `yearly` years that have one. 0 keeps none by that rule.
+ */
+export interface RetentionRules {
+  latest: number;
+  hourly: number;
+  daily: number;
+  weekly: number;
+  monthly: number;
+  yearly: number;
+}
+
+/** the retention rules of each side; null: that side's cleanup works as without retention */
+export interface RetentionConfig {
+  source: RetentionRules | null;
+  target: RetentionRules | null;
+}
+
+/** `status` thresholds in seconds: something this late is WARNING, CRITICAL (`abgleich status`) */
+export interface StatusConfig {
+  warn: number;
+  crit: number;
+}
+
+/** a nightly run may be a day and a couple of hours late before anyone needs to hear of it */
+export const DEFAULT_STATUS: StatusConfig = Object.freeze({ warn: 26 * 3600, crit: 50 * 3600 });
+
 export interface Config {
   /** absolute path of the file this came from */
   file: string;
@@ -54,6 +83,7 @@ export interface Config {
   keepSnapshots: number;
   /** -1 keeps all */
   keepBacklog: number;
+  retention: RetentionConfig;
   alwaysChanged: boolean;
   /** null: no threshold, every dataset with written > 0 goes to `zfs diff` */
   writtenThreshold: number | null;
@@ -66,6 +96,7 @@ export interface Config {
   /** configFile: absolute path for `ssh -F`, "" for ssh's default */
   ssh: { compression: boolean; cipher: string; configFile: string };
   transfer: TransferConfig;
+  status: StatusConfig;
   plugins: PluginEntry[];
 }
 
@@ -97,6 +128,7 @@ export function configWithDefaults(
     includeRoot: true,
     keepSnapshots: 1,
     keepBacklog: -1,
+    retention: { source: null, target: null },
     alwaysChanged: false,
     writtenThreshold: 1048576,
     checkDiff: true,
@@ -106,6 +138,7 @@ export function configWithDefaults(
     ignore: [],
     ssh: { compression: false, cipher: "", configFile: "" },
     transfer: { ...DEFAULT_TRANSFER },
+    status: { ...DEFAULT_STATUS },
     plugins: [],
     ...overrides,
   };

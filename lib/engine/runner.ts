@@ -511,6 +511,8 @@ export class Run {
         conflicts: added(plan.conflicts, copy.conflicts),
         errors: added(plan.errors, copy.errors),
         skipped: Array.isArray(copy.skipped) ? copy.skipped : clone(plan.skipped),
+        // the planner's own verdicts on what retention keeps: an explanation no plugin rewrites
+        ...(plan.retention ? { retention: clone(plan.retention) } : {}),
       });
     } catch (error) {
       throw new SafetyError([`the plan cannot be copied: ${messageOf(error)}`], "a plugin");

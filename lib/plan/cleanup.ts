@@ -1,7 +1,8 @@
 // Planning cleanup: which snapshots are safe to destroy on one side.
 // Source: common snapshots except the newest `keep_snapshots` (so never a source-only one, never
 // the newest common one). Target: snapshots older than the oldest common one, keeping the newest
-// `keep_backlog` of them. Only the tool's own, unheld snapshots; never in a pair with a conflict.
+// `keep_backlog` of them. With retention rules for the side, retention.ts decides instead, inside
+// the same safety rules. Only the tool's own, unheld snapshots; never in a pair with a conflict.
 
 import type { Config } from "../config/types.ts";
 import type { Dataset, Inventory, Side, Snapshot } from "../zfs/model.ts";
@@ -9,7 +10,8 @@ import { holdTags } from "./chain.ts";
 import { abbreviateNames, pairConflicts } from "./conflicts.ts";
 import type { Namer } from "./naming.ts";
 import { compareSnapshots, pairDatasets } from "./pairs.ts";
-import type { DestroyAction, Plan } from "./types.ts";
+import { decideRetention, keptCounts, type Verdict } from "./retention.ts";
+import type { DestroyAction, Plan, RetentionReport } from "./types.ts";
 
 /** source snapshots that are common, except the newest `keep` common ones */
 function sourceCandidates(source: Dataset, target: Dataset, keep: number): Snapshot[] {
@@ -28,6 +30,29 @@ function targetCandidates(source: Dataset, target: Dataset, keep: number): Snaps
   return older.slice(0, Math.max(0, older.length - keep));
 }
 
+/** the retention verdicts of one pair's dataset on `side`; null when they share no snapshot */
+function retentionVerdicts(
+  source: Dataset,
+  target: Dataset,
+  config: Config,
+  side: Side,
+  namer: Namer,
+): Verdict[] | null {
+  const rules = config.retention[side];
+  const overlap = compareSnapshots(source, target);
+  if (rules === null || overlap.newestCommon === undefined) return null;
+  return decideRetention({
+    side,
+    snapshots: (side === "source" ? source : target).snapshots,
+    common: new Set(overlap.common.map((pair) => pair.source.name)),
+    newestCommon: overlap.newestCommon.source.name,
+    keepSnapshots: config.keepSnapshots,
+    rules,
+    isOwn: (name) => namer.isOwn(name),
+    utc: namer.utc === true,
+  });
+}
+
 export function planCleanup(
   source: Inventory,
   target: Inventory,
@@ -38,6 +63,7 @@ export function planCleanup(
   const plan: Plan<DestroyAction> = { actions: [], conflicts: [], skipped: [], errors: [] };
   const skip = (subname: string, reason: string) => plan.skipped.push({ subname, reason });
   const tag = holdTags(config)[side];
+  const reports: RetentionReport[] = [];
 
   for (const pair of pairDatasets(source, target, config)) {
     const { subname } = pair;
@@ -56,16 +82,26 @@ export function planCleanup(
       skip(subname, `not cleaned on either side while in conflict (${kinds}); see compare`);
       continue;
     }
-    if (side === "target" && config.keepBacklog < 0) {
+    const retention = config.retention[side] !== null;
+    if (side === "target" && !retention && config.keepBacklog < 0) {
       skip(subname, "keep_backlog is -1: every older target snapshot is kept");
       continue;
     }
 
     const dataset = side === "source" ? pair.source : pair.target;
+    const verdicts = retention
+      ? retentionVerdicts(pair.source, pair.target, config, side, namer)
+      : null;
+    if (retention && verdicts === null) {
+      skip(subname, "no common snapshot yet: retention keeps everything");
+      continue;
+    }
     const candidates =
-      side === "source"
-        ? sourceCandidates(pair.source, pair.target, config.keepSnapshots)
-        : targetCandidates(pair.source, pair.target, config.keepBacklog);
+      verdicts !== null
+        ? dataset.snapshots.filter((_, index) => verdicts[index]?.candidate === true)
+        : side === "source"
+          ? sourceCandidates(pair.source, pair.target, config.keepSnapshots)
+          : targetCandidates(pair.source, pair.target, config.keepBacklog);
     const foreign = candidates.filter((snapshot) => !namer.isOwn(snapshot.name));
     // a hold of abgleich's own (an older chain base whose release did not happen) is released
     // first; anyone else's hold keeps the snapshot
@@ -89,8 +125,30 @@ export function planCleanup(
       const names = abbreviateNames(held.map((snapshot) => snapshot.name));
       skip(subname, `left ${held.length} held snapshot(s) (zfs release them first): ${names}`);
     }
+    let report: RetentionReport | null = null;
+    if (verdicts !== null) {
+      const doomedNames = new Set(doomed.map((snapshot) => snapshot.name));
+      report = {
+        side,
+        subname,
+        dataset: dataset.name,
+        snapshots: dataset.snapshots.map((snapshot, index) => {
+          const { name } = snapshot;
+          if (doomedNames.has(name)) return { name, kept: false, reasons: ["outside retention"] };
+          const verdict = verdicts[index] as Verdict;
+          if (!verdict.candidate) return { name, kept: true, reasons: verdict.reasons };
+          // a candidate that stays: not abgleich's own, or held by someone else
+          const why = !namer.isOwn(name)
+            ? "not abgleich's own"
+            : `held (${(snapshot.holds ?? []).join(", ") || `${snapshot.userrefs} hold(s)`})`;
+          return { name, kept: true, reasons: [why] };
+        }),
+      };
+      reports.push(report);
+    }
     if (doomed.length === 0) {
-      if (candidates.length === 0) skip(subname, "nothing to clean up");
+      if (report !== null) skip(subname, `nothing outside retention (kept ${keptCounts(report)})`);
+      else if (candidates.length === 0) skip(subname, "nothing to clean up");
       continue;
     }
     plan.actions.push({
@@ -103,5 +161,6 @@ export function planCleanup(
       ...(release.length > 0 ? { release } : {}),
     });
   }
+  if (reports.length > 0) plan.retention = reports;
   return plan;
 }

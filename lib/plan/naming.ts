@@ -9,6 +9,8 @@ export interface Namer {
   next(existing: readonly string[], now: Date): { name: string } | { error: string };
   /** whether `name` was made by this scheme (only those are ever cleaned up) */
   isOwn(name: string): boolean;
+  /** names carry UTC time: retention then counts hours, days, weeks, … in UTC too (else local) */
+  utc?: boolean;
 }
 
 export interface DefaultNamerOptions {

@@ -119,12 +119,31 @@ export interface Skip {
   reason: string;
 }
 
+/** one snapshot in a cleanup with retention: kept or destroyed, and the rules that decided */
+export interface RetentionVerdict {
+  name: string;
+  kept: boolean;
+  /** `newest common`, `keep_snapshots`, `latest`, `daily 2026-11-28`, … or `outside retention` */
+  reasons: string[];
+}
+
+/** why cleanup keeps or destroys each snapshot of one dataset, when the side has retention rules */
+export interface RetentionReport {
+  side: Side;
+  subname: string;
+  dataset: string;
+  /** every snapshot of the dataset, oldest first */
+  snapshots: RetentionVerdict[];
+}
+
 export interface Plan<A extends Action = Action> {
   actions: A[];
   conflicts: Conflict[];
   skipped: Skip[];
   /** per-dataset problems that are not conflicts, e.g. a snapshot counter that ran out */
   errors: { subname: string; message: string }[];
+  /** cleanup with retention rules: every snapshot's verdict, per dataset looked at */
+  retention?: RetentionReport[];
 }
 
 /** where a snapshot (or dataset) exists, for `compare` */

@@ -2,6 +2,7 @@
 // by kind, then conflicts, errors and (dimmer) skipped datasets, then one summary line.
 // Safety rule 4 rests on this: every snapshot that will be destroyed is listed by name.
 
+import { keptCounts } from "../../plan/retention.ts";
 import type {
   AbortResumeAction,
   Action,
@@ -9,6 +10,7 @@ import type {
   Conflict,
   DestroyAction,
   Plan,
+  RetentionReport,
   SendAction,
   SnapshotAction,
 } from "../../plan/types.ts";
@@ -23,6 +25,8 @@ export interface RenderPlanOptions {
   estimates?: ReadonlyMap<SendAction, number>;
   /** list skipped datasets with their reasons (default true) */
   showSkipped?: boolean;
+  /** with retention: every kept snapshot with its rules, not only a count per rule */
+  verbose?: boolean;
 }
 
 const MODE_COLORS: Record<SendAction["mode"], StyleFormat> = {
@@ -93,7 +97,19 @@ function abortSection(actions: AbortResumeAction[], style: Style): string | null
   return `${style.paint("bold", `Partial receives to abort (${actions.length}):`)}\n${table}`;
 }
 
-function destroySection(actions: DestroyAction[], style: Style): string | null {
+/** the retention verdict of each dataset cleaned with retention rules, by side and dataset */
+function retentionByDataset(plan: Plan): Map<string, RetentionReport> {
+  return new Map(
+    (plan.retention ?? []).map((report) => [`${report.side}:${report.dataset}`, report]),
+  );
+}
+
+function destroySection(
+  actions: DestroyAction[],
+  style: Style,
+  retention: ReadonlyMap<string, RetentionReport>,
+  verbose: boolean,
+): string | null {
   if (actions.length === 0) return null;
   const count = actions.reduce((sum, action) => sum + action.snapshots.length, 0);
   const used = actions.reduce((sum, action) => sum + action.used, 0);
@@ -107,7 +123,24 @@ function destroySection(actions: DestroyAction[], style: Style): string | null {
       String(action.snapshots.length),
       paintBytes(style, action.used),
     ]);
-    for (const name of action.snapshots) rows.push(["", style.paint("dim", `- ${name}`), "", ""]);
+    const report = retention.get(`${action.side}:${action.dataset}`);
+    if (report === undefined) {
+      for (const name of action.snapshots) rows.push(["", style.paint("dim", `- ${name}`), "", ""]);
+      continue;
+    }
+    // with retention each line says which rule decided; kept ones only as a count unless -v.
+    // The names destroyed are the action's own: the report only explains them.
+    const kept = report.snapshots.filter((snapshot) => snapshot.kept);
+    rows.push(["", style.paint("dim", `kept ${kept.length}: ${keptCounts(report)}`), "", ""]);
+    const doomed = new Set(action.snapshots);
+    for (const snapshot of report.snapshots) {
+      const line = doomed.has(snapshot.name)
+        ? `- ${snapshot.name}  destroyed: ${snapshot.kept ? "added by a plugin" : snapshot.reasons.join(", ")}`
+        : snapshot.kept && verbose
+          ? `  ${snapshot.name}  kept: ${snapshot.reasons.join(", ")}`
+          : null;
+      if (line !== null) rows.push(["", style.paint("dim", line), "", ""]);
+    }
   }
   const table = renderTable(
     [
@@ -251,7 +284,12 @@ export function renderPlan(plan: Plan, style: Style, options: RenderPlanOptions 
     snapshotSection(ofKind(plan, "snapshot"), style),
     abortSection(ofKind(plan, "abort-resume"), style),
     sendSection(ofKind(plan, "send"), style, options.estimates),
-    destroySection(ofKind(plan, "destroy"), style),
+    destroySection(
+      ofKind(plan, "destroy"),
+      style,
+      retentionByDataset(plan),
+      options.verbose === true,
+    ),
     chainSection(ofKind(plan, "chain"), style),
     conflictSection(plan.conflicts, style),
     errorSection(plan.errors, style),
@@ -272,6 +310,8 @@ export function planJson(plan: Plan, estimates?: ReadonlyMap<SendAction, number>
     conflicts: plan.conflicts,
     errors: plan.errors,
     skipped: plan.skipped,
+    // cleanup with retention rules: each snapshot kept or destroyed, with the rules that decided
+    ...(plan.retention ? { retention: plan.retention } : {}),
     summary: summarizePlan(plan, estimates),
   };
 }
