@@ -18,7 +18,6 @@ import { shellJoin } from "../hosts/quote.ts";
 import {
   argBatches,
   destroyBatches,
-  type SendSpec,
   zfsBookmarks,
   zfsDestroyBookmarks,
   zfsDestroySnapshots,
@@ -185,14 +184,6 @@ export class ZfsPort {
     const result = await this.query(argv);
     if (result.code !== 0) this.fail(argv, result);
     return result.stdout.trim() !== "";
-  }
-
-  /** the stream's size from `zfs send -n -v -P`, or null when zfs cannot tell */
-  async estimateSend(spec: SendSpec): Promise<number | null> {
-    const result = await this.query(zfsSend(spec, { progress: true, dryRun: true }));
-    if (result.code !== 0) return null;
-    // zfs 2.1 prints the estimate on stdout for -n, on stderr otherwise: read both
-    return parseEstimate(result.stdout) ?? parseEstimate(result.stderr);
   }
 
   /** what a partial receive with `token` would resume, asked of the sending side */

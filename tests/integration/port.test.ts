@@ -85,9 +85,6 @@ describe("ZfsPort on the simulator", () => {
       expect(await zfs.exists("nopool")).toBe(false);
 
       expect(await zfs.changedSince("srcpool/data@s2")).toBe(true);
-      expect(await zfs.estimateSend({ mode: "full", snapshot: "srcpool/data@s1" })).toBeGreaterThan(
-        8_000_000,
-      );
       expect(await zfs.used("srcpool/data")).toBeGreaterThan(12_000_000);
       expect(await zfs.freeing("srcpool")).toBe(0);
 
