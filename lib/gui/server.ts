@@ -197,9 +197,9 @@ export function startGuiServer(options: GuiServerOptions): GuiServer {
     // the event stream stays open for the whole run
     idleTimeout: 0,
     async fetch(request) {
-      const url = new URL(request.url);
       if (!hostAllowed(request.headers.get("host"), options.hostname))
         return text(403, "forbidden: unknown Host (open the URL abgleich printed)");
+      const url = new URL(request.url);
       if (!originAllowed(request)) return text(403, "forbidden: request from another site");
       const fromUrl = url.searchParams.get("token");
       const given =
