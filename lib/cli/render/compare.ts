@@ -29,6 +29,8 @@ export const MISMATCH_MARK = "x";
 /** after a side's mark: the snapshot is held there (`zfs hold`), so it cannot be destroyed */
 export const HOLD_MARK = "h";
 
+const PRESENCE_INDEX: Readonly<Record<Presence, number>> = { both: 0, source: 1, target: 2 };
+
 const PRESENCE_COLORS: Record<Presence, StyleFormat> = {
   both: "green",
   source: "yellow",
@@ -139,8 +141,9 @@ export function renderComparison(cmp: Comparison, style: Style): string {
     }
   }
 
-  // what follows the name cell, by the row's marks: one string per kind of row, made once
-  const tails = new Map<string, string>();
+  // what follows the name cell, by the row's marks: one string per kind of row, made once and
+  // found by a small number (a million rows: no key string per row)
+  const tails: (string | undefined)[] = [];
   const tail = (
     presence: Presence,
     mismatch: boolean,
@@ -148,13 +151,17 @@ export function renderComparison(cmp: Comparison, style: Style): string {
     targetHeld: boolean,
     note: string,
   ): string => {
-    const key = `${presence}${+mismatch}${+sourceHeld}${+targetHeld}`;
-    let text = note === "" ? tails.get(key) : undefined;
+    const key =
+      PRESENCE_INDEX[presence] * 8 +
+      (mismatch ? 4 : 0) +
+      (sourceHeld ? 2 : 0) +
+      (targetHeld ? 1 : 0);
+    let text = note === "" ? tails[key] : undefined;
     if (text === undefined) {
       const [source, target] = marks(style, presence, mismatch, sourceHeld, targetHeld);
       text = GAP + pad(source, markWidth) + GAP + pad(target, markWidth);
       text = note === "" ? text.trimEnd() : text + GAP + dim(note);
-      if (note === "") tails.set(key, text);
+      if (note === "") tails[key] = text;
     }
     return text;
   };
