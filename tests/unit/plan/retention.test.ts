@@ -11,6 +11,7 @@ import { defaultNamer, type Namer } from "../../../lib/plan/naming.ts";
 import { keptByRules, PERIODS, type Period, periodOf } from "../../../lib/plan/retention.ts";
 import type { DestroyAction, Plan, RetentionReport } from "../../../lib/plan/types.ts";
 import type { Dataset, Inventory, Side, Snapshot } from "../../../lib/zfs/model.ts";
+import { templateNamer } from "../../../plugins/naming.ts";
 import { config, dst, inventory, snap, src } from "./fixtures.ts";
 import { scenario } from "./generate.ts";
 
@@ -336,6 +337,13 @@ describe("periods", () => {
     afterEach(() => {
       if (tz === undefined) delete process.env.TZ;
       else process.env.TZ = tz;
+    });
+
+    test("the naming plugin tells retention its clock", () => {
+      const settings = { template: "%Y%m%d%H%M%S", digits: 2, suffix: "", host: "h" };
+      expect(templateNamer({ ...settings, utc: true }).utc).toBe(true);
+      expect(templateNamer({ ...settings, utc: false }).utc).toBe(false);
+      expect(defaultNamer({ digits: 2, suffix: "" }).utc).toBeUndefined();
     });
 
     test("days are local days unless the namer names in UTC", () => {
