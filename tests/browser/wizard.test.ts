@@ -242,15 +242,15 @@ test(
     const page = await open(wizard);
     await waitForQuestion(page, "snap");
     // the question takes the focus: no mouse needed
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Go");
+    expect(await page.locator(":focus").textContent()).toBe("Go");
     await page.keyboard.press("Enter");
     await waitForStatus(page, "snap", "done");
     expect(env.snapshots("src/data/home")).toHaveLength(2);
 
     await waitForQuestion(page, "backup");
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Go");
+    expect(await page.locator(":focus").textContent()).toBe("Go");
     await page.keyboard.press("Tab");
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Skip step");
+    expect(await page.locator(":focus").textContent()).toBe("Skip step");
     await page.keyboard.press("Enter");
     await waitForStatus(page, "backup", "skipped");
     expect(env.snapshots("dst/backup")).toEqual([]);
@@ -291,7 +291,7 @@ test(
     const target = step(page, "cleanup-target");
     expect(await target.locator(".plan").textContent()).toContain(`dst/backup@${day(1)}`);
     const input = target.getByLabel("Type the target pool's name");
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe("pool-cleanup-target");
+    expect(await page.locator(":focus").getAttribute("id")).toBe("pool-cleanup-target");
     for (const wrong of ["", "DST", "dst/backup", "src"]) {
       await input.fill(wrong);
       await input.press("Enter");
