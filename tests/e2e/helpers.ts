@@ -46,6 +46,8 @@ export interface SideYaml {
   prefix?: string;
   /** the VM whose alias is the host */
   vm: Vm;
+  /** the ssh user, when not the alias's (root) */
+  user?: string;
 }
 
 /** A temp dir with the binary, the VMs' ssh_config and config files; runs the CLI there. */
@@ -65,7 +67,7 @@ export class E2eEnv {
   /** a config file (ssh.config_file points at the VMs' aliases); `extra` is YAML lines */
   writeConfig(name: string, source: SideYaml, target: SideYaml, extra = ""): string {
     const side = (s: SideYaml) =>
-      `  zpool: ${JSON.stringify(s.zpool)}\n  prefix: ${JSON.stringify(s.prefix ?? "")}\n  host: ${JSON.stringify(s.vm.sshConfig.alias)}\n`;
+      `  zpool: ${JSON.stringify(s.zpool)}\n  prefix: ${JSON.stringify(s.prefix ?? "")}\n  host: ${JSON.stringify(s.vm.sshConfig.alias)}\n${s.user ? `  user: ${JSON.stringify(s.user)}\n` : ""}`;
     const file = join(this.dir, `${name}.yaml`);
     writeFileSync(
       file,
