@@ -206,13 +206,13 @@ export function runFigures(run: RunState): string {
   return `all ${parts.size} ${parts.percent}  ${formatRate(run.rate)}  ETA ${parts.eta}`;
 }
 
-/** a finished transfer: `done, 3.0 GiB in 00:03 (1.0 GiB/s)` or `failed after 1.0 GiB (00:02)` */
+/** a finished transfer: `3.0 GiB in 00:03 (1.0 GiB/s)`, or when it failed `1.0 GiB (00:02)` */
 export function finishedFigures(t: TransferState, ok: boolean, at: number): string {
   const seconds = (at - t.startedAt) / 1000;
   const took = formatDuration(seconds);
-  if (!ok) return `failed after ${formatBytes(t.done)} (${took})`;
+  if (!ok) return `${formatBytes(t.done)} (${took})`;
   const average = seconds > 0 ? t.done / seconds : null;
-  return `done, ${formatBytes(t.done)} in ${took} (${formatRate(average)})`;
+  return `${formatBytes(t.done)} in ${took} (${formatRate(average)})`;
 }
 
 export function createProgress(options: ProgressOptions): Progress {
@@ -270,7 +270,7 @@ export function createProgress(options: ProgressOptions): Progress {
 
   const finalLine = (t: TransferState, ok: boolean, at: number): string => {
     const mark = isTTY ? `${style.paint(ok ? "green" : "red", ok ? "✓" : "✗")} ` : "";
-    return `${mark}${t.label}: ${finishedFigures(t, ok, at)}`;
+    return `${mark}${t.label}: ${ok ? "done," : "failed after"} ${finishedFigures(t, ok, at)}`;
   };
 
   const redraw = (text: string) => {
