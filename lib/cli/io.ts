@@ -1,8 +1,11 @@
-// What every command shares: output streams, colour, JSON, and turning errors
-// into the documented exit codes.
+// What every command shares: output streams, colour, JSON, how much to say (--quiet, -v),
+// timestamps on log lines, secrets kept out of every line, and turning errors into the
+// documented exit codes.
 
+import { fstatSync } from "node:fs";
 import { ConfigError } from "../config/errors.ts";
 import { isCancelError } from "../engine/cancel.ts";
+import { redact } from "../engine/redact.ts";
 import { EXIT_FAILED, EXIT_USAGE } from "../engine/runner.ts";
 import { HostDownError } from "../hosts/host.ts";
 import { colorEnabled, createStyle, type Style } from "./render/style.ts";
@@ -14,7 +17,14 @@ export interface GlobalFlags {
   color?: boolean;
   yes?: boolean;
   dryRun?: boolean;
+  /** errors and one summary line only; nothing at all when there was nothing to do */
+  quiet?: boolean;
+  /** more detail: every command run on a host */
+  verbose?: boolean;
 }
+
+/** what a command writes: one document (tree, compare, JSON) or a log of what it does */
+export type OutputKind = "document" | "log";
 
 export interface CommandIo {
   out: NodeJS.WriteStream;
@@ -23,10 +33,81 @@ export interface CommandIo {
   /** the style for stderr, which may be a terminal when stdout is not */
   errStyle: Style;
   json: boolean;
+  /** `--quiet`: say nothing but errors, warnings and one summary line */
+  quiet: boolean;
+  /** `-v`: say more (each command run) */
+  verbose: boolean;
+  /** one id for everything this run emits (`--json` events carry it) */
+  runId: string;
   print(text: string): void;
   warn(text: string): void;
+  /** an informational line for the log (a plugin's, a workflow's): stderr, an event in JSON
+   * mode, nothing with --quiet */
+  log(text: string): void;
+  /** detail for -v only: stderr, or an event in JSON mode */
+  debug(text: string, fields?: Record<string, unknown>): void;
   /** one JSON document or event per line on stdout */
   emit(value: unknown): void;
+  /** one NDJSON event: its name, the run id and the time, then `fields` (docs/events.schema.json) */
+  event(name: string, fields?: Record<string, unknown>): void;
+}
+
+/** ISO 8601 in local time with its UTC offset: `2026-11-30T12:04:05+01:00` (with `ms`, `.123`) */
+export function localIsoTime(date: Date, ms = false): string {
+  const two = (n: number) => String(n).padStart(2, "0");
+  const offset = -date.getTimezoneOffset();
+  const sign = offset < 0 ? "-" : "+";
+  const abs = Math.abs(offset);
+  const fraction = ms ? `.${String(date.getMilliseconds()).padStart(3, "0")}` : "";
+  return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())}T${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}${fraction}${sign}${two(Math.floor(abs / 60))}:${two(abs % 60)}`;
+}
+
+/**
+ * The stream as a log: every line begins with a timestamp, and nothing secret gets through
+ * (lib/engine/redact.ts). A line written in several pieces gets one stamp, at its start.
+ */
+export function logStream(
+  stream: NodeJS.WriteStream,
+  options: { timestamps: boolean; now?: () => Date },
+): NodeJS.WriteStream {
+  const now = options.now ?? (() => new Date());
+  let atLineStart = true;
+  const wrapped = Object.create(stream) as NodeJS.WriteStream;
+  wrapped.write = ((chunk: unknown, ...rest: unknown[]) => {
+    let text = typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString();
+    text = redact(text);
+    if (options.timestamps && text !== "") {
+      const stamp = `${localIsoTime(now())} `;
+      // a stamp before every line that begins in this piece, none after its last newline
+      text = text.replace(/^(?=[^\n])/gm, (_match, offset: number) =>
+        offset === 0 && !atLineStart ? "" : stamp,
+      );
+      atLineStart = text.endsWith("\n");
+    }
+    return (stream.write as (...args: unknown[]) => boolean).call(stream, text, ...rest);
+  }) as NodeJS.WriteStream["write"];
+  return wrapped;
+}
+
+/**
+ * Log lines are stamped where no terminal shows them, unless they go to the journal, which
+ * stamps them itself (systemd sets JOURNAL_STREAM to the device and inode of that stream).
+ */
+export function wantsTimestamps(
+  stream: { isTTY?: boolean; fd?: number },
+  env: Readonly<Record<string, string | undefined>>,
+): boolean {
+  if (stream.isTTY === true) return false;
+  const journal = env.JOURNAL_STREAM;
+  if (journal && typeof stream.fd === "number") {
+    try {
+      const { dev, ino } = fstatSync(stream.fd);
+      if (journal === `${dev}:${ino}`) return false;
+    } catch {
+      // not a file descriptor we can look at: stamp it
+    }
+  }
+  return true;
 }
 
 /**
@@ -58,27 +139,55 @@ export function survivingClosedPipe(stream: NodeJS.WriteStream): NodeJS.WriteStr
 const stdout = survivingClosedPipe(process.stdout);
 const stderr = survivingClosedPipe(process.stderr);
 
-export function commandIo(flags: GlobalFlags): CommandIo {
-  const out = stdout;
-  const err = stderr;
+/**
+ * The output of one command. A `log` (the changing commands) is stamped with the time where
+ * no terminal shows it; a `document` (tree, compare, the demo) is not. Every line of either is
+ * redacted.
+ */
+export function commandIo(flags: GlobalFlags, kind: OutputKind = "document"): CommandIo {
   const json = flags.json === true;
+  // JSON lines carry their own time; a document is read as a whole
+  const stamp = (stream: NodeJS.WriteStream) =>
+    kind === "log" && !json && wantsTimestamps(stream, process.env);
+  const out = logStream(stdout, { timestamps: stamp(process.stdout) });
+  const err = logStream(stderr, { timestamps: stamp(process.stderr) });
+  const quiet = flags.quiet === true;
+  const verbose = flags.verbose === true && !quiet;
+  const runId = crypto.randomUUID();
   const colour = (stream: NodeJS.WriteStream) =>
     flags.color !== false && !json && colorEnabled(stream, process.env);
+  const line = (text: string) => (text.endsWith("\n") ? text : `${text}\n`);
+  const emit = (value: unknown) => {
+    out.write(`${JSON.stringify(value)}\n`);
+  };
+  const event = (name: string, fields: Record<string, unknown> = {}) =>
+    emit({ event: name, runId, time: localIsoTime(new Date(), true), ...fields });
   return {
     out,
     err,
     json,
+    quiet,
+    verbose,
+    runId,
     style: createStyle(colour(out)),
     errStyle: createStyle(colour(err)),
     print: (text) => {
-      out.write(text.endsWith("\n") ? text : `${text}\n`);
+      out.write(line(text));
     },
     warn: (text) => {
-      err.write(text.endsWith("\n") ? text : `${text}\n`);
+      err.write(line(text));
     },
-    emit: (value) => {
-      out.write(`${JSON.stringify(value)}\n`);
+    log: (text) => {
+      if (json) event("log", { text });
+      else if (!quiet) err.write(line(text));
     },
+    debug: (text, fields = {}) => {
+      if (!verbose) return;
+      if (json) event("debug", { text, ...fields });
+      else err.write(line(text));
+    },
+    emit,
+    event,
   };
 }
 
@@ -86,12 +195,14 @@ export function commandIo(flags: GlobalFlags): CommandIo {
 export function reportError(io: CommandIo, error: unknown): number {
   const message = error instanceof Error ? error.message : String(error);
   if (isCancelError(error)) {
-    if (io.json) io.emit({ event: "cancelled", reason: (error as { reason?: string }).reason });
+    if (io.json)
+      io.event("cancelled", { reason: (error as { reason?: string }).reason ?? "cancelled" });
     return EXIT_FAILED;
   }
   const code = error instanceof ConfigError ? EXIT_USAGE : EXIT_FAILED;
   if (io.json) {
-    io.emit({ event: "error", kind: errorKind(error), message, exitCode: code });
+    const problem = error instanceof HostDownError ? { problem: error.problem } : {};
+    io.event("error", { kind: errorKind(error), message, exitCode: code, ...problem });
   } else {
     io.warn(`${io.errStyle.paint("red", "error:")} ${message}`);
   }

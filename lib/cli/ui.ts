@@ -4,11 +4,12 @@
 import type { ActionOutcome, StageInfo, StageOutcome } from "../engine/hooks.ts";
 import { type StageUi, silentUi } from "../engine/ui.ts";
 import type { Action, Plan } from "../plan/types.ts";
+import { eventUi } from "./events.ts";
 import { type CommandIo, reportError } from "./io.ts";
 import { createProgress, type Progress } from "./progress.ts";
 import { CONTINUE_QUESTION, confirm, confirmDanger } from "./prompt.ts";
 import { subnameLabel } from "./render/labels.ts";
-import { planJson, renderPlan } from "./render/plan.ts";
+import { renderPlan } from "./render/plan.ts";
 
 export interface ConsoleUiOptions {
   yes: boolean;
@@ -38,41 +39,10 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
   let progress: Progress | null = null;
   /** the transfers the progress display shows; a send that never started has no line to end */
   const sending = new Set<Action>();
-  let lastProgressEvent = 0;
 
-  if (io.json) {
-    const event = (name: string, data: Record<string, unknown>) =>
-      io.emit({ event: name, ...data });
-    return {
-      showPlan: (info, plan, estimates) =>
-        event("plan", { stage: info.stage, side: info.side, plan: planJson(plan, estimates) }),
-      confirm: (info, plan, danger) => askConfirmation(io, options, info, plan, danger),
-      actionStarted: (action, expectedBytes) =>
-        event("action-start", { action: describeAction(action), expectedBytes }),
-      actionProgress: (action, bytesDone) => {
-        const now = Date.now();
-        if (now - lastProgressEvent < 1000) return;
-        lastProgressEvent = now;
-        event("progress", { action: describeAction(action), bytesDone });
-      },
-      actionFinished: (action, outcome) =>
-        event("action-done", {
-          action: describeAction(action),
-          ok: outcome.ok,
-          bytes: outcome.bytes ?? null,
-          error: outcome.error ?? null,
-        }),
-      note: (info, text) => event("note", { stage: info.stage, text }),
-      warn: (text) => event("warning", { text }),
-      stageFinished: (info, outcome) =>
-        event("stage-done", {
-          stage: info.stage,
-          side: info.side,
-          status: outcome.status,
-          error: outcome.error?.message ?? null,
-        }),
-    };
-  }
+  // the events of --json (docs/events.schema.json); the question, if one is asked, on stderr
+  if (io.json)
+    return eventUi(io, (info, plan, danger) => askConfirmation(io, options, info, plan, danger));
 
   return {
     showPlan(info, plan, estimates) {

@@ -1,8 +1,13 @@
 // Collects what a run did, per dataset, for the `done` hook, notifications and `--json`.
+// Messages are redacted as they come in (a failed `zfs send -t` names its resume token), so no
+// summary handed to a plugin, a log or a notification carries a secret.
 
+import { plural as count } from "../cli/render/labels.ts";
+import { formatBytes } from "../cli/render/units.ts";
 import type { Config } from "../config/types.ts";
 import type { Side } from "../zfs/model.ts";
 import type { DatasetSummary, RunMode, RunSummary, StageName, StageOutcome } from "./hooks.ts";
+import { redact } from "./redact.ts";
 
 export interface SummaryBuilder {
   stage(stage: StageName, side: Side | undefined, outcome: StageOutcome): void;
@@ -36,7 +41,8 @@ export function createSummaryBuilder(config: Config, mode: RunMode): SummaryBuil
   };
   return {
     stage: (stage, side, outcome) => {
-      stages.push(side === undefined ? { stage, outcome } : { stage, side, outcome });
+      const clean = redactedOutcome(outcome);
+      stages.push(side === undefined ? { stage, outcome: clean } : { stage, side, outcome: clean });
     },
     snapshotMade: (subname, name) => {
       dataset(subname).snapshotsMade.push(name);
@@ -50,10 +56,10 @@ export function createSummaryBuilder(config: Config, mode: RunMode): SummaryBuil
       dataset(subname).destroyed.push({ side, snapshots: [...snapshots] });
     },
     conflict: (subname, message) => {
-      dataset(subname).conflicts.push(message);
+      dataset(subname).conflicts.push(redact(message));
     },
     failure: (subname, message) => {
-      dataset(subname).failures.push(message);
+      dataset(subname).failures.push(redact(message));
     },
     finish: (exitCode) => ({
       config,
@@ -65,4 +71,70 @@ export function createSummaryBuilder(config: Config, mode: RunMode): SummaryBuil
       finishedAt: new Date(),
     }),
   };
+}
+
+/** the outcome itself when its error says nothing secret, else a copy with the error redacted */
+function redactedOutcome(outcome: StageOutcome): StageOutcome {
+  const error = outcome.error;
+  if (!error || redact(error.message) === error.message) return outcome;
+  const clean = new Error(redact(error.message));
+  clean.name = error.name;
+  return { ...outcome, error: clean };
+}
+
+/** the counts over all datasets of a run */
+export function summaryTotals(summary: RunSummary) {
+  const totals = {
+    snapshotsMade: 0,
+    bytesSent: 0,
+    snapshotsSent: 0,
+    snapshotsDestroyed: 0,
+    conflicts: 0,
+    failures: 0,
+  };
+  for (const d of summary.datasets) {
+    totals.snapshotsMade += d.snapshotsMade.length;
+    totals.bytesSent += d.bytesSent;
+    totals.snapshotsSent += d.snapshotsReceived.length;
+    for (const entry of d.destroyed) totals.snapshotsDestroyed += entry.snapshots.length;
+    totals.conflicts += d.conflicts.length;
+    totals.failures += d.failures.length;
+  }
+  return totals;
+}
+
+/** a run that ended well without changing anything: an idle nightly run */
+export function wasIdle(summary: RunSummary): boolean {
+  return (
+    summary.exitCode === 0 && summary.stages.every((s) => s.outcome.status === "nothing-to-do")
+  );
+}
+
+/**
+ * The whole run in one line, for `--quiet` logs: what changed, then each stage's status, e.g.
+ * `abgleich ok: 2 snapshots made, 1.2 MiB sent (3 snapshots) (snap ok, backup ok, cleanup
+ * source nothing-to-do)`. Null for an idle run: there is nothing to say.
+ */
+export function summaryLine(summary: RunSummary): string | null {
+  if (wasIdle(summary)) return null;
+  const t = summaryTotals(summary);
+  const did: string[] = [];
+  if (t.snapshotsMade > 0) did.push(`${count(t.snapshotsMade, "snapshot")} made`);
+  if (t.bytesSent > 0 || t.snapshotsSent > 0)
+    did.push(`${formatBytes(t.bytesSent)} sent (${count(t.snapshotsSent, "snapshot")})`);
+  if (t.snapshotsDestroyed > 0) did.push(`${count(t.snapshotsDestroyed, "snapshot")} destroyed`);
+  if (t.conflicts > 0) did.push(count(t.conflicts, "conflict"));
+  if (t.failures > 0) did.push(count(t.failures, "failure"));
+  const stages = summary.stages
+    .map((s) => `${s.stage}${s.side ? ` ${s.side}` : ""} ${s.outcome.status}`)
+    .join(", ");
+  const result =
+    summary.exitCode === 0
+      ? summary.mode === "dry-run"
+        ? "dry run"
+        : "ok"
+      : summary.exitCode === 130 || summary.exitCode === 143
+        ? `cancelled (exit ${summary.exitCode})`
+        : `FAILED (exit ${summary.exitCode})`;
+  return `abgleich ${result}: ${did.join(", ") || "nothing changed"}${stages ? ` (${stages})` : ""}`;
 }

@@ -59,7 +59,7 @@ export async function runCommand(
     configPath,
     flags,
     { readOnly: false },
-    (run, io) => runWorkflow(workflow, run, environment.pluginIo?.log ?? ((text) => io.warn(text))),
+    (run, io) => runWorkflow(workflow, run, environment.pluginIo?.log ?? ((text) => io.log(text))),
     environment,
   );
 }
