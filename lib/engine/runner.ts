@@ -328,9 +328,11 @@ export class Run {
       );
     }
     // bound and frozen: a class-based namer works, and nobody can swap isOwn later
+    // `utc` goes along: retention counts its periods in the time the names are written in
     this.namerInForce = freeze({
       next: namer.next.bind(namer),
       isOwn: namer.isOwn.bind(namer),
+      ...(namer.utc === true ? { utc: true } : {}),
     });
     return this.namerInForce;
   }

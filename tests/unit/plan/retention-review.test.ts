@@ -10,12 +10,18 @@ import { afterEach, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import type { Config, RetentionRules } from "../../../lib/config/types.ts";
 import { planViolations } from "../../../lib/engine/guard.ts";
+import { createHooks } from "../../../lib/engine/hooks.ts";
+import { checkOptions } from "../../../lib/engine/plugins.ts";
+import { Run } from "../../../lib/engine/runner.ts";
+import { cleanupStage } from "../../../lib/engine/stages/cleanup.ts";
 import { holdTags } from "../../../lib/plan/chain.ts";
 import { planCleanup } from "../../../lib/plan/cleanup.ts";
 import { defaultNamer, type Namer } from "../../../lib/plan/naming.ts";
 import { compareSnapshots } from "../../../lib/plan/pairs.ts";
 import type { DestroyAction, Plan } from "../../../lib/plan/types.ts";
 import type { Bookmark, Dataset, Inventory, Side, Snapshot } from "../../../lib/zfs/model.ts";
+import naming from "../../../plugins/naming.ts";
+import { memoryHost } from "../../helpers/memory-host.ts";
 import { config, dst, inventory, snap, src } from "./fixtures.ts";
 
 const RUNS = { numRuns: 200 };
@@ -416,5 +422,50 @@ describe("retention attacks, one history each", () => {
       localNamer,
     );
     expect(again.actions).toEqual([]);
+  });
+});
+
+// ---- the engine's namer (uncommitted: fails on f36c366) ----
+
+describe("retention in the engine: the naming plugin's UTC reaches the planner", () => {
+  // Run.namer() (lib/engine/runner.ts) freezes { next, isOwn } only: `utc` is dropped, so the
+  // cleanup stage counts days in local time although the plugin names (and the README says
+  // retention counts) in UTC.
+  test("daily 3 with names in UTC keeps one snapshot per UTC day, in any time zone", async () => {
+    process.env.TZ = "America/New_York";
+    const cfg = config({ retention: { source: { ...NO_RULES, daily: 3 }, target: null } });
+    const hooks = createHooks();
+    const options = checkOptions(naming, { template: "%Y%m%d%H%M%S", utc: true }, cfg, 0);
+    await naming.setup(hooks, { name: "naming", config: cfg, options, log() {}, warn() {} });
+    // UTC days 27, 28 and 29, one snapshot each; 27 23:00Z and 28 01:00Z share a New York day
+    const times = ["2026-11-27T23:00:00Z", "2026-11-28T01:00:00Z", "2026-11-29T12:00:00Z"];
+    const snaps = times.map((iso, i) =>
+      snap(iso.replace(/[-:TZ]/g, "").slice(0, 14), { createtxg: 10 + i, creation: at(iso) }),
+    );
+    const source = inventory("source", [src("a", snaps)]);
+    const target = inventory("target", [dst("a", snaps)]);
+    const run = Run.open(
+      cfg,
+      hooks,
+      {} as never,
+      {
+        yes: true,
+        dryRun: true,
+        json: false,
+        interactive: false,
+        signal: new AbortController().signal,
+        now: () => new Date(),
+        hostFor: (side) => memoryHost(side, side === "source" ? source : target),
+      },
+      "dry-run",
+    );
+    expect(run.namer().utc).toBe(true);
+    const p = await cleanupStage(run, "source").plan({ source, target });
+    expect(p.actions).toEqual([]);
+    expect(p.retention?.[0]?.snapshots.map((s) => s.reasons)).toEqual([
+      ["daily 2026-11-27"],
+      ["daily 2026-11-28"],
+      ["newest common"],
+    ]);
   });
 });
