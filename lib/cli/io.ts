@@ -169,7 +169,8 @@ export function commandIo(flags: GlobalFlags, kind: OutputKind = "document"): Co
     quiet,
     verbose,
     runId,
-    style: createStyle(colour(out)),
+    // tables fit a terminal; piped output is never cut
+    style: createStyle(colour(out), out.isTTY ? out.columns : undefined),
     errStyle: createStyle(colour(err)),
     print: (text) => {
       out.write(line(text));

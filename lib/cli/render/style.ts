@@ -10,13 +10,16 @@ export type StyleFormat = Parameters<typeof styleText>[0];
 
 export interface Style {
   readonly enabled: boolean;
+  /** the terminal's width when the output is one; tables fit it. Unset for pipes and files */
+  readonly columns?: number;
   /** `text` wrapped in the ANSI codes for `format`, or `text` unchanged when colour is off */
   paint(format: StyleFormat, text: string): string;
 }
 
-export function createStyle(enabled: boolean): Style {
+export function createStyle(enabled: boolean, columns?: number): Style {
   return {
     enabled,
+    ...(columns !== undefined && columns > 0 ? { columns } : {}),
     paint(format, text) {
       if (!enabled || text === "") return text;
       return styleText(format, text, { validateStream: false });
