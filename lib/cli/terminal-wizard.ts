@@ -99,7 +99,9 @@ export function listWindow(
 ): { start: number; end: number } {
   if (count <= room) return { start: 0, end: count };
   const shown = Math.max(1, room - 2);
-  const start = Math.min(Math.max(0, focus - 1), count - shown);
+  // the one before the focus too, when there is room: it just finished
+  const before = shown > 2 ? 1 : 0;
+  const start = Math.min(Math.max(0, focus - before), count - shown);
   return { start, end: start + shown };
 }
 
