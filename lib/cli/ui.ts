@@ -47,7 +47,13 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
   return {
     showPlan(info, plan, estimates) {
       io.print(style.paint("bold", `── ${title(info)} ──`));
-      io.print(renderPlan(plan, style, estimates.size > 0 ? { estimates } : {}));
+      // -v: a cleanup with retention lists every kept snapshot with its rules, not only counts
+      io.print(
+        renderPlan(plan, style, {
+          ...(estimates.size > 0 ? { estimates } : {}),
+          verbose: io.verbose,
+        }),
+      );
       const total = [...estimates.values()].reduce((sum, n) => sum + n, 0);
       progress = createProgress({
         stream: io.out,

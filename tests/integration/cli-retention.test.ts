@@ -57,10 +57,13 @@ describe("cleanup with retention", () => {
       const all = DAYS.flatMap((day) => [name(day, 1), name(day, 2)]);
       expect(env.snapshots("dst/backup/home")).toEqual(all);
 
-      const source = await env.cli(["cleanup", config, "source", "--yes"]);
+      const source = await env.cli(["cleanup", config, "source", "--yes", "-v"]);
       expect(source.code).toBe(0);
       expect(source.stdout).toContain("kept 2: newest common 1, daily 1");
       expect(source.stdout).toContain(`- ${name(27, 1)}  destroyed: outside retention`);
+      // -v: each kept snapshot with its rule
+      expect(source.stdout).toContain(`${name(27, 2)}  kept: daily 2026-11-27`);
+      expect(source.stdout).toContain(`${name(28, 2)}  kept: newest common`);
       // the newest of 11-27 by the daily rule, the newest common one by the safety rule
       expect(env.snapshots("src/data/home")).toEqual([name(27, 2), name(28, 2)]);
       expect(env.snapshots("src/data")).toEqual([name(25, 1)]);
