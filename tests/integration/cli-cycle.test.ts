@@ -136,7 +136,8 @@ describe("full cycle on localhost", () => {
       expect(env.zfs("holds", "-H", `dst/backup/${ODD}@${today}`).stdout).toContain("abgleich");
       expect(env.zfs("holds", "-H", `src/data/${ODD}@${day(1)}`).stdout).toBe("");
       expect(plan.skipped.map((s) => s.subname).sort()).toEqual(["", "home"]);
-      expect(events.at(-1)).toMatchObject({ event: "stage-done", stage: "backup", status: "ok" });
+      expect(events.at(-2)).toMatchObject({ event: "stage-done", stage: "backup", status: "ok" });
+      expect(events.at(-1)).toMatchObject({ event: "summary", status: "ok", exitCode: 0 });
       expect(env.guid(`dst/backup/${ODD}@${today}`)).toBe(env.guid(`src/data/${ODD}@${today}`));
 
       // a third backup has nothing to do and still ends well
