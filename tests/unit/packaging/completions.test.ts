@@ -137,19 +137,70 @@ describe.skipIf(!has("fish"))("fish", () => {
   });
 });
 
+/** what zsh's completion system lists for `commandline` (a real interactive zsh on a pty) */
+function zshComplete(commandline: string): string {
+  const child = Bun.spawnSync(
+    ["zsh", "-f", join(import.meta.dir, "zsh-complete.zsh"), join(dir, "zsh"), commandline],
+    { cwd, stderr: "pipe" },
+  );
+  expect(child.exitCode).toBe(0);
+  // the terminal's output as text: escape sequences out, one line per row
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escape sequences
+  const text = child.stdout.toString().replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, "");
+  // the listing comes after the echoed command line
+  return text.slice(text.indexOf(commandline) + commandline.length).replace(/\r/g, "\n");
+}
+
+/** `word` as a word of its own in `text` */
+const listed = (text: string, word: string) =>
+  new RegExp(`(?<![\\w.-])${word.replace(/[.]/g, "\\.")}(?![\\w-])`).test(text);
+
+/** a zsh on a pty takes a few seconds per command line on a loaded machine */
+const ZSH_TIMEOUT = 60_000;
+
 describe.skipIf(!has("zsh"))("zsh", () => {
-  test("is valid zsh and describes every command of --help", () => {
-    const file = join(dir, "_abgleich");
-    const text = zsh(model);
-    writeFileSync(file, text);
-    const check = Bun.spawnSync(["zsh", "-n", file], { stderr: "pipe" });
+  mkdirSync(join(dir, "zsh"));
+  writeFileSync(join(dir, "zsh", "_abgleich"), zsh(model));
+
+  test("is valid zsh, for compinit (#compdef)", () => {
+    const check = Bun.spawnSync(["zsh", "-n", join(dir, "zsh", "_abgleich")], { stderr: "pipe" });
     expect(check.stderr.toString()).toBe("");
     expect(check.exitCode).toBe(0);
-    expect(text.startsWith("#compdef abgleich\n")).toBe(true);
-    for (const command of commands) {
-      expect(text).toContain(`\n    '${command}:`);
-      expect(text).toContain(`\n      ${command})\n`);
-    }
-    for (const option of helpOptions()) expect(text).toContain(option);
+    expect(zsh(model).startsWith("#compdef abgleich\n")).toBe(true);
   });
+
+  test(
+    "lists every command of --help",
+    () => {
+      const list = zshComplete("abgleich ");
+      for (const command of commands) {
+        expect({ command, listed: listed(list, command) }).toEqual({ command, listed: true });
+      }
+    },
+    ZSH_TIMEOUT,
+  );
+
+  test(
+    "lists every long option of a command's --help",
+    () => {
+      const list = zshComplete("abgleich cleanup --");
+      for (const option of [...helpOptions(["cleanup"]), ...helpOptions()]) {
+        if (option.startsWith("--"))
+          expect({ option, listed: listed(list, option) }).toEqual({ option, listed: true });
+      }
+    },
+    ZSH_TIMEOUT,
+  );
+
+  test(
+    "arguments: configuration files, then a side",
+    () => {
+      const configs = zshComplete("abgleich tree ");
+      expect(listed(configs, "backup.yaml")).toBe(true);
+      expect(listed(configs, "notes.txt")).toBe(false);
+      const sides = zshComplete("abgleich tree backup.yaml ");
+      expect(listed(sides, "source") && listed(sides, "target")).toBe(true);
+    },
+    ZSH_TIMEOUT,
+  );
 });
