@@ -27,6 +27,7 @@ import {
   transferFigures,
 } from "./progress.ts";
 import { askStep, type StepAnswer } from "./prompt.ts";
+import { quietUi } from "./quiet.ts";
 import { subnameLabel } from "./render/labels.ts";
 import { plainStyle, type Style, truncateVisible, visibleWidth } from "./render/style.ts";
 import { formatBytes } from "./render/units.ts";
@@ -386,15 +387,14 @@ export function terminalWizard(configPath: string, flags: ChangeFlags): Promise<
       makeUi: flags.json
         ? undefined
         : (io) => {
-            const ui = wizardUi(
-              io,
-              consoleUi(io, { yes: flags.yes === true, yesDestroyTarget: false }),
-              {
-                yes: flags.yes === true,
-                steps,
-                live: io.out.isTTY === true && process.env.TERM !== "dumb",
-              },
-            );
+            const options = { yes: flags.yes === true, yesDestroyTarget: false };
+            // --quiet: failures, warnings and the summary line, as for every command
+            if (io.quiet) return quietUi(io, options);
+            const ui = wizardUi(io, consoleUi(io, options), {
+              yes: flags.yes === true,
+              steps,
+              live: io.out.isTTY === true && process.env.TERM !== "dumb",
+            });
             answers = ui.answers;
             return ui;
           },
@@ -409,7 +409,7 @@ export function terminalWizard(configPath: string, flags: ChangeFlags): Promise<
           break;
         }
       }
-      if (!ended && !flags.json && !steps.includes("cleanup target"))
+      if (!ended && !io.json && !io.quiet && !steps.includes("cleanup target"))
         io.print(
           "cleanup target: not offered without a terminal (it asks for the pool's name typed); run `abgleich cleanup CONFIG target` where one is",
         );
