@@ -5,13 +5,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Page } from "playwright-core";
-import {
-  killWizards,
-  startWizard,
-  step,
-  waitForQuestion,
-  waitForStatus,
-} from "../tests/browser/helpers.ts";
+import { killWizards, startWizard, step, waitForQuestion } from "../tests/browser/helpers.ts";
 import { configYaml, createSimEnv } from "../tests/helpers/sim-env.ts";
 
 const out = join(import.meta.dir, "..", "docs", "gui");
@@ -84,7 +78,7 @@ try {
     .filter({ hasText: /%.*\/s/ })
     .waitFor({ timeout: 60_000 })
     .catch(async (error) => {
-      console.log(await page.locator("main").innerText());
+      console.log(await page.locator("main").textContent());
       throw error;
     });
   await step(page, "backup").evaluate((element) => element.scrollIntoView());

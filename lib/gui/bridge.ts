@@ -220,9 +220,8 @@ export function guiUi(
         state: outcome.ok ? "done" : "failed",
         bytes: outcome.bytes ?? null,
         expected: entry?.expected ?? null,
-        error: outcome.ok
-          ? null
-          : `${outcome.error ?? "failed"}${outcome.resumable ? "\n(the partial receive was kept: the next backup resumes it)" : ""}`,
+        // the command, its exit code and stderr, as the engine wrote them
+        error: outcome.ok ? null : (outcome.error ?? "failed"),
       });
     },
 

@@ -309,3 +309,46 @@ test(
   },
   LONG_MS,
 );
+
+test(
+  "a failed transfer shows its command, exit code and what it printed; the wizard stops there",
+  async () => {
+    env.seed({
+      now: 1_767_225_600,
+      pools: [
+        {
+          name: "src",
+          size: "1G",
+          datasets: [{ name: "data", snapshots: [{ name: day(1), written: "4M" }] }],
+        },
+        { name: "dst", size: "1G" },
+      ],
+    });
+    const noRetries = env.writeConfig(
+      configYaml(
+        { zpool: "src", prefix: "data" },
+        { zpool: "dst", prefix: "backup" },
+        "transfer:\n  retries: 0\n",
+      ),
+      "no-retries.yaml",
+    );
+    // the simulated link breaks after 2 MB
+    const wizard = await startWizard(env, [noRetries], { ABGLEICH_SIM_CUT_AFTER: "2000000" });
+    const page = await open(wizard);
+    await waitForQuestion(page, "backup");
+    await step(page, "backup").getByRole("button", { name: "Go" }).click();
+    await waitForStatus(page, "backup", "failed");
+    const failure = (await step(page, "backup").locator("tr.failure").textContent()) ?? "";
+    expect(failure).toContain("command, its exit code and what it said");
+    expect(failure).toMatch(/zfs (send|receive)/);
+    expect(failure).toContain("exit code: 1");
+    expect(failure).toContain("stderr:");
+    expect(failure).toContain("incomplete stream");
+    expect(failure).toContain("the next backup resumes");
+    expect(await step(page, "backup").locator("tr[data-state=failed]").count()).toBeGreaterThan(0);
+    expect(await stepStatus(page, "cleanup-source")).toContain("waiting");
+    expect(await closeAndExit(page, wizard)).toBe(1);
+    expect(env.list().get("dst/backup")?.token).toEqual(expect.any(String));
+  },
+  LONG_MS,
+);
