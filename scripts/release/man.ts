@@ -41,8 +41,6 @@ const COMMAND_NOTES: Readonly<Record<string, string>> = {
   cleanup:
     "`cleanup target` asks a second question (type the target pool's name); without a terminal it needs `--yes --yes-destroy-target`.",
   run: "The bundled workflow `nightly` runs snap, backup and cleanup source, stopping at the first stage that fails.",
-  status:
-    "Exit status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, as monitoring plugins use them; the first line is a one-line summary.",
 };
 
 export interface ManPageOptions {
@@ -126,6 +124,11 @@ export function manPage(model: CliModel, { version, date }: ManPageOptions): str
     ".B ABGLEICH_LOCK_DIR",
     roff(
       "the directory for the run locks; otherwise /run/lock/abgleich for root, $XDG_RUNTIME_DIR/abgleich, or $TMPDIR/abgleich-UID",
+    ),
+    ".TP",
+    ".B ABGLEICH_STATE_DIR",
+    roff(
+      "the directory for the state files that runs write and `status` reads; otherwise /var/lib/abgleich for root, $XDG_STATE_HOME/abgleich (~/.local/state/abgleich when unset)",
     ),
     ".SH FILES",
     ".TP",
