@@ -237,7 +237,7 @@ export function statusReport(input: StatusInput): StatusReport {
 
   // the worst first, so the first line names what matters
   problems.sort((a, b) => b.level - a.level);
-  const level = problems.reduce<Level>((worst, p) => Math.max(p.level, worst), OK);
+  const level: Level = problems[0]?.level ?? OK;
   const newestBackup = datasets.reduce<number | null>(
     (max, d) =>
       d.target !== null && (max === null || d.target.creation > max) ? d.target.creation : max,
