@@ -67,6 +67,12 @@ export async function guiWizard(configPath: string, flags: GuiWizardFlags): Prom
   };
   signals.signal.addEventListener("abort", () => runOver && over.resolve(), { once: true });
 
+  // the terminal keeps a short log of the steps, for whoever started it
+  hub.subscribe((event) => {
+    if (event.type === "stage")
+      say(flags, `${event.step}: ${event.status}${event.error ? ` (${event.error})` : ""}`);
+  });
+
   const hooks = createHooks();
   hooks.done.tap("gui", (summary) => {
     hub.publish({ type: "summary", code: summary.exitCode, text: summaryText(summary) });
