@@ -201,6 +201,10 @@ export function wizardUi(
   };
   io.print = (text) => above(() => print(text));
   io.warn = (text) => above(() => warn(text));
+  // a plugin's lines, and with -v each command run on a host
+  const { log, debug } = io;
+  io.log = (text) => above(() => log(text));
+  if (io.verbose) io.debug = (text, fields) => above(() => debug(text, fields));
 
   /**
    * An action's line in two parts: a transfer named as backup's progress names it, a destroy
