@@ -7,7 +7,13 @@ import {
   datasetNotes,
   renderComparison,
 } from "../../lib/cli/render/compare.ts";
-import { createStyle, plainStyle, type Style, stripAnsi } from "../../lib/cli/render/style.ts";
+import {
+  createStyle,
+  plainStyle,
+  type Style,
+  stripAnsi,
+  visibleWidth,
+} from "../../lib/cli/render/style.ts";
 import { renderTable, type TableRow } from "../../lib/cli/render/table.ts";
 import type { CompareSide, Comparison, Conflict, Presence } from "../../lib/plan/types.ts";
 
@@ -265,6 +271,16 @@ describe("encryption, holds and bookmarks", () => {
         "4 datasets, 0 conflicts",
         "● on both sides   ◐ source only   ◑ target only   x same name, different guid   h held (zfs hold: cannot be destroyed)",
       ].join("\n"),
+    );
+  });
+
+  test("on a narrow terminal the notes are cut with …, names and marks stay whole", () => {
+    const lines = renderComparison(cmp, createStyle(false, 60)).split("\n");
+    const secret = lines.find((line) => line.startsWith("secret")) ?? "";
+    expect(secret).toMatch(/^secret {7}● {7}● {7}source encrypted; target encry…$/);
+    expect(visibleWidth(secret)).toBe(60);
+    expect(lines.find((line) => line.startsWith("both-locked"))).toBe(
+      "both-locked  ●       ●       encrypted, key not loaded",
     );
   });
 

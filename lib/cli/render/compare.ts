@@ -11,7 +11,7 @@ import type {
 } from "../../plan/types.ts";
 import { joinSubname } from "../../zfs/model.ts";
 import { encryptionWords, plural, subnameLabel } from "./labels.ts";
-import { painter, type Style, type StyleFormat, visibleWidth } from "./style.ts";
+import { painter, type Style, type StyleFormat, truncateVisible, visibleWidth } from "./style.ts";
 import { spaces } from "./table.ts";
 
 export const MARK = "●";
@@ -141,6 +141,15 @@ export function renderComparison(cmp: Comparison, style: Style): string {
     }
   }
 
+  // on a terminal the notes (free words after the marks) are cut to its width, so a row stays
+  // one line; names and marks are never cut
+  const noteRoom =
+    style.columns === undefined
+      ? Infinity
+      : style.columns - nameWidth - 3 * GAP.length - 2 * markWidth;
+  const fitNote = (note: string) =>
+    visibleWidth(note) <= noteRoom ? note : `${truncateVisible(note, Math.max(noteRoom - 1, 0))}…`;
+
   // what follows the name cell, by the row's marks: one string per kind of row, made once and
   // found by a small number (a million rows: no key string per row)
   const tails: (string | undefined)[] = [];
@@ -160,7 +169,7 @@ export function renderComparison(cmp: Comparison, style: Style): string {
     if (text === undefined) {
       const [source, target] = marks(style, presence, mismatch, sourceHeld, targetHeld);
       text = GAP + pad(source, markWidth) + GAP + pad(target, markWidth);
-      text = note === "" ? text.trimEnd() : text + GAP + dim(note);
+      text = note === "" ? text.trimEnd() : text + GAP + dim(fitNote(note));
       if (note === "") tails[key] = text;
     }
     return text;
