@@ -94,7 +94,7 @@ export const step = (page: Page, key: string) => page.locator(`#step-${key}`);
 
 /** wait until the step asks for the go */
 export async function waitForQuestion(page: Page, key: string): Promise<void> {
-  await step(page, key).locator(".question button.skip").waitFor({ timeout: 30_000 });
+  await step(page, key).locator(".question button.skip").waitFor({ timeout: 60_000 });
 }
 
 export async function stepStatus(page: Page, key: string): Promise<string> {

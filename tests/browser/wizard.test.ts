@@ -352,3 +352,39 @@ test(
   },
   LONG_MS,
 );
+
+test(
+  "--dry-run shows each step's plan, asks nothing and changes nothing",
+  async () => {
+    env.seed({
+      now: 1_767_225_600,
+      pools: [
+        {
+          name: "src",
+          size: "1G",
+          datasets: [
+            { name: "data", snapshots: [1, 2, 3].map((n) => ({ name: day(n), written: "1M" })) },
+            { name: "data/home", snapshots: [{ name: day(1), written: "2M" }], written: "2M" },
+          ],
+        },
+        { name: "dst", size: "1G" },
+      ],
+    });
+    expect((await env.cli(["backup", config, "--yes"])).code).toBe(0);
+    const before = env.list();
+    const wizard = await startWizard(env, [config, "--dry-run"]);
+    const page = await open(wizard);
+    await page.locator("#summary").waitFor({ timeout: 60_000 });
+    expect(await page.locator("#route").textContent()).toContain("dry run");
+    expect(await stepStatus(page, "snap")).toContain("dry run");
+    expect(await step(page, "snap").locator(".plan").textContent()).toContain("src/data/home@");
+    expect(await stepStatus(page, "cleanup-source")).toContain("dry run");
+    expect(await step(page, "cleanup-source").locator(".plan").textContent()).toContain(
+      `src/data@${day(1)}, src/data@${day(2)}`,
+    );
+    expect(await page.locator(".question button").count()).toBe(0);
+    expect(await closeAndExit(page, wizard)).toBe(0);
+    expect(env.list()).toEqual(before);
+  },
+  LONG_MS,
+);
