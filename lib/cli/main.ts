@@ -10,10 +10,14 @@ import { backupCommand, cleanupCommand, snapCommand } from "./commands/change.ts
 import { compareCommand } from "./commands/compare.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { runCommand } from "./commands/run.ts";
+import { type StatusFlags, statusCommand } from "./commands/status.ts";
 import { treeCommand } from "./commands/tree.ts";
 import { typesCommand } from "./commands/types.ts";
 import { wizardCommand } from "./commands/wizard.ts";
 import { EXIT_FAILED, EXIT_USAGE, type GlobalFlags } from "./io.ts";
+
+/** `status` follows the monitoring plugin convention: a usage error is UNKNOWN, not 2 */
+const EXIT_UNKNOWN = 3;
 
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command("abgleich")
@@ -23,11 +27,6 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .version(pkg.version, "-V, --version")
     .option("--json", "machine-readable output: one JSON document or newline-delimited events")
     .option("--no-color", "no colours (also NO_COLOR=1 or TERM=dumb)")
-    .option(
-      "-q, --quiet",
-      "errors, warnings and one summary line only; nothing at all when there was nothing to do",
-    )
-    .option("-v, --verbose", "more detail: each command run on a host")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
 
@@ -133,6 +132,29 @@ export function buildProgram(setExit: (code: number) => void): Command {
     });
 
   program
+    .command("status")
+    .description(
+      "is the backup fresh? per dataset the newest snapshots, the lag, conflicts and the last run; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, as monitoring plugins do",
+    )
+    .argument("<config>", "configuration file (YAML)")
+    .option(
+      "--warn <duration>",
+      "WARNING from this age on (26h, 90m, 2d; default status.warn or 26h)",
+    )
+    .option("--crit <duration>", "CRITICAL from this age on (default status.crit or 50h)")
+    .option("--prometheus <file>", "also write a node_exporter textfile (atomically) to FILE")
+    .exitOverride((error) => {
+      if (error.exitCode === 0) throw error;
+      // unknown options and missing arguments: UNKNOWN (3) with the plugin's first line, so a
+      // monitor never reads a usage error as CRITICAL
+      process.stdout.write(`ABGLEICH UNKNOWN - ${error.message.replace(/^error: /, "")}\n`);
+      throw new CommanderError(EXIT_UNKNOWN, error.code, error.message);
+    })
+    .action(async (config: string, _opts, command: Command) => {
+      setExit(await statusCommand(config, flags(command) as StatusFlags));
+    });
+
+  program
     .command("types")
     .description("print the plugin API's TypeScript declarations: abgleich types > abgleich.d.ts")
     .action(() => setExit(typesCommand()));
@@ -168,7 +190,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) {
       // --help and --version end with code 0; usage errors are exit 2 (README: Exit codes)
-      return error.exitCode === 0 ? 0 : EXIT_USAGE;
+      return error.exitCode === 0 || error.exitCode === EXIT_UNKNOWN ? error.exitCode : EXIT_USAGE;
     }
     throw error;
   }

@@ -11,6 +11,7 @@ import { type Scenario, seedState, simMain, writeShims } from "../../sim/main.ts
 import { commandIo, EXIT_OK, type GlobalFlags } from "../io.ts";
 import { backupCommand, cleanupCommand, snapCommand } from "./change.ts";
 import { compareCommand } from "./compare.ts";
+import { statusCommand } from "./status.ts";
 import { treeCommand } from "./tree.ts";
 
 const DEMO_CONFIG = `# abgleich demo: tank/data is backed up into backup/tank-data
@@ -86,6 +87,7 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
   const binDir = join(dir, "bin");
   const configPath = join(dir, "demo.yaml");
   const savedPath = process.env.PATH;
+  const savedStateDir = process.env.ABGLEICH_STATE_DIR;
   const step = (text: string) => io.print(`\n${io.style.paint(["bold", "magenta"], `▶ ${text}`)}`);
   const shell = (argv: string[]) => io.print(io.style.paint("dim", `$ ${argv.join(" ")}`));
   try {
@@ -95,6 +97,8 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
     seedState(stateDir, demoScenario(new Date()));
     writeFileSync(configPath, DEMO_CONFIG);
     process.env.PATH = `${binDir}:${savedPath ?? ""}`;
+    // the runs' state files (for `status`) belong to the demo too, and go with its directory
+    process.env.ABGLEICH_STATE_DIR = join(dir, "run-state");
     const run = { ...flags, yes: true };
     const cfg = "demo.yaml";
     const check = (code: number, what: string) => {
@@ -149,6 +153,10 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
     shell(["abgleich", "compare", cfg]);
     check(await compareCommand(configPath, flags), "compare");
 
+    step("9. status: is the backup fresh? (for monitoring: exit 0 OK, 1 WARNING, 2 CRITICAL)");
+    shell(["abgleich", "status", cfg]);
+    check(await statusCommand(configPath, flags), "status");
+
     io.print(
       `\n${io.style.paint(["bold", "green"], "Demo complete.")} Try it on your own pools: see README.md.`,
     );
@@ -159,6 +167,8 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
     return 1;
   } finally {
     process.env.PATH = savedPath;
+    if (savedStateDir === undefined) delete process.env.ABGLEICH_STATE_DIR;
+    else process.env.ABGLEICH_STATE_DIR = savedStateDir;
     if (!flags.keep) rmSync(dir, { recursive: true, force: true });
   }
 }
