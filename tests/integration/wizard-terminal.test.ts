@@ -134,7 +134,7 @@ describe.skipIf(!hasScript)("the terminal wizard in a pseudo-terminal (80 column
     const rootLines = screen.filter((line) => /^ {2}\S+ \S+ +\(root\) \(full\)/.test(line));
     expect(rootLines).toHaveLength(1);
     expect(rootLines[0]).toMatch(
-      /● done +\(root\) \(full\) {2}2\.0 GiB in \d\d:\d\d \([\d.]+ \S+\/s\)/,
+      /● done +\(root\) \(full\) {2}768\.\d MiB in \d\d:\d\d \([\d.]+ \S+\/s\)/,
     );
     // full and incremental in the backup list, cut to the width with the mode kept
     const longSends = screen.filter(
