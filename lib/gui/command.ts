@@ -14,9 +14,8 @@ import type { Run, StageResult } from "../engine/runner.ts";
 import { stages } from "../engine/stages/index.ts";
 import { EventHub, guiUi } from "./bridge.ts";
 import { browserOpener, parseListen, type WizardFlags } from "./choose.ts";
-import { PAGE } from "./page.ts";
 import type { StepKey } from "./protocol.ts";
-import { type GuiServer, startGuiServer } from "./server.ts";
+import { type GuiServer, type PageAssets, startGuiServer } from "./server.ts";
 import { compareView } from "./view.ts";
 
 export type GuiWizardFlags = SessionFlags & WizardFlags;
@@ -87,7 +86,7 @@ export async function guiWizard(configPath: string, flags: GuiWizardFlags): Prom
         server = startGuiServer({
           ...listen,
           token,
-          assets: PAGE,
+          assets: await loadPage(),
           hub,
           handlers: {
             answer: (request) => ui.answer(request),
@@ -162,6 +161,18 @@ export async function guiWizard(configPath: string, flags: GuiWizardFlags): Prom
     clearTimeout(goneTimer);
     (server as GuiServer | null)?.stop();
     signals.dispose();
+  }
+}
+
+/**
+ * The page as built into abgleich. Installed under node_modules (npm i -g), Bun runs no macros,
+ * so the page is bundled now instead, from the same files.
+ */
+async function loadPage(): Promise<PageAssets> {
+  try {
+    return (await import("./page.ts")).PAGE;
+  } catch {
+    return (await import("./assets.ts")).pageAssets();
   }
 }
 

@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { configWithDefaults } from "../../lib/config/types.ts";
 import type { StageInfo } from "../../lib/engine/hooks.ts";
+import { pageAssets } from "../../lib/gui/assets.ts";
 import { EventHub, guiUi } from "../../lib/gui/bridge.ts";
 import { chooseWizard, parseListen } from "../../lib/gui/choose.ts";
 import { PAGE } from "../../lib/gui/page.ts";
@@ -28,6 +29,10 @@ describe("the page", () => {
     expect(references.sort()).toEqual(["#steps", "/app.css", "/app.js"]);
     // the client's modules are bundled in: no import left for the browser to fetch
     expect(PAGE.js).not.toMatch(/\bimport\s*[{("']/);
+  });
+
+  test("bundled at run time (where Bun runs no macros: under node_modules) it is the same page", () => {
+    expect(pageAssets()).toEqual(PAGE);
   });
 
   test("follows the system's light or dark theme", () => {
