@@ -215,6 +215,17 @@ export function finishedFigures(t: TransferState, ok: boolean, at: number): stri
   return `${formatBytes(t.done)} in ${took} (${formatRate(average)})`;
 }
 
+/**
+ * Whether output to `stream` may be redrawn in place: a terminal that understands cursor codes.
+ * `TERM=dumb` (Emacs' shell, some CI logs) gets plain lines, like a pipe.
+ */
+export function canRedraw(
+  stream: { isTTY?: boolean },
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): boolean {
+  return stream.isTTY === true && env.TERM !== "dumb";
+}
+
 export function createProgress(options: ProgressOptions): Progress {
   const { stream, isTTY, style } = options;
   const meter = createMeter(options);

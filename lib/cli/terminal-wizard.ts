@@ -18,6 +18,7 @@ import type { Action, SendAction } from "../plan/types.ts";
 import type { ChangeFlags } from "./commands/change.ts";
 import type { CommandIo } from "./io.ts";
 import {
+  canRedraw,
   createMeter,
   finishedFigures,
   PLAIN_INTERVAL_MS,
@@ -397,7 +398,7 @@ export function terminalWizard(configPath: string, flags: ChangeFlags): Promise<
             const ui = wizardUi(io, consoleUi(io, options), {
               yes: flags.yes === true,
               steps,
-              live: io.out.isTTY === true && process.env.TERM !== "dumb",
+              live: canRedraw(io.out),
             });
             answers = ui.answers;
             return ui;

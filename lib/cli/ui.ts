@@ -6,7 +6,7 @@ import { type StageUi, silentUi } from "../engine/ui.ts";
 import type { Action, Plan } from "../plan/types.ts";
 import { eventUi } from "./events.ts";
 import { type CommandIo, reportError } from "./io.ts";
-import { createProgress, type Progress } from "./progress.ts";
+import { canRedraw, createProgress, type Progress } from "./progress.ts";
 import { CONTINUE_QUESTION, confirm, confirmDanger } from "./prompt.ts";
 import { subnameLabel } from "./render/labels.ts";
 import { renderPlan } from "./render/plan.ts";
@@ -57,7 +57,8 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
       const total = [...estimates.values()].reduce((sum, n) => sum + n, 0);
       progress = createProgress({
         stream: io.out,
-        isTTY: io.out.isTTY === true,
+        // TERM=dumb: plain lines, no cursor codes
+        isTTY: canRedraw(io.out),
         totalBytes: estimates.size > 0 ? total : null,
         style,
         columns: io.out.columns,

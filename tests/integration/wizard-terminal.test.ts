@@ -63,8 +63,8 @@ afterEach(() => {
   running.clear();
 });
 
-function wizard(term = "xterm-256color"): PtyRun {
-  const run = spawnInPty([process.execPath, CLI_MAIN, "wizard", config], {
+function wizard(term = "xterm-256color", args = ["wizard", config]): PtyRun {
+  const run = spawnInPty([process.execPath, CLI_MAIN, ...args], {
     columns: COLUMNS,
     rows: ROWS,
     cwd: env.dir,
@@ -218,4 +218,12 @@ describe.skipIf(!hasScript)("the terminal wizard in a pseudo-terminal (80 column
     );
     expect(output).toContain("cleanup source: declined");
   }, 90_000);
+
+  test("TERM=dumb: backup's progress is plain lines too", async () => {
+    seed("64M");
+    const run = wizard("dumb", ["backup", config, "--yes"]);
+    expect(await run.exited).toBe(0);
+    expect(run.output()).not.toContain(ESC);
+    expect(run.output()).toMatch(/\(root\) \(full\): done, [\d.]+ MiB in /);
+  }, 60_000);
 });

@@ -5,6 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import type { CommandIo } from "../../lib/cli/io.ts";
 import {
+  canRedraw,
   createMeter,
   finishedFigures,
   runFigures,
@@ -100,6 +101,14 @@ describe("figures (shared with backup's progress)", () => {
     expect(formatDuration(3600 + 62)).toBe("1:01:02");
     expect(formatDuration(59.6)).toBe("01:00");
   });
+});
+
+test("only a terminal that is not dumb is redrawn in place", () => {
+  expect(canRedraw({ isTTY: true }, { TERM: "xterm-256color" })).toBe(true);
+  expect(canRedraw({ isTTY: true }, {})).toBe(true);
+  expect(canRedraw({ isTTY: true }, { TERM: "dumb" })).toBe(false);
+  expect(canRedraw({ isTTY: false }, { TERM: "xterm" })).toBe(false);
+  expect(canRedraw({}, {})).toBe(false);
 });
 
 describe("the terminal emulation the pty tests judge by", () => {
