@@ -113,6 +113,12 @@ describe("freshness", () => {
       expect(run.stdout).toMatch(/^home +s2 +3h +s2 +3h +0 +ok$/m);
       expect(run.stdout).toContain("last run: backup ok (exit 0), finished ");
       expect(run.stdout).toContain("thresholds: warn 26h, crit 50h");
+      const quiet = await env.cli(["status", config, "--quiet"]);
+      expect(quiet.code).toBe(0);
+      // --quiet: the first line alone
+      const lines = quiet.stdout.trimEnd().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toStartWith("ABGLEICH OK - 2 datasets, newest backup 3h ago");
 
       // a dry run and status itself record nothing
       const written = readFileSync(must(file, "state file"), "utf8");

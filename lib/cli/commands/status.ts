@@ -163,7 +163,8 @@ function finish(
   if (io.json) io.emit(statusJson(report, configFile));
   else {
     io.print(firstLine(report.level, report.summary, report.perfdata));
-    io.print(renderStatus(report, io.style));
+    // --quiet: the first line alone, as a plugin's short output
+    if (!io.quiet) io.print(renderStatus(report, io.style));
   }
   return level;
 }
