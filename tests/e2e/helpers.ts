@@ -80,7 +80,13 @@ export class E2eEnv {
   spawn(args: readonly string[]) {
     return Bun.spawn([this.binary, ...args], {
       cwd: this.dir,
-      env: { PATH: "/usr/bin:/bin", HOME: this.dir, TZ: "UTC" },
+      // run state (for `status`) in the temp dir, not in /var/lib/abgleich
+      env: {
+        PATH: "/usr/bin:/bin",
+        HOME: this.dir,
+        TZ: "UTC",
+        ABGLEICH_STATE_DIR: join(this.dir, "state"),
+      },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
