@@ -144,12 +144,12 @@ const send = (subname: string, mode: SendAction["mode"] = "full"): SendAction =>
   fromBookmark: false,
 });
 
-function fakeTerminal(isTTY: boolean) {
+function fakeTerminal(isTTY: boolean, rows = 10) {
   let written = "";
   const out = {
     isTTY,
     columns: 40,
-    rows: 10,
+    rows,
     write(text: string) {
       written += text;
       return true;
@@ -168,8 +168,8 @@ function fakeTerminal(isTTY: boolean) {
   return { io, written: () => written };
 }
 
-async function drive(isTTY: boolean) {
-  const terminal = fakeTerminal(isTTY);
+async function drive(isTTY: boolean, rows = 10, extra = 0) {
+  const terminal = fakeTerminal(isTTY, rows);
   let clock = 0;
   const ui = wizardUi(terminal.io, silentUi, {
     yes: true,
@@ -188,6 +188,7 @@ async function drive(isTTY: boolean) {
     send("a-dataset-name-far-too-long-for-forty-columns"),
     send("b"),
     send("c", "incremental"),
+    ...Array.from({ length: extra }, (_, i) => send(`more-${i}`)),
   ];
   const plan: Plan = { actions, conflicts: [], skipped: [], errors: [] };
   const estimates = new Map(actions.map((a) => [a, 10 * MiB]));
@@ -227,6 +228,18 @@ describe("the action list on a terminal", () => {
     expect(list.join("\n")).toContain("all 30.0 MiB / 30.0 MiB 100%");
     expect(screen.slice(0, warning).some((line) => line.includes("●"))).toBe(false);
     expect(output.lastIndexOf(`${ESC}[?25h`)).toBeGreaterThan(output.lastIndexOf(`${ESC}[?25l`));
+  });
+
+  test("a list longer than the screen is shown as a window, so the redraw can reach its top", async () => {
+    const output = await drive(true, 8, 9);
+    // never more rows drawn than the screen has: the cursor cannot go up past its top
+    for (const match of output.matchAll(new RegExp(`${ESC}\\[(\\d+)A`, "g")))
+      expect(Number(match[1])).toBeLessThan(8);
+    const screen = emulate(output.replaceAll("\n", "\r\n"), 40, 8);
+    expect(screen.filter((line) => line === "Actions:")).toHaveLength(1);
+    expect(screen.some((line) => /^ {2}… \d+ more above$/.test(line))).toBe(true);
+    expect(screen.join("\n")).not.toContain("running");
+    expect(screen.at(-2)).toContain("all 120.0 MiB / 120.0 MiB 100%");
   });
 
   test("off a terminal: one plain line per change, no escape code", async () => {
