@@ -113,11 +113,18 @@ export function buildProgram(setExit: (code: number) => void): Command {
   changing(
     program
       .command("wizard")
-      .description("snap, backup and cleanup one after another, each plan shown and confirmed")
+      .description(
+        "snap, backup and cleanup one after another, each plan shown and confirmed: in the browser on a desktop, in the terminal otherwise",
+      )
       .argument("<config>", "configuration file (YAML)"),
-  ).action(async (config: string, _opts, command: Command) => {
-    setExit(await wizardCommand(config, flags(command)));
-  });
+  )
+    .option("--gui", "serve the wizard to a browser (opened when one can be)")
+    .option("--tui", "the wizard in the terminal, even where a browser could be opened")
+    .option("--no-open", "serve the wizard to a browser but open none: open the printed URL")
+    .option("--listen <address>", "serve on ADDRESS[:PORT] instead of 127.0.0.1 at a free port")
+    .action(async (config: string, _opts, command: Command) => {
+      setExit(await wizardCommand(config, flags(command)));
+    });
 
   changing(
     program

@@ -132,6 +132,37 @@ describe("standalone binary", () => {
       expect(compare.stdout).toContain("2 datasets, 0 conflicts");
     });
 
+    test("wizard --no-open serves its bundled page from an empty directory (no files beside the binary)", async () => {
+      const cwd = emptyDir("wizard");
+      const child = Bun.spawn([binary, "wizard", configPath, "--no-open"], {
+        cwd,
+        env: { PATH: path, HOME: cwd, TZ: "UTC", NO_COLOR: "1" },
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const reader = child.stdout.getReader();
+      let out = "";
+      while (!/token=\S+\n/.test(out)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += new TextDecoder().decode(value);
+      }
+      const url = /(http:\/\/127\.0\.0\.1:\d+\/)\?token=(\S+)/.exec(out);
+      expect(url).not.toBeNull();
+      const headers = { "X-Abgleich-Token": url?.[2] ?? "" };
+      const page = await fetch(`${url?.[1]}`, { headers });
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain("<title>abgleich wizard</title>");
+      const script = await fetch(`${url?.[1]}app.js`, { headers });
+      expect(script.status).toBe(200);
+      expect((await script.text()).length).toBeGreaterThan(1000);
+      expect((await fetch(`${url?.[1]}app.css`, { headers })).status).toBe(200);
+      child.kill("SIGINT");
+      expect(await child.exited).toBe(130);
+      expect(readdirSync(cwd)).toEqual([]);
+    }, 30_000);
+
     test("a missing config is a configuration error (exit 2) naming the file, not a stack trace", () => {
       const cwd = emptyDir("missing");
       const result = run(["tree", "nowhere.yaml"], { cwd, path });
