@@ -2,6 +2,7 @@
 // Debian's chromium driven by playwright-core (no browser download; .ci/run installs chromium).
 
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { CLI_MAIN, type SimEnv } from "../helpers/sim-env.ts";
 
@@ -57,7 +58,16 @@ export async function startWizard(
   extraEnv: Record<string, string> = {},
 ): Promise<Wizard> {
   const child = Bun.spawn([process.execPath, CLI_MAIN, "wizard", ...args, "--no-open"], {
-    env: { ...process.env, PATH: env.path, TZ: "UTC", NO_COLOR: "1", ...extraEnv },
+    env: {
+      ...process.env,
+      PATH: env.path,
+      TZ: "UTC",
+      NO_COLOR: "1",
+      // this test's own locks and run state, as SimEnv.cli has them
+      ABGLEICH_LOCK_DIR: join(env.dir, "locks"),
+      ABGLEICH_STATE_DIR: join(env.dir, "run-state"),
+      ...extraEnv,
+    },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

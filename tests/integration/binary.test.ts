@@ -136,7 +136,14 @@ describe("standalone binary", () => {
       const cwd = emptyDir("wizard");
       const child = Bun.spawn([binary, "wizard", configPath, "--no-open"], {
         cwd,
-        env: { PATH: path, HOME: cwd, TZ: "UTC", NO_COLOR: "1" },
+        env: {
+          PATH: path,
+          HOME: cwd,
+          TZ: "UTC",
+          NO_COLOR: "1",
+          ABGLEICH_LOCK_DIR: join(sim, "locks"),
+          ABGLEICH_STATE_DIR: join(sim, "run-state"),
+        },
         stdin: "ignore",
         stdout: "pipe",
         stderr: "pipe",

@@ -3,6 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { EventHub } from "../../lib/gui/bridge.ts";
 import { PAGE } from "../../lib/gui/page.ts";
 import { type GuiServer, startGuiServer } from "../../lib/gui/server.ts";
@@ -214,7 +215,13 @@ describe("the CLI's wizard server", () => {
       configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
     );
     const child = Bun.spawn([process.execPath, CLI_MAIN, "wizard", config, "--no-open"], {
-      env: { ...process.env, PATH: env.path, TZ: "UTC" },
+      env: {
+        ...process.env,
+        PATH: env.path,
+        TZ: "UTC",
+        ABGLEICH_LOCK_DIR: join(env.dir, "locks"),
+        ABGLEICH_STATE_DIR: join(env.dir, "run-state"),
+      },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
