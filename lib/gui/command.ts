@@ -12,6 +12,7 @@ import { cancelOnSignals } from "../engine/cancel.ts";
 import { createHooks } from "../engine/hooks.ts";
 import type { Run, StageResult } from "../engine/runner.ts";
 import { stages } from "../engine/stages/index.ts";
+import { compareTrees } from "../plan/compare.ts";
 import { EventHub, guiUi } from "./bridge.ts";
 import { browserOpener, parseListen, type WizardFlags } from "./choose.ts";
 import type { StepKey } from "./protocol.ts";
@@ -132,16 +133,22 @@ export async function guiWizard(configPath: string, flags: GuiWizardFlags): Prom
           error: read.outcome.error?.message ?? null,
         });
         if (read.outcome.status !== "ok") return null;
-        let troubles = false;
+        let code: number | null = 0;
+        let changed = false;
         for (const [step, stage] of STEPS) {
           hub.publish({ type: "step", step });
           const result = await stage(run);
           const status = result.outcome.status;
-          if (status === "failed" || status === "cancelled") return null;
+          if (result.results.length > 0) changed = true;
+          if (status === "failed" || status === "cancelled") {
+            code = null;
+            break;
+          }
           // a step skipped by the user is no failure; its conflicts still are
-          if (result.plan.conflicts.length + result.plan.errors.length > 0) troubles = true;
+          if (result.plan.conflicts.length + result.plan.errors.length > 0) code = 1;
         }
-        return troubles ? 1 : 0;
+        if (changed && !run.signal.aborted) await compareAfter(run, hub);
+        return code;
       },
       { signal: cancelling.signal, hooks },
     );
@@ -161,6 +168,21 @@ export async function guiWizard(configPath: string, flags: GuiWizardFlags): Prom
     clearTimeout(goneTimer);
     (server as GuiServer | null)?.stop();
     signals.dispose();
+  }
+}
+
+/** both trees once more after the steps changed them, read as the engine reads them */
+async function compareAfter(run: Run, hub: EventHub): Promise<void> {
+  try {
+    const [source, target] = await Promise.all([run.inventory("source"), run.inventory("target")]);
+    hub.publish({
+      type: "compare",
+      view: compareView(compareTrees(source, target, run.config), { source, target }),
+      error: null,
+      after: true,
+    });
+  } catch {
+    // the steps' own outcomes already said what went wrong; the old view stays
   }
 }
 

@@ -68,7 +68,13 @@ export type GuiEvent =
       targetPool: string;
       dryRun: boolean;
     }
-  | { type: "compare"; view: CompareView | null; error: string | null }
+  | {
+      type: "compare";
+      view: CompareView | null;
+      error: string | null;
+      /** read again after the steps changed the pools */
+      after?: boolean;
+    }
   | { type: "step"; step: StepKey }
   | { type: "plan"; step: StepKey; plan: PlanView }
   | { type: "ask"; id: number; step: StepKey; danger: boolean; pool: string | null }

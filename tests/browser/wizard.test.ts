@@ -133,6 +133,9 @@ test(
     expect(env.snapshots("dst/backup/home")).toEqual([made]);
 
     expect(await page.locator("#summary-result").textContent()).toContain("exit code 0");
+    // both trees read again: every dataset in sync now
+    expect(await page.locator("#compare-title").textContent()).toContain("after the run");
+    expect(await page.locator("#compare tbody > tr[data-state=in-sync]").count()).toBe(2);
     expect(await closeAndExit(page, wizard)).toBe(0);
   },
   LONG_MS,

@@ -532,6 +532,9 @@ function handle(event: GuiEvent) {
       break;
     case "compare":
       drawCompare(event.view, event.error);
+      $("compare-title").textContent = event.after
+        ? "Source and target side by side, after the run"
+        : "Source and target side by side";
       break;
     case "step":
       setStep(event.step, "reading");
