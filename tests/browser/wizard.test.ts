@@ -166,6 +166,11 @@ test(
     await detail.filter({ hasText: /of .*%/ }).waitFor({ timeout: 60_000 });
     await page.getByRole("button", { name: "Cancel the run" }).click();
     await waitForStatus(page, "backup", "cancelled");
+    // the cut transfer says so; the chain's protection after it never ran
+    const stopped = step(page, "backup").locator("tr[data-state=stopped]");
+    expect(await stopped.count()).toBe(1);
+    expect(await stopped.textContent()).toContain("the next backup resumes");
+    expect(await step(page, "backup").locator("tr[data-state=not-run]").count()).toBe(1);
     expect(await page.locator("#summary-result").textContent()).toContain("exit code 130");
     expect(await closeAndExit(page, first)).toBe(130);
     expect(env.list().get("dst/backup")?.token).toEqual(expect.any(String));
@@ -351,7 +356,8 @@ test(
     expect(failure).toContain("stderr:");
     expect(failure).toContain("incomplete stream");
     expect(failure).toContain("the next backup resumes");
-    expect(await step(page, "backup").locator("tr[data-state=failed]").count()).toBeGreaterThan(0);
+    expect(await step(page, "backup").locator("tr[data-state=failed]").count()).toBe(1);
+    expect(await step(page, "backup").locator("tr[data-state=not-run]").count()).toBe(1);
     expect(await stepStatus(page, "cleanup-source")).toContain("waiting");
     expect(await closeAndExit(page, wizard)).toBe(1);
     expect(env.list().get("dst/backup")?.token).toEqual(expect.any(String));

@@ -475,15 +475,30 @@ function setAction(
 ) {
   const row = $(`action-${key}-${index}`);
   if (!row) return;
-  row.dataset.state = state;
-  row.querySelector(".action-state")?.replaceChildren(mark(ACTION_TEXT[state] as [string, string]));
+  // held back by an earlier failure of its dataset: it never ran, so it has no command;
+  // cut by Cancel or Ctrl-C: stopped, not broken
+  const notRun = state === "failed" && error?.startsWith("not run") === true;
+  const stopped = state === "failed" && error?.startsWith("cancelled") === true;
+  row.dataset.state = notRun ? "not-run" : stopped ? "stopped" : state;
+  row
+    .querySelector(".action-state")
+    ?.replaceChildren(
+      mark(
+        notRun
+          ? ["–", "not run"]
+          : stopped
+            ? ["■", "stopped"]
+            : (ACTION_TEXT[state] as [string, string]),
+      ),
+    );
   const bar = row.querySelector("progress");
   const detail = row.querySelector(".detail");
   if (state === "done" && bar) bar.value = 100;
   if (state === "running" && bar && expected === null) bar.removeAttribute("value");
   if (detail && state !== "running")
     detail.textContent = bytes !== null && bytes > 0 ? formatBytes(bytes) : "";
-  if (state === "failed" && error) {
+  if ((notRun || stopped) && error) row.querySelector(".detail")?.replaceChildren(error);
+  else if (state === "failed" && error) {
     const failure = h(
       "tr",
       { class: "failure" },
@@ -495,6 +510,17 @@ function setAction(
       ),
     );
     row.after(failure);
+  }
+}
+
+/** a stage that ended early: what never started did not run, what ran was stopped */
+function endActions(key: StepKey) {
+  for (const row of $(`step-${key}`).querySelectorAll<HTMLElement>("tr[data-state]")) {
+    const state = row.dataset.state;
+    if (state !== "pending" && state !== "running") continue;
+    const [shape, words] = state === "pending" ? ["–", "not run"] : ["■", "stopped"];
+    row.dataset.state = state === "pending" ? "not-run" : "stopped";
+    row.querySelector(".action-state")?.replaceChildren(mark([shape, words]));
   }
 }
 
@@ -590,6 +616,7 @@ function handle(event: GuiEvent) {
       break;
     case "stage":
       setStep(event.step, event.status);
+      if (event.status === "failed" || event.status === "cancelled") endActions(event.step);
       $(`question-${event.step}`).replaceChildren();
       if (event.error)
         $(`notes-${event.step}`).append(h("li", { class: "error" }, `✗ ${event.error}`));
