@@ -3,7 +3,7 @@
 // /usr/bin:/bin on PATH (no bun, no node_modules, no project files near it).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { seedState, writeShims } from "../../lib/sim/main.ts";
@@ -23,10 +23,19 @@ function emptyDir(name: string): string {
 }
 
 /** the binary with a minimal environment: no inherited variables at all */
-function run(args: string[], options: { cwd: string; path?: string }) {
+function run(
+  args: string[],
+  options: { cwd: string; path?: string; env?: Record<string, string> },
+) {
   const child = Bun.spawnSync([binary, ...args], {
     cwd: options.cwd,
-    env: { PATH: options.path ?? MINIMAL_PATH, HOME: options.cwd, TZ: "UTC", NO_COLOR: "1" },
+    env: {
+      PATH: options.path ?? MINIMAL_PATH,
+      HOME: options.cwd,
+      TZ: "UTC",
+      NO_COLOR: "1",
+      ...options.env,
+    },
     stdin: "ignore",
   });
   return { code: child.exitCode, stdout: child.stdout.toString(), stderr: child.stderr.toString() };
@@ -74,13 +83,17 @@ describe("standalone binary", () => {
 
   test("demo runs the whole cycle on its built-in simulator and leaves the directory empty", () => {
     const cwd = emptyDir("demo");
-    const demo = run(["demo"], { cwd });
+    // the demo's locks are its own: a real (or a test's) run of tank/data neither blocks it
+    // nor is blocked by it, so the lock directory of the caller stays untouched
+    const callersLocks = join(dir, "callers-locks");
+    const demo = run(["demo"], { cwd, env: { ABGLEICH_LOCK_DIR: callersLocks } });
     expect(demo.stderr).toBe("");
     expect(demo.code).toBe(0);
     for (const step of ["snap", "backup", "cleanup", "Second round"])
       expect(demo.stdout).toContain(step);
     expect(demo.stdout).toContain("Demo complete.");
     expect(readdirSync(cwd)).toEqual([]);
+    expect(existsSync(callersLocks)).toBe(false);
   }, 30_000);
 
   describe("tree and compare against a simulated config", () => {

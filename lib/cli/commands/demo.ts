@@ -88,6 +88,7 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
   const configPath = join(dir, "demo.yaml");
   const savedPath = process.env.PATH;
   const savedStateDir = process.env.ABGLEICH_STATE_DIR;
+  const savedLockDir = process.env.ABGLEICH_LOCK_DIR;
   const step = (text: string) => io.print(`\n${io.style.paint(["bold", "magenta"], `▶ ${text}`)}`);
   const shell = (argv: string[]) => io.print(io.style.paint("dim", `$ ${argv.join(" ")}`));
   try {
@@ -99,6 +100,9 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
     process.env.PATH = `${binDir}:${savedPath ?? ""}`;
     // the runs' state files (for `status`) belong to the demo too, and go with its directory
     process.env.ABGLEICH_STATE_DIR = join(dir, "run-state");
+    // and so are its run locks: the simulated tank/data is not a real pool of that name, whose
+    // runs (or a test's) must neither block the demo nor be blocked by it
+    process.env.ABGLEICH_LOCK_DIR = join(dir, "locks");
     const run = { ...flags, yes: true };
     const cfg = "demo.yaml";
     const check = (code: number, what: string) => {
@@ -169,6 +173,8 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
     process.env.PATH = savedPath;
     if (savedStateDir === undefined) delete process.env.ABGLEICH_STATE_DIR;
     else process.env.ABGLEICH_STATE_DIR = savedStateDir;
+    if (savedLockDir === undefined) delete process.env.ABGLEICH_LOCK_DIR;
+    else process.env.ABGLEICH_LOCK_DIR = savedLockDir;
     if (!flags.keep) rmSync(dir, { recursive: true, force: true });
   }
 }
