@@ -27,6 +27,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .version(pkg.version, "-V, --version")
     .option("--json", "machine-readable output: one JSON document or newline-delimited events")
     .option("--no-color", "no colours (also NO_COLOR=1 or TERM=dumb)")
+    .option(
+      "-q, --quiet",
+      "errors, warnings and one summary line only; nothing at all when there was nothing to do",
+    )
+    .option("-v, --verbose", "more detail: each command run on a host")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
 

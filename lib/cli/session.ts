@@ -9,10 +9,16 @@ import { cancelOnSignals } from "../engine/cancel.ts";
 import { createHooks, type EngineHooks } from "../engine/hooks.ts";
 import { acquireRunLock, parseWaitDuration } from "../engine/lock.ts";
 import { loadPlugins, type PluginIo } from "../engine/plugins.ts";
+import { addSecrets, secretsOf } from "../engine/redact.ts";
 import { deepFreeze, exitCodeOfError, Run, type RunOptions } from "../engine/runner.ts";
+import { summaryLine } from "../engine/summary.ts";
 import type { StageUi } from "../engine/ui.ts";
+import { createHost, type Host } from "../hosts/index.ts";
+import { shellJoin } from "../hosts/quote.ts";
 import { recordRun } from "../status/state.ts";
+import { summaryEvent } from "./events.ts";
 import { type CommandIo, commandIo, type GlobalFlags, reportError } from "./io.ts";
+import { quietUi } from "./quiet.ts";
 import { consoleUi, readOnlyUi } from "./ui.ts";
 
 export interface SessionFlags extends GlobalFlags {
@@ -57,27 +63,39 @@ export async function runSession(
   body: (run: Run, io: CommandIo) => Promise<number | null | undefined>,
   environment: SessionEnvironment = {},
 ): Promise<number> {
-  const io = commandIo(flags);
+  // a changing run writes a log (timestamped off a terminal); tree and compare a document
+  const io = commandIo(flags, session.readOnly ? "document" : "log");
   const cancel = environment.signal ? null : cancelOnSignals((text) => io.warn(text));
   const signal = environment.signal ?? (cancel as { signal: AbortSignal }).signal;
   const pluginIo: PluginIo = environment.pluginIo ?? {
-    log: (text) => io.warn(text),
-    warn: (text) => io.warn(`warning: ${text}`),
+    log: (text) => io.log(text),
+    warn: (text) => (io.json ? io.event("warning", { text }) : io.warn(`warning: ${text}`)),
   };
   try {
     // frozen before any plugin's setup sees it: what the engine plans with is what was loaded
     const config = deepFreeze(loadConfig(configPath));
+    // a notify token or a webhook's password never shows in a line of this run
+    addSecrets(secretsOf(config.plugins));
     const hooks = environment.hooks ?? createHooks();
     await loadPlugins(config, hooks, pluginIo);
     const ui =
       environment.ui ??
       (
         session.makeUi ??
-        (session.readOnly ? readOnlyUi : (consoleIo) => consoleUi(consoleIo, consoleOptions(flags)))
+        (session.readOnly ? readOnlyUi : (consoleIo) => changingUi(consoleIo, flags))
       )(io);
     const waitMs = flags.wait === undefined ? 0 : parseWaitDuration(flags.wait);
     const options: RunOptions = {
       ...runOptionsOf(flags, signal),
+      ...(io.verbose
+        ? {
+            hostFor: (side, sides) =>
+              traced(
+                createHost(side, sides[side], sides.ssh, environment.runOptions?.hostOptions),
+                io,
+              ),
+          }
+        : {}),
       lock: async (key, description) => {
         const held = await acquireRunLock({ key, description, waitMs, signal });
         return () => held.release();
@@ -96,7 +114,14 @@ export async function runSession(
     const finished = await run.finish(code);
     recordRun(finished.summary, (text) => io.warn(`warning: ${text}`));
     const show = session.summary ?? "on-failure";
-    if (!io.json && (show === "always" || (show === "on-failure" && finished.code !== 0)))
+    if (io.json) {
+      // the last event of a changing run (tree and compare print one document instead)
+      if (!session.readOnly) io.event("summary", summaryEvent(finished.summary));
+    } else if (io.quiet) {
+      // one line, and none at all for an idle run
+      const line = session.readOnly ? null : summaryLine(finished.summary);
+      if (line !== null) io.print(line);
+    } else if (show === "always" || (show === "on-failure" && finished.code !== 0))
       io.print(summaryText(finished.summary));
     return finished.code;
   } catch (error) {
@@ -106,6 +131,39 @@ export async function runSession(
   } finally {
     cancel?.dispose();
   }
+}
+
+/** the ui of a changing command: events with --json, almost nothing with --quiet, else the console */
+function changingUi(io: CommandIo, flags: SessionFlags): StageUi {
+  const options = consoleOptions(flags);
+  // with --json the console's ui is the event stream, whatever --quiet says
+  return io.quiet && !io.json ? quietUi(io, options) : consoleUi(io, options);
+}
+
+/** `-v`: a host that says each command before running it (argv as a shell would read it) */
+function traced(host: Host, io: CommandIo): Host {
+  const say = (argv: readonly string[], what: string) =>
+    io.debug(`${host.side} (${host.name}) ${what}: ${shellJoin(argv)}`, {
+      side: host.side,
+      host: host.name,
+      argv: [...argv],
+    });
+  return {
+    side: host.side,
+    name: host.name,
+    isLocal: host.isLocal,
+    run: (argv, options) => {
+      say(argv, "runs");
+      return host.run(argv, options);
+    },
+    // a transfer's stages: wrapped for the pipeline, which runs them
+    wrap: (argv) => {
+      say(argv, "pipes");
+      return host.wrap(argv);
+    },
+    ping: (options) => host.ping(options),
+    close: () => host.close(),
+  };
 }
 
 export const consoleOptions = (flags: SessionFlags) => ({
