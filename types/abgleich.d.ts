@@ -133,6 +133,8 @@ declare module "abgleich" {
     /** "" = ssh's own default */
     user: string;
     port: number | null;
+    /** every zfs command on this side runs as `sudo -n zfs …` (never asks for a password) */
+    sudo: boolean;
   }
 
   interface PluginEntry {

@@ -287,6 +287,7 @@ interface RawSide {
   host?: string | null;
   user?: string | null;
   port?: number | null;
+  sudo?: boolean | null;
 }
 
 type RawRetention = { [K in keyof RetentionRules]?: number | null };
@@ -415,6 +416,7 @@ function toSide(raw: RawSide): SideConfig {
     host: raw.host ?? "localhost",
     user: raw.user ?? "",
     port: raw.port ?? null,
+    sudo: raw.sudo ?? false,
   };
 }
 

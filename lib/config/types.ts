@@ -9,6 +9,8 @@ export interface SideConfig {
   /** "" = ssh's own default */
   user: string;
   port: number | null;
+  /** every zfs command on this side runs as `sudo -n zfs …` (never asks for a password) */
+  sudo: boolean;
 }
 
 export interface PluginEntry {
@@ -119,6 +121,7 @@ export function configWithDefaults(
     host: "localhost",
     user: "",
     port: null,
+    sudo: false,
     ...s,
   });
   return {

@@ -38,6 +38,7 @@ describe("the seed's example (examples/config.yaml)", () => {
       host: "localhost",
       user: "",
       port: null,
+      sudo: false,
     });
     expect(config.target).toEqual({
       zpool: "tank_hdd",
@@ -45,6 +46,7 @@ describe("the seed's example (examples/config.yaml)", () => {
       host: "bigdata",
       user: "zfsadmin",
       port: null,
+      sudo: false,
     });
     expect(config.includeRoot).toBe(true);
     expect(config.keepSnapshots).toBe(2);
@@ -121,6 +123,7 @@ describe("defaults and empty values", () => {
       host: "localhost",
       user: "",
       port: null,
+      sudo: false,
     });
     expect(config.includeRoot).toBe(true);
     expect(config.keepSnapshots).toBe(1);
@@ -167,6 +170,14 @@ describe("defaults and empty values", () => {
     for (const n of [-1, 0, 7]) {
       expect(parseConfig(`${MINIMAL}keep_backlog: ${n}\n`, "t.yaml").keepBacklog).toBe(n);
     }
+  });
+
+  test("sudo is per side, no unless set (empty means no)", () => {
+    const config = parseConfig("source:\n  zpool: t\n  sudo: yes\ntarget:\n  zpool: b\n", "t.yaml");
+    expect(config.source.sudo).toBe(true);
+    expect(config.target.sudo).toBe(false);
+    expect(parseConfig(`${MINIMAL}  sudo:\n`, "t.yaml").target.sudo).toBe(false);
+    expect(parseConfig(`${MINIMAL}  sudo: no\n`, "t.yaml").target.sudo).toBe(false);
   });
 
   test("names with spaces, dots and colons are accepted", () => {
@@ -465,6 +476,7 @@ const BAD_VALUES: [string, string, string, string, [number, number]][] = [
     "not starting with '-'",
     [3, 9],
   ],
+  ["sudo as a command", `${MINIMAL}  sudo: doas\n`, "target.sudo", "doas", [5, 9]],
   ["user with a tab", `${MINIMAL}  user: "a\\tb"\n`, "target.user", "control characters", [5, 9]],
   [
     "cipher with a space",

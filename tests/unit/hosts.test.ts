@@ -30,6 +30,7 @@ const remote: SideConfig = {
   host: "backup.example",
   user: "",
   port: null,
+  sudo: false,
 };
 const noTuning = { compression: false, cipher: "", configFile: "" };
 const opened: SshHost[] = [];
