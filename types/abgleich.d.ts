@@ -468,6 +468,11 @@ declare module "abgleich" {
     }[];
     /** cleanup with retention rules: every snapshot's verdict, per dataset looked at */
     retention?: RetentionReport[];
+    /**
+     * dry run: full names of the snapshots this plan names that only an earlier step of the
+     * same dry run would make (the preview is planned after those steps); absent otherwise
+     */
+    planned?: string[];
   }
 
   /** where a snapshot (or dataset) exists, for `compare` */
@@ -711,6 +716,8 @@ declare module "abgleich" {
     /** "localhost" or the ssh destination as configured */
     readonly name: string;
     readonly isLocal: boolean;
+    /** `sudo: yes` on this side: its zfs commands run as `sudo -n zfs …` (lib/hosts/sudo.ts) */
+    readonly sudo?: boolean;
     /**
      * run argv on the host and collect its output; never throws for a non-zero exit, only for a
      * timeout (CommandTimeoutError) or a cancel (CancelledError)
@@ -718,7 +725,8 @@ declare module "abgleich" {
     run(argv: readonly string[], options?: RunOptions_2): Promise<RunResult>;
     /**
      * argv that, run on this machine, runs `argv` on the host: `argv` itself for localhost,
-     * `ssh … -- '<quoted>'` otherwise. Used to build transfer pipelines.
+     * `ssh … -- '<quoted>'` otherwise. Used to build transfer pipelines, which put sudo on their
+     * zfs stages themselves: wrap only carries argv to the host.
      */
     wrap(argv: readonly string[]): string[];
     /** check that the host answers; throws HostDownError with ssh's reason (or on timeout) */

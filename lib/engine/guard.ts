@@ -4,6 +4,7 @@
 // shown, and on each action immediately before it runs.
 
 import { compareSnapshots } from "../plan/pairs.ts";
+import { hasPlanned } from "../plan/simulate.ts";
 import type { Action, Plan } from "../plan/types.ts";
 import type { Dataset, Inventory, Side } from "../zfs/model.ts";
 import { joinSubname } from "../zfs/model.ts";
@@ -103,6 +104,22 @@ function malformed(action: Action): string | null {
  * The guard of one stage over the engine's inventories as read at the stage's start. `side` is
  * the side a cleanup stage cleans: a destroy on the other side is refused.
  */
+/**
+ * Actions run only against the pools as read: a dry run's view, with what its plans would
+ * have made (plan/simulate.ts), must never reach a run that changes something.
+ */
+export function refuseSimulated(inventories: readonly Inventory[]): void {
+  const simulated = inventories.filter(hasPlanned);
+  if (simulated.length > 0)
+    throw new SafetyError(
+      simulated.map(
+        (inventory) =>
+          `the ${inventory.side} tree ${inventory.root} holds snapshots only a dry run planned`,
+      ),
+      "the engine",
+    );
+}
+
 export function createGuard(
   stage: StageName,
   side: Side | undefined,

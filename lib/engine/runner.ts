@@ -13,13 +13,15 @@ import type { Config } from "../config/types.ts";
 import { rootOf } from "../config/types.ts";
 import type { Host } from "../hosts/host.ts";
 import { closeAll, createHost, type HostOptions } from "../hosts/index.ts";
+import { holdTags } from "../plan/chain.ts";
 import { compareTrees } from "../plan/compare.ts";
 import { defaultNamer, type Namer } from "../plan/naming.ts";
+import { applyPlanned, plannedNames } from "../plan/simulate.ts";
 import type { Action, Comparison, Plan, SendAction } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
 import { ZfsPort } from "../zfs/port.ts";
 import { cancelExitCode, isCancelError, untilCancelled, withinGrace } from "./cancel.ts";
-import { createGuard, planViolations, SafetyError } from "./guard.ts";
+import { createGuard, planViolations, refuseSimulated, SafetyError } from "./guard.ts";
 import type {
   ActionOutcome,
   EngineHooks,
@@ -233,6 +235,11 @@ interface Shared {
   /** lock keys this process holds, with their release */
   locks: Map<string, () => void>;
   runs: Run[];
+  /**
+   * dry run only: each side (by host:root) as it would be after the stages planned so far,
+   * so the next stage's preview builds on them (plan/simulate.ts)
+   */
+  simulated: Map<string, Inventory>;
   warnedIgnore: boolean;
   warnedParallel: boolean;
 }
@@ -285,6 +292,7 @@ export class Run {
       outcomes: [],
       locks: new Map(),
       runs: [],
+      simulated: new Map(),
       warnedIgnore: false,
       warnedParallel: false,
     });
@@ -360,6 +368,21 @@ export class Run {
     return untilCancelled(pending, this.signal);
   }
 
+  /** where a side is, the key of its simulated view */
+  private where(side: Side): string {
+    return `${this.config[side].host}:${rootOf(this.config[side])}`;
+  }
+
+  /**
+   * In a dry run, the side as the earlier stages' plans would have left it; null otherwise.
+   * A real run never plans from it: the options are frozen per run, and the guard refuses
+   * a view with anything planned in it.
+   */
+  private simulatedView(side: Side): Inventory | null {
+    if (!this.options.dryRun) return null;
+    return this.shared.simulated.get(this.where(side)) ?? null;
+  }
+
   private warn(text: string): void {
     this.ui.warn(text);
   }
@@ -426,12 +449,20 @@ export class Run {
     }
   }
 
-  /** read the trees of `sides`, tell the plugins once, and warn about what matches nothing */
-  private async read(info: StageInfo, sides: readonly Side[]): Promise<Inventories> {
-    const [source, target] = await Promise.all([
-      sides.includes("source") ? this.inventory("source") : null,
-      sides.includes("target") ? this.inventory("target") : null,
-    ]);
+  /**
+   * read the trees of `sides` (in a dry run's changing stage: as the earlier stages' plans
+   * would have left them), tell the plugins once, and warn about what matches nothing
+   */
+  private async read(
+    info: StageInfo,
+    sides: readonly Side[],
+    afterPlanned = false,
+  ): Promise<Inventories> {
+    const side = (which: Side) =>
+      sides.includes(which)
+        ? ((afterPlanned ? this.simulatedView(which) : null) ?? this.inventory(which))
+        : null;
+    const [source, target] = await Promise.all([side("source"), side("target")]);
     const empty = (side: Side): Inventory =>
       deepFreeze({ side, root: rootOf(this.config[side]), datasets: [] });
     const inventories = { source: source ?? empty("source"), target: target ?? empty("target") };
@@ -466,7 +497,7 @@ export class Run {
    * the source against one target must not destroy what another still needs as its base.
    */
   private async otherTargets(): Promise<Inventory[]> {
-    const where = (run: Run, side: Side) => `${run.config[side].host}:${rootOf(run.config[side])}`;
+    const where = (run: Run, side: Side) => run.where(side);
     const seen = new Set([where(this, "target")]);
     const others: Run[] = [];
     for (const run of this.shared.runs) {
@@ -477,6 +508,8 @@ export class Run {
     }
     return Promise.all(
       others.map(async (run) => {
+        const simulated = run.simulatedView("target");
+        if (simulated) return simulated;
         run.cache.delete("target");
         try {
           await run.checkHosts(["target"]);
@@ -547,11 +580,12 @@ export class Run {
       // earlier stage of this run read them, and the guard must see the pools as they are
       for (const side of stage.reads) this.cache.delete(side);
       await this.checkHosts(stage.reads);
-      const inventories = await this.read(info, stage.reads);
+      const inventories = await this.read(info, stage.reads, this.options.dryRun);
       if (stage.stage === "cleanup" && stage.side === "source")
         inventories.otherTargets = await this.otherTargets();
       await stage.preflight?.(inventories);
       plan = await this.pluginPlan(info, await stage.plan(inventories), inventories);
+      if (this.options.dryRun) plan = this.advanceDryRun(stage, plan, inventories);
       for (const conflict of plan.conflicts)
         this.summary.conflict(conflict.subname, conflict.message);
       for (const problem of plan.errors) this.summary.failure(problem.subname, problem.message);
@@ -589,6 +623,23 @@ export class Run {
     );
   }
 
+  /**
+   * Dry run: the sides the stage read, as they would be had its plan run, for the next
+   * stage's preview; the plan, marked with the snapshots only earlier plans would make.
+   */
+  private advanceDryRun(stage: ChangingStage, plan: Plan, inventories: Inventories): Plan {
+    if (plan.actions.length > 0) {
+      const after = applyPlanned(inventories, plan, {
+        now: this.options.now(),
+        holdTags: holdTags(this.config),
+      });
+      for (const side of stage.reads)
+        this.shared.simulated.set(this.where(side), deepFreeze(after[side]));
+    }
+    const planned = plannedNames(plan, inventories);
+    return planned.length === 0 ? plan : deepFreeze({ ...plan, planned });
+  }
+
   /** from the plan to its last action; the stage's status */
   private async act(
     info: StageInfo,
@@ -603,7 +654,8 @@ export class Run {
     if (this.options.dryRun) return "dry-run";
     if (!(await untilCancelled(ui.confirm(info, plan, stage.danger === true), this.signal)))
       return "declined";
-    // the engine's own view, as read for the plan: never a plugin's copy
+    // the engine's own view, as read for the plan: never a plugin's copy, never a dry run's
+    refuseSimulated([inventories.source, inventories.target, ...(inventories.otherTargets ?? [])]);
     const guard = createGuard(
       info.stage,
       info.side,

@@ -144,6 +144,11 @@ export interface Plan<A extends Action = Action> {
   errors: { subname: string; message: string }[];
   /** cleanup with retention rules: every snapshot's verdict, per dataset looked at */
   retention?: RetentionReport[];
+  /**
+   * dry run: full names of the snapshots this plan names that only an earlier step of the
+   * same dry run would make (the preview is planned after those steps); absent otherwise
+   */
+  planned?: string[];
 }
 
 /** where a snapshot (or dataset) exists, for `compare` */

@@ -58,10 +58,16 @@ function snapshotSection(actions: SnapshotAction[], style: Style): string | null
   return `${style.paint("bold", title)}\n${table}`;
 }
 
+/** a dry run's mark on a snapshot only an earlier step's plan would make */
+function marked(planned: ReadonlySet<string>, dataset: string, name: string): string {
+  return planned.has(`${dataset}@${name}`) ? `${name} (planned)` : name;
+}
+
 function sendSection(
   actions: SendAction[],
   style: Style,
   estimates: ReadonlyMap<SendAction, number> | undefined,
+  planned: ReadonlySet<string>,
 ): string | null {
   if (actions.length === 0) return null;
   const columns = [
@@ -80,8 +86,10 @@ function sendSection(
       action.targetDataset,
       // "raw": an encrypted dataset travels as ciphertext; "#": the base is a bookmark
       `${style.paint(MODE_COLORS[action.mode], action.mode)}${action.raw ? " raw" : ""}`,
-      action.from === null ? "-" : `${action.fromBookmark ? "#" : ""}${action.from}`,
-      action.to,
+      action.from === null
+        ? "-"
+        : `${action.fromBookmark ? "#" : ""}${marked(planned, action.sourceDataset, action.from)}`,
+      marked(planned, action.sourceDataset, action.to),
       String(action.snapshots.length),
       ...(estimates ? [estimate === undefined ? "?" : paintBytes(style, estimate)] : []),
     ];
@@ -109,6 +117,7 @@ function destroySection(
   style: Style,
   retention: ReadonlyMap<string, RetentionReport>,
   verbose: boolean,
+  planned: ReadonlySet<string>,
 ): string | null {
   if (actions.length === 0) return null;
   const count = actions.reduce((sum, action) => sum + action.snapshots.length, 0);
@@ -125,7 +134,8 @@ function destroySection(
     ]);
     const report = retention.get(`${action.side}:${action.dataset}`);
     if (report === undefined) {
-      for (const name of action.snapshots) rows.push(["", style.paint("dim", `- ${name}`), "", ""]);
+      for (const name of action.snapshots)
+        rows.push(["", style.paint("dim", `- ${marked(planned, action.dataset, name)}`), "", ""]);
       continue;
     }
     // with retention each line says which rule decided; kept ones only as a count unless -v.
@@ -157,14 +167,18 @@ function destroySection(
 }
 
 /** the holds and bookmarks that keep each incremental chain (backup's last action) */
-function chainSection(actions: ChainAction[], style: Style): string | null {
+function chainSection(
+  actions: ChainAction[],
+  style: Style,
+  planned: ReadonlySet<string>,
+): string | null {
   const entries = actions.flatMap((action) => action.entries);
   if (entries.length === 0) return null;
   const sides = (source: boolean, target: boolean) =>
     source && target ? "both" : source ? "source" : target ? "target" : "-";
   const rows: TableRow[] = entries.map((entry) => [
     entry.sourceDataset,
-    entry.base,
+    marked(planned, entry.sourceDataset, entry.base),
     sides(entry.holdSource, entry.holdTarget),
     entry.bookmark ? "yes" : "-",
     String(entry.releaseSource.length + entry.releaseTarget.length),
@@ -280,17 +294,26 @@ function summaryLine(plan: Plan, summary: PlanSummary, style: Style): string {
 
 /** every section that has content, separated by blank lines, ending with the summary line */
 export function renderPlan(plan: Plan, style: Style, options: RenderPlanOptions = {}): string {
+  const planned = new Set(plan.planned ?? []);
   const sections = [
+    // a dry run's later steps are planned as if the earlier ones had run
+    planned.size > 0
+      ? style.paint(
+          "yellow",
+          `Planned after the earlier steps of this dry run: ${plural(planned.size, "snapshot")} marked (planned) do not exist yet.`,
+        )
+      : null,
     snapshotSection(ofKind(plan, "snapshot"), style),
     abortSection(ofKind(plan, "abort-resume"), style),
-    sendSection(ofKind(plan, "send"), style, options.estimates),
+    sendSection(ofKind(plan, "send"), style, options.estimates, planned),
     destroySection(
       ofKind(plan, "destroy"),
       style,
       retentionByDataset(plan),
       options.verbose === true,
+      planned,
     ),
-    chainSection(ofKind(plan, "chain"), style),
+    chainSection(ofKind(plan, "chain"), style, planned),
     conflictSection(plan.conflicts, style),
     errorSection(plan.errors, style),
     options.showSkipped === false ? null : skippedSection(plan.skipped, style),
@@ -312,6 +335,8 @@ export function planJson(plan: Plan, estimates?: ReadonlyMap<SendAction, number>
     skipped: plan.skipped,
     // cleanup with retention rules: each snapshot kept or destroyed, with the rules that decided
     ...(plan.retention ? { retention: plan.retention } : {}),
+    // dry run: snapshots named here that only an earlier step's plan would make
+    ...(plan.planned ? { planned: plan.planned } : {}),
     summary: summarizePlan(plan, estimates),
   };
 }
