@@ -13,7 +13,7 @@ import { addSecrets, secretsOf } from "../engine/redact.ts";
 import { deepFreeze, exitCodeOfError, Run, type RunOptions } from "../engine/runner.ts";
 import { summaryLine } from "../engine/summary.ts";
 import type { StageUi } from "../engine/ui.ts";
-import { createHost, type Host } from "../hosts/index.ts";
+import { createHost, type Host, sudoArgvOf } from "../hosts/index.ts";
 import { shellJoin } from "../hosts/quote.ts";
 import { recordRun } from "../status/state.ts";
 import { summaryEvent } from "./events.ts";
@@ -152,8 +152,10 @@ function traced(host: Host, io: CommandIo): Host {
     side: host.side,
     name: host.name,
     isLocal: host.isLocal,
+    // the transfer pipeline reads it to put the side's zfs stages under sudo
+    sudo: host.sudo === true,
     run: (argv, options) => {
-      say(argv, "runs");
+      say(sudoArgvOf(host, argv), "runs");
       return host.run(argv, options);
     },
     // a transfer's stages: wrapped for the pipeline, which runs them

@@ -40,6 +40,8 @@ export interface Host {
   /** "localhost" or the ssh destination as configured */
   readonly name: string;
   readonly isLocal: boolean;
+  /** `sudo: yes` on this side: its zfs commands run as `sudo -n zfs …` (lib/hosts/sudo.ts) */
+  readonly sudo?: boolean;
   /**
    * run argv on the host and collect its output; never throws for a non-zero exit, only for a
    * timeout (CommandTimeoutError) or a cancel (CancelledError)
@@ -47,7 +49,8 @@ export interface Host {
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
   /**
    * argv that, run on this machine, runs `argv` on the host: `argv` itself for localhost,
-   * `ssh … -- '<quoted>'` otherwise. Used to build transfer pipelines.
+   * `ssh … -- '<quoted>'` otherwise. Used to build transfer pipelines, which put sudo on their
+   * zfs stages themselves: wrap only carries argv to the host.
    */
   wrap(argv: readonly string[]): string[];
   /** check that the host answers; throws HostDownError with ssh's reason (or on timeout) */

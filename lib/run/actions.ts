@@ -4,6 +4,7 @@
 
 import { hostFailure } from "../hosts/failure.ts";
 import type { Host } from "../hosts/host.ts";
+import { sudoFailure } from "../hosts/sudo.ts";
 import type { SendAction } from "../plan/types.ts";
 import { type SendSpec, zfsReceive, zfsSend } from "../zfs/commands.ts";
 import type { ActionOutcome } from "../zfs/outcome.ts";
@@ -74,12 +75,14 @@ export async function runSend(
   const side = stage === null ? undefined : pipeline.sides[stage];
   let connectionLost = false;
   if (side !== undefined && stage !== null) {
-    const failure = hostFailure(side === "source" ? source : target, {
-      code: result.codes[stage] ?? 0,
-      stderr: result.stderr[stage] ?? "",
-    });
+    const host = side === "source" ? source : target;
+    const stageResult = { code: result.codes[stage] ?? 0, stderr: result.stderr[stage] ?? "" };
+    const failure = hostFailure(host, stageResult);
     if (failure) error += `\n${failure.message}`;
     connectionLost = failure !== null;
+    // `sudo: yes` and sudo would not run zfs: the fix, as for a query (lib/hosts/sudo.ts)
+    const refused = sudoFailure(host, stageResult);
+    if (refused) error += `\n${refused.message}`;
   }
   const receiveErrors = result.stderr[pipeline.commands.length - 1] ?? "";
   const saved = /Partially received snapshot is saved|receive_resume_token|resum/i.test(

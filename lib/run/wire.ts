@@ -13,6 +13,7 @@ import type { Config, SideConfig, TransferConfig } from "../config/types.ts";
 import type { Host, RunOptions } from "../hosts/host.ts";
 import { shellJoin } from "../hosts/quote.ts";
 import { SERVER_ALIVE_COUNT_MAX, SERVER_ALIVE_INTERVAL } from "../hosts/ssh.ts";
+import { sudoArgvOf } from "../hosts/sudo.ts";
 import type { Side } from "../zfs/model.ts";
 import { type PipelineResult, UNKNOWN_CODE } from "./pipeline.ts";
 
@@ -385,13 +386,11 @@ export function wirePipeline(
   options: WirePipelineOptions = {},
 ): WirePipeline {
   const nonce = options.nonce ?? randomNonce;
-  const cmd = (side: Side, argv: readonly string[], carrier = true): CommandNode => ({
-    kind: "command",
-    argv: [...argv],
-    run: [...argv],
-    carrier,
-    side,
-  });
+  // a `sudo: yes` side's zfs stages run (and read in messages) as `sudo -n zfs …`
+  const cmd = (side: Side, argv: readonly string[], carrier = true): CommandNode => {
+    const line = sudoArgvOf(side === "source" ? source : target, argv);
+    return { kind: "command", argv: line, run: [...line], carrier, side };
+  };
   const sending = [cmd("source", send, false)];
   if (wire.compression === "zstd") sending.push(cmd("source", ["zstd", "-c", "-3"]));
   if (wire.compression === "lz4") sending.push(cmd("source", ["lz4", "-c"]));
