@@ -15,7 +15,15 @@ export function stepKeyOf(stage: string, side?: Side): StepKey | null {
   return null;
 }
 
-export function actionView(action: Action, estimate: number | undefined): ActionView {
+/** a dry run's mark on a snapshot only an earlier step's plan would make (Plan.planned) */
+const marked = (planned: ReadonlySet<string>, dataset: string, name: string) =>
+  planned.has(`${dataset}@${name}`) ? `${name} (planned)` : name;
+
+export function actionView(
+  action: Action,
+  estimate: number | undefined,
+  planned: ReadonlySet<string> = new Set(),
+): ActionView {
   switch (action.kind) {
     case "snapshot":
       return {
@@ -32,7 +40,7 @@ export function actionView(action: Action, estimate: number | undefined): Action
       return {
         kind: action.kind,
         dataset: label(action.subname),
-        text: `${action.mode}${action.raw ? " raw (encrypted)" : ""} send ${action.sourceDataset}${from} to @${action.to} → ${action.targetDataset} (${action.snapshots.length} snapshot(s))`,
+        text: `${action.mode}${action.raw ? " raw (encrypted)" : ""} send ${action.sourceDataset}${from} to @${marked(planned, action.sourceDataset, action.to)} → ${action.targetDataset} (${action.snapshots.length} snapshot(s))`,
         bytes: estimate ?? null,
         measure: "sends",
       };
@@ -49,7 +57,7 @@ export function actionView(action: Action, estimate: number | undefined): Action
       return {
         kind: action.kind,
         dataset: label(action.subname),
-        text: `destroy on the ${action.side}: ${action.snapshots.map((name) => `${action.dataset}@${name}`).join(", ")}`,
+        text: `destroy on the ${action.side}: ${action.snapshots.map((name) => `${action.dataset}@${marked(planned, action.dataset, name)}`).join(", ")}`,
         bytes: action.used,
         measure: "frees",
       };
@@ -65,8 +73,9 @@ export function actionView(action: Action, estimate: number | undefined): Action
 }
 
 export function planView(plan: Plan, estimates: ReadonlyMap<SendAction, number>): PlanView {
+  const planned = new Set(plan.planned ?? []);
   const actions = plan.actions.map((action) =>
-    actionView(action, action.kind === "send" ? estimates.get(action) : undefined),
+    actionView(action, action.kind === "send" ? estimates.get(action) : undefined, planned),
   );
   return {
     actions,

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { planJson, renderPlan, summarizePlan } from "../../lib/cli/render/plan.ts";
 import { createStyle, plainStyle, stripAnsi } from "../../lib/cli/render/style.ts";
+import { planView } from "../../lib/gui/view.ts";
 import type {
   AbortResumeAction,
   DestroyAction,
@@ -262,5 +263,32 @@ describe("summarizePlan and planJson", () => {
     expect(json.actions[1]).toEqual({ ...incremental, estimatedBytes: null });
     expect(json.actions[2]).toEqual({ ...full, estimatedBytes: 10 });
     expect(JSON.parse(JSON.stringify(json))).toEqual(json);
+  });
+});
+
+describe("a dry run's plan made after earlier steps (Plan.planned)", () => {
+  const after = plan({
+    actions: [incremental, destroyTarget],
+    planned: ["tank/data/home@2026112602", "backup/data@2025010101"],
+  });
+
+  test("the text says so and marks each such snapshot (planned); other plans are unmarked", () => {
+    const text = renderPlan(after, plainStyle);
+    expect(text.split("\n")[0]).toBe(
+      "Planned after the earlier steps of this dry run: 2 snapshots marked (planned) do not exist yet.",
+    );
+    expect(text).toContain("2026112501  2026112602 (planned)");
+    expect(text).toContain("- 2025010101 (planned)");
+    expect(renderPlan(plan({ actions: [incremental, destroyTarget] }), plainStyle)).not.toContain(
+      "planned",
+    );
+  });
+
+  test("--json carries the names; the browser's view marks them too", () => {
+    expect(planJson(after).planned).toEqual(after.planned as string[]);
+    expect("planned" in planJson(plan({ actions: [incremental] }))).toBe(false);
+    const texts = planView(after, new Map()).actions.map((action) => action.text);
+    expect(texts[0]).toContain("to @2026112602 (planned) →");
+    expect(texts[1]).toContain("backup/data@2025010101 (planned)");
   });
 });
