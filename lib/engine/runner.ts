@@ -375,8 +375,8 @@ export class Run {
 
   /**
    * In a dry run, the side as the earlier stages' plans would have left it; null otherwise.
-   * A real run never plans from it: the options are frozen per run, and the guard refuses
-   * a view with anything planned in it.
+   * A real run never plans from it: the options are frozen per run, and act() refuses a view
+   * with anything planned in it (refuseSimulated).
    */
   private simulatedView(side: Side): Inventory | null {
     if (!this.options.dryRun) return null;
