@@ -139,7 +139,10 @@ describe("sudo: yes on both sides", () => {
     async () => {
       const path = sudoShim("sudo-bin", ALLOWING);
       const file = config(false, true);
-      expect((await env.cli(["backup", file, "--yes"], { env: { PATH: path } })).code).toBe(0);
+      // -v: the tracing host in between must not lose the side's sudo for the transfer
+      const run = await env.cli(["backup", file, "--yes", "-v"], { env: { PATH: path } });
+      expect(run.code).toBe(0);
+      expect(run.stderr).toContain("target (localhost) runs: sudo -n zfs list");
       const viaSudo = sudoCalls();
       expect(viaSudo.some((call) => call.startsWith("-n zfs receive"))).toBe(true);
       expect(viaSudo.some((call) => call.includes("zfs send"))).toBe(false);

@@ -298,6 +298,20 @@ describe("sudo that wants a password", () => {
     }
   });
 
+  test.each([
+    ["sudo: a password is required", "wants a password for zfs"],
+    [
+      "Sorry, user backup is not allowed to execute '/usr/sbin/zfs send tank@s' as root on nas.",
+      "does not let the user run zfs",
+    ],
+    ["sh: 1: sudo: not found", "is not installed"],
+    ["cannot run sudo: No such file or directory", "is not installed"],
+  ])("sudo's %p reads as: %s", (stderr, reason) => {
+    const error = sudoFailure({ side: "target", name: "nas", sudo: true }, { code: 1, stderr });
+    expect(error?.message).toStartWith(`sudo on the target (nas) ${reason} (${stderr})`);
+    expect(error?.message).toContain("target.sudo: no");
+  });
+
   test("sudoFailure ignores hosts without sudo and commands that ran", () => {
     const refused = { code: 1, stderr: "sudo: a password is required\n" };
     expect(sudoFailure({ side: "source", name: "h" }, refused)).toBeNull();
