@@ -184,8 +184,9 @@ test(
     await waitForStatus(again, "backup", "done");
     expect(env.snapshots("dst/backup")).toEqual([day(1)]);
     expect(env.list().get("dst/backup")?.token).toBeNull();
-    await again.getByRole("button", { name: "Cancel the run" }).click();
-    expect(await closeAndExit(again, second)).toBe(130);
+    // the cleanup steps find nothing to do (one snapshot, the newest common): the run ends well
+    // on its own (clicking Cancel here raced the run's end)
+    expect(await closeAndExit(again, second)).toBe(0);
   },
   LONG_MS,
 );
