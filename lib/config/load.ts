@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Node } from "yaml";
-import { formatDuration, parseDuration } from "../status/duration.ts";
+import { formatThreshold, parseDuration } from "../status/duration.ts";
 import { checkDatasetName } from "../zfs/names.ts";
 import { ConfigError } from "./errors.ts";
 import {
@@ -164,7 +164,7 @@ function checkStatus(config: Config, parsed: ParsedYaml, file: string): void {
     parsed,
     file,
     path,
-    `crit (${formatDuration(crit)}) is shorter than warn (${formatDuration(warn)}): the critical threshold must be at least as long as the warning one (defaults: warn 26h, crit 50h)`,
+    `crit (${formatThreshold(crit)}) is shorter than warn (${formatThreshold(warn)}): the critical threshold must be at least as long as the warning one (defaults: warn 26h, crit 50h)`,
     nodeAt(parsed.doc, path),
   );
 }

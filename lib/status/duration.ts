@@ -48,7 +48,7 @@ export function formatAge(seconds: number | null): string {
 }
 
 /** a threshold as a user would write it: `26h`, `90m`, `2d`, `1w` (the largest exact unit) */
-export function formatDuration(seconds: number): string {
+export function formatThreshold(seconds: number): string {
   for (const unit of ["w", "d", "h", "m"]) {
     const size = UNIT_SECONDS[unit] as number;
     if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;

@@ -4,7 +4,7 @@
 import type { Style, StyleFormat } from "../cli/render/style.ts";
 import { renderTable } from "../cli/render/table.ts";
 import { formatBytes } from "../cli/render/units.ts";
-import { formatAge, formatDuration } from "./duration.ts";
+import { formatAge, formatThreshold } from "./duration.ts";
 import {
   CRITICAL,
   LEVEL_NAMES,
@@ -39,7 +39,7 @@ function runLine(what: string, run: RunRecord | null, now: number): string {
 }
 
 export function thresholdsText(thresholds: Thresholds): string {
-  return `warn ${formatDuration(thresholds.warn)}, crit ${formatDuration(thresholds.crit)}`;
+  return `warn ${formatThreshold(thresholds.warn)}, crit ${formatThreshold(thresholds.crit)}`;
 }
 
 /** everything after the first line */

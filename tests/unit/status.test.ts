@@ -11,7 +11,7 @@ import type { RunSummary } from "../../lib/engine/hooks.ts";
 import {
   durationProblem,
   formatAge,
-  formatDuration,
+  formatThreshold,
   parseDuration,
 } from "../../lib/status/duration.ts";
 import {
@@ -67,11 +67,11 @@ describe("durations", () => {
     expect(formatAge(86_400)).toBe("1d");
     expect(formatAge(-30)).toBe("0s");
     expect(formatAge(null)).toBe("-");
-    expect(formatDuration(26 * H)).toBe("26h");
-    expect(formatDuration(50 * H)).toBe("50h");
-    expect(formatDuration(2 * 86_400)).toBe("2d");
-    expect(formatDuration(5400)).toBe("90m");
-    expect(formatDuration(90)).toBe("90s");
+    expect(formatThreshold(26 * H)).toBe("26h");
+    expect(formatThreshold(50 * H)).toBe("50h");
+    expect(formatThreshold(2 * 86_400)).toBe("2d");
+    expect(formatThreshold(5400)).toBe("90m");
+    expect(formatThreshold(90)).toBe("90s");
   });
 });
 

@@ -9,7 +9,7 @@ import { loadConfig } from "../../config/load.ts";
 import type { Config } from "../../config/types.ts";
 import { stages } from "../../engine/stages/index.ts";
 import { silentUi } from "../../engine/ui.ts";
-import { durationProblem, formatDuration, parseDuration } from "../../status/duration.ts";
+import { durationProblem, formatThreshold, parseDuration } from "../../status/duration.ts";
 import { exposition, statusMetrics, writeTextfile } from "../../status/prometheus.ts";
 import { firstLine, renderStatus, statusJson, unknownJson } from "../../status/render.ts";
 import {
@@ -45,7 +45,7 @@ export function thresholdsOf(flags: StatusFlags, config: Config): Thresholds {
   const crit = pick("crit");
   if (crit.seconds < warn.seconds) {
     throw new Error(
-      `the critical threshold ${formatDuration(crit.seconds)} (${crit.from}) is shorter than the warning threshold ${formatDuration(warn.seconds)} (${warn.from}): crit must be at least as long as warn`,
+      `the critical threshold ${formatThreshold(crit.seconds)} (${crit.from}) is shorter than the warning threshold ${formatThreshold(warn.seconds)} (${warn.from}): crit must be at least as long as warn`,
     );
   }
   return { warn: warn.seconds, crit: crit.seconds };
