@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { seedState, writeShims } from "../../lib/sim/main.ts";
 import pkg from "../../package.json" with { type: "json" };
 import { COMPILE_FLAGS } from "../../scripts/build.ts";
+import { readUntilWizardUrl } from "../helpers/wizard-url.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "abgleich-binary-"));
@@ -161,13 +162,7 @@ describe("standalone binary", () => {
         stdout: "pipe",
         stderr: "pipe",
       });
-      const reader = child.stdout.getReader();
-      let out = "";
-      while (!/token=\S+\n/.test(out)) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        out += new TextDecoder().decode(value);
-      }
+      const out = await readUntilWizardUrl(child.stdout);
       const url = /(http:\/\/127\.0\.0\.1:\d+\/)\?token=(\S+)/.exec(out);
       expect(url).not.toBeNull();
       const headers = { "X-Abgleich-Token": url?.[2] ?? "" };

@@ -8,6 +8,7 @@ import { EventHub } from "../../lib/gui/bridge.ts";
 import { PAGE } from "../../lib/gui/page.ts";
 import { type GuiServer, startGuiServer } from "../../lib/gui/server.ts";
 import { CLI_MAIN, configYaml, createSimEnv, type SimEnv } from "../helpers/sim-env.ts";
+import { readUntilWizardUrl } from "../helpers/wizard-url.ts";
 
 const TOKEN = "test-token-0123456789abcdefghij";
 let server: GuiServer;
@@ -226,13 +227,7 @@ describe("the CLI's wizard server", () => {
       stdout: "pipe",
       stderr: "pipe",
     });
-    const reader = child.stdout.getReader();
-    let out = "";
-    while (!/token=\S+\n/.test(out)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += new TextDecoder().decode(value);
-    }
+    const out = await readUntilWizardUrl(child.stdout);
     const match = /http:\/\/127\.0\.0\.1:(\d+)\/\?token=([\w-]{32})/.exec(out);
     expect(match).not.toBeNull();
     const port = Number(match?.[1]);
