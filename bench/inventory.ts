@@ -8,8 +8,12 @@
 // (same guids), both sides hold their newest common snapshot, the source bookmarks it, every
 // 10th dataset is encrypted (its key not loaded on the target, as after a raw receive).
 //
-// usage: bun bench/inventory.ts [--rounds N] [--json] [--color] [--phases] [DATASETSxSNAPSHOTS …]
+// Each case is timed twice: through `bun lib/cli/main.ts`, and as the compiled executable users
+// install (built first with the release's flags into a temporary directory).
+//
+// usage: bun bench/inventory.ts [--rounds N] [--json] [--color] [--phases] [--no-binary] [AxB …]
 //   default cases 1000x100 and 10000x100, 5 rounds each (medians), text output without colour;
+//   --no-binary  only through bun (no build)
 //   --json     also time `compare --json`
 //   --color    also time the text output with colour forced on (FORCE_COLOR=1)
 //   --phases   also print parse / compare / render times measured inside one process
@@ -17,20 +21,25 @@
 
 import {
   chmodSync,
+  closeSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readFileSync,
+  readSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { renderComparison } from "../lib/cli/render/compare.ts";
+import { comparisonPieces } from "../lib/cli/render/compare.ts";
 import { plainStyle } from "../lib/cli/render/style.ts";
 import { configWithDefaults } from "../lib/config/types.ts";
 import { compareTrees } from "../lib/plan/compare.ts";
-import { parseList } from "../lib/zfs/list.ts";
+import { ListParser } from "../lib/zfs/list.ts";
+import type { Side } from "../lib/zfs/model.ts";
+import { COMPILE_FLAGS } from "../scripts/build.ts";
 import { syntheticList } from "./synthetic.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -103,7 +112,29 @@ function prepare(dir: string, c: Case): { env: Record<string, string>; configPat
   return { env, configPath };
 }
 
+/** the CLI through bun, as in development */
+const VIA_BUN = [process.execPath, join(ROOT, "lib", "cli", "main.ts")];
+
+/** the compiled executable, built like a release's into `dir` */
+function buildBinary(dir: string): string[] {
+  const outfile = join(dir, "abgleich");
+  const build = Bun.spawnSync(
+    [
+      process.execPath,
+      "build",
+      ...COMPILE_FLAGS,
+      join(ROOT, "lib", "cli", "main.ts"),
+      "--outfile",
+      outfile,
+    ],
+    { cwd: ROOT, stdout: "ignore", stderr: "pipe" },
+  );
+  if (build.exitCode !== 0) throw new Error(`bun build failed:\n${build.stderr.toString()}`);
+  return [outfile];
+}
+
 function runCompare(
+  cli: string[],
   dir: string,
   configPath: string,
   env: Record<string, string>,
@@ -117,8 +148,7 @@ function runCompare(
     "%M",
     "-o",
     timeFile,
-    process.execPath,
-    join(ROOT, "lib", "cli", "main.ts"),
+    ...cli,
     "compare",
     configPath,
     ...extra,
@@ -146,7 +176,7 @@ function report(label: string, runs: Measurement[]): void {
   const walls = runs.map((r) => r.wallMs);
   const rss = runs.map((r) => r.peakRssMiB);
   console.log(
-    `  ${label.padEnd(12)} wall median ${Math.round(median(walls))} ms ` +
+    `  ${label.padEnd(16)} wall median ${Math.round(median(walls))} ms ` +
       `(min ${Math.round(Math.min(...walls))}, max ${Math.round(Math.max(...walls))}), ` +
       `peak RSS median ${Math.round(median(rss))} MiB (max ${Math.round(Math.max(...rss))}), ` +
       `output ${((runs[0]?.outputBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`,
@@ -163,13 +193,21 @@ function phases(dir: string): void {
     join(dir, "target.txt"),
   ]);
   if (child.exitCode !== 0) throw new Error(child.stderr.toString());
-  console.log(`  phases       ${child.stdout.toString().trim()}`);
+  console.log(`  phases           ${child.stdout.toString().trim()}`);
 }
 
 /** the child of phases(): the steps of `compare` one by one, timed */
 function inProcess(sourceFile: string, targetFile: string): void {
-  const sourceText = readFileSync(sourceFile, "utf8");
-  const targetText = readFileSync(targetFile, "utf8");
+  // read and parsed a piece at a time, as the port does with `zfs list`'s output
+  const read = (file: string, side: Side, root: string) => {
+    const parser = new ListParser(side, root, `${side} (bench)`);
+    const fd = openSync(file, "r");
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    for (let count = readSync(fd, buffer); count > 0; count = readSync(fd, buffer))
+      parser.push(buffer.subarray(0, count));
+    closeSync(fd);
+    return parser.end();
+  };
   const config = configWithDefaults(
     { zpool: SOURCE_POOL },
     { zpool: TARGET_POOL },
@@ -182,13 +220,14 @@ function inProcess(sourceFile: string, targetFile: string): void {
     marks.push([performance.now(), (cpu.user + cpu.system) / 1000]);
   };
   mark();
-  const source = parseList(sourceText, "source", SOURCE_POOL, "source (bench)");
+  const source = read(sourceFile, "source", SOURCE_POOL);
   mark();
-  const target = parseList(targetText, "target", TARGET_POOL, "target (bench)");
+  const target = read(targetFile, "target", TARGET_POOL);
   mark();
   const comparison = compareTrees(source, target, config);
   mark();
-  const text = renderComparison(comparison, plainStyle);
+  let chars = 0;
+  for (const piece of comparisonPieces(comparison, plainStyle)) chars += piece.length;
   mark();
   const status = readFileSync("/proc/self/status", "utf8");
   const peakKiB = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -199,7 +238,7 @@ function inProcess(sourceFile: string, targetFile: string): void {
   };
   console.log(
     `parse ${step(1)} + ${step(2)}, compare ${step(3)}, render ${step(4)} ` +
-      `(${text.length} chars), peak RSS ${Math.round(peakKiB / 1024)} MiB`,
+      `(${chars} chars), peak RSS ${Math.round(peakKiB / 1024)} MiB`,
   );
 }
 
@@ -223,6 +262,11 @@ function main(): void {
   }
   if (cases.length === 0)
     cases.push({ datasets: 1_000, snapshots: 100 }, { datasets: 10_000, snapshots: 100 });
+  const clis: [string, string[]][] = [["bun", VIA_BUN]];
+  const binaryDir = flags.has("--no-binary")
+    ? undefined
+    : mkdtempSync(join(tmpdir(), "abgleich-bench-binary-"));
+  if (binaryDir) clis.push(["binary", buildBinary(binaryDir)]);
   const load = Bun.spawnSync(["uptime"]).stdout.toString().trim();
   console.log(`abgleich compare, whole CLI process (${rounds} rounds each; ${load})`);
   for (const c of cases) {
@@ -235,11 +279,15 @@ function main(): void {
       const variants: [string, string[], Record<string, string>][] = [["text", [], env]];
       if (flags.has("--color")) variants.push(["text colour", [], { ...env, FORCE_COLOR: "1" }]);
       if (flags.has("--json")) variants.push(["--json", ["--json"], env]);
-      for (const [label, extra, variantEnv] of variants) {
-        runCompare(dir, configPath, variantEnv, extra); // warm-up: file cache, bun's transpile cache
-        const runs: Measurement[] = [];
-        for (let r = 0; r < rounds; r++) runs.push(runCompare(dir, configPath, variantEnv, extra));
-        report(label, runs);
+      for (const [how, cli] of clis) {
+        for (const [label, extra, variantEnv] of variants) {
+          // warm-up: file cache, bun's transpile cache
+          runCompare(cli, dir, configPath, variantEnv, extra);
+          const runs: Measurement[] = [];
+          for (let r = 0; r < rounds; r++)
+            runs.push(runCompare(cli, dir, configPath, variantEnv, extra));
+          report(`${label} (${how})`, runs);
+        }
       }
       if (flags.has("--phases")) phases(dir);
     } finally {
@@ -247,6 +295,7 @@ function main(): void {
       else rmSync(dir, { recursive: true, force: true });
     }
   }
+  if (binaryDir) rmSync(binaryDir, { recursive: true, force: true });
 }
 
 if (import.meta.main) main();

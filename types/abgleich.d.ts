@@ -697,11 +697,13 @@ declare module "abgleich" {
     /** aborting kills the command the same way and the call rejects with CancelledError */
     signal?: AbortSignal;
     /**
-     * stdout may be large (a whole tree's listing, 100 MB and more): it is spooled to a
-     * temporary file and read back in one go, which costs a fraction of collecting it from a pipe
-     * chunk by chunk
+     * For a large stdout (a whole tree's listing, 100 MB and more): instead of collected into
+     * RunResult.stdout (left "" then), it goes to a temporary file and, once the command ended,
+     * is handed to this function piece by piece, whatever the exit code. A file costs a fraction
+     * of a pipe read chunk by chunk, and no text of the whole output is ever held. A piece's
+     * buffer is reused after the call; the function must not throw.
      */
-    largeOutput?: boolean;
+    readStdout?: (piece: Uint8Array) => void;
   }
 
   interface PingOptions {

@@ -9,7 +9,7 @@
 // (lib/run/pipeline.ts), their bytes never pass through JavaScript.
 
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync, unlinkSync } from "node:fs";
+import { closeSync, openSync, readSync, unlinkSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx/core";
@@ -59,7 +59,7 @@ function signalCode(signal: string | null): number | null {
 }
 
 /**
- * A temporary file for a command's stdout (RunOptions.largeOutput): created exclusively,
+ * A temporary file for a command's stdout (RunOptions.readStdout): created exclusively,
  * readable by us only, removed once read.
  */
 interface Spool {
@@ -77,8 +77,19 @@ function openSpool(): Spool | undefined {
   }
 }
 
-async function readSpool(spool: Spool): Promise<string> {
-  return Bun.file(spool.path).text();
+/** the pieces one read of the spool hands over */
+const SPOOL_PIECE_BYTES = 1 << 20;
+
+/** the spool from its start, a piece at a time, into `read` */
+function readSpool(spool: Spool, read: (piece: Uint8Array) => void): void {
+  const buffer = Buffer.allocUnsafe(SPOOL_PIECE_BYTES);
+  let position = 0;
+  for (;;) {
+    const count = readSync(spool.fd, buffer, 0, buffer.length, position);
+    if (count === 0) return;
+    read(buffer.subarray(0, count));
+    position += count;
+  }
 }
 
 function closeSpool(spool: Spool | undefined): void {
@@ -132,7 +143,7 @@ export async function execArgv(
 
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
-  const spool = options.largeOutput ? openSpool() : undefined;
+  const spool = options.readStdout ? openSpool() : undefined;
   try {
     return await collect(argv, options, info, command, left, spool, stdout, stderr);
   } finally {
@@ -246,9 +257,11 @@ async function collect(
     const reason = result.cause instanceof Error ? result.cause.message : "it did not start";
     return { code: SPAWN_FAILED, stdout: "", stderr: `cannot run ${program}: ${reason}\n` };
   }
-  return {
-    code,
-    stdout: spool ? await readSpool(spool) : text(stdout),
-    stderr: text(stderr),
-  };
+  const { readStdout } = options;
+  if (readStdout) {
+    if (spool) readSpool(spool, readStdout);
+    // no spool could be made: the pipe's chunks, as they came
+    else for (const chunk of stdout) readStdout(chunk);
+  }
+  return { code, stdout: readStdout ? "" : text(stdout), stderr: text(stderr) };
 }

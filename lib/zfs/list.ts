@@ -2,10 +2,11 @@
 // Output that does not have the expected shape is an error naming the host and line: a tree read
 // wrongly could lead to wrong sends or destroys, so nothing is guessed.
 //
-// A side may list a million snapshots (~110 MB of text), so the parser scans the text in place
-// (no per-line split), and every string it keeps is a fresh copy: a slice would share, and so
-// keep alive, the whole text for as long as the tree lives. Snapshot names repeat from dataset
-// to dataset (one `zfs snapshot` names them all alike), so they are shared, not copied per row.
+// A side may list a million snapshots (~120 MB), so the parser reads bytes as they come, piece
+// by piece (ListParser.push), in one pass per line, and keeps only what the model holds: no
+// text of the whole listing is ever made, and every string kept is made fresh from its bytes.
+// Snapshot names repeat from dataset to dataset (one `zfs snapshot -r` names them all alike), so
+// they are shared, not made again per row.
 
 import type { Bookmark, Dataset, DatasetType, Inventory, Side, Snapshot } from "./model.ts";
 
@@ -41,6 +42,7 @@ export class ListParseError extends Error {
 
 type Column = (typeof LIST_COLUMNS)[number];
 const col = (name: Column): number => LIST_COLUMNS.indexOf(name);
+const COLUMNS = LIST_COLUMNS.length;
 const NAME = col("name");
 const TYPE = col("type");
 const CREATION = col("creation");
@@ -63,263 +65,353 @@ const DATASET_NAME = /^[A-Za-z0-9_\-:. /]+$/;
 const SHORT_NAME = /^[A-Za-z0-9_\-:. ]+$/;
 const CIPHER = /^(off|on|aes-(128|192|256)-(ccm|gcm))$/;
 
-/** names kept for sharing at most; beyond that (every name unique) each is copied */
+/** names kept for sharing at most; beyond that (every name unique) each is made per row */
 const MAX_INTERNED = 100_000;
 
 /**
- * Parse `zfs list -t all -Hp -o LIST_COLUMNS -r root` output into an Inventory.
- * `where` names the source of the text in errors (e.g. "source (localhost)").
+ * Buffer's own slicers (Node's and Bun's, undocumented in the types): a fresh string from the
+ * bytes, several times faster than `toString(encoding, start, end)`, which a million guids feel
  */
-export function parseList(text: string, side: Side, root: string, where: string): Inventory {
-  const datasets: Dataset[] = [];
-  const byName = new Map<string, Dataset>();
-  const columnCount = LIST_COLUMNS.length;
-  const rootSlash = `${root}/`;
-  // field i spans tabs[i]+1 .. tabs[i+1]
-  const tabs = new Int32Array(columnCount + 1);
-  const length = text.length;
-  let lineNo = 0;
-  let start = 0;
-  let current: Dataset | undefined; // the dataset whose snapshots and bookmarks follow
-  // the snapshots of the dataset before `current`: their names are most likely this one's too
-  let previousSnapshots: Snapshot[] = [];
-  const interned = new Map<string, string>();
-  const codes: number[][] = [];
+type Bytes = Buffer & {
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
+};
 
-  const fail = (detail: string): never => {
-    throw new ListParseError(where, lineNo, detail);
-  };
-  const from = (i: number): number => (tabs[i] as number) + 1;
-  const to = (i: number): number => tabs[i + 1] as number;
-  const fieldIs = (i: number, value: string): boolean =>
-    to(i) - from(i) === value.length && text.startsWith(value, from(i));
-  const field = (i: number): string => text.slice(from(i), to(i));
+const TAB = 9;
+const NEWLINE = 10;
+const AT = 64;
+const HASH = 35;
 
-  /** text[a, b) as a string of its own (see the top: a slice would pin the whole text) */
-  const copy = (a: number, b: number): string => {
-    const n = b - a;
-    if (n > 4096) return copy(a, a + 4096) + copy(a + 4096, b);
-    let buffer = codes[n];
-    if (buffer === undefined) {
-      buffer = new Array<number>(n).fill(0);
-      codes[n] = buffer;
+const bytes = (word: string): Uint8Array => new TextEncoder().encode(word);
+const SNAPSHOT = bytes("snapshot");
+const BOOKMARK = bytes("bookmark");
+const FILESYSTEM = bytes("filesystem");
+const VOLUME = bytes("volume");
+const OFF = bytes("off");
+const DASH = bytes("-");
+const YES = bytes("yes");
+const NO = bytes("no");
+const AVAILABLE = bytes("available");
+const UNAVAILABLE = bytes("unavailable");
+
+/**
+ * Parse `zfs list -t all -Hp -o LIST_COLUMNS -r root` output, pushed in pieces of any size as
+ * it is read; `end()` gives the Inventory. `where` names the source of the text in errors (e.g.
+ * "source (localhost)"). A piece is only read during `push`: its buffer may be reused after.
+ */
+export class ListParser {
+  private readonly datasets: Dataset[] = [];
+  private readonly byName = new Map<string, Dataset>();
+  private readonly interned = new Map<string, string>();
+  private readonly rootSlash: string;
+  /** the dataset whose snapshots and bookmarks follow */
+  private current: Dataset | undefined;
+  /** the snapshots of the dataset before `current`: their names are most likely its too */
+  private previousSnapshots: Snapshot[] = [];
+  private lineNo = 0;
+  /** the start of a line the last piece ended inside (a copy) */
+  private carry: Buffer | null = null;
+  /** the line being parsed: its bytes, and field i spans tabs[i]+1 .. tabs[i+1] */
+  private b = Buffer.alloc(0) as Bytes;
+  private readonly tabs = new Int32Array(COLUMNS + 1);
+  /** where the short name of the row parentOf looked at starts (no pair allocated per row) */
+  private shortStart = 0;
+
+  constructor(
+    readonly side: Side,
+    readonly root: string,
+    readonly where: string,
+  ) {
+    this.rootSlash = `${root}/`;
+  }
+
+  push(piece: Uint8Array): void {
+    const b = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength) as Bytes;
+    let start = 0;
+    if (this.carry !== null) {
+      const newline = b.indexOf(NEWLINE);
+      if (newline === -1) {
+        this.carry = Buffer.concat([this.carry, b]);
+        return;
+      }
+      const line = Buffer.concat([this.carry, b.subarray(0, newline + 1)]) as Bytes;
+      this.carry = null;
+      this.lines(line, 0, line.length);
+      start = newline + 1;
     }
-    for (let k = 0; k < n; k++) buffer[k] = text.charCodeAt(a + k);
-    return String.fromCharCode.apply(null, buffer);
-  };
-  const copyField = (i: number): string => copy(from(i), to(i));
+    const last = b.lastIndexOf(NEWLINE);
+    if (last >= start) this.lines(b, start, last + 1);
+    const rest = Math.max(last + 1, start);
+    // a copy: the piece's buffer is the reader's to reuse
+    if (rest < b.length) this.carry = Buffer.from(b.subarray(rest));
+  }
 
-  const number = (i: number, name: string): number => {
-    const a = from(i);
-    const b = to(i);
+  end(): Inventory {
+    if (this.carry !== null) {
+      const line = this.carry as Bytes;
+      this.carry = null;
+      this.lines(line, 0, line.length);
+    }
+    // zfs lists snapshots in createtxg order; keep that guaranteed for the planners (and the
+    // same for bookmarks, which zfs lists by name)
+    const byTxg = (a: { createtxg: number }, b: { createtxg: number }) => a.createtxg - b.createtxg;
+    for (const dataset of this.datasets) {
+      if (!inOrder(dataset.snapshots)) dataset.snapshots.sort(byTxg);
+      if (!inOrder(dataset.bookmarks)) dataset.bookmarks.sort(byTxg);
+    }
+    return { side: this.side, root: this.root, datasets: this.datasets };
+  }
+
+  /** every line in b[start, end): one pass over the bytes finds the tabs and the line's end */
+  private lines(b: Bytes, start: number, end: number): void {
+    this.b = b;
+    const tabs = this.tabs;
+    let lineStart = start;
+    let count = 1; // fields found so far in this line
+    tabs[0] = lineStart - 1;
+    for (let k = start; k <= end; k++) {
+      const c = k === end ? NEWLINE : b[k];
+      if (c === TAB) {
+        if (count < COLUMNS) tabs[count] = k;
+        count++;
+      } else if (c === NEWLINE) {
+        if (k === end && k === lineStart) break; // nothing after the last newline
+        this.lineNo++;
+        if (k > lineStart) {
+          if (count !== COLUMNS)
+            this.fail(
+              `expected ${COLUMNS} tab-separated columns, got ${count}: ${preview(b.toString("utf8", lineStart, k))}`,
+            );
+          tabs[COLUMNS] = k;
+          this.line(lineStart);
+        }
+        lineStart = k + 1;
+        tabs[0] = k;
+        count = 1;
+      }
+    }
+  }
+
+  private fail(detail: string): never {
+    throw new ListParseError(this.where, this.lineNo, detail);
+  }
+  private from(i: number): number {
+    return (this.tabs[i] as number) + 1;
+  }
+  private to(i: number): number {
+    return this.tabs[i + 1] as number;
+  }
+  private fieldIs(i: number, word: Uint8Array): boolean {
+    const a = this.from(i);
+    if (this.to(i) - a !== word.length) return false;
+    const b = this.b;
+    for (let k = 0; k < word.length; k++) if (b[a + k] !== word[k]) return false;
+    return true;
+  }
+  /** field i as text (for messages and the few free-text columns) */
+  private field(i: number): string {
+    return this.b.utf8Slice(this.from(i), this.to(i));
+  }
+  private number(i: number, name: string): number {
+    const b = this.b;
+    const a = this.from(i);
+    const z = this.to(i);
     let value = 0;
-    for (let k = a; k < b; k++) {
-      const c = text.charCodeAt(k) - 48;
+    for (let k = a; k < z; k++) {
+      const c = (b[k] as number) - 48;
       if (c < 0 || c > 9)
-        return fail(
-          `column ${LIST_COLUMNS[i]} of ${name} is not a number: ${JSON.stringify(field(i))}`,
+        return this.fail(
+          `column ${LIST_COLUMNS[i]} of ${name} is not a number: ${JSON.stringify(this.field(i))}`,
         );
       value = value * 10 + c;
     }
-    if (a === b) fail(`column ${LIST_COLUMNS[i]} of ${name} is empty`);
+    if (a === z) this.fail(`column ${LIST_COLUMNS[i]} of ${name} is empty`);
     return value;
-  };
+  }
   /** guids exceed 2^53: checked to be digits, kept as text */
-  const guid = (name: string): string => {
-    const a = from(GUID);
-    const b = to(GUID);
-    for (let k = a; k < b; k++) {
-      const c = text.charCodeAt(k);
-      if (c < 48 || c > 57) fail(`guid of ${name} is not a number: ${JSON.stringify(field(GUID))}`);
+  private guid(name: string): string {
+    const b = this.b;
+    const a = this.from(GUID);
+    const z = this.to(GUID);
+    for (let k = a; k < z; k++) {
+      const c = b[k] as number;
+      if (c < 48 || c > 57)
+        this.fail(`guid of ${name} is not a number: ${JSON.stringify(this.field(GUID))}`);
     }
-    if (a === b) fail(`guid of ${name} is not a number: ""`);
-    return copy(a, b);
-  };
+    if (a === z) this.fail(`guid of ${name} is not a number: ""`);
+    return b.latin1Slice(a, z);
+  }
   /** `1.00`, `1.37x`: digits, an optional fraction, an optional `x` */
-  const ratio = (name: string): number => {
-    const a = from(RATIO);
-    let b = to(RATIO);
-    if (b > a && text.charCodeAt(b - 1) === 120 /* x */) b--;
+  private ratio(name: string): number {
+    const b = this.b;
+    const a = this.from(RATIO);
+    let z = this.to(RATIO);
+    if (z > a && b[z - 1] === 120 /* x */) z--;
     let whole = 0;
     let k = a;
-    for (; k < b; k++) {
-      const c = text.charCodeAt(k) - 48;
+    for (; k < z; k++) {
+      const c = (b[k] as number) - 48;
       if (c < 0 || c > 9) break;
       whole = whole * 10 + c;
     }
     let ok = k > a;
     let fraction = 0;
     let scale = 1;
-    if (ok && k < b) {
-      ok = text.charCodeAt(k) === 46 /* . */ && k + 1 < b;
-      for (k++; ok && k < b; k++) {
-        const c = text.charCodeAt(k) - 48;
+    if (ok && k < z) {
+      ok = b[k] === 46 /* . */ && k + 1 < z;
+      for (k++; ok && k < z; k++) {
+        const c = (b[k] as number) - 48;
         if (c < 0 || c > 9) ok = false;
         fraction = fraction * 10 + c;
         scale *= 10;
       }
     }
-    if (!ok) fail(`compressratio of ${name} is not a ratio: ${JSON.stringify(field(RATIO))}`);
+    if (!ok)
+      this.fail(`compressratio of ${name} is not a ratio: ${JSON.stringify(this.field(RATIO))}`);
     // exact integers over a power of ten: the same double as parseFloat of the text
     if (whole < 1e6 && scale <= 1e6) return (whole * scale + fraction) / scale;
-    return Number.parseFloat(text.slice(a, b));
-  };
-  /** the short name after `@` or `#` at [a, b): shared with an equal earlier one when possible */
-  const shortName = (a: number, b: number, guess: string | undefined): string => {
-    if (guess !== undefined && guess.length === b - a && text.startsWith(guess, a)) return guess;
-    const slice = text.slice(a, b);
-    const known = interned.get(slice);
+    return Number.parseFloat(b.latin1Slice(a, z));
+  }
+  /** do the bytes at `at` spell the (ASCII) `word`? */
+  private spells(at: number, word: string): boolean {
+    const b = this.b;
+    for (let k = 0; k < word.length; k++) if (b[at + k] !== word.charCodeAt(k)) return false;
+    return true;
+  }
+  /** the short name after `@` or `#` at [a, z): shared with an equal earlier one when possible */
+  private shortName(a: number, z: number, guess: string | undefined): string {
+    if (guess !== undefined && guess.length === z - a && this.spells(a, guess)) return guess;
+    const name = this.b.latin1Slice(a, z);
+    const known = this.interned.get(name);
     if (known !== undefined) return known;
-    if (!SHORT_NAME.test(slice)) fail(`invalid snapshot name ${JSON.stringify(field(NAME))}`);
-    const name = copy(a, b);
-    if (interned.size < MAX_INTERNED) interned.set(name, name);
+    // latin1 makes a non-ASCII byte a character the pattern refuses
+    if (!SHORT_NAME.test(name))
+      this.fail(`invalid snapshot name ${JSON.stringify(this.field(NAME))}`);
+    if (this.interned.size < MAX_INTERNED) this.interned.set(name, name);
     return name;
-  };
-  // where the short name of the row parentOf looked at starts (a variable, not a returned
-  // pair: no allocation per row)
-  let shortStart = 0;
+  }
   /** the dataset a `ds@snap` or `ds#bookmark` row belongs to; sets shortStart */
-  const parentOf = (lineStart: number, mark: number, kind: string): Dataset => {
+  private parentOf(lineStart: number, mark: number, kind: string): Dataset {
+    const current = this.current;
     if (
       current !== undefined &&
-      text.charCodeAt(lineStart + current.name.length) === mark &&
-      text.startsWith(current.name, lineStart)
+      lineStart + current.name.length < this.to(NAME) &&
+      this.b[lineStart + current.name.length] === mark &&
+      this.spells(lineStart, current.name)
     ) {
-      shortStart = lineStart + current.name.length + 1;
+      this.shortStart = lineStart + current.name.length + 1;
       return current;
     }
-    const full = field(NAME);
+    const full = this.field(NAME);
     const at = full.indexOf(String.fromCharCode(mark));
-    const parent = at > 0 ? byName.get(full.slice(0, at)) : undefined;
-    if (!parent) return fail(`${kind} ${full} does not follow its dataset`);
-    shortStart = lineStart + at + 1;
+    const parent = at > 0 ? this.byName.get(full.slice(0, at)) : undefined;
+    if (!parent) return this.fail(`${kind} ${full} does not follow its dataset`);
+    this.shortStart = lineStart + Buffer.byteLength(full.slice(0, at)) + 1;
     return parent;
-  };
+  }
 
-  while (start < length) {
-    let end = text.indexOf("\n", start);
-    if (end === -1) end = length;
-    lineNo++;
-    const lineStart = start;
-    start = end + 1;
-    if (end === lineStart) continue;
+  private line(lineStart: number): void {
+    const kind = this.b[this.from(TYPE)];
 
-    tabs[0] = lineStart - 1;
-    let count = 1;
-    for (; count < columnCount; count++) {
-      const tab = text.indexOf("\t", (tabs[count - 1] as number) + 1);
-      if (tab === -1 || tab > end) break;
-      tabs[count] = tab;
-    }
-    if (count === columnCount) {
-      const extra = text.indexOf("\t", (tabs[count - 1] as number) + 1);
-      if (extra !== -1 && extra < end) count++;
-    }
-    if (count !== columnCount) {
-      const line = text.slice(lineStart, end);
-      fail(
-        `expected ${columnCount} tab-separated columns, got ${line.split("\t").length}: ${preview(line)}`,
-      );
-    }
-    tabs[columnCount] = end;
-    const kind = text.charCodeAt(from(TYPE));
-
-    if (kind === 115 /* s */ && fieldIs(TYPE, "snapshot")) {
-      const parent = parentOf(lineStart, 64 /* @ */, "snapshot");
-      const short = shortName(
-        shortStart,
-        to(NAME),
-        previousSnapshots[parent.snapshots.length]?.name,
+    if (kind === 115 /* s */ && this.fieldIs(TYPE, SNAPSHOT)) {
+      const parent = this.parentOf(lineStart, AT, "snapshot");
+      const short = this.shortName(
+        this.shortStart,
+        this.to(NAME),
+        this.previousSnapshots[parent.snapshots.length]?.name,
       );
       parent.snapshots.push({
         name: short,
-        guid: guid(short),
-        createtxg: number(CREATETXG, short),
-        creation: number(CREATION, short),
-        used: number(USED, short),
-        referenced: number(REFERENCED, short),
-        written: number(WRITTEN, short),
-        compressratio: ratio(short),
-        userrefs: number(USERREFS, short),
+        guid: this.guid(short),
+        createtxg: this.number(CREATETXG, short),
+        creation: this.number(CREATION, short),
+        used: this.number(USED, short),
+        referenced: this.number(REFERENCED, short),
+        written: this.number(WRITTEN, short),
+        compressratio: this.ratio(short),
+        userrefs: this.number(USERREFS, short),
       });
-      continue;
+      return;
     }
 
-    if (kind === 98 /* b */ && fieldIs(TYPE, "bookmark")) {
+    if (kind === 98 /* b */ && this.fieldIs(TYPE, BOOKMARK)) {
       // a bookmark has a name, guid, createtxg and creation; its other columns are `-`
-      const parent = parentOf(lineStart, 35 /* # */, "bookmark");
-      const short = shortName(shortStart, to(NAME), undefined);
+      const parent = this.parentOf(lineStart, HASH, "bookmark");
+      const short = this.shortName(this.shortStart, this.to(NAME), undefined);
       const bookmark: Bookmark = {
         name: short,
-        guid: guid(short),
-        createtxg: number(CREATETXG, short),
-        creation: number(CREATION, short),
+        guid: this.guid(short),
+        createtxg: this.number(CREATETXG, short),
+        creation: this.number(CREATION, short),
       };
       parent.bookmarks.push(bookmark);
-      continue;
+      return;
     }
 
-    const type: DatasetType | null = fieldIs(TYPE, "filesystem")
+    const type: DatasetType | null = this.fieldIs(TYPE, FILESYSTEM)
       ? "filesystem"
-      : fieldIs(TYPE, "volume")
+      : this.fieldIs(TYPE, VOLUME)
         ? "volume"
         : null;
-    const nameText = field(NAME);
-    if (type === null) return fail(`unknown type ${JSON.stringify(field(TYPE))} of ${nameText}`);
-    if (!DATASET_NAME.test(nameText)) fail(`invalid dataset name ${JSON.stringify(nameText)}`);
-    let subnameStart: number;
-    if (nameText === root) subnameStart = to(NAME);
-    else if (nameText.startsWith(rootSlash)) subnameStart = from(NAME) + rootSlash.length;
-    else subnameStart = fail(`${nameText} is not inside ${root}`);
-    if (byName.has(nameText)) fail(`${nameText} listed twice`);
-    if (subnameStart !== to(NAME)) {
-      const parentName = nameText.slice(0, nameText.lastIndexOf("/"));
-      if (!byName.has(parentName)) fail(`${nameText} is listed before its parent ${parentName}`);
+    const name = this.field(NAME);
+    if (type === null) this.fail(`unknown type ${JSON.stringify(this.field(TYPE))} of ${name}`);
+    if (!DATASET_NAME.test(name)) this.fail(`invalid dataset name ${JSON.stringify(name)}`);
+    const { root, rootSlash, byName } = this;
+    let subname: string;
+    if (name === root) subname = "";
+    else if (name.startsWith(rootSlash)) subname = name.slice(rootSlash.length);
+    else subname = this.fail(`${name} is not inside ${root}`);
+    if (byName.has(name)) this.fail(`${name} listed twice`);
+    if (subname !== "") {
+      const parentName = name.slice(0, name.lastIndexOf("/"));
+      if (!byName.has(parentName)) this.fail(`${name} is listed before its parent ${parentName}`);
     }
-    const name = copyField(NAME);
-    const encryption = fieldIs(ENCRYPTION, "off") ? "off" : copyField(ENCRYPTION);
+    const encryption = this.fieldIs(ENCRYPTION, OFF) ? "off" : this.field(ENCRYPTION);
     if (!CIPHER.test(encryption))
-      fail(`encryption of ${name} is not a cipher: ${JSON.stringify(encryption)}`);
-    const keystatus = fieldIs(KEYSTATUS, "-")
+      this.fail(`encryption of ${name} is not a cipher: ${JSON.stringify(encryption)}`);
+    const keystatus = this.fieldIs(KEYSTATUS, DASH)
       ? null
-      : fieldIs(KEYSTATUS, "available")
+      : this.fieldIs(KEYSTATUS, AVAILABLE)
         ? "available"
-        : fieldIs(KEYSTATUS, "unavailable")
+        : this.fieldIs(KEYSTATUS, UNAVAILABLE)
           ? "unavailable"
-          : fail(`keystatus of ${name} is not a key status: ${JSON.stringify(field(KEYSTATUS))}`);
+          : this.fail(
+              `keystatus of ${name} is not a key status: ${JSON.stringify(this.field(KEYSTATUS))}`,
+            );
+    const current = this.current;
     if (current !== undefined && current.snapshots.length > 0)
-      previousSnapshots = current.snapshots;
-    current = {
+      this.previousSnapshots = current.snapshots;
+    const dataset: Dataset = {
       name,
-      subname: name.slice(subnameStart - from(NAME)),
+      subname,
       type,
-      guid: guid(name),
-      createtxg: number(CREATETXG, name),
-      creation: number(CREATION, name),
-      used: number(USED, name),
-      referenced: number(REFERENCED, name),
-      written: number(WRITTEN, name),
-      compressratio: ratio(name),
-      mountpoint: copyField(MOUNTPOINT),
-      mounted: fieldIs(MOUNTED, "yes") ? true : fieldIs(MOUNTED, "no") ? false : null,
-      resumeToken: fieldIs(TOKEN, "-") || from(TOKEN) === to(TOKEN) ? null : copyField(TOKEN),
+      guid: this.guid(name),
+      createtxg: this.number(CREATETXG, name),
+      creation: this.number(CREATION, name),
+      used: this.number(USED, name),
+      referenced: this.number(REFERENCED, name),
+      written: this.number(WRITTEN, name),
+      compressratio: this.ratio(name),
+      mountpoint: this.field(MOUNTPOINT),
+      mounted: this.fieldIs(MOUNTED, YES) ? true : this.fieldIs(MOUNTED, NO) ? false : null,
+      resumeToken:
+        this.fieldIs(TOKEN, DASH) || this.from(TOKEN) === this.to(TOKEN) ? null : this.field(TOKEN),
       encryption,
       keystatus,
       bookmarks: [],
       snapshots: [],
     };
-    datasets.push(current);
-    byName.set(name, current);
+    this.current = dataset;
+    this.datasets.push(dataset);
+    byName.set(name, dataset);
   }
+}
 
-  // zfs lists snapshots in createtxg order; keep that guaranteed for the planners (and the
-  // same for bookmarks, which zfs lists by name)
-  const byTxg = (a: { createtxg: number }, b: { createtxg: number }) => a.createtxg - b.createtxg;
-  for (const dataset of datasets) {
-    if (!inOrder(dataset.snapshots)) dataset.snapshots.sort(byTxg);
-    if (!inOrder(dataset.bookmarks)) dataset.bookmarks.sort(byTxg);
-  }
-  return { side, root, datasets };
+/** parse a whole listing held as text (tests, small outputs); see ListParser */
+export function parseList(text: string, side: Side, root: string, where: string): Inventory {
+  const parser = new ListParser(side, root, where);
+  parser.push(Buffer.from(text, "utf8"));
+  return parser.end();
 }
 
 function inOrder(list: readonly { createtxg: number }[]): boolean {

@@ -13,7 +13,7 @@
 // Transfers (`zfs send | zfs receive`) are not here: they are one OS pipeline (lib/run).
 
 import { hostFailure } from "../hosts/failure.ts";
-import type { Host, RunResult } from "../hosts/host.ts";
+import type { Host, RunOptions, RunResult } from "../hosts/host.ts";
 import { shellJoin } from "../hosts/quote.ts";
 import {
   argBatches,
@@ -35,7 +35,7 @@ import {
   zpoolFreeing,
 } from "./commands.ts";
 import { commandFailure, describeHost, ZfsCommandError } from "./errors.ts";
-import { parseList } from "./list.ts";
+import { ListParser } from "./list.ts";
 import type { Inventory } from "./model.ts";
 import type { ActionOutcome } from "./outcome.ts";
 
@@ -99,14 +99,17 @@ export class ZfsPort {
     this.where = describeHost(host);
   }
 
-  private run(argv: readonly string[], largeOutput = false): Promise<RunResult> {
+  private run(argv: readonly string[], readStdout?: RunOptions["readStdout"]): Promise<RunResult> {
     const { timeoutMs, signal } = this.options;
-    return this.host.run(argv, { timeoutMs, signal, ...(largeOutput ? { largeOutput } : {}) });
+    return this.host.run(argv, { timeoutMs, signal, ...(readStdout ? { readStdout } : {}) });
   }
 
   /** run a query; a failed connection throws HostDownError */
-  private async query(argv: readonly string[], largeOutput = false): Promise<RunResult> {
-    const result = await this.run(argv, largeOutput);
+  private async query(
+    argv: readonly string[],
+    readStdout?: RunOptions["readStdout"],
+  ): Promise<RunResult> {
+    const result = await this.run(argv, readStdout);
     const failure = hostFailure(this.host, result);
     if (failure) throw failure;
     return result;
@@ -134,12 +137,24 @@ export class ZfsPort {
   /** the side's whole tree in one `zfs list`; a root that does not exist is an empty tree */
   async inventory(root: string): Promise<Inventory> {
     const argv = zfsList(root);
-    const result = await this.query(argv, true);
+    // parsed as it is read: no text of a million rows is ever held
+    const parser = new ListParser(this.host.side, root, this.where);
+    let parseError: unknown;
+    const result = await this.query(argv, (piece) => {
+      if (parseError !== undefined) return;
+      try {
+        parser.push(piece);
+      } catch (error) {
+        parseError = error;
+      }
+    });
     if (result.code !== 0) {
+      // what zfs said matters then, not what its partial output looked like
       if (isMissing(result, root)) return { side: this.host.side, root, datasets: [] };
       this.fail(argv, result);
     }
-    const inventory = parseList(result.stdout, this.host.side, root, this.where);
+    if (parseError !== undefined) throw parseError;
+    const inventory = parser.end();
     await this.readHolds(inventory);
     return inventory;
   }

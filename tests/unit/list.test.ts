@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { syntheticList } from "../../bench/synthetic.ts";
-import { LIST_COLUMNS, ListParseError, parseList } from "../../lib/zfs/list.ts";
+import { LIST_COLUMNS, ListParseError, ListParser, parseList } from "../../lib/zfs/list.ts";
 import type { Dataset, Inventory, Side } from "../../lib/zfs/model.ts";
 
 // rows as real OpenZFS 2.1.11 prints them, with our column set (a bookmark's used, written,
@@ -150,6 +150,45 @@ describe("parseList", () => {
     const text = oddList();
     expect(parseList(text, "source", "tank/x y", "s")).toEqual(
       naiveParse(text, "source", "tank/x y"),
+    );
+  });
+
+  test("pushed in pieces of any size, split anywhere, it reads the same tree", () => {
+    // a mountpoint in UTF-8, so some cuts fall inside a character
+    const text = oddList().replace("/mnt/tank/x y/a:b", "/mnt/ünï €");
+    const bytes = Buffer.from(text, "utf8");
+    const whole = parseList(text, "source", "tank/x y", "s");
+    expect(whole.datasets[1]?.mountpoint).toBe("/mnt/ünï €");
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (const largest of [1, 2, 7, 100, 5000]) {
+      const parser = new ListParser("source", "tank/x y", "s");
+      // one reused buffer, as the spool reader hands pieces over
+      const reused = new Uint8Array(largest);
+      for (let at = 0; at < bytes.length; ) {
+        const size = Math.min(1 + Math.floor(random() * largest), bytes.length - at);
+        reused.set(bytes.subarray(at, at + size));
+        parser.push(reused.subarray(0, size));
+        reused.fill(0);
+        at += size;
+      }
+      expect(parser.end()).toEqual(whole);
+    }
+  });
+
+  test("a last line without its newline is read; errors count lines across pieces", () => {
+    const parser = new ListParser("source", "tank", "s");
+    parser.push(Buffer.from(`${fsRow("tank")}\n${fsRow("tank/a", 2).slice(0, 10)}`));
+    parser.push(Buffer.from(fsRow("tank/a", 2).slice(10)));
+    expect(parser.end().datasets.map((d) => d.subname)).toEqual(["", "a"]);
+
+    const broken = new ListParser("target", "tank", "target (nas)");
+    broken.push(Buffer.from(`${fsRow("tank")}\n${fsRow("tank/a", 2)}\n`));
+    expect(() => broken.push(Buffer.from("tank/b\tfilesystem\n"))).toThrow(
+      /target \(nas\), line 3: expected 15 tab-separated columns, got 2/,
     );
   });
 

@@ -12,6 +12,7 @@ import {
 import { shellJoin } from "../../lib/hosts/quote.ts";
 import { DESTROY_ARG_BUDGET, destroyBatches, zfsDestroySnapshots } from "../../lib/zfs/commands.ts";
 import { ZfsCommandError } from "../../lib/zfs/errors.ts";
+import { ListParseError } from "../../lib/zfs/list.ts";
 import {
   parseBytes,
   parseEstimate,
@@ -35,8 +36,20 @@ function fakeHost(answers: Answer[], remote = false) {
     run: async (argv, options) => {
       calls.push({ argv: [...argv], options });
       const answer = answers[Math.min(calls.length - 1, answers.length - 1)] as Answer;
-      const result = typeof answer === "function" ? answer(argv) : answer;
-      return { code: 0, stdout: "", stderr: "", ...result };
+      const result = {
+        code: 0,
+        stdout: "",
+        stderr: "",
+        ...(typeof answer === "function" ? answer(argv) : answer),
+      };
+      // as a real host does: a large stdout is handed over in pieces, not returned
+      if (options?.readStdout) {
+        const bytes = Buffer.from(result.stdout);
+        for (let at = 0; at < bytes.length; at += 64)
+          options.readStdout(bytes.subarray(at, at + 64));
+        return { ...result, stdout: "" };
+      }
+      return result;
     },
     wrap: (argv) => [...argv],
     ping: async () => {},
@@ -188,6 +201,24 @@ describe("ZfsPort queries", () => {
     expect(error).toBeInstanceOf(ZfsCommandError);
     expect((error as Error).message).toContain("failed on source (localhost) (exit 1)");
     expect((error as Error).message).toContain("internal error: Invalid argument");
+  });
+
+  test("inventory: zfs's failure is reported, not what its partial output looked like", async () => {
+    const partial = {
+      code: 1,
+      stdout: "tank\tfilesys",
+      stderr: "cannot iterate filesystems: I/O error\n",
+    };
+    const failed = await new ZfsPort(fakeHost([partial]).host)
+      .inventory("tank")
+      .catch((caught: unknown) => caught);
+    expect(failed).toBeInstanceOf(ZfsCommandError);
+    expect((failed as Error).message).toContain("I/O error");
+    // the same output with exit 0 is output we cannot trust
+    const garbled = await new ZfsPort(fakeHost([{ ...partial, code: 0 }]).host)
+      .inventory("tank")
+      .catch((caught: unknown) => caught);
+    expect(garbled).toBeInstanceOf(ListParseError);
   });
 
   test("a query over a failed connection throws HostDownError", async () => {

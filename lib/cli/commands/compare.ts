@@ -2,7 +2,7 @@
 
 import { stages } from "../../engine/stages/index.ts";
 import type { GlobalFlags } from "../io.ts";
-import { comparisonJson, renderComparison } from "../render/compare.ts";
+import { comparisonJson, comparisonPieces } from "../render/compare.ts";
 import { runSession } from "../session.ts";
 
 export function compareCommand(configPath: string, flags: GlobalFlags): Promise<number> {
@@ -10,7 +10,10 @@ export function compareCommand(configPath: string, flags: GlobalFlags): Promise<
     const { comparison } = await stages.compare(run);
     if (!comparison) return null;
     if (io.json) io.emit(comparisonJson(comparison));
-    else io.print(renderComparison(comparison, io.style));
+    else {
+      // written as it is made: a large tree's text is tens of MB
+      for (const piece of comparisonPieces(comparison, io.style)) io.out.write(piece);
+    }
     return null;
   });
 }

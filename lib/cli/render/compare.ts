@@ -39,6 +39,8 @@ const PRESENCE_COLORS: Record<Presence, StyleFormat> = {
 
 // columns NAME, SOURCE, TARGET, then notes on a dataset (encryption, bookmarks): words, no header
 const HEADERS = ["NAME", "SOURCE", "TARGET"] as const;
+/** snapshot lines kept for reuse at most (a tree's distinct snapshot rows are far fewer) */
+const MAX_CACHED_LINES = 10_000;
 const GAP = "  ";
 
 function marks(
@@ -115,12 +117,23 @@ export function compareLegend(style: Style, holds = false): string {
 
 /**
  * Header naming both roots, the table, then the legend; lines joined by "\n".
- * The same table renderTable would make (columns padded to the widest cell, lines trimmed),
- * built line by line: a comparison of a large tree has a million snapshot rows.
+ * The same table renderTable would make (columns padded to the widest cell, lines trimmed).
  */
 export function renderComparison(cmp: Comparison, style: Style): string {
+  return [...comparisonPieces(cmp, style)].join("").slice(0, -1);
+}
+
+/**
+ * renderComparison's text, each line ending in "\n", in pieces of a few thousand lines made as
+ * they are written: a comparison of a large tree has a million snapshot rows, and its whole
+ * text need never exist at once.
+ */
+export function* comparisonPieces(cmp: Comparison, style: Style): Generator<string> {
   const title = `source ${style.paint("bold", cmp.sourceRoot)}  →  target ${style.paint("bold", cmp.targetRoot)}`;
-  if (cmp.rows.length === 0) return `${title}\n${style.paint("dim", "(empty)")}`;
+  if (cmp.rows.length === 0) {
+    yield `${title}\n${style.paint("dim", "(empty)")}\n`;
+    return;
+  }
   const bold = painter(style, "bold");
   const dim = painter(style, "dim");
   const red = painter(style, "red");
@@ -175,19 +188,46 @@ export function renderComparison(cmp: Comparison, style: Style): string {
     return text;
   };
 
-  // lines are joined a few thousand at a time: a million small line strings would all be
-  // alive until one final join
-  const chunks: string[] = [];
+  // A snapshot row without holds is one object shared by every dataset that has the same
+  // snapshot alike (SnapshotRows): its line is made once. Rows made elsewhere may not be
+  // shared, so the cache stops growing at a bound.
+  const snapshotLines = new Map<CompareSnapshotRow, string>();
+  const snapshotLine = (snapshot: CompareSnapshotRow): string => {
+    const shared = snapshot.sourceHolds === 0 && snapshot.targetHolds === 0;
+    let line = shared ? snapshotLines.get(snapshot) : undefined;
+    if (line === undefined) {
+      line =
+        dim(`- ${snapshot.name}`) +
+        spaces(nameWidth - 2 - visibleWidth(snapshot.name)) +
+        tail(
+          snapshot.presence,
+          snapshot.guidMismatch,
+          snapshot.sourceHolds > 0,
+          snapshot.targetHolds > 0,
+          "",
+        );
+      if (shared && snapshotLines.size < MAX_CACHED_LINES) snapshotLines.set(snapshot, line);
+    }
+    return line;
+  };
+
+  // lines are joined a few thousand at a time into a piece, handed out when full (the empty
+  // last element gives the piece its final newline: one join, no concatenation to flatten)
+  const full: string[] = [];
   const lines: string[] = [];
-  const push = (line: string) => {
-    if (lines.push(line) < 4096) return;
-    chunks.push(lines.join("\n"));
+  const piece = () => {
+    lines.push("");
+    const text = lines.join("\n");
     lines.length = 0;
+    return text;
+  };
+  const push = (line: string) => {
+    if (lines.push(line) >= 4096) full.push(piece());
   };
   const header = HEADERS.map((h, i) => pad(h, i === 0 ? nameWidth : markWidth));
   push(title);
   push(style.paint("bold", header.join(GAP).trimEnd()));
-  cmp.rows.forEach((row, index) => {
+  for (const [index, row] of cmp.rows.entries()) {
     const label = subnameLabel(row.subname);
     const name = bold(label) + (row.ignored ? ` ${dim("(ignored)")}` : "");
     const width = visibleWidth(label) + (row.ignored ? " (ignored)".length : 0);
@@ -206,26 +246,14 @@ export function renderComparison(cmp: Comparison, style: Style): string {
     if (mismatches.length > 0 && !row.conflicts.some((c) => c.kind === "guid-mismatch")) {
       push(`  ${red(`! same name, different guid on the two sides: ${mismatches.join(", ")}`)}`);
     }
-    for (const snapshot of row.snapshots) {
-      const nameCell = `- ${snapshot.name}`;
-      push(
-        dim(nameCell) +
-          spaces(nameWidth - 2 - visibleWidth(snapshot.name)) +
-          tail(
-            snapshot.presence,
-            snapshot.guidMismatch,
-            snapshot.sourceHolds > 0,
-            snapshot.targetHolds > 0,
-            "",
-          ),
-      );
-    }
-  });
+    for (const snapshot of row.snapshots) push(snapshotLine(snapshot));
+    while (full.length > 0) yield full.shift() as string;
+  }
   push("");
   push(comparisonSummary(cmp));
   push(compareLegend(style, holds));
-  chunks.push(lines.join("\n"));
-  return chunks.join("\n");
+  yield* full;
+  yield piece();
 }
 
 function pad(cell: string, width: number): string {
