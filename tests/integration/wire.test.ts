@@ -102,6 +102,15 @@ describe("the wire on the simulator", () => {
     );
     // the tools were asked once per host, not per dataset
     expect(lines.filter((l) => l.includes("command -v"))).toHaveLength(2);
+
+    // nothing new to send: no host is asked for its tools, no wire is shown
+    writeFileSync(sshLog, "");
+    const again = await env.cli(["backup", config, "--yes", "--json"], { env: { PATH: PATH() } });
+    expect(again.code).toBe(0);
+    expect(noteOf(again.stdout).filter((note) => note.startsWith("wire:"))).toEqual([]);
+    const asked = (await Bun.file(sshLog).text()).split("\n");
+    expect(asked.some((l) => l.includes("zfs list"))).toBe(true);
+    expect(asked.filter((l) => l.includes("command -v"))).toEqual([]);
   }, 60_000);
 
   test("a receive failing behind zstd -d is reported as the receive's, with its message", async () => {

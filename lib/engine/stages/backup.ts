@@ -234,7 +234,7 @@ async function resumeSteps(run: Run, action: SendAction): Promise<SendAction[] |
 }
 
 export function backupStage(run: Run): ChangingStage {
-  /** chosen once per stage in preflight (tools asked once per host, not per dataset) */
+  /** chosen once per stage when it plans a send (tools asked once per host, not per dataset) */
   let wire: StageWire = NO_WIRE;
   let tokens: ReadonlyMap<string, TokenInfo> = new Map();
   let sourceTree: Inventory | null = null;
@@ -245,13 +245,20 @@ export function backupStage(run: Run): ChangingStage {
     preflight: async ({ source, target }) => {
       requireSourceRoot(run, source);
       await requireTargetParent(run, target);
-      wire = await prepareWire(run);
     },
     plan: async ({ source, target }) => {
       tokens = await resumeTokens(run, target);
       sourceTree = source;
-      const plan = planBackup(source, target, run.config, tokens);
-      return withChain(plan, source, target, run.config, run.namer().isOwn);
+      const plan = withChain(
+        planBackup(source, target, run.config, tokens),
+        source,
+        target,
+        run.config,
+        run.namer().isOwn,
+      );
+      // nothing to send (the unattended run's usual case): no host is asked for its tools
+      if (plan.actions.some((action) => action.kind === "send")) wire = await prepareWire(run);
+      return plan;
     },
     estimate: async (plan: Plan) => estimateSends(plan, sourceTree, tokens),
     execute: async (action: Action, estimates) => {
