@@ -235,10 +235,13 @@ export function groupScript(lengths: readonly number[], watch = false): string {
     }
     return `{ ${words} 2>"$t/e${i}"; echo $? >"$t/s${i}"; }`;
   });
+  // the codes are read with the shell's own `read` and a stage's stderr is copied only when it
+  // has any: every process spared counts (a transfer runs one group per host, and a slow or
+  // emulated host starts processes slowly); `2>/dev/null` before `<` also quiets a missing file
   const report = lengths.map((_, index) => {
     const i = index + 1;
-    const errors = index === 0 ? "" : ` cat "$t/e${i}" >&2 2>/dev/null;`;
-    return `c${i}=$(cat "$t/s${i}" 2>/dev/null); printf '\\n%s %s %s\\n' ${nonce} ${i} "\${c${i}:--1}" >&2;${errors}`;
+    const errors = index === 0 ? "" : ` [ -s "$t/e${i}" ] && cat "$t/e${i}" >&2;`;
+    return `c${i}=; read -r c${i} 2>/dev/null <"$t/s${i}"; printf '\\n%s %s %s\\n' ${nonce} ${i} "\${c${i}:--1}" >&2;${errors}`;
   });
   const exit = lengths.map(
     (_, index) => `[ "\${c${index + 1}:-1}" = 0 ] || exit "\${c${index + 1}:-1}";`,
