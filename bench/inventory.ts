@@ -183,6 +183,19 @@ function report(label: string, runs: Measurement[]): void {
   );
 }
 
+/**
+ * What this machine charges for memory a process touches for the first time (page faults),
+ * in a fresh process: a large tree's model is hundreds of MB, so on a virtual machine whose
+ * faults are slow this, not the code, can set the floor of compare's time.
+ */
+function firstTouchSecondsPerGiB(): number {
+  const code =
+    "const a = new Uint8Array(256 << 20); const t = performance.now(); " +
+    "for (let i = 0; i < a.length; i += 4096) a[i] = 1; console.log(performance.now() - t);";
+  const child = Bun.spawnSync([process.execPath, "-e", code]);
+  return (Number(child.stdout.toString().trim()) / 1000) * 4;
+}
+
 /** parse / compare / render inside one fresh process, for finding what dominates */
 function phases(dir: string): void {
   const child = Bun.spawnSync([
@@ -269,6 +282,9 @@ function main(): void {
   if (binaryDir) clis.push(["binary", buildBinary(binaryDir)]);
   const load = Bun.spawnSync(["uptime"]).stdout.toString().trim();
   console.log(`abgleich compare, whole CLI process (${rounds} rounds each; ${load})`);
+  console.log(
+    `memory first touched: ${firstTouchSecondsPerGiB().toFixed(2)} s per GiB on this machine`,
+  );
   for (const c of cases) {
     const dir = mkdtempSync(join(tmpdir(), "abgleich-bench-inventory-"));
     try {

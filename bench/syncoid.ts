@@ -32,6 +32,11 @@ const { values: opts } = parseArgs({
     /** appended to every dataset before the incremental snapshot */
     "change-kib": { type: "string", default: "256" },
     zfs: { type: "string", default: "2.1" },
+    /**
+     * also time abgleich with `transfer.parallel: N` (a third tool, `abgleich-pN`, into its own
+     * target root); 1 (the default) adds none
+     */
+    "abgleich-parallel": { type: "string", default: "1" },
     /** extra syncoid argument, repeatable (e.g. --syncoid-arg=--compress=none) */
     "syncoid-arg": { type: "string", multiple: true, default: [] },
     keep: { type: "boolean", default: false },
@@ -51,12 +56,19 @@ const RANDOM_KIB = positiveInt("random-kib", opts["random-kib"]);
 const TEXT_KIB = positiveInt("text-kib", opts["text-kib"]);
 const CHANGE_KIB = positiveInt("change-kib", opts["change-kib"]);
 const SYNCOID_EXTRA = opts["syncoid-arg"] ?? [];
+const PARALLEL = positiveInt("abgleich-parallel", opts["abgleich-parallel"]);
 /** one tool run that does not end within this is killed and the benchmark fails */
 const RUN_TIMEOUT_MS = 45 * 60_000;
 
 const SOURCE = "srcpool/bench/data";
-const TARGETS = { abgleich: "dstpool/abgleich/backup", syncoid: "dstpool/syncoid/backup" };
-type Tool = keyof typeof TARGETS;
+/** each tool's target root; `abgleich-pN` only with --abgleich-parallel N */
+const TARGETS: Record<string, string> = {
+  abgleich: "dstpool/abgleich/backup",
+  syncoid: "dstpool/syncoid/backup",
+  ...(PARALLEL > 1 ? { [`abgleich-p${PARALLEL}`]: `dstpool/abgleich-p${PARALLEL}/backup` } : {}),
+};
+type Tool = string;
+const TOOLS: Tool[] = Object.keys(TARGETS);
 
 /** the source tree's subnames: the root, then groups of up to ten children (g0/d0 … g0/d8, g1 …) */
 function treeSubnames(count: number): string[] {
@@ -246,6 +258,12 @@ async function main(): Promise<void> {
       { zpool: "srcpool", prefix: "bench/data", vm },
       { zpool: "dstpool", prefix: "abgleich/backup", vm },
     );
+    const parallelConfig = env.writeConfig(
+      "bench-parallel",
+      { zpool: "srcpool", prefix: "bench/data", vm },
+      { zpool: "dstpool", prefix: `abgleich-p${PARALLEL}/backup`, vm },
+      `transfer:\n  parallel: ${PARALLEL}\n`,
+    );
 
     // the source tree: every filesystem gets random and text files (text: ~4x with lzop)
     const started = performance.now();
@@ -261,8 +279,9 @@ async function main(): Promise<void> {
       `sh -eu -c ${shellQuote(
         [
           ...create,
-          "zfs create -p dstpool/abgleich",
-          "zfs create -p dstpool/syncoid",
+          ...Object.values(TARGETS).map(
+            (root) => `zfs create -p ${root.slice(0, root.lastIndexOf("/"))}`,
+          ),
           "zpool sync",
         ].join("\n"),
       )}`,
@@ -283,6 +302,7 @@ async function main(): Promise<void> {
 
     const runs: Record<Tool, () => string[]> = {
       abgleich: () => [env?.binary ?? "", "backup", config, "--yes"],
+      [`abgleich-p${PARALLEL}`]: () => [env?.binary ?? "", "backup", parallelConfig, "--yes"],
       syncoid: () => [
         "syncoid",
         "-r",
@@ -297,7 +317,9 @@ async function main(): Promise<void> {
       writeFileSync(log, "");
       const before = await counters(vm);
       const t0 = performance.now();
-      const child = Bun.spawn(runs[tool](), {
+      const argv = runs[tool]?.();
+      if (argv === undefined) throw new Error(`no command for ${tool}`);
+      const child = Bun.spawn(argv, {
         cwd: env?.dir,
         env: {
           PATH: `${wrapDir}:/usr/sbin:/usr/bin:/sbin:/bin`,
@@ -347,8 +369,8 @@ async function main(): Promise<void> {
     ];
     for (const [index, phase] of phases.entries()) {
       if (phase.prepare) await vm.sshOk(phase.prepare);
-      // alternate who goes first: the second reads a source the first has just warmed
-      const order: Tool[] = index % 2 === 0 ? ["abgleich", "syncoid"] : ["syncoid", "abgleich"];
+      // take turns going first: a later one reads a source an earlier one has just warmed
+      const order: Tool[] = TOOLS.map((_, i) => TOOLS[(i + index) % TOOLS.length] as Tool);
       console.log(`${phase.name} (${order.join(" first, then ")}):`);
       for (const tool of order) rows.push(await measure(tool, phase.name));
       const snapshots = await verifyTargets(vm, phase.name);
@@ -385,8 +407,7 @@ function printTable(rows: Row[]): void {
     .sort((a, b) => a.phase.localeCompare(b.phase) || a.tool.localeCompare(b.tool))
     .map((row) => {
       const other = rows.find((r) => r.phase === row.phase && r.tool === "syncoid");
-      const ratio =
-        row.tool === "abgleich" && other ? (row.seconds / other.seconds).toFixed(2) : "";
+      const ratio = row.tool !== "syncoid" && other ? (row.seconds / other.seconds).toFixed(2) : "";
       return [
         row.tool,
         row.phase,
