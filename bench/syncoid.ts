@@ -371,7 +371,7 @@ async function main(): Promise<void> {
       if (phase.prepare) await vm.sshOk(phase.prepare);
       // take turns going first: a later one reads a source an earlier one has just warmed
       const order: Tool[] = TOOLS.map((_, i) => TOOLS[(i + index) % TOOLS.length] as Tool);
-      console.log(`${phase.name} (${order.join(" first, then ")}):`);
+      console.log(`${phase.name} (in turn: ${order.join(", ")}):`);
       for (const tool of order) rows.push(await measure(tool, phase.name));
       const snapshots = await verifyTargets(vm, phase.name);
       console.log(`  both targets hold the source's ${snapshots} snapshots (same guids)`);
