@@ -18,6 +18,7 @@ import {
   withState,
 } from "./state.ts";
 import { descendantsOf, resolve } from "./tree.ts";
+import { isZfs23 } from "./version.ts";
 
 /** what the first mount of a raw-received dataset wrote in the VM (user accounting) */
 const RAW_FIRST_MOUNT = 87040;
@@ -181,6 +182,18 @@ function removeSnapshots(ds: SimDataset, doomed: Set<string>): void {
   compactExtents(ds);
 }
 
+/**
+ * Held snapshots a destroy met: 2.1.11 says "dataset is busy"; 2.3 asks the kernel for the
+ * holds and points to them.
+ */
+function heldError(state: SimState, names: string[]): ZfsError {
+  const reason = (name: string) =>
+    isZfs23(state)
+      ? `it's being held. Run 'zfs holds -r ${name}' to see holders.`
+      : "dataset is busy";
+  return new ZfsError(names.map((n) => `cannot destroy snapshot ${n}: ${reason(n)}`).join("\n"));
+}
+
 function destroySnapshots(
   ctx: SimContext,
   state: SimState,
@@ -216,8 +229,7 @@ function destroySnapshots(
   const busy = plan.flatMap(({ ds: d, snaps }) =>
     snaps.filter((s) => s.holds.length > 0).map((s) => `${d.name}@${s.name}`),
   );
-  if (busy.length > 0)
-    throw new ZfsError(busy.map((n) => `cannot destroy snapshot ${n}: dataset is busy`).join("\n"));
+  if (busy.length > 0) throw heldError(state, busy);
   for (const { ds: d, snaps } of plan) removeSnapshots(d, new Set(snaps.map((s) => s.name)));
   return 0;
 }
@@ -253,8 +265,7 @@ function destroyDataset(
       .filter((s) => s.holds.length > 0)
       .map((s) => `${d.name}@${s.name}`),
   );
-  if (held.length > 0)
-    throw new ZfsError(held.map((n) => `cannot destroy snapshot ${n}: dataset is busy`).join("\n"));
+  if (held.length > 0) throw heldError(state, held);
   for (const d of doomed) {
     if (flags.has("v")) {
       for (const s of d.snapshots)

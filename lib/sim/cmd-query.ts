@@ -13,6 +13,7 @@ import {
 } from "./props.ts";
 import { readState, type SimSnapshot, type SimState } from "./state.ts";
 import { type NodeType, resolve, rootDatasets, walk } from "./tree.ts";
+import { isZfs23, versionIn, ZFS_VERSIONS } from "./version.ts";
 
 const ALL_TYPES: NodeType[] = ["filesystem", "volume", "snapshot", "bookmark"];
 
@@ -237,9 +238,10 @@ export function zfsGet(ctx: SimContext, args: string[]): number {
 }
 
 export function zfsHolds(ctx: SimContext, args: string[]): number {
-  const parsed = parseOptions("holds", args, "rH");
-  if (parsed.operands.length === 0) throw usageError("holds", "missing snapshot argument");
   const state = readState(ctx.stateDir);
+  // -p (epoch seconds) came with 2.3
+  const parsed = parseOptions("holds", args, isZfs23(state) ? "rHp" : "rH");
+  if (parsed.operands.length === 0) throw usageError("holds", "missing snapshot argument");
   let failed = false;
   const snaps: Array<{ name: string; snap: SimSnapshot }> = [];
   for (const name of parsed.operands) {
@@ -271,7 +273,11 @@ export function zfsHolds(ctx: SimContext, args: string[]): number {
     failed = true;
   }
   const rows = snaps.flatMap(({ name, snap }) =>
-    snap.holds.map((hold) => [name, hold.tag, holdDate(hold.time)]),
+    snap.holds.map((hold) => [
+      name,
+      hold.tag,
+      parsed.flags.has("p") ? String(hold.time) : holdDate(hold.time),
+    ]),
   );
   if (parsed.flags.has("H")) for (const row of rows) ctx.out(`${row.join("\t")}\n`);
   else {
@@ -288,7 +294,8 @@ export function zfsHolds(ctx: SimContext, args: string[]): number {
 }
 
 export function zfsVersion(ctx: SimContext): number {
-  ctx.out("zfs-2.1.11-1+deb12u1\nzfs-kmod-2.1.11-1+deb12u1\n");
+  const version = ZFS_VERSIONS[versionIn(ctx.stateDir)];
+  ctx.out(`zfs-${version}\nzfs-kmod-${version}\n`);
   return 0;
 }
 

@@ -1,5 +1,6 @@
 // Errors with ZFS's exit codes, its usage texts, and a getopt-style option parser that
 // rejects what zfs rejects with the same words ("invalid option 'p'").
+import type { ZfsVersion } from "./version.ts";
 
 /** A failure to report as zfs does: the message (without trailing newline) and the exit code. */
 export class ZfsError extends Error {
@@ -34,14 +35,52 @@ const USAGES: Record<string, string> = {
   "unload-key": "\tunload-key [-r] <-a | filesystem|volume>",
 };
 
-/** The text zfs prints after an error in a command's arguments (exit code 2). */
-export function usage(verb: string): string {
-  const lines = USAGES[verb] ?? `\t${verb}`;
-  return `usage:\n${lines}\n\nFor the property list, run: zfs set|get\n\nFor the delegated permission list, run: zfs allow|unallow`;
+/** where 2.3.2's usage lines differ from 2.1.11's (cmd/zfs/zfs_main.c get_usage) */
+const USAGES_23: Record<string, string> = {
+  get: '\tget [-rHp] [-j [--json-int]] [-d max] [-o "all" | field[,...]]\n\t    [-t type[,...]] [-s source[,...]]\n\t    <"all" | property[,...]> [filesystem|volume|snapshot|bookmark] ...',
+  list: "\tlist [-Hp] [-j [--json-int]] [-r|-d max] [-o property[,...]] [-s property]...\n\t    [-S property]... [-t type[,...]] [filesystem|volume|snapshot] ...",
+  mount: "\tmount [-j]\n\tmount [-flvO] [-o opts] <-a|-R filesystem|filesystem>",
+  send: "\tsend [-DLPbcehnpsVvw] [-i|-I snapshot]\n\t     [-R [-X dataset[,dataset]...]]     <snapshot>\n\tsend [-DnVvPLecw] [-i snapshot|bookmark] <filesystem|volume|snapshot>\n\tsend [-DnPpVvLec] [-i bookmark|snapshot] --redact <bookmark> <snapshot>\n\tsend [-nVvPe] -t <receive_resume_token>\n\tsend [-PnVv] --saved filesystem",
+  holds: "\tholds [-rHp] <snapshot> ...",
+  diff: "\tdiff [-FHth] <snapshot> [snapshot|filesystem]",
+  version: "\tversion [-j]",
+};
+
+/**
+ * The text zfs prints after an error in a command's arguments (exit code 2), as the given
+ * release prints it (2.3 adds a line pointing to `zfs help`).
+ */
+export function usage(verb: string, version: ZfsVersion = "2.1.11"): string {
+  const is23 = version !== "2.1.11";
+  const lines = (is23 ? USAGES_23[verb] : undefined) ?? USAGES[verb] ?? `\t${verb}`;
+  const help = is23 ? "\n\nFor further help on a command or topic, run: zfs help [<topic>]" : "";
+  return `usage:\n${lines}\n\nFor the property list, run: zfs set|get\n\nFor the delegated permission list, run: zfs allow|unallow${help}`;
+}
+
+/**
+ * An error in a command's arguments: the message, then the usage text of the release the
+ * simulator answers as (simMain renders it; `message` holds 2.1.11's).
+ */
+export class UsageError extends ZfsError {
+  constructor(
+    readonly verb: string,
+    readonly detail?: string,
+  ) {
+    super(UsageError.text(verb, detail, "2.1.11"), 2);
+  }
+
+  static text(verb: string, detail: string | undefined, version: ZfsVersion): string {
+    return detail ? `${detail}\n${usage(verb, version)}` : usage(verb, version);
+  }
+
+  /** the whole text as `version` prints it */
+  render(version: ZfsVersion): string {
+    return UsageError.text(this.verb, this.detail, version);
+  }
 }
 
 export function usageError(verb: string, message?: string): ZfsError {
-  return new ZfsError(message ? `${message}\n${usage(verb)}` : usage(verb), 2);
+  return new UsageError(verb, message);
 }
 
 export interface ParsedArgs {

@@ -17,11 +17,12 @@ import { simDump, simPool, simWrite, zfsDiff } from "./cmd-data.ts";
 import { zfsGet, zfsHolds, zfsList, zfsVersion, zpoolGet, zpoolList } from "./cmd-query.ts";
 import type { SimContext } from "./context.ts";
 import { zfsLoadKey, zfsUnloadKey } from "./crypt.ts";
-import { ZfsError } from "./errors.ts";
+import { UsageError, ZfsError } from "./errors.ts";
 import { zfsReceive } from "./receive.ts";
 import { loadScenario, seedState } from "./scenario.ts";
 import { zfsSend } from "./send.ts";
 import { writeAll } from "./stream.ts";
+import { simVersion, versionIn } from "./version.ts";
 
 export type { Scenario, ScenarioDataset, ScenarioPool, ScenarioSnapshot } from "./scenario.ts";
 export { buildState, loadScenario, seedState } from "./scenario.ts";
@@ -32,6 +33,7 @@ const SIM_VERBS: Record<string, Handler> = {
   "sim-write": simWrite,
   "sim-pool": simPool,
   "sim-dump": (ctx) => simDump(ctx),
+  "sim-version": simVersion,
   "sim-seed": async (ctx, args) => {
     const [file] = args;
     if (!file) throw new ZfsError("usage: sim-seed SCENARIO_FILE", 2);
@@ -77,7 +79,7 @@ function writeFd(fd: number, text: string): void {
 
 /**
  * Runs one simulated command. args: [--state DIR] (zfs|zpool) VERB ARGS… or a sim verb
- * (sim-write, sim-seed, sim-pool, sim-dump). Returns the exit code.
+ * (sim-write, sim-seed, sim-pool, sim-dump, sim-version). Returns the exit code.
  */
 export async function simMain(
   args: string[],
@@ -132,7 +134,10 @@ export async function simMain(
       );
     code = await handler(ctx, handlerArgs);
   } catch (error) {
-    if (error instanceof ZfsError) {
+    if (error instanceof UsageError) {
+      writeFd(stderrFd, `${error.render(versionIn(ctx.stateDir))}\n`);
+      code = error.code;
+    } else if (error instanceof ZfsError) {
       writeFd(stderrFd, `${error.message}\n`);
       code = error.code;
     } else {

@@ -37,6 +37,7 @@ import {
   type StreamHeader,
   type StreamSnapshot,
 } from "./stream.ts";
+import { versionIn } from "./version.ts";
 
 /** An in-flight receive into an existing dataset works in its hidden `%recv` clone. */
 function inClone(ds: SimDataset): boolean {
@@ -373,6 +374,7 @@ export function zfsReceive(ctx: SimContext, args: string[]): number {
   const { dataset: name, snapName } = targetName(operand, header, flags);
   const creation = nowSeconds(ctx.env);
   const failedRead = "cannot receive: failed to read from stream";
+  const zfs23 = versionIn(ctx.stateDir) !== "2.1.11";
   /** the rest of a part (payload and end record) read and dropped; false: the stream ended */
   const drop = (part: StreamSnapshot, offset = 0): boolean => {
     const want = part.newBytes - offset + RECORD_BYTES;
@@ -423,10 +425,11 @@ export function zfsReceive(ctx: SimContext, args: string[]): number {
       // reading the record that follows BEGIN, then libzfs skips the rest of the substream.
       // A substream with data stays in step; an empty one (BEGIN, END) has lost its END to
       // the kernel, so the skip runs on through the next substream — or off the end.
+      // 2.3 reads ahead only when BEGIN has a payload (raw and resume streams here).
       if (verbose) ctx.out(`${receiving}snap ${fullName} already exists; ignoring\n`);
       const restore = `${failedRead}\ncannot restore to ${fullName}: destination already exists`;
       if (!drop(part)) throw new ZfsError(restore);
-      if (isEmpty(part)) {
+      if (isEmpty(part) && (!zfs23 || header.raw || header.resume)) {
         if (!header.compound) {
           reader.skip(RECORD_BYTES);
           throw new ZfsError(restore);

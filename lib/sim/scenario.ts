@@ -6,6 +6,7 @@ import { addDataset, addPool, writeData } from "./datasets.ts";
 import { ZfsError } from "./errors.ts";
 import { parseSize } from "./format.ts";
 import { emptyState, nowSeconds, type SimState, saveState, withState } from "./state.ts";
+import { DEFAULT_ZFS_VERSION, parseZfsVersion } from "./version.ts";
 
 /** A size in bytes, or a text like "8M", "1.5G". */
 export type ScenarioSize = number | string;
@@ -49,6 +50,8 @@ export interface ScenarioPool {
 export interface Scenario {
   /** clock start (epoch seconds) for creation times; default ABGLEICH_SIM_NOW or now */
   now?: number;
+  /** the OpenZFS release to answer as: "2.1" (2.1.11, the default) or "2.3" (2.3.2) */
+  zfsVersion?: string;
   pools: ScenarioPool[];
 }
 
@@ -73,6 +76,12 @@ export function buildState(
   if (!scenario || !Array.isArray(scenario.pools))
     throw new ZfsError("scenario: 'pools' must be a list", 2);
   const state = emptyState();
+  if (scenario.zfsVersion !== undefined) {
+    const version = parseZfsVersion(String(scenario.zfsVersion));
+    if (!version)
+      throw new ZfsError(`scenario: not a modelled OpenZFS version: ${scenario.zfsVersion}`, 2);
+    if (version !== DEFAULT_ZFS_VERSION) state.zfsVersion = version;
+  }
   let clock = scenario.now ?? nowSeconds(env);
   for (const pool of scenario.pools) {
     if (typeof pool.name !== "string") throw new ZfsError("scenario: every pool needs a name", 2);

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import type { TokenFlag } from "./token.ts";
+import type { ZfsVersion } from "./version.ts";
 
 /**
  * A run of bytes written in one txg. `died` is the txg that freed it (null = live).
@@ -137,6 +138,8 @@ export interface SimPool {
 
 export interface SimState {
   version: 1;
+  /** the OpenZFS release the simulator answers as (absent: 2.1.11; see version.ts) */
+  zfsVersion?: ZfsVersion;
   pools: Record<string, SimPool>;
   datasets: Record<string, SimDataset>;
 }
