@@ -89,6 +89,12 @@ function showDestroy(dataset: string, names: readonly string[]): string {
   return `zfs destroy ${dataset}@${names[0]},${names[1]},…,${names.at(-1)} (${names.length} snapshots)`;
 }
 
+/**
+ * Commands of one chain step run side by side on a host (ZfsPort.batched); two steps at once
+ * stay within the 8 sessions abgleich uses of one ssh connection (sshd's MaxSessions 10)
+ */
+export const CHAIN_LANES = 4;
+
 export class ZfsPort {
   private readonly where: string;
 
@@ -279,17 +285,34 @@ export class ZfsPort {
   }
 
   /** run `build(batch)` for each batch of `items` that fits the argument limit, in order */
+  /**
+   * The items in up to CHAIN_LANES commands at once, each lane's share in order, in as few
+   * commands as the argument limit allows. A hold, a release, a bookmark or its destroy each
+   * waits for a transaction group to sync, one after another within a command; commands side
+   * by side share those waits (100 holds in one command: 18 s in an emulated VM). A failed
+   * command ends its lane; the first failure is the outcome.
+   */
   private async batched<T>(
     items: readonly T[],
     build: (batch: readonly T[]) => string[],
     words: (item: T) => readonly string[],
   ): Promise<ActionOutcome> {
     const started = performance.now();
-    for (const batch of argBatches(build([]), items, words)) {
-      const outcome = await this.action(build(batch));
-      if (!outcome.ok) return { ...outcome, durationMs: Math.round(performance.now() - started) };
-    }
-    return { ok: true, durationMs: Math.round(performance.now() - started) };
+    const size = Math.ceil(items.length / CHAIN_LANES);
+    const lanes: (readonly T[])[] = [];
+    for (let at = 0; at < items.length; at += size) lanes.push(items.slice(at, at + size));
+    const outcomes = await Promise.all(
+      lanes.map(async (lane) => {
+        for (const batch of argBatches(build([]), lane, words)) {
+          const outcome = await this.action(build(batch));
+          if (!outcome.ok) return outcome;
+        }
+        return null;
+      }),
+    );
+    const failed = outcomes.find((outcome) => outcome !== null);
+    const durationMs = Math.round(performance.now() - started);
+    return failed ? { ...failed, durationMs } : { ok: true, durationMs };
   }
 
   /** `zfs hold TAG` on each snapshot (full names) */

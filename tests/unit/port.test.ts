@@ -14,6 +14,7 @@ import { DESTROY_ARG_BUDGET, destroyBatches, zfsDestroySnapshots } from "../../l
 import { ZfsCommandError } from "../../lib/zfs/errors.ts";
 import { ListParseError } from "../../lib/zfs/list.ts";
 import {
+  CHAIN_LANES,
   parseBytes,
   parseEstimate,
   parseFreeing,
@@ -168,6 +169,50 @@ const LIST_ROWS = [
 const MISSING = (name: string) => ({
   code: 1,
   stderr: `cannot open '${name}': dataset does not exist\n`,
+});
+
+describe("chain steps run side by side", () => {
+  test("a hold of ten snapshots: lanes of at most CHAIN_LANES commands at once, each name once, in order", async () => {
+    let running = 0;
+    let most = 0;
+    const calls: string[][] = [];
+    const host: Host = {
+      side: "source",
+      name: "localhost",
+      isLocal: true,
+      run: async (argv) => {
+        calls.push([...argv]);
+        running++;
+        most = Math.max(most, running);
+        await Bun.sleep(20);
+        running--;
+        return { code: 0, stdout: "", stderr: "" };
+      },
+      wrap: (argv) => [...argv],
+      ping: async () => {},
+      close: async () => {},
+    };
+    const names = Array.from({ length: 10 }, (_, i) => `tank/d${i}@s`);
+    const outcome = await new ZfsPort(host).hold("abgleich", names);
+    expect(outcome.ok).toBe(true);
+    expect(calls).toHaveLength(CHAIN_LANES);
+    expect(most).toBe(CHAIN_LANES);
+    expect(calls.flatMap((argv) => argv.slice(3))).toEqual(names);
+    expect(calls.every((argv) => argv.slice(0, 3).join(" ") === "zfs hold abgleich")).toBe(true);
+  });
+
+  test("a lane that fails is the outcome, with its command's words", async () => {
+    const { host } = fakeHost([
+      (argv) =>
+        argv.includes("tank/d2@s")
+          ? { code: 1, stderr: "cannot hold snapshot 'tank/d2@s': dataset does not exist\n" }
+          : {},
+    ]);
+    const names = Array.from({ length: 8 }, (_, i) => `tank/d${i}@s`);
+    const outcome = await new ZfsPort(host).hold("abgleich", names);
+    expect(outcome.ok).toBe(false);
+    expect(outcome.error).toContain("tank/d2@s");
+  });
 });
 
 describe("ZfsPort queries", () => {

@@ -57,9 +57,10 @@ export function estimateSends(
 }
 
 /**
- * Hold each chain's base on both sides, bookmark it on the source, then release abgleich's
- * holds on older bases and destroy its older bookmarks: a few commands per host for the
- * whole tree, both hosts at once. Holding comes first, so a chain is never unprotected.
+ * Hold each chain's base on both sides and bookmark it on the source, then, once all of that
+ * succeeded, release abgleich's holds on older bases and destroy its older bookmarks: a few
+ * commands per host for the whole tree, both hosts at once, the two protections (and then the
+ * two removals) side by side. Protecting comes first, so a chain is never unprotected.
  */
 export async function protectChains(run: Run, action: ChainAction): Promise<ActionOutcome> {
   const tags = holdTags(run.config);
@@ -69,27 +70,29 @@ export async function protectChains(run: Run, action: ChainAction): Promise<Acti
     const source = run.ports.source;
     return firstFailure([
       () =>
-        source.hold(
-          tags.source,
-          entries.filter((e) => e.holdSource).map((e) => snapshot(e.sourceDataset, e.base)),
+        bothOf(
+          source.hold(
+            tags.source,
+            entries.filter((e) => e.holdSource).map((e) => snapshot(e.sourceDataset, e.base)),
+          ),
+          source.bookmark(
+            entries
+              .filter((e) => e.bookmark)
+              .map((e) => ({
+                snapshot: snapshot(e.sourceDataset, e.base),
+                bookmark: `${e.sourceDataset}#${e.base}`,
+              })),
+          ),
         ),
       () =>
-        source.bookmark(
-          entries
-            .filter((e) => e.bookmark)
-            .map((e) => ({
-              snapshot: snapshot(e.sourceDataset, e.base),
-              bookmark: `${e.sourceDataset}#${e.base}`,
-            })),
-        ),
-      () =>
-        source.release(
-          tags.source,
-          entries.flatMap((e) => e.releaseSource.map((name) => snapshot(e.sourceDataset, name))),
-        ),
-      () =>
-        source.destroyBookmarks(
-          entries.flatMap((e) => e.destroyBookmarks.map((name) => `${e.sourceDataset}#${name}`)),
+        bothOf(
+          source.release(
+            tags.source,
+            entries.flatMap((e) => e.releaseSource.map((name) => snapshot(e.sourceDataset, name))),
+          ),
+          source.destroyBookmarks(
+            entries.flatMap((e) => e.destroyBookmarks.map((name) => `${e.sourceDataset}#${name}`)),
+          ),
         ),
     ]);
   };
@@ -115,6 +118,17 @@ export async function protectChains(run: Run, action: ChainAction): Promise<Acti
   return errors.length === 0
     ? { ok: true, durationMs }
     : { ok: false, error: errors.join("\n"), durationMs };
+}
+
+/** two steps run side by side: ok when both are; the first one's failure otherwise */
+async function bothOf(
+  first: Promise<ActionOutcome>,
+  second: Promise<ActionOutcome>,
+): Promise<ActionOutcome> {
+  const outcomes = await Promise.all([first, second]);
+  const durationMs = Math.max(...outcomes.map((outcome) => outcome.durationMs));
+  const failed = outcomes.find((outcome) => !outcome.ok);
+  return failed ? { ...failed, durationMs } : { ok: true, durationMs };
 }
 
 /** run steps in order; the first failure ends them */
