@@ -39,7 +39,7 @@ import { configWithDefaults } from "../lib/config/types.ts";
 import { compareTrees } from "../lib/plan/compare.ts";
 import { ListParser } from "../lib/zfs/list.ts";
 import type { Side } from "../lib/zfs/model.ts";
-import { COMPILE_FLAGS } from "../scripts/build.ts";
+import { buildBinary } from "../tests/e2e/helpers.ts";
 import { syntheticList } from "./synthetic.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -114,24 +114,6 @@ function prepare(dir: string, c: Case): { env: Record<string, string>; configPat
 
 /** the CLI through bun, as in development */
 const VIA_BUN = [process.execPath, join(ROOT, "lib", "cli", "main.ts")];
-
-/** the compiled executable, built like a release's into `dir` */
-function buildBinary(dir: string): string[] {
-  const outfile = join(dir, "abgleich");
-  const build = Bun.spawnSync(
-    [
-      process.execPath,
-      "build",
-      ...COMPILE_FLAGS,
-      join(ROOT, "lib", "cli", "main.ts"),
-      "--outfile",
-      outfile,
-    ],
-    { cwd: ROOT, stdout: "ignore", stderr: "pipe" },
-  );
-  if (build.exitCode !== 0) throw new Error(`bun build failed:\n${build.stderr.toString()}`);
-  return [outfile];
-}
 
 function runCompare(
   cli: string[],
@@ -279,7 +261,8 @@ function main(): void {
   const binaryDir = flags.has("--no-binary")
     ? undefined
     : mkdtempSync(join(tmpdir(), "abgleich-bench-binary-"));
-  if (binaryDir) clis.push(["binary", buildBinary(binaryDir)]);
+  // built like the e2e tests' (and a release's) binary
+  if (binaryDir) clis.push(["binary", [buildBinary(binaryDir)]]);
   const load = Bun.spawnSync(["uptime"]).stdout.toString().trim();
   console.log(`abgleich compare, whole CLI process (${rounds} rounds each; ${load})`);
   console.log(
