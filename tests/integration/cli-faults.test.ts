@@ -3,6 +3,8 @@
 // target pool that runs full mid-transfer and is then grown.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { Scenario } from "../../lib/sim/main.ts";
 import { configYaml, createSimEnv, jsonEvents, must, type SimEnv } from "../helpers/sim-env.ts";
 
@@ -268,6 +270,42 @@ describe("target pool full", () => {
       expect(sendsOf(plan).map((a) => a.mode)).toEqual(["resume"]);
       expect(env.guid(`dst/backup@${day(1)}`)).toBe(env.guid(`src/data@${day(1)}`));
       expect(env.list().get("dst/backup")?.token).toBeNull();
+    },
+    LONG_MS,
+  );
+});
+
+describe("the chain's protection", () => {
+  test(
+    "a new base that cannot be bookmarked keeps the old base's hold and bookmark",
+    async () => {
+      env.seed(oneDataset({ snapshots: [{ name: "data", snapshots: [{ name: day(1) }] }] }));
+      expect((await env.cli(["backup", config, "--yes"])).code).toBe(0);
+      const holdsOf = (snapshot: string) => env.zfs("holds", "-H", snapshot).stdout;
+      const oldHold = holdsOf(`src/data@${day(1)}`);
+      expect(oldHold).toContain("abgleich");
+      expect(env.list().has(`src/data#${day(1)}`)).toBe(true);
+      expect(env.zfs("snapshot", `src/data@${day(2)}`).code).toBe(0);
+
+      // a zfs whose bookmarks fail (the hold beside it works): nothing old of the source's
+      // chain may go
+      const shims = env.path.split(":")[0] as string;
+      mkdirSync(join(env.dir, "failing-bookmark"), { recursive: true });
+      const failing = env.writeFile(
+        "failing-bookmark/zfs",
+        `#!/bin/sh\nif [ "$1" = bookmark ]; then echo "cannot create bookmark '$3': out of space" >&2; exit 1; fi\nexec '${shims}/zfs' "$@"\n`,
+      );
+      chmodSync(failing, 0o755);
+      const run = await env.cli(["backup", config, "--yes"], {
+        env: { PATH: `${dirname(failing)}:${env.path}` },
+      });
+      expect(run.code).toBe(1);
+      expect(run.stdout + run.stderr).toContain("cannot create bookmark");
+      expect(env.snapshots("dst/backup")).toEqual([day(1), day(2)]);
+      expect(holdsOf(`src/data@${day(1)}`)).toBe(oldHold);
+      expect(env.list().has(`src/data#${day(1)}`)).toBe(true);
+      // on the source, that is: the target, whose new base is held, moved its own hold on
+      expect(env.calls().filter((call) => /^zfs (release|destroy) .*src\//.test(call))).toEqual([]);
     },
     LONG_MS,
   );
