@@ -37,7 +37,7 @@ import {
   type StreamHeader,
   type StreamSnapshot,
 } from "./stream.ts";
-import { versionIn } from "./version.ts";
+import { DEFAULT_ZFS_VERSION, versionIn } from "./version.ts";
 
 /** An in-flight receive into an existing dataset works in its hidden `%recv` clone. */
 function inClone(ds: SimDataset): boolean {
@@ -374,7 +374,6 @@ export function zfsReceive(ctx: SimContext, args: string[]): number {
   const { dataset: name, snapName } = targetName(operand, header, flags);
   const creation = nowSeconds(ctx.env);
   const failedRead = "cannot receive: failed to read from stream";
-  const zfs23 = versionIn(ctx.stateDir) !== "2.1.11";
   /** the rest of a part (payload and end record) read and dropped; false: the stream ended */
   const drop = (part: StreamSnapshot, offset = 0): boolean => {
     const want = part.newBytes - offset + RECORD_BYTES;
@@ -429,7 +428,10 @@ export function zfsReceive(ctx: SimContext, args: string[]): number {
       if (verbose) ctx.out(`${receiving}snap ${fullName} already exists; ignoring\n`);
       const restore = `${failedRead}\ncannot restore to ${fullName}: destination already exists`;
       if (!drop(part)) throw new ZfsError(restore);
-      if (isEmpty(part) && (!zfs23 || header.raw || header.resume)) {
+      if (
+        isEmpty(part) &&
+        (header.raw || header.resume || versionIn(ctx.stateDir) === DEFAULT_ZFS_VERSION)
+      ) {
         if (!header.compound) {
           reader.skip(RECORD_BYTES);
           throw new ZfsError(restore);

@@ -247,7 +247,7 @@ export function* comparisonPieces(cmp: Comparison, style: Style): Generator<stri
       push(`  ${red(`! same name, different guid on the two sides: ${mismatches.join(", ")}`)}`);
     }
     for (const snapshot of row.snapshots) push(snapshotLine(snapshot));
-    while (full.length > 0) yield full.shift() as string;
+    yield* full.splice(0);
   }
   push("");
   push(comparisonSummary(cmp));
