@@ -48,6 +48,7 @@ export async function runSend(
   const receive = zfsReceive(action.targetDataset);
   const pipeline = wirePipeline(send, receive, source, target, options.wire ?? PLAIN_WIRE, {
     direct: options.direct,
+    expectedBytes: options.expectedBytes,
   });
   const counter = sendProgressCounter();
   const started = performance.now();

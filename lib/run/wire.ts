@@ -22,6 +22,11 @@ export type WireTool = (typeof WIRE_TOOLS)[number];
 
 /** mbuffer memory for `buffer: auto` */
 export const AUTO_BUFFER = 64 * 1024 * 1024;
+/**
+ * `buffer: auto` leaves out the buffer for a stream expected smaller than this: it ends within
+ * moments on any link, and the buffer would only cost a process (and its memory) per transfer
+ */
+export const AUTO_BUFFER_FROM = 8 * 1024 * 1024;
 
 /**
  * One command per host finds every wire tool: fixed text, nothing interpolated. `command -v`
@@ -64,6 +69,8 @@ export interface Wire {
   compression: "zstd" | "lz4" | null;
   /** `mbuffer -m` bytes on the target host; 0: none */
   buffer: number;
+  /** streams expected smaller than this go without the buffer (0: every stream is buffered) */
+  bufferFrom: number;
   /** bytes per second on the wire (after compression); 0: no limit */
   bwlimit: number;
   /** the source host's tool that limits the rate */
@@ -165,12 +172,24 @@ export function chooseWire(transfer: TransferConfig, source: WireEnd, target: Wi
     ? "local pipe"
     : `${compression ?? "uncompressed"} over ssh${direct ? `, direct from ${source.name} to ${target.name}` : ""}`;
   const parts = [`wire: ${carrier}`];
-  if (buffer > 0) parts.push(`mbuffer ${sizeText(buffer)} on target`);
+  const bufferFrom = transfer.buffer === "auto" && buffer > 0 ? AUTO_BUFFER_FROM : 0;
+  if (buffer > 0)
+    parts.push(
+      `mbuffer ${sizeText(buffer)} on target${bufferFrom > 0 ? ` for streams from ${sizeText(bufferFrom)}` : ""}`,
+    );
   if (limiter !== null) parts.push(`limit ${sizeText(transfer.bwlimit)}/s (${limiter} on source)`);
   const text = parts.join(", ") + (notes.length > 0 ? ` (${notes.join("; ")})` : "");
   return {
     ok: true,
-    wire: { compression, buffer, bwlimit: limiter ? transfer.bwlimit : 0, limiter, direct, text },
+    wire: {
+      compression,
+      buffer,
+      bufferFrom,
+      bwlimit: limiter ? transfer.bwlimit : 0,
+      limiter,
+      direct,
+      text,
+    },
   };
 }
 
@@ -178,6 +197,7 @@ export function chooseWire(transfer: TransferConfig, source: WireEnd, target: Wi
 export const PLAIN_WIRE: Wire = Object.freeze({
   compression: null,
   buffer: 0,
+  bufferFrom: 0,
   bwlimit: 0,
   limiter: null,
   direct: false,
@@ -213,10 +233,15 @@ type Node = CommandNode | GroupNode;
  * POSIX sh running `lengths.length` commands as `c1 | c2 | …`, the argvs being the positional
  * parameters in order, then the nonce. One line, no `!`, only fixed text and numbers, so any
  * login shell (csh included) hands it over intact. c1's stderr stays live (`zfs send -v -P`
- * progress); the others' go to files. At the end, for each command: a line `NONCE I CODE` on
- * stderr, then that command's stderr. With `watch`, the end of the session's stdin (the local
- * ssh was killed: a cancel) stops c1 with SIGTERM, as a cut connection would: OpenSSH sends no
- * signal to a command without a terminal, and c1 here never writes to the closed channel.
+ * progress); every other command's stderr is passed on as it comes, each line tagged
+ * `NONCE I|LINE`, and each command reports its exit code when it ends, in a line `NONCE I CODE`
+ * (every tagged line starts with a newline of its own, so it never joins a line of c1's: see
+ * parseGroupReport). No temporary files, so no `mktemp` or `rm`: on a slow or emulated host
+ * every process a transfer starts counts. The group exits 0 when it ran to its end; the codes
+ * are in the report. With `watch`, the end of the session's stdin (the local ssh was killed: a
+ * cancel) stops c1 with SIGTERM, as a cut connection would: OpenSSH sends no signal to a
+ * command without a terminal, and c1 here never writes to the closed channel; c1's pid goes
+ * through a file in a private temporary directory (`$!` would need a `!`).
  */
 export function groupScript(lengths: readonly number[], watch = false): string {
   const total = lengths.reduce((sum, n) => sum + n, 0);
@@ -227,34 +252,24 @@ export function groupScript(lengths: readonly number[], watch = false): string {
     const words = Array.from({ length }, (_, i) => `"\${${next + i}}"`).join(" ");
     next += length;
     const i = index + 1;
+    const code = `printf '\\n%s ${i} %s\\n' ${nonce} "$?" >&2;`;
     if (index === 0) {
       const command = watch
         ? `sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$t/p" ${words} </dev/null`
         : words;
-      return `{ ${command}; echo $? >"$t/s1"; }`;
+      return `{ ${command}; ${code} }`;
     }
-    return `{ ${words} 2>"$t/e${i}"; echo $? >"$t/s${i}"; }`;
+    // the command's stdout goes on down the pipe (fd 4); its stderr through a tagging loop
+    // (the shell's own `read`: no process started for it)
+    const tag = `printf '\\n%s ${i}|%s\\n' ${nonce} "$l"`;
+    return `{ { ${words} 2>&1 >&4 4>&-; ${code} } | { while IFS= read -r l; do ${tag}; done; [ -z "$l" ] || ${tag}; } >&2; } 4>&1`;
   });
-  // the codes are read with the shell's own `read` and a stage's stderr is copied only when it
-  // has any: every process spared counts (a transfer runs one group per host, and a slow or
-  // emulated host starts processes slowly); `2>/dev/null` before `<` also quiets a missing file
-  const report = lengths.map((_, index) => {
-    const i = index + 1;
-    const errors = index === 0 ? "" : ` [ -s "$t/e${i}" ] && cat "$t/e${i}" >&2;`;
-    return `c${i}=; read -r c${i} 2>/dev/null <"$t/s${i}"; printf '\\n%s %s %s\\n' ${nonce} ${i} "\${c${i}:--1}" >&2;${errors}`;
-  });
-  const exit = lengths.map(
-    (_, index) => `[ "\${c${index + 1}:-1}" = 0 ] || exit "\${c${index + 1}:-1}";`,
-  );
   return [
-    `t=$(mktemp -d "\${TMPDIR:-/tmp}/abgleich.XXXXXX") || exit 125;`,
-    `trap 'rm -rf "$t"' EXIT; trap 'exit 129' HUP; trap 'exit 143' TERM;`,
+    `trap 'exit 129' HUP; trap 'exit 143' TERM;`,
     watch
-      ? `exec 3<&0; { while read -r _ <&3; do :; done; kill -TERM "$(cat "$t/p" 2>/dev/null)"; } >/dev/null 2>&1 &`
+      ? `t=$(mktemp -d "\${TMPDIR:-/tmp}/abgleich.XXXXXX") || exit 125; trap 'rm -rf "$t"' EXIT; exec 3<&0; { while read -r _ <&3; do :; done; kill -TERM "$(cat "$t/p" 2>/dev/null)"; } >/dev/null 2>&1 &`
       : "",
     `${stages.join(" | ")};`,
-    ...report,
-    ...exit,
     "exit 0",
   ]
     .filter((line) => line !== "")
@@ -262,28 +277,35 @@ export function groupScript(lengths: readonly number[], watch = false): string {
 }
 
 export interface GroupReport {
+  /** per command; UNKNOWN_CODE where no code was reported */
   codes: number[];
   stderr: string[];
 }
 
-/** the tagged report at the end of a group's stderr; null when there is none (it never ended) */
+/**
+ * The report in a group's stderr: every tagged line (`\nNONCE I CODE\n`, `\nNONCE I|LINE\n`)
+ * is taken out, and what is left is c1's own stderr. null when nothing is tagged with `nonce`
+ * (the group never got as far as one command's end).
+ */
 export function parseGroupReport(stderr: string, nonce: string, count: number): GroupReport | null {
-  const start = stderr.indexOf(`\n${nonce} 1 `);
-  if (start < 0) return null;
   const codes = Array.from({ length: count }, () => UNKNOWN_CODE);
   const sections = Array.from({ length: count }, () => "");
-  sections[0] = stderr.slice(0, start);
-  const rest = stderr.slice(start);
-  const marker = new RegExp(`\\n${nonce} (\\d+) (-?\\d+)\\n`, "g");
-  const matches = [...rest.matchAll(marker)];
-  matches.forEach((match, k) => {
+  const escaped = nonce.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const tagged = new RegExp(`\\n${escaped} (\\d+)(?: (\\d+)|\\|([^\\n]*))\\n`, "g");
+  let found = false;
+  let first = "";
+  let from = 0;
+  for (const match of stderr.matchAll(tagged)) {
+    found = true;
+    first += stderr.slice(from, match.index);
+    from = (match.index ?? 0) + match[0].length;
     const index = Number(match[1]) - 1;
-    if (index < 0 || index >= count) return;
-    codes[index] = Number(match[2]);
-    const from = (match.index ?? 0) + match[0].length;
-    const to = matches[k + 1]?.index ?? rest.length;
-    sections[index] += rest.slice(from, to);
-  });
+    if (index < 0 || index >= count) continue;
+    if (match[2] !== undefined) codes[index] = Number(match[2]);
+    else sections[index] += `${match[3]}\n`;
+  }
+  if (!found) return null;
+  sections[0] = first + stderr.slice(from) + sections[0];
   return { codes, stderr: sections };
 }
 
@@ -297,13 +319,18 @@ function expandNode(node: Node, code: number, stderr: string): GroupReport {
   const report = parseGroupReport(stderr, node.nonce, node.parts.length);
   const out: GroupReport = { codes: [], stderr: [] };
   node.parts.forEach((part, index) => {
-    // no report: only the connection's code is known, and it belongs to the main command
-    const own =
-      report !== null
-        ? expandNode(part, report.codes[index] ?? UNKNOWN_CODE, report.stderr[index] ?? "")
-        : index === node.main
-          ? expandNode(part, code, stderr)
-          : { codes: leaves(part).map(() => 0), stderr: leaves(part).map(() => "") };
+    const reported = report?.codes[index] ?? UNKNOWN_CODE;
+    const partStderr = report?.stderr[index] ?? "";
+    let own: GroupReport;
+    if (reported !== UNKNOWN_CODE || (report !== null && code === 0)) {
+      own = expandNode(part, reported, partStderr);
+    } else if (index === node.main) {
+      // no report of the main command (the group never ran, or was cut before the command
+      // ended): only the connection's code is known, and it belongs to the main command
+      own = expandNode(part, code, report === null ? stderr : partStderr);
+    } else {
+      own = { codes: leaves(part).map(() => 0), stderr: leaves(part).map(() => "") };
+    }
     out.codes.push(...own.codes);
     out.stderr.push(...own.stderr);
   });
@@ -374,6 +401,8 @@ export interface WirePipelineOptions {
   direct?: DirectTarget;
   /** tags of the groups' reports (tests fix them) */
   nonce?: () => string;
+  /** the stream's expected size (the plan's estimate); unknown: null */
+  expectedBytes?: number | null;
 }
 
 /**
@@ -402,7 +431,10 @@ export function wirePipeline(
     sending.push(cmd("source", ["mbuffer", "-q", "-r", String(wire.bwlimit)]));
   const receiving: CommandNode[] = [];
   if (wire.compression !== null) receiving.push(cmd("target", [wire.compression, "-dc"]));
-  if (wire.buffer > 0) receiving.push(cmd("target", ["mbuffer", "-q", "-m", String(wire.buffer)]));
+  const expected = options.expectedBytes ?? null;
+  const small = expected !== null && expected < wire.bufferFrom;
+  if (wire.buffer > 0 && !small)
+    receiving.push(cmd("target", ["mbuffer", "-q", "-m", String(wire.buffer)]));
   receiving.push(cmd("target", receive, false));
 
   /** `parts` on the host `wrap` reaches: as they are, one wrapped command, or one group */
