@@ -463,6 +463,38 @@ describe("wirePipeline", () => {
     expect(result.stderr[3]).toContain("Connection refused");
   });
 
+  test("a group cut before its main command ended: the connection's code is that command's", () => {
+    const { send, receive } = zfsStandIns(1);
+    const tags = ["tag-s", "tag-t"];
+    const p = wirePipeline(
+      send,
+      receive,
+      remote("source"),
+      remote("target"),
+      wireOf({ compression: "zstd" }),
+      { nonce: () => tags.shift() ?? "tag-x" },
+    );
+    // the decompressor ended and said so; the receive never did before the link went
+    const raw = {
+      ok: false,
+      codes: [0, 255],
+      stderr: [
+        "\ntag-s 1 0\n\ntag-s 2 0\n",
+        "\ntag-t 1 0\n\ntag-t 2|cannot receive: partial\nssh: connection reset\n",
+      ],
+      stdout: "",
+      cancelled: false,
+    };
+    const result = p.expand(raw);
+    expect(result.codes).toEqual([0, 0, 0, 255]);
+    expect(failedStage(result, p.carriers)).toBe(3);
+    expect(result.stderr[3]).toBe("cannot receive: partial\n");
+    // the same report from a group that ran to its end (exit 0): unknown, never a success
+    const ended = p.expand({ ...raw, ok: true, codes: [0, 0] });
+    expect(ended.codes[3]).toBe(-1);
+    expect(ended.ok).toBe(false);
+  });
+
   test("direct: one ssh to the source, which runs ssh to the target; odd names survive both", async () => {
     const stream = "z".repeat(100_000);
     const { send, receive } = zfsStandIns(stream.length);
