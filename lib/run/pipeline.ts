@@ -71,9 +71,11 @@ export function pipelineScript(stageLengths: readonly number[]): string {
     // which `exec` hands to the command) so a cancel can cut the stream at its source; the
     // other stages write stderr to their own files.
     const pidFile = stageLengths.reduce((sum, n) => sum + n, 0) + stageLengths.length + 1;
+    // a subshell even when alone: `exec` must not replace bash itself, or the status of a
+    // one-stage pipeline (a direct transfer) is never written
     stages.push(
       index === 0
-        ? `{ echo "$BASHPID" >"\${${pidFile}}"; exec ${command}; }`
+        ? `( echo "$BASHPID" >"\${${pidFile}}"; exec ${command} )`
         : `${command} 2>"\${${errorFile++}}"`,
     );
   });
@@ -224,8 +226,14 @@ function cancelledResult(count: number, stderr: string[]): PipelineResult {
 }
 
 function parseStatus(text: string, count: number): number[] {
-  const codes = text.trim().split(/\s+/).map(Number);
-  if (codes.length !== count || codes.some((code) => !Number.isInteger(code))) {
+  const words = text.trim().split(/\s+/);
+  const codes = words.map(Number);
+  // no status at all (bash never got there) is unknown, not `Number("")`'s 0
+  if (
+    text.trim() === "" ||
+    codes.length !== count ||
+    codes.some((code) => !Number.isInteger(code))
+  ) {
     return Array.from({ length: count }, () => UNKNOWN_CODE);
   }
   return codes;

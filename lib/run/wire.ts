@@ -234,9 +234,11 @@ type Node = CommandNode | GroupNode;
  * parameters in order, then the nonce. One line, no `!`, only fixed text and numbers, so any
  * login shell (csh included) hands it over intact. c1's stderr stays live (`zfs send -v -P`
  * progress); every other command's stderr is passed on as it comes, each line tagged
- * `NONCE I|LINE`, and each command reports its exit code when it ends, in a line `NONCE I CODE`
- * (every tagged line starts with a newline of its own, so it never joins a line of c1's: see
- * parseGroupReport). No temporary files, so no `mktemp` or `rm`: on a slow or emulated host
+ * `NONCE I|LINE`, and each command reports its exit code when it ends, in a line `NONCE I CODE`.
+ * Every tagged line starts with a carriage return, so a tag is found even inside a line c1 had
+ * not finished; not a newline, because bash (`/bin/sh` on some systems) writes a `printf`
+ * through line-buffered output, a leading newline as a write of its own, and two stages'
+ * tags written at once would then share one (see parseGroupReport). No temporary files, so no `mktemp` or `rm`: on a slow or emulated host
  * every process a transfer starts counts. The group exits 0 when it ran to its end; the codes
  * are in the report. With `watch`, the end of the session's stdin (the local ssh was killed: a
  * cancel) stops c1 with SIGTERM, as a cut connection would: OpenSSH sends no signal to a
@@ -252,7 +254,7 @@ export function groupScript(lengths: readonly number[], watch = false): string {
     const words = Array.from({ length }, (_, i) => `"\${${next + i}}"`).join(" ");
     next += length;
     const i = index + 1;
-    const code = `printf '\\n%s ${i} %s\\n' ${nonce} "$?" >&2;`;
+    const code = `printf '\\r%s ${i} %s\\n' ${nonce} "$?" >&2;`;
     if (index === 0) {
       const command = watch
         ? `sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$t/p" ${words} </dev/null`
@@ -261,7 +263,7 @@ export function groupScript(lengths: readonly number[], watch = false): string {
     }
     // the command's stdout goes on down the pipe (fd 4); its stderr through a tagging loop
     // (the shell's own `read`: no process started for it)
-    const tag = `printf '\\n%s ${i}|%s\\n' ${nonce} "$l"`;
+    const tag = `printf '\\r%s ${i}|%s\\n' ${nonce} "$l"`;
     return `{ { ${words} 2>&1 >&4 4>&-; ${code} } | { while IFS= read -r l; do ${tag}; done; [ -z "$l" ] || ${tag}; } >&2; } 4>&1`;
   });
   return [
@@ -283,7 +285,7 @@ export interface GroupReport {
 }
 
 /**
- * The report in a group's stderr: every tagged line (`\nNONCE I CODE\n`, `\nNONCE I|LINE\n`)
+ * The report in a group's stderr: every tagged line (`\rNONCE I CODE\n`, `\rNONCE I|LINE\n`)
  * is taken out, and what is left is c1's own stderr. null when nothing is tagged with `nonce`
  * (the group never got as far as one command's end).
  */
@@ -291,7 +293,7 @@ export function parseGroupReport(stderr: string, nonce: string, count: number): 
   const codes = Array.from({ length: count }, () => UNKNOWN_CODE);
   const sections = Array.from({ length: count }, () => "");
   const escaped = nonce.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const tagged = new RegExp(`\\n${escaped} (\\d+)(?: (\\d+)|\\|([^\\n]*))\\n`, "g");
+  const tagged = new RegExp(`\\r${escaped} (\\d+)(?: (\\d+)|\\|([^\\n]*))\\n`, "g");
   let found = false;
   let first = "";
   let from = 0;
@@ -322,12 +324,19 @@ function expandNode(node: Node, code: number, stderr: string): GroupReport {
     const reported = report?.codes[index] ?? UNKNOWN_CODE;
     const partStderr = report?.stderr[index] ?? "";
     let own: GroupReport;
-    if (reported !== UNKNOWN_CODE || (report !== null && code === 0)) {
-      own = expandNode(part, reported, partStderr);
+    if (reported !== UNKNOWN_CODE || code === 0) {
+      // a group that ran to its end (exit 0) without reporting a command did not run as
+      // written (a forced command, another shell): unknown, never a success
+      own = expandNode(part, reported, report === null ? stderr : partStderr);
     } else if (index === node.main) {
-      // no report of the main command (the group never ran, or was cut before the command
-      // ended): only the connection's code is known, and it belongs to the main command
-      own = expandNode(part, code, report === null ? stderr : partStderr);
+      // the group was cut, or never ran, before its main command ended: only the connection's
+      // code is known, and it is the main command's, with what ssh said (the untagged text)
+      const untagged = report?.stderr[0] ?? "";
+      own = expandNode(
+        part,
+        code,
+        report === null ? stderr : index === 0 ? partStderr : partStderr + untagged,
+      );
     } else {
       own = { codes: leaves(part).map(() => 0), stderr: leaves(part).map(() => "") };
     }

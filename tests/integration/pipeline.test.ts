@@ -43,7 +43,7 @@ describe("pipelineScript", () => {
       [
         "set -o pipefail",
         // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
-        '{ echo "$BASHPID" >"${10}"; exec "${@:1:3}"; } | "${@:4:1}" 2>"${7}" | "${@:5:2}" 2>"${8}"',
+        '( echo "$BASHPID" >"${10}"; exec "${@:1:3}" ) | "${@:4:1}" 2>"${7}" | "${@:5:2}" 2>"${8}"',
         // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
         'echo "${PIPESTATUS[*]}" >"${9}"',
       ].join("\n"),
@@ -154,6 +154,12 @@ describe("runPipeline", () => {
     expect(one).toMatchObject({ ok: true, codes: [0], stdout: "solo" });
     const five = await runPipeline([["printf", "abc"], ["cat"], ["cat"], ["cat"], ["cat"]]);
     expect(five).toMatchObject({ ok: true, codes: [0, 0, 0, 0, 0], stdout: "abc" });
+  });
+
+  test("a stage alone that fails is a failure with its code (a direct transfer is one stage)", async () => {
+    const alone = await runPipeline([["sh", "-c", "echo refused >&2; exit 255"]]);
+    expect(alone).toMatchObject({ ok: false, codes: [255] });
+    expect(alone.stderr[0]).toBe("refused\n");
   });
 
   test("progress lines of the first stage arrive while the pipeline still runs", async () => {

@@ -264,16 +264,47 @@ describe("groupScript", () => {
     });
   });
 
+  test("stages writing errors at once, even through bash's line-buffered printf: every line and code arrives", async () => {
+    const lines = (word: string) =>
+      `i=0; while [ $i -lt 40 ]; do echo "${word}$i" >&2; i=$((i+1)); done`;
+    const stages = [
+      ["sh", "-c", `printf data; ${lines("progress")}`],
+      ["sh", "-c", `cat; ${lines("two")}`],
+      ["sh", "-c", `cat; ${lines("three")}`],
+      ["sh", "-c", `cat >/dev/null; ${lines("four")}`],
+    ];
+    const script = groupScript(stages.map((s) => s.length));
+    for (const shell of [["sh"], ["bash", "--posix"]]) {
+      for (let run = 0; run < 5; run++) {
+        const child = Bun.spawn([...shell, "-c", script, "sh", ...stages.flat(), "tag-r"], {
+          stdout: "ignore",
+          stderr: "pipe",
+        });
+        const [stderr] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+        const report = parseGroupReport(stderr, "tag-r", 4);
+        expect(report?.codes).toEqual([0, 0, 0, 0]);
+        const expected = (word: string) =>
+          Array.from({ length: 40 }, (_, i) => `${word}${i}\n`).join("");
+        expect(report?.stderr.slice(1)).toEqual([
+          expected("two"),
+          expected("three"),
+          expected("four"),
+        ]);
+        expect(report?.stderr[0]).toBe(expected("progress"));
+      }
+    }
+  });
+
   test("a report is found only with its own tag; none means the group never ended", () => {
     // c2's lines and the codes come as they happen, between (even inside) c1's lines
     const text =
-      "prog\ntag-2 2|cannot receive\n\ntag-2 2|  full pool\nress\n\ntag-2 2 1\n\ntag-2 1 0\nend\n";
+      "prog\rtag-2 2|cannot receive\n\rtag-2 2|  full pool\nress\n\rtag-2 2 1\n\rtag-2 1 0\nend\n";
     expect(parseGroupReport(text, "tag-2", 2)).toEqual({
       codes: [0, 1],
       stderr: ["progress\nend\n", "cannot receive\n  full pool\n"],
     });
     // a command not yet ended has no code
-    expect(parseGroupReport("\ntag-2 2|x\n", "tag-2", 2)).toEqual({
+    expect(parseGroupReport("\rtag-2 2|x\n", "tag-2", 2)).toEqual({
       codes: [-1, -1],
       stderr: ["", "x\n"],
     });
@@ -451,16 +482,27 @@ describe("wirePipeline", () => {
       remote("target"),
       wireOf({ compression: "lz4" }),
     );
+    // the source's ssh lost its reader (SIGPIPE) before its group reported anything
     const result = p.expand({
       ok: false,
-      codes: [0, 255],
+      codes: [141, 255],
       stderr: ["", "ssh: connect to host target-host port 22: Connection refused\n"],
       stdout: "",
       cancelled: false,
     });
-    expect(result.codes).toEqual([0, 0, 0, 255]);
+    expect(result.codes).toEqual([141, 0, 0, 255]);
     expect(failedStage(result, p.carriers)).toBe(3);
     expect(result.stderr[3]).toContain("Connection refused");
+    // a group that exited 0 without a word did not run as written: unknown, not a success
+    const silent = p.expand({
+      ok: true,
+      codes: [0, 0],
+      stderr: ["", ""],
+      stdout: "",
+      cancelled: false,
+    });
+    expect(silent.codes).toEqual([-1, -1, -1, -1]);
+    expect(silent.ok).toBe(false);
   });
 
   test("a group cut before its main command ended: the connection's code is that command's", () => {
@@ -479,8 +521,8 @@ describe("wirePipeline", () => {
       ok: false,
       codes: [0, 255],
       stderr: [
-        "\ntag-s 1 0\n\ntag-s 2 0\n",
-        "\ntag-t 1 0\n\ntag-t 2|cannot receive: partial\nssh: connection reset\n",
+        "\rtag-s 1 0\n\rtag-s 2 0\n",
+        "\rtag-t 1 0\n\rtag-t 2|cannot receive: partial\nssh: connection reset\n",
       ],
       stdout: "",
       cancelled: false,
@@ -488,7 +530,8 @@ describe("wirePipeline", () => {
     const result = p.expand(raw);
     expect(result.codes).toEqual([0, 0, 0, 255]);
     expect(failedStage(result, p.carriers)).toBe(3);
-    expect(result.stderr[3]).toBe("cannot receive: partial\n");
+    // its own lines, then what ssh said about the connection
+    expect(result.stderr[3]).toBe("cannot receive: partial\nssh: connection reset\n");
     // the same report from a group that ran to its end (exit 0): unknown, never a success
     const ended = p.expand({ ...raw, ok: true, codes: [0, 0] });
     expect(ended.codes[3]).toBe(-1);
