@@ -238,9 +238,9 @@ type Node = CommandNode | GroupNode;
  * Every tagged line starts with a carriage return, so a tag is found even inside a line c1 had
  * not finished; not a newline, because bash (`/bin/sh` on some systems) writes a `printf`
  * through line-buffered output, a leading newline as a write of its own, and two stages'
- * tags written at once would then share one (see parseGroupReport). No temporary files, so no `mktemp` or `rm`: on a slow or emulated host
- * every process a transfer starts counts. The group exits 0 when it ran to its end; the codes
- * are in the report. With `watch`, the end of the session's stdin (the local ssh was killed: a
+ * tags written at once would then share one (see parseGroupReport). No temporary files, so
+ * no `mktemp` or `rm`: on a slow or emulated host every process a transfer starts counts. The
+ * group exits 0 when it ran to its end; the codes are in the report. With `watch`, the end of the session's stdin (the local ssh was killed: a
  * cancel) stops c1 with SIGTERM, as a cut connection would: OpenSSH sends no signal to a
  * command without a terminal, and c1 here never writes to the closed channel; c1's pid goes
  * through a file in a private temporary directory (`$!` would need a `!`).
@@ -327,7 +327,8 @@ function expandNode(node: Node, code: number, stderr: string): GroupReport {
     if (reported !== UNKNOWN_CODE || code === 0) {
       // a group that ran to its end (exit 0) without reporting a command did not run as
       // written (a forced command, another shell): unknown, never a success
-      own = expandNode(part, reported, report === null ? stderr : partStderr);
+      const text = report !== null ? partStderr : index === node.main ? stderr : "";
+      own = expandNode(part, reported, text);
     } else if (index === node.main) {
       // the group was cut, or never ran, before its main command ended: only the connection's
       // code is known, and it is the main command's, with what ssh said (the untagged text)
