@@ -9,7 +9,12 @@ import { DEFAULT_TRANSFER, type TransferConfig } from "../../lib/config/types.ts
 import type { Host } from "../../lib/hosts/host.ts";
 import { LocalHost } from "../../lib/hosts/local.ts";
 import { shellJoin } from "../../lib/hosts/quote.ts";
-import { failedStage, formatPipelineFailure, runPipeline } from "../../lib/run/pipeline.ts";
+import {
+  failedStage,
+  formatPipelineFailure,
+  type PipelineResult,
+  runPipeline,
+} from "../../lib/run/pipeline.ts";
 import {
   AUTO_BUFFER,
   chooseWire,
@@ -352,6 +357,14 @@ function remote(side: "source" | "target"): Host {
 }
 
 const wireOf = (over: Partial<Wire>): Wire => ({ ...PLAIN_WIRE, ...over });
+/** what runPipeline reports for stages that ended with `codes` and `stderr` */
+const ended = (codes: number[], stderr: string[]): PipelineResult => ({
+  ok: codes.every((code) => code === 0),
+  codes,
+  stderr,
+  stdout: "",
+  cancelled: false,
+});
 const ODD_DS = "backup/a b:c.d-e";
 
 /** stand-ins for zfs: the send writes a known stream, the receive stores it and names its argv */
@@ -483,59 +496,39 @@ describe("wirePipeline", () => {
       wireOf({ compression: "lz4" }),
     );
     // the source's ssh lost its reader (SIGPIPE) before its group reported anything
-    const result = p.expand({
-      ok: false,
-      codes: [141, 255],
-      stderr: ["", "ssh: connect to host target-host port 22: Connection refused\n"],
-      stdout: "",
-      cancelled: false,
-    });
+    const result = p.expand(
+      ended([141, 255], ["", "ssh: connect to host target-host port 22: Connection refused\n"]),
+    );
     expect(result.codes).toEqual([141, 0, 0, 255]);
     expect(failedStage(result, p.carriers)).toBe(3);
     expect(result.stderr[3]).toContain("Connection refused");
     // a group that exited 0 without a word did not run as written: unknown, not a success
-    const silent = p.expand({
-      ok: true,
-      codes: [0, 0],
-      stderr: ["", ""],
-      stdout: "",
-      cancelled: false,
-    });
+    const silent = p.expand(ended([0, 0], ["", ""]));
     expect(silent.codes).toEqual([-1, -1, -1, -1]);
     expect(silent.ok).toBe(false);
   });
 
   test("a group cut before its main command ended: the connection's code is that command's", () => {
-    const { send, receive } = zfsStandIns(1);
     const tags = ["tag-s", "tag-t"];
-    const p = wirePipeline(
-      send,
-      receive,
-      remote("source"),
-      remote("target"),
-      wireOf({ compression: "zstd" }),
-      { nonce: () => tags.shift() ?? "tag-x" },
-    );
+    const [source, target] = [remote("source"), remote("target")];
+    const zstd = wireOf({ compression: "zstd" });
+    const p = wirePipeline(["zfs", "send", "a@s"], ["zfs", "receive", "b"], source, target, zstd, {
+      nonce: () => tags.shift() ?? "tag-x",
+    });
     // the decompressor ended and said so; the receive never did before the link went
-    const raw = {
-      ok: false,
-      codes: [0, 255],
-      stderr: [
-        "\rtag-s 1 0\n\rtag-s 2 0\n",
-        "\rtag-t 1 0\n\rtag-t 2|cannot receive: partial\nssh: connection reset\n",
-      ],
-      stdout: "",
-      cancelled: false,
-    };
-    const result = p.expand(raw);
+    const stderr = [
+      "\rtag-s 1 0\n\rtag-s 2 0\n",
+      "\rtag-t 1 0\n\rtag-t 2|cannot receive: partial\nssh: connection reset\n",
+    ];
+    const result = p.expand(ended([0, 255], stderr));
     expect(result.codes).toEqual([0, 0, 0, 255]);
     expect(failedStage(result, p.carriers)).toBe(3);
     // its own lines, then what ssh said about the connection
     expect(result.stderr[3]).toBe("cannot receive: partial\nssh: connection reset\n");
     // the same report from a group that ran to its end (exit 0): unknown, never a success
-    const ended = p.expand({ ...raw, ok: true, codes: [0, 0] });
-    expect(ended.codes[3]).toBe(-1);
-    expect(ended.ok).toBe(false);
+    const quiet = p.expand(ended([0, 0], stderr));
+    expect(quiet.codes[3]).toBe(-1);
+    expect(quiet.ok).toBe(false);
   });
 
   test("direct: one ssh to the source, which runs ssh to the target; odd names survive both", async () => {
