@@ -226,14 +226,10 @@ function cancelledResult(count: number, stderr: string[]): PipelineResult {
 }
 
 function parseStatus(text: string, count: number): number[] {
-  const words = text.trim().split(/\s+/);
-  const codes = words.map(Number);
+  const trimmed = text.trim();
+  const codes = trimmed.split(/\s+/).map(Number);
   // no status at all (bash never got there) is unknown, not `Number("")`'s 0
-  if (
-    text.trim() === "" ||
-    codes.length !== count ||
-    codes.some((code) => !Number.isInteger(code))
-  ) {
+  if (trimmed === "" || codes.length !== count || codes.some((code) => !Number.isInteger(code))) {
     return Array.from({ length: count }, () => UNKNOWN_CODE);
   }
   return codes;

@@ -240,10 +240,11 @@ type Node = CommandNode | GroupNode;
  * through line-buffered output, a leading newline as a write of its own, and two stages'
  * tags written at once would then share one (see parseGroupReport). No temporary files, so
  * no `mktemp` or `rm`: on a slow or emulated host every process a transfer starts counts. The
- * group exits 0 when it ran to its end; the codes are in the report. With `watch`, the end of the session's stdin (the local ssh was killed: a
- * cancel) stops c1 with SIGTERM, as a cut connection would: OpenSSH sends no signal to a
- * command without a terminal, and c1 here never writes to the closed channel; c1's pid goes
- * through a file in a private temporary directory (`$!` would need a `!`).
+ * group exits 0 when it ran to its end; the codes are in the report. With `watch`, the end of
+ * the session's stdin (the local ssh was killed: a cancel) stops c1 with SIGTERM, as a cut
+ * connection would: OpenSSH sends no signal to a command without a terminal, and c1 here never
+ * writes to the closed channel; c1's pid goes through a file in a private temporary directory
+ * (`$!` would need a `!`).
  */
 export function groupScript(lengths: readonly number[], watch = false): string {
   const total = lengths.reduce((sum, n) => sum + n, 0);

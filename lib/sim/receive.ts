@@ -37,7 +37,7 @@ import {
   type StreamHeader,
   type StreamSnapshot,
 } from "./stream.ts";
-import { DEFAULT_ZFS_VERSION, versionIn } from "./version.ts";
+import { DEFAULT_ZFS_VERSION, versionOf, type ZfsVersion } from "./version.ts";
 
 /** An in-flight receive into an existing dataset works in its hidden `%recv` clone. */
 function inClone(ds: SimDataset): boolean {
@@ -78,7 +78,8 @@ function targetName(
 type Check =
   | { ok: true }
   /** the target has this snapshot already (same guid): zfs consumes it and goes on */
-  | { ok: false; existing: true }
+  /** the target has this snapshot; `version`: the release answering (how it skips it) */
+  | { ok: false; existing: true; version: ZfsVersion }
   /** the receive fails: the whole message; `kernel`: found after `-v`'s "receiving …" line */
   | { ok: false; existing: false; message: string; kernel: boolean };
 
@@ -152,7 +153,7 @@ function check(
   const short = fullName.slice(fullName.indexOf("@") + 1);
   const same = ds.snapshots.find((s) => s.name === short);
   if (same) {
-    if (same.guid === part.guid) return { ok: false, existing: true };
+    if (same.guid === part.guid) return { ok: false, existing: true, version: versionOf(state) };
     return fail(`cannot restore to ${fullName}: destination already exists`, true);
   }
   if (!ds.snapshots.some((s) => s.guid === part.fromguid))
@@ -430,7 +431,7 @@ export function zfsReceive(ctx: SimContext, args: string[]): number {
       if (!drop(part)) throw new ZfsError(restore);
       if (
         isEmpty(part) &&
-        (header.raw || header.resume || versionIn(ctx.stateDir) === DEFAULT_ZFS_VERSION)
+        (header.raw || header.resume || found.check.version === DEFAULT_ZFS_VERSION)
       ) {
         if (!header.compound) {
           reader.skip(RECORD_BYTES);

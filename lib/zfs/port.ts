@@ -284,7 +284,6 @@ export class ZfsPort {
     return { ok: true, durationMs: Math.round(performance.now() - started) };
   }
 
-  /** run `build(batch)` for each batch of `items` that fits the argument limit, in order */
   /**
    * The items in up to CHAIN_LANES commands at once, each lane's share in order, in as few
    * commands as the argument limit allows. A hold, a release, a bookmark or its destroy each
