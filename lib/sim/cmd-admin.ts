@@ -1,4 +1,7 @@
 // `zfs create`, `snapshot`, `destroy`, `bookmark`, `hold`, `release`, `mount`, `unmount`.
+
+import * as fs from "node:fs";
+import { BOOKMARK_PROGRAM } from "../zfs/programs.ts";
 import { compactExtents, poolAvailable, reclaimable } from "./accounting.ts";
 import type { SimContext } from "./context.ts";
 import { createCrypt } from "./crypt.ts";
@@ -296,6 +299,39 @@ export function zfsDestroy(ctx: SimContext, args: string[]): number {
   });
 }
 
+/** why a bookmark of `source` named `target` (full names) cannot be made, as an errno; 0: it can */
+function bookmarkErrno(state: SimState, source: string, target: string, pool?: string): number {
+  const node = resolve(state, source);
+  // a channel program reaches nothing outside its pool
+  if (!node || (node.kind !== "snapshot" && node.kind !== "bookmark")) return ENOENT;
+  if (pool !== undefined && poolOf(node.ds.name) !== pool) return ENOENT;
+  const hash = target.indexOf("#");
+  if (!state.datasets[target.slice(0, hash)]) return ENOENT;
+  if (target.slice(0, hash) !== node.ds.name) return EXDEV;
+  if (!validSnapshotName(target.slice(hash + 1))) return EINVAL;
+  if (node.ds.bookmarks.some((b) => b.name === target.slice(hash + 1))) return EEXIST;
+  return 0;
+}
+const ENOENT = 2;
+const EEXIST = 17;
+const EXDEV = 18;
+const EINVAL = 22;
+
+/** the bookmark `target` of `source` (checked by bookmarkErrno) */
+function makeBookmark(state: SimState, source: string, target: string): void {
+  const node = resolve(state, source);
+  if (!node || (node.kind !== "snapshot" && node.kind !== "bookmark"))
+    throw new Error(`makeBookmark: ${source} is not there`);
+  const from = node.kind === "snapshot" ? node.snap : node.bm;
+  node.ds.bookmarks.push({
+    name: target.slice(target.indexOf("#") + 1),
+    guid: from.guid,
+    createtxg: from.createtxg,
+    creation: from.creation,
+    referenced: node.kind === "snapshot" ? referencedOf(node.ds, node.snap) : node.bm.referenced,
+  });
+}
+
 export function zfsBookmark(ctx: SimContext, args: string[]): number {
   const parsed = parseOptions("bookmark", args, "");
   if (parsed.operands.length !== 2)
@@ -312,30 +348,70 @@ export function zfsBookmark(ctx: SimContext, args: string[]): number {
   const sourceDs = source.slice(0, source.search(/[@#]/));
   const target = targetArg.startsWith("#") ? `${sourceDs}${targetArg}` : targetArg;
   return withState(ctx.stateDir, (state) => {
-    const node = resolve(state, source);
-    if (!node || (node.kind !== "snapshot" && node.kind !== "bookmark"))
-      throw usageError("bookmark", `cannot open '${source}': dataset does not exist`);
-    const hash = target.indexOf("#");
-    const bmName = target.slice(hash + 1);
     const what = `cannot create bookmark '${target}'`;
-    if (!state.datasets[target.slice(0, hash)])
-      throw new ZfsError(`${what}: dataset does not exist`);
-    if (target.slice(0, hash) !== node.ds.name)
-      throw new ZfsError(`${what}: must be in same dataset`);
-    if (!validSnapshotName(bmName)) throw new ZfsError(`${what}: invalid argument`);
-    if (node.ds.bookmarks.some((b) => b.name === bmName))
-      throw new ZfsError(`${what}: bookmark exists`);
-    const from = node.kind === "snapshot" ? node.snap : node.bm;
-    node.ds.bookmarks.push({
-      name: bmName,
-      guid: from.guid,
-      createtxg: from.createtxg,
-      creation: from.creation,
-      referenced: node.kind === "snapshot" ? referencedOf(node.ds, node.snap) : node.bm.referenced,
-    });
+    switch (bookmarkErrno(state, source, target)) {
+      case 0:
+        makeBookmark(state, source, target);
+        return { save: true, value: 0 };
+      case ENOENT:
+        if (!resolve(state, source))
+          throw usageError("bookmark", `cannot open '${source}': dataset does not exist`);
+        throw new ZfsError(`${what}: dataset does not exist`);
+      case EXDEV:
+        throw new ZfsError(`${what}: must be in same dataset`);
+      case EINVAL:
+        throw new ZfsError(`${what}: invalid argument`);
+      default:
+        throw new ZfsError(`${what}: bookmark exists`);
+    }
+  });
+}
+
+/**
+ * `zfs program [-jn] [-t LIMIT] [-m LIMIT] POOL FILE|- ARG…`: the simulator runs one program,
+ * abgleich's BOOKMARK_PROGRAM (lib/zfs/commands.ts), as real ZFS does: every pair checked,
+ * then all made in one go; the first failing pair is named in the program's error.
+ */
+export function zfsProgram(ctx: SimContext, args: string[]): number {
+  const parsed = parseOptions("program", args, "jnt:m:");
+  if (parsed.operands.length < 2) throw usageError("program", "invalid number of arguments");
+  const [pool, file, ...argv] = parsed.operands as [string, string, ...string[]];
+  let script: string;
+  try {
+    script = fs.readFileSync(file === "-" ? ctx.stdinFd : file, "utf8");
+  } catch {
+    throw new ZfsError(`cannot open '${file}': No such file or directory`);
+  }
+  if (script !== BOOKMARK_PROGRAM)
+    throw new ZfsError(
+      "Channel program execution failed:\nthe simulator runs no channel program but abgleich's BOOKMARK_PROGRAM",
+    );
+  return withState(ctx.stateDir, (state) => {
+    if (!state.pools[pool])
+      throw new ZfsError(`cannot open '${pool}': no such pool\ncannot open pool '${pool}'`);
+    for (const pass of [1, 2]) {
+      for (let i = 0; i < argv.length; i += 2) {
+        const source = argv[i] as string;
+        const target = argv[i + 1] as string;
+        const errno = bookmarkErrno(state, source, target, pool);
+        if (errno !== 0) {
+          const why = BOOKMARK_PROGRAM_WHY[errno] ?? `error ${errno}`;
+          throw new ZfsError(
+            `Channel program execution failed:\ncannot create bookmark '${target}' of '${source}': ${why}\nstack traceback:\n\t[C]: in function 'error'\n\t[string "channel program"]:8: in main chunk`,
+          );
+        }
+        if (pass === 2) makeBookmark(state, source, target);
+      }
+    }
+    ctx.out("Channel program fully executed and did not produce output.\n");
     return { save: true, value: 0 };
   });
 }
+const BOOKMARK_PROGRAM_WHY: Record<number, string> = {
+  [ENOENT]: "does not exist",
+  [EEXIST]: "bookmark exists",
+  [EXDEV]: "must be in same dataset",
+};
 
 function referencedOf(ds: SimDataset, snap: SimSnapshot): number {
   let sum = 0;

@@ -1,5 +1,5 @@
 // Finding things in the state and walking it in `zfs list` order: each dataset, then its
-// snapshots in createtxg order, then its bookmarks, then its children sorted by name.
+// snapshots in createtxg order, then its bookmarks by name, then its children sorted by name.
 import type { Node } from "./props.ts";
 import type { SimDataset, SimState } from "./state.ts";
 
@@ -60,7 +60,10 @@ export function walk(
       for (const snap of [...ds.snapshots].sort((a, b) => a.createtxg - b.createtxg))
         nodes.push({ kind: "snapshot", name: `${ds.name}@${snap.name}`, ds, snap });
     if (types.has("bookmark"))
-      for (const bm of [...ds.bookmarks].sort((a, b) => a.createtxg - b.createtxg))
+      // by full name, as zfs list's sort compares a bookmark (its `#` is no `@`)
+      for (const bm of [...ds.bookmarks].sort((a, b) =>
+        a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+      ))
         nodes.push({ kind: "bookmark", name: `${ds.name}#${bm.name}`, ds, bm });
     for (const child of childrenOf(state, ds.name))
       nodes.push(...walk(state, child, types, maxDepth, depth + 1));

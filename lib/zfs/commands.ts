@@ -2,6 +2,7 @@
 // shell text; the host layer quotes them for ssh.
 
 import { LIST_COLUMNS } from "./list.ts";
+import { BOOKMARK_PROGRAM } from "./programs.ts";
 
 export const zfsList = (root: string): string[] => [
   "zfs",
@@ -232,6 +233,26 @@ const DESTROY_BOOKMARK_LOOP = 'for b do zfs destroy "$b" || exit; done';
 export const zfsBookmarks = (
   pairs: readonly { snapshot: string; bookmark: string }[],
 ): string[] => ["sh", "-c", BOOKMARK_LOOP, "sh", ...pairs.flatMap((p) => [p.snapshot, p.bookmark])];
+
+// the program goes in on stdin (`-`): a remote command gets no file from here
+const PROGRAM_RUNNER = 'p=$1 pool=$2; shift 2; printf %s "$p" | zfs program "$pool" - "$@"';
+
+/** BOOKMARK_PROGRAM on `pool` (every snapshot in it) for each pair, as one command */
+export const zfsBookmarkProgram = (
+  pool: string,
+  pairs: readonly { snapshot: string; bookmark: string }[],
+): string[] => [
+  "sh",
+  "-c",
+  PROGRAM_RUNNER,
+  "sh",
+  BOOKMARK_PROGRAM,
+  pool,
+  ...pairs.flatMap((p) => [p.snapshot, p.bookmark]),
+];
+
+/** the line zfs prints when `zfs program` is not run as root: nothing ran */
+export const PROGRAM_NOT_ROOT = "Permission denied. Channel programs must be run as root.";
 
 /** `zfs destroy ds#bookmark` for each, in order; stops at the first failure */
 export const zfsDestroyBookmarks = (bookmarks: readonly string[]): string[] => {

@@ -18,6 +18,8 @@ import { shellJoin } from "../hosts/quote.ts";
 import {
   argBatches,
   destroyBatches,
+  PROGRAM_NOT_ROOT,
+  zfsBookmarkProgram,
   zfsBookmarks,
   zfsDestroyBookmarks,
   zfsDestroySnapshots,
@@ -332,9 +334,51 @@ export class ZfsPort {
     );
   }
 
-  /** `zfs bookmark SNAPSHOT BOOKMARK` for each pair (full names) */
-  bookmark(pairs: readonly { snapshot: string; bookmark: string }[]): Promise<ActionOutcome> {
+  /**
+   * Each pair's bookmark (full names): per pool in one channel program (one transaction group
+   * for all, see BOOKMARK_PROGRAM), or, where zfs refuses programs (a user with `zfs allow`
+   * permissions, not root), by `zfs bookmark` one by one from then on.
+   */
+  async bookmark(pairs: readonly { snapshot: string; bookmark: string }[]): Promise<ActionOutcome> {
+    if (pairs.length > 0 && this.programs) {
+      const outcome = await this.bookmarkByProgram(pairs);
+      if (outcome !== "refused") return outcome;
+      this.programs = false;
+    }
     return this.batched(pairs, zfsBookmarks, (pair) => [pair.snapshot, pair.bookmark]);
+  }
+
+  /** false once zfs refused a channel program here: it would refuse the next one too */
+  private programs = true;
+
+  private async bookmarkByProgram(
+    pairs: readonly { snapshot: string; bookmark: string }[],
+  ): Promise<ActionOutcome | "refused"> {
+    const started = performance.now();
+    let ran = false;
+    const byPool = Map.groupBy(pairs, (pair) => pair.snapshot.split(/[/@]/, 1)[0] as string);
+    for (const [pool, onPool] of byPool) {
+      for (const batch of argBatches(zfsBookmarkProgram(pool, []), onPool, (pair) => [
+        pair.snapshot,
+        pair.bookmark,
+      ])) {
+        const argv = zfsBookmarkProgram(pool, batch);
+        const result = await this.run(argv);
+        if (result.code === 0) {
+          ran = true;
+          continue;
+        }
+        // refused before it ran: nothing was made (the first program here tells)
+        const lines = result.stderr.split("\n").map((line) => line.trim());
+        if (!ran && lines.includes(PROGRAM_NOT_ROOT)) return "refused";
+        return {
+          ok: false,
+          error: commandFailure(this.host, argv, result.code, result.stderr),
+          durationMs: Math.round(performance.now() - started),
+        };
+      }
+    }
+    return { ok: true, durationMs: Math.round(performance.now() - started) };
   }
 
   /** destroy each bookmark (`ds#name`) */

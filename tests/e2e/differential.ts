@@ -3,6 +3,7 @@
 // first-seen ids, tokens and sizes to presence) and compared step by step.
 
 import { shellJoin, shellQuote } from "../../lib/hosts/quote.ts";
+import { zfsBookmarkProgram } from "../../lib/zfs/commands.ts";
 
 export type Step =
   /** one zfs command */
@@ -450,6 +451,14 @@ function HOLDS(): Step[] {
   ];
 }
 
+/** the shell text of abgleich's bookmark program on `pool` for SNAPSHOT BOOKMARK pairs */
+function program(words: readonly string[], pool = P): string {
+  const pairs = [];
+  for (let i = 0; i < words.length; i += 2)
+    pairs.push({ snapshot: words[i] as string, bookmark: words[i + 1] as string });
+  return shellJoin(zfsBookmarkProgram(pool, pairs));
+}
+
 /** bookmarks: creation and errors, listing, incremental sources (also after the snapshot) */
 function BOOKMARKS(): Step[] {
   const B = `${P}/bm`;
@@ -477,6 +486,22 @@ function BOOKMARKS(): Step[] {
     },
     {
       label: "list -t bookmark",
+      zfs: ["list", "-t", "bookmark", "-Hp", "-o", "name", "-r", B],
+      stdout: "compare",
+    },
+    // abgleich's bookmark program, run as the port runs it (its output read on stderr)
+    {
+      label: "program: two bookmarks",
+      sh: `${program([`${B}@a`, `${B}#pa`, `${B}@b`, `${B}#pb`])} >&2`,
+    },
+    {
+      label: "program: one exists, none made",
+      sh: program([`${B}@c`, `${B}#pc`, `${B}@b`, `${B}#a`]),
+    },
+    { label: "program: missing snapshot", sh: program([`${B}@nope`, `${B}#px`]) },
+    { label: "program: missing pool", sh: program([`${B}@a`, `${B}#pq`], "nopool") },
+    {
+      label: "list -t bookmark after the programs",
       zfs: ["list", "-t", "bookmark", "-Hp", "-o", "name", "-r", B],
       stdout: "compare",
     },

@@ -134,7 +134,95 @@ describe("ZfsPort on the simulator", () => {
     },
     SLOW_TEST_MS,
   );
+
+  test(
+    "bookmarks: one channel program per pool, all of them or none",
+    async () => {
+      env.seed({
+        now: 1795663146,
+        pools: [
+          {
+            name: "tank",
+            size: "480M",
+            datasets: [
+              { name: "a", snapshots: [{ name: "s1" }, { name: "s2" }] },
+              { name: "b", snapshots: [{ name: "s1" }] },
+            ],
+          },
+        ],
+      });
+      const zfs = port();
+      const made = await zfs.bookmark([
+        { snapshot: "tank/a@s1", bookmark: "tank/a#s1" },
+        { snapshot: "tank/b@s1", bookmark: "tank/b#s1" },
+      ]);
+      expect(made).toMatchObject({ ok: true });
+      expect(env.calls().filter((call) => call.startsWith("zfs program tank - "))).toHaveLength(1);
+      expect(env.calls().some((call) => call.startsWith("zfs bookmark"))).toBe(false);
+      expect(bookmarks()).toEqual(["tank/a#s1", "tank/b#s1"]);
+
+      // the second pair exists: the first is not made either
+      const refused = await zfs.bookmark([
+        { snapshot: "tank/a@s2", bookmark: "tank/a#s2" },
+        { snapshot: "tank/b@s1", bookmark: "tank/b#s1" },
+      ]);
+      expect(refused.ok).toBe(false);
+      expect(refused.error).toContain(
+        "cannot create bookmark 'tank/b#s1' of 'tank/b@s1': bookmark exists",
+      );
+      expect(bookmarks()).toEqual(["tank/a#s1", "tank/b#s1"]);
+    },
+    SLOW_TEST_MS,
+  );
+
+  test(
+    "bookmarks where zfs refuses channel programs (not root): `zfs bookmark` one by one",
+    async () => {
+      env.seed({
+        now: 1795663146,
+        pools: [
+          {
+            name: "tank",
+            size: "480M",
+            datasets: [{ name: "a", snapshots: [{ name: "s1" }, { name: "s2" }] }],
+          },
+        ],
+      });
+      // a zfs that answers a program as real zfs does for a user without root
+      const dir = mkdtempSync(join(scratch, "noroot-"));
+      writeFileSync(
+        join(dir, "zfs"),
+        `#!/bin/sh
+if [ "$1" = program ]; then echo program >>'${dir}/programs'; printf 'Channel program execution failed:\nPermission denied. Channel programs must be run as root.\n' >&2; exit 1; fi
+exec '${env.binDir}/zfs' "$@"
+`,
+      );
+      chmodSync(join(dir, "zfs"), 0o755);
+      const saved = process.env.PATH;
+      process.env.PATH = `${dir}:${saved}`;
+      try {
+        const zfs = port();
+        const first = await zfs.bookmark([{ snapshot: "tank/a@s1", bookmark: "tank/a#s1" }]);
+        expect(first).toMatchObject({ ok: true });
+        const second = await zfs.bookmark([{ snapshot: "tank/a@s2", bookmark: "tank/a#s2" }]);
+        expect(second).toMatchObject({ ok: true });
+        expect(bookmarks()).toEqual(["tank/a#s1", "tank/a#s2"]);
+        expect(env.calls().filter((call) => call.startsWith("zfs bookmark "))).toHaveLength(2);
+        // asked once: the port remembers the refusal
+        expect(readFileSync(join(dir, "programs"), "utf8")).toBe("program\n");
+      } finally {
+        process.env.PATH = saved;
+      }
+    },
+    SLOW_TEST_MS,
+  );
 });
+
+/** every bookmark in the simulator, by full name */
+function bookmarks(): string[] {
+  const listed = env.zfs("list", "-t", "bookmark", "-H", "-o", "name");
+  return listed.stdout.split("\n").filter((line) => line !== "");
+}
 
 // ---- a `zfs` that never answers
 

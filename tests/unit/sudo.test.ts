@@ -19,9 +19,15 @@ import {
 } from "../../lib/hosts/sudo.ts";
 import { runSend } from "../../lib/run/actions.ts";
 import { PLAIN_WIRE, TOOLS_PROBE, type Wire, wirePipeline } from "../../lib/run/wire.ts";
-import { zfsBookmarks, zfsDestroyBookmarks, zpoolFreeing } from "../../lib/zfs/commands.ts";
+import {
+  zfsBookmarkProgram,
+  zfsBookmarks,
+  zfsDestroyBookmarks,
+  zpoolFreeing,
+} from "../../lib/zfs/commands.ts";
 import type { Side } from "../../lib/zfs/model.ts";
 import { ZfsPort } from "../../lib/zfs/port.ts";
+import { BOOKMARK_PROGRAM } from "../../lib/zfs/programs.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "abg-sudo-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -98,7 +104,7 @@ describe("sudoArgv", () => {
       expect(sudoArgv(argv)).toEqual(argv);
   });
 
-  test("the bookmark loops run each zfs through sudo -n, the names still positional", () => {
+  test("the bookmark loops and program run each zfs through sudo -n, the names still positional", () => {
     const name = "tank/a b;$(touch pwned)";
     const bin = join(dir, "bin");
     const log = join(dir, "loop.log");
@@ -108,19 +114,28 @@ describe("sudoArgv", () => {
       join(bin, "sudo"),
       `#!/bin/sh\n[ "$1" = -n ] || exit 9\nshift\n{ printf '%s|' sudo "$@"; echo; } >>"$LOG"\nexec "$@"\n`,
     );
-    writeFileSync(join(bin, "zfs"), `#!/bin/sh\n{ printf '%s|' zfs "$@"; echo; } >>"$LOG"\n`);
+    writeFileSync(
+      join(bin, "zfs"),
+      `#!/bin/sh\n{ printf '%s|' zfs "$@"; echo; } >>"$LOG"\n[ "$1" != program ] || cat >"$LOG.program"\n`,
+    );
     chmodSync(join(bin, "sudo"), 0o755);
     chmodSync(join(bin, "zfs"), 0o755);
     const run = (argv: string[]) =>
       Bun.spawnSync(argv, { env: { PATH: `${bin}:/usr/bin:/bin`, LOG: log }, cwd: dir }).exitCode;
     expect(run(sudoArgv(zfsBookmarks([{ snapshot: `${name}@s`, bookmark: `${name}#s` }])))).toBe(0);
     expect(run(sudoArgv(zfsDestroyBookmarks([`${name}#s`])))).toBe(0);
+    const pair = { snapshot: `${name}@s`, bookmark: `${name}#s` };
+    expect(run(sudoArgv(zfsBookmarkProgram("tank", [pair])))).toBe(0);
     expect(readFileSync(log, "utf8").trim().split("\n")).toEqual([
       `sudo|zfs|bookmark|${name}@s|${name}#s|`,
       `zfs|bookmark|${name}@s|${name}#s|`,
       `sudo|zfs|destroy|${name}#s|`,
       `zfs|destroy|${name}#s|`,
+      `sudo|zfs|program|tank|-|${name}@s|${name}#s|`,
+      `zfs|program|tank|-|${name}@s|${name}#s|`,
     ]);
+    // the program itself arrives on zfs's stdin, through sudo, byte for byte
+    expect(readFileSync(`${log}.program`, "utf8")).toBe(BOOKMARK_PROGRAM);
     expect(readdirNames(dir)).not.toContain("pwned");
   });
 });
