@@ -299,23 +299,26 @@ export function zfsDestroy(ctx: SimContext, args: string[]): number {
   });
 }
 
-/** why a bookmark of `source` named `target` (full names) cannot be made, as an errno; 0: it can */
-function bookmarkErrno(state: SimState, source: string, target: string, pool?: string): number {
-  const node = resolve(state, source);
-  // a channel program reaches nothing outside its pool
-  if (!node || (node.kind !== "snapshot" && node.kind !== "bookmark")) return ENOENT;
-  if (pool !== undefined && poolOf(node.ds.name) !== pool) return ENOENT;
+/**
+ * Why a bookmark of `source` named `target` (full names) cannot be made, as an errno (0: it
+ * can), in the kernel's order: the bookmark's dataset, the bookmark itself, then its source
+ */
+function bookmarkErrno(state: SimState, source: string, target: string): number {
   const hash = target.indexOf("#");
-  if (!state.datasets[target.slice(0, hash)]) return ENOENT;
-  if (target.slice(0, hash) !== node.ds.name) return EXDEV;
   if (!validSnapshotName(target.slice(hash + 1))) return EINVAL;
-  if (node.ds.bookmarks.some((b) => b.name === target.slice(hash + 1))) return EEXIST;
+  const ds = state.datasets[target.slice(0, hash)];
+  if (!ds) return ENOENT;
+  if (ds.bookmarks.some((b) => b.name === target.slice(hash + 1))) return EEXIST;
+  const node = resolve(state, source);
+  if (!node || (node.kind !== "snapshot" && node.kind !== "bookmark")) return ENOENT;
+  if (node.ds.name !== ds.name) return SOURCE_NOT_ANCESTOR;
   return 0;
 }
 const ENOENT = 2;
 const EEXIST = 17;
-const EXDEV = 18;
 const EINVAL = 22;
+/** ZFS_ERR_BOOKMARK_SOURCE_NOT_ANCESTOR: the source is no earlier point of the dataset */
+const SOURCE_NOT_ANCESTOR = 1039;
 
 /** the bookmark `target` of `source` (checked by bookmarkErrno) */
 function makeBookmark(state: SimState, source: string, target: string): void {
@@ -349,16 +352,17 @@ export function zfsBookmark(ctx: SimContext, args: string[]): number {
   const target = targetArg.startsWith("#") ? `${sourceDs}${targetArg}` : targetArg;
   return withState(ctx.stateDir, (state) => {
     const what = `cannot create bookmark '${target}'`;
+    // the command's own checks come before the kernel's
+    if (!resolve(state, source))
+      throw usageError("bookmark", `cannot open '${source}': dataset does not exist`);
+    if (!state.datasets[target.slice(0, target.indexOf("#"))])
+      throw new ZfsError(`${what}: dataset does not exist`);
+    if (target.slice(0, target.indexOf("#")) !== source.slice(0, source.search(/[@#]/)))
+      throw new ZfsError(`${what}: must be in same dataset`);
     switch (bookmarkErrno(state, source, target)) {
       case 0:
         makeBookmark(state, source, target);
         return { save: true, value: 0 };
-      case ENOENT:
-        if (!resolve(state, source))
-          throw usageError("bookmark", `cannot open '${source}': dataset does not exist`);
-        throw new ZfsError(`${what}: dataset does not exist`);
-      case EXDEV:
-        throw new ZfsError(`${what}: must be in same dataset`);
       case EINVAL:
         throw new ZfsError(`${what}: invalid argument`);
       default:
@@ -368,12 +372,15 @@ export function zfsBookmark(ctx: SimContext, args: string[]): number {
 }
 
 /**
- * `zfs program [-jn] [-t LIMIT] [-m LIMIT] POOL FILE|- ARG…`: the simulator runs one program,
- * abgleich's BOOKMARK_PROGRAM (lib/zfs/commands.ts), as real ZFS does: every pair checked,
- * then all made in one go; the first failing pair is named in the program's error.
+ * `zfs program [-j] [-t LIMIT] [-m LIMIT] POOL FILE|- ARG…`: the simulator runs one program,
+ * abgleich's BOOKMARK_PROGRAM (lib/zfs/programs.ts), as real ZFS does: every pair checked,
+ * then made one by one; the first failing pair is named in the program's error, and what was
+ * made before it stays (real ZFS keeps what a program did before its error).
  */
 export function zfsProgram(ctx: SimContext, args: string[]): number {
   const parsed = parseOptions("program", args, "jnt:m:");
+  if (parsed.flags.has("n"))
+    throw new ZfsError("the simulator runs channel programs in syncing context only (no -n)");
   if (parsed.operands.length < 2) throw usageError("program", "invalid number of arguments");
   const [pool, file, ...argv] = parsed.operands as [string, string, ...string[]];
   let script: string;
@@ -386,31 +393,39 @@ export function zfsProgram(ctx: SimContext, args: string[]): number {
     throw new ZfsError(
       "Channel program execution failed:\nthe simulator runs no channel program but abgleich's BOOKMARK_PROGRAM",
     );
-  return withState(ctx.stateDir, (state) => {
+  const failed = withState(ctx.stateDir, (state) => {
     if (!state.pools[pool])
       throw new ZfsError(`cannot open '${pool}': no such pool\ncannot open pool '${pool}'`);
+    let made = false;
     for (const pass of [1, 2]) {
       for (let i = 0; i < argv.length; i += 2) {
         const source = argv[i] as string;
         const target = argv[i + 1] as string;
-        const errno = bookmarkErrno(state, source, target, pool);
+        if (poolOf(source) !== pool || poolOf(target) !== pool)
+          throw new ZfsError(`the simulator runs a program on names in its pool ${pool} only`);
+        const errno = bookmarkErrno(state, source, target);
         if (errno !== 0) {
           const why = BOOKMARK_PROGRAM_WHY[errno] ?? `error ${errno}`;
-          throw new ZfsError(
-            `Channel program execution failed:\ncannot create bookmark '${target}' of '${source}': ${why}\nstack traceback:\n\t[C]: in function 'error'\n\t[string "channel program"]:8: in main chunk`,
-          );
+          return { save: made, value: `cannot create bookmark '${target}' of '${source}': ${why}` };
         }
-        if (pass === 2) makeBookmark(state, source, target);
+        if (pass === 2) {
+          makeBookmark(state, source, target);
+          made = true;
+        }
       }
     }
-    ctx.out("Channel program fully executed and did not produce output.\n");
-    return { save: true, value: 0 };
+    return { save: made, value: null };
   });
+  if (failed !== null)
+    throw new ZfsError(
+      `Channel program execution failed:\n${failed}\nstack traceback:\n\t[C]: in function 'error'\n\t[string "channel program"]:1: in main chunk`,
+    );
+  ctx.out("Channel program fully executed and did not produce output.\n");
+  return 0;
 }
 const BOOKMARK_PROGRAM_WHY: Record<number, string> = {
   [ENOENT]: "does not exist",
   [EEXIST]: "bookmark exists",
-  [EXDEV]: "must be in same dataset",
 };
 
 function referencedOf(ds: SimDataset, snap: SimSnapshot): number {

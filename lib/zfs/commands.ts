@@ -2,7 +2,7 @@
 // shell text; the host layer quotes them for ssh.
 
 import { LIST_COLUMNS } from "./list.ts";
-import { BOOKMARK_PROGRAM } from "./programs.ts";
+import { BOOKMARK_PROGRAM, NO_PROGRAM_BOOKMARKS } from "./programs.ts";
 
 export const zfsList = (root: string): string[] => [
   "zfs",
@@ -251,8 +251,21 @@ export const zfsBookmarkProgram = (
   ...pairs.flatMap((p) => [p.snapshot, p.bookmark]),
 ];
 
-/** the line zfs prints when `zfs program` is not run as root: nothing ran */
-export const PROGRAM_NOT_ROOT = "Permission denied. Channel programs must be run as root.";
+/**
+ * Lines zfs prints when it runs no channel program at all: not as root, a zfs without
+ * `program` (0.7) or without bookmarks in programs (0.8). Nothing ran then.
+ */
+export const NO_PROGRAMS = [
+  "Permission denied. Channel programs must be run as root.",
+  "unrecognized command 'program'",
+  NO_PROGRAM_BOOKMARKS,
+] as const;
+
+/** the program's command as messages show it: its text is fixed and long, the names are not */
+export const shownBookmarkProgram = (
+  pool: string,
+  pairs: readonly { snapshot: string; bookmark: string }[],
+): string[] => ["zfs", "program", pool, "-", ...pairs.flatMap((p) => [p.snapshot, p.bookmark])];
 
 /** `zfs destroy ds#bookmark` for each, in order; stops at the first failure */
 export const zfsDestroyBookmarks = (bookmarks: readonly string[]): string[] => {

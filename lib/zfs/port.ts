@@ -18,7 +18,8 @@ import { shellJoin } from "../hosts/quote.ts";
 import {
   argBatches,
   destroyBatches,
-  PROGRAM_NOT_ROOT,
+  NO_PROGRAMS,
+  shownBookmarkProgram,
   zfsBookmarkProgram,
   zfsBookmarks,
   zfsDestroyBookmarks,
@@ -335,9 +336,10 @@ export class ZfsPort {
   }
 
   /**
-   * Each pair's bookmark (full names): per pool in one channel program (one transaction group
-   * for all, see BOOKMARK_PROGRAM), or, where zfs refuses programs (a user with `zfs allow`
-   * permissions, not root), by `zfs bookmark` one by one from then on.
+   * Each pair's bookmark (full names): per pool in a channel program (one transaction group
+   * for all, see BOOKMARK_PROGRAM; more than one where the names exceed the argument limit),
+   * or, where zfs runs no programs (a user with `zfs allow` permissions, not root; OpenZFS
+   * before 2.0), by `zfs bookmark` commands (ZfsPort.batched) from then on.
    */
   async bookmark(pairs: readonly { snapshot: string; bookmark: string }[]): Promise<ActionOutcome> {
     if (pairs.length > 0 && this.programs) {
@@ -370,10 +372,11 @@ export class ZfsPort {
         }
         // refused before it ran: nothing was made (the first program here tells)
         const lines = result.stderr.split("\n").map((line) => line.trim());
-        if (!ran && lines.includes(PROGRAM_NOT_ROOT)) return "refused";
+        if (!ran && NO_PROGRAMS.some((line) => lines.includes(line))) return "refused";
+        const shown = shownBookmarkProgram(pool, batch);
         return {
           ok: false,
-          error: commandFailure(this.host, argv, result.code, result.stderr),
+          error: commandFailure(this.host, shown, result.code, result.stderr),
           durationMs: Math.round(performance.now() - started),
         };
       }

@@ -500,6 +500,9 @@ function BOOKMARKS(): Step[] {
     },
     { label: "program: missing snapshot", sh: program([`${B}@nope`, `${B}#px`]) },
     { label: "program: missing pool", sh: program([`${B}@a`, `${B}#pq`], "nopool") },
+    { label: "program: another dataset's snapshot", sh: program([`${B}@a`, `${P}/src#pz`]) },
+    // both pass the checks; the second then exists: the first stays made
+    { label: "program: one pair twice", sh: program([`${B}@c`, `${B}#pd`, `${B}@c`, `${B}#pd`]) },
     {
       label: "list -t bookmark after the programs",
       zfs: ["list", "-t", "bookmark", "-Hp", "-o", "name", "-r", B],

@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CancelledError, CommandTimeoutError, LocalHost } from "../../lib/hosts/index.ts";
+import { NO_PROGRAMS } from "../../lib/zfs/commands.ts";
 import { ZfsPort } from "../../lib/zfs/port.ts";
 import { createSimEnv, type SimEnv } from "../helpers/sim-env.ts";
 
@@ -170,14 +171,45 @@ describe("ZfsPort on the simulator", () => {
       expect(refused.error).toContain(
         "cannot create bookmark 'tank/b#s1' of 'tank/b@s1': bookmark exists",
       );
+      // the command as it was given, without the program's text
+      expect(refused.error).toContain(
+        "zfs program tank - tank/a@s2 'tank/a#s2' tank/b@s1 'tank/b#s1'",
+      );
+      expect(refused.error).not.toContain("zfs.sync.bookmark");
       expect(bookmarks()).toEqual(["tank/a#s1", "tank/b#s1"]);
+      // a failure is no refusal: nothing was tried one by one
+      expect(env.calls().some((call) => call.startsWith("zfs bookmark"))).toBe(false);
     },
     SLOW_TEST_MS,
   );
 
   test(
-    "bookmarks where zfs refuses channel programs (not root): `zfs bookmark` one by one",
+    "bookmarks on two pools: one program each",
     async () => {
+      env.seed({
+        now: 1795663146,
+        pools: [
+          { name: "tank", size: "480M", datasets: [{ name: "a", snapshots: [{ name: "s1" }] }] },
+          { name: "pond", size: "480M", datasets: [{ name: "b", snapshots: [{ name: "s1" }] }] },
+        ],
+      });
+      const made = await port().bookmark([
+        { snapshot: "tank/a@s1", bookmark: "tank/a#s1" },
+        { snapshot: "pond/b@s1", bookmark: "pond/b#s1" },
+      ]);
+      expect(made).toMatchObject({ ok: true });
+      expect(env.calls().filter((call) => call.startsWith("zfs program "))).toEqual([
+        "zfs program tank - tank/a@s1 tank/a#s1",
+        "zfs program pond - pond/b@s1 pond/b#s1",
+      ]);
+      expect(bookmarks()).toEqual(["pond/b#s1", "tank/a#s1"]);
+    },
+    SLOW_TEST_MS,
+  );
+
+  test.each(NO_PROGRAMS.map((line) => [line]))(
+    "bookmarks where zfs runs no channel program (%s): `zfs bookmark` commands",
+    async (line) => {
       env.seed({
         now: 1795663146,
         pools: [
@@ -188,12 +220,12 @@ describe("ZfsPort on the simulator", () => {
           },
         ],
       });
-      // a zfs that answers a program as real zfs does for a user without root
+      // a zfs that answers a program as real zfs does for a user without root, or an old zfs
       const dir = mkdtempSync(join(scratch, "noroot-"));
       writeFileSync(
         join(dir, "zfs"),
         `#!/bin/sh
-if [ "$1" = program ]; then echo program >>'${dir}/programs'; printf 'Channel program execution failed:\nPermission denied. Channel programs must be run as root.\n' >&2; exit 1; fi
+if [ "$1" = program ]; then echo program >>'${dir}/programs'; printf '%s\n%s\n' 'Channel program execution failed:' "${line}" >&2; exit 1; fi
 exec '${env.binDir}/zfs' "$@"
 `,
       );
