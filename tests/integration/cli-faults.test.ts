@@ -287,13 +287,13 @@ describe("the chain's protection", () => {
       expect(env.list().has(`src/data#${day(1)}`)).toBe(true);
       expect(env.zfs("snapshot", `src/data@${day(2)}`).code).toBe(0);
 
-      // a zfs whose bookmarks fail (the hold beside it works): nothing old of the source's
-      // chain may go
+      // a zfs whose bookmarks fail, made by the program or one by one (the hold beside them
+      // works): nothing old of the source's chain may go
       const shims = env.path.split(":")[0] as string;
       mkdirSync(join(env.dir, "failing-bookmark"), { recursive: true });
       const failing = env.writeFile(
         "failing-bookmark/zfs",
-        `#!/bin/sh\nif [ "$1" = bookmark ]; then echo "cannot create bookmark '$3': out of space" >&2; exit 1; fi\nexec '${shims}/zfs' "$@"\n`,
+        `#!/bin/sh\nif [ "$1" = bookmark ]; then echo "cannot create bookmark '$3': out of space" >&2; exit 1; fi\nif [ "$1" = program ]; then printf '%s\\n' 'Channel program execution failed:' "cannot create bookmark '$5' of '$4': out of space" >&2; exit 1; fi\nexec '${shims}/zfs' "$@"\n`,
       );
       chmodSync(failing, 0o755);
       const run = await env.cli(["backup", config, "--yes"], {

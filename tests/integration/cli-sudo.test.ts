@@ -94,7 +94,7 @@ async function cycleThroughSudo(file: string, path: string): Promise<void> {
   // each zfs call is one sudo call: the same commands, as many times
   expect(viaSudo.map((call) => call.slice("-n ".length)).sort()).toEqual(zfsCalls.sort());
   // the kinds that matter were among them: both ends of a transfer, a destroy, the chain's
-  // hold and the bookmark (zfs inside the `sh -c` loop)
+  // hold and the bookmark program (zfs inside a `sh -c` script, its program on stdin)
   for (const kind of [
     "zfs list",
     "zfs snapshot",
@@ -102,7 +102,7 @@ async function cycleThroughSudo(file: string, path: string): Promise<void> {
     "zfs receive",
     "zfs destroy",
     "zfs hold",
-    "zfs bookmark",
+    "zfs program",
   ])
     expect(zfsCalls.some((call) => call.startsWith(kind))).toBe(true);
 }
