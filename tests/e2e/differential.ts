@@ -547,6 +547,23 @@ function BOOKMARKS(): Step[] {
     { label: "destroy a bookmark", zfs: ["destroy", `${B}#a2`] },
     { label: "destroy a missing bookmark", zfs: ["destroy", `${B}#a2`] },
     { label: "list after bookmarks", list: B },
+    // several streams through one pipe: each receive reads exactly its own stream
+    {
+      label: "three streams back to back into three receives",
+      sh: [
+        `{ ${shellJoin(["zfs", "send", `${B}@a`])} && ${shellJoin(["zfs", "send", `${B}@c`])} && ${shellJoin(["zfs", "send", "-i", `${B}@a`, `${B}@c`])}; }`,
+        `{ ${shellJoin(["zfs", "receive", "-s", "-u", `${P}/b2b1`])} && ${shellJoin(["zfs", "receive", "-s", "-u", `${P}/b2b2`])} && ${shellJoin(["zfs", "receive", "-s", "-u", `${P}/b2b1`])} && [ "$(wc -c)" -eq 0 ]; }`,
+      ].join(" | "),
+    },
+    { label: "list after streams back to back", list: `${P}/b2b1` },
+    // a receive that refuses its stream leaves the rest of it: the next one reads from its middle
+    {
+      label: "a refused stream, then the next receive",
+      sh: [
+        `{ ${shellJoin(["zfs", "send", `${B}@a`])} && ${shellJoin(["zfs", "send", `${B}@c`])}; } 2>/dev/null`,
+        `{ ${shellJoin(["zfs", "receive", "-s", "-u", `${P}/b2b2`])}; ${shellJoin(["zfs", "receive", "-s", "-u", `${P}/b2b3`])}; }`,
+      ].join(" | "),
+    },
   ];
 }
 

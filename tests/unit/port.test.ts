@@ -10,7 +10,13 @@ import {
   type RunResult,
 } from "../../lib/hosts/host.ts";
 import { shellJoin } from "../../lib/hosts/quote.ts";
-import { DESTROY_ARG_BUDGET, destroyBatches, zfsDestroySnapshots } from "../../lib/zfs/commands.ts";
+import {
+  DESTROY_ARG_BUDGET,
+  destroyBatches,
+  NO_PROGRAMS,
+  zfsBookmarkProgram,
+  zfsDestroySnapshots,
+} from "../../lib/zfs/commands.ts";
 import { ZfsCommandError } from "../../lib/zfs/errors.ts";
 import { ListParseError } from "../../lib/zfs/list.ts";
 import {
@@ -212,6 +218,41 @@ describe("chain steps run side by side", () => {
     const outcome = await new ZfsPort(host).hold("abgleich", names);
     expect(outcome.ok).toBe(false);
     expect(outcome.error).toContain("tank/d2@s");
+  });
+});
+
+describe("the chain's bookmark program", () => {
+  /** `count` pairs with long names, as a deep tree has them */
+  const pairs = (count: number) =>
+    Array.from({ length: count }, (_, i) => {
+      const dataset = `tank/data/group-${String(i % 50).padStart(4, "0")}/a-long-dataset-name-${i}`;
+      return { snapshot: `${dataset}@2026113001_backup`, bookmark: `${dataset}#2026113001_backup` };
+    });
+
+  test("names beyond the argument limit: several programs, each within it, every pair once, in order", async () => {
+    const { host, calls } = fakeHost([{}]);
+    const all = pairs(3000);
+    expect(await new ZfsPort(host).bookmark(all)).toMatchObject({ ok: true });
+    expect(calls.length).toBeGreaterThan(2);
+    for (const { argv } of calls) {
+      expect(argv.slice(0, 6)).toEqual(zfsBookmarkProgram("tank", []));
+      expect(Buffer.byteLength(shellJoin(argv))).toBeLessThan(DESTROY_ARG_BUDGET);
+    }
+    expect(calls.flatMap(({ argv }) => argv.slice(6))).toEqual(
+      all.flatMap((pair) => [pair.snapshot, pair.bookmark]),
+    );
+  });
+
+  test("a refusal after a program ran is a failure, not a reason to start over one by one", async () => {
+    const { host, calls } = fakeHost([
+      {},
+      { code: 1, stderr: `Channel program execution failed:\n${NO_PROGRAMS[0]}\n` },
+    ]);
+    const outcome = await new ZfsPort(host).bookmark(pairs(3000));
+    expect(outcome.ok).toBe(false);
+    expect(outcome.error).toContain(NO_PROGRAMS[0]);
+    expect(calls).toHaveLength(2);
+    expect(calls.some(({ argv }) => argv[2]?.includes("zfs bookmark"))).toBe(false);
   });
 });
 
