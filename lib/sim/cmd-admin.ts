@@ -352,22 +352,18 @@ export function zfsBookmark(ctx: SimContext, args: string[]): number {
   const target = targetArg.startsWith("#") ? `${sourceDs}${targetArg}` : targetArg;
   return withState(ctx.stateDir, (state) => {
     const what = `cannot create bookmark '${target}'`;
+    const targetDs = target.slice(0, target.indexOf("#"));
     // the command's own checks come before the kernel's
     if (!resolve(state, source))
       throw usageError("bookmark", `cannot open '${source}': dataset does not exist`);
-    if (!state.datasets[target.slice(0, target.indexOf("#"))])
-      throw new ZfsError(`${what}: dataset does not exist`);
-    if (target.slice(0, target.indexOf("#")) !== source.slice(0, source.search(/[@#]/)))
-      throw new ZfsError(`${what}: must be in same dataset`);
-    switch (bookmarkErrno(state, source, target)) {
-      case 0:
-        makeBookmark(state, source, target);
-        return { save: true, value: 0 };
-      case EINVAL:
-        throw new ZfsError(`${what}: invalid argument`);
-      default:
-        throw new ZfsError(`${what}: bookmark exists`);
-    }
+    if (!state.datasets[targetDs]) throw new ZfsError(`${what}: dataset does not exist`);
+    if (targetDs !== sourceDs) throw new ZfsError(`${what}: must be in same dataset`);
+    // what is left for the kernel to refuse: the name, or a bookmark that exists
+    const errno = bookmarkErrno(state, source, target);
+    if (errno === EINVAL) throw new ZfsError(`${what}: invalid argument`);
+    if (errno !== 0) throw new ZfsError(`${what}: bookmark exists`);
+    makeBookmark(state, source, target);
+    return { save: true, value: 0 };
   });
 }
 

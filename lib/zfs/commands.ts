@@ -229,26 +229,36 @@ export const zfsHolds = (snapshots: readonly string[]): string[] => [
 const BOOKMARK_LOOP = 'while [ "$#" -ge 2 ]; do zfs bookmark "$1" "$2" || exit; shift 2; done';
 const DESTROY_BOOKMARK_LOOP = 'for b do zfs destroy "$b" || exit; done';
 
+/** a snapshot and the bookmark to be made of it (full names) */
+export interface BookmarkPair {
+  snapshot: string;
+  bookmark: string;
+}
+
+/** the words of a pair, in the order every bookmark command takes them */
+export const pairWords = (pair: BookmarkPair): [string, string] => [pair.snapshot, pair.bookmark];
+
 /** `zfs bookmark SNAPSHOT BOOKMARK` for each pair, in order; stops at the first failure */
-export const zfsBookmarks = (
-  pairs: readonly { snapshot: string; bookmark: string }[],
-): string[] => ["sh", "-c", BOOKMARK_LOOP, "sh", ...pairs.flatMap((p) => [p.snapshot, p.bookmark])];
+export const zfsBookmarks = (pairs: readonly BookmarkPair[]): string[] => [
+  "sh",
+  "-c",
+  BOOKMARK_LOOP,
+  "sh",
+  ...pairs.flatMap(pairWords),
+];
 
 // the program goes in on stdin (`-`): a remote command gets no file from here
 const PROGRAM_RUNNER = 'p=$1 pool=$2; shift 2; printf %s "$p" | zfs program "$pool" - "$@"';
 
 /** BOOKMARK_PROGRAM on `pool` (every snapshot in it) for each pair, as one command */
-export const zfsBookmarkProgram = (
-  pool: string,
-  pairs: readonly { snapshot: string; bookmark: string }[],
-): string[] => [
+export const zfsBookmarkProgram = (pool: string, pairs: readonly BookmarkPair[]): string[] => [
   "sh",
   "-c",
   PROGRAM_RUNNER,
   "sh",
   BOOKMARK_PROGRAM,
   pool,
-  ...pairs.flatMap((p) => [p.snapshot, p.bookmark]),
+  ...pairs.flatMap(pairWords),
 ];
 
 /**
@@ -262,10 +272,13 @@ export const NO_PROGRAMS = [
 ] as const;
 
 /** the program's command as messages show it: its text is fixed and long, the names are not */
-export const shownBookmarkProgram = (
-  pool: string,
-  pairs: readonly { snapshot: string; bookmark: string }[],
-): string[] => ["zfs", "program", pool, "-", ...pairs.flatMap((p) => [p.snapshot, p.bookmark])];
+export const shownBookmarkProgram = (pool: string, pairs: readonly BookmarkPair[]): string[] => [
+  "zfs",
+  "program",
+  pool,
+  "-",
+  ...pairs.flatMap(pairWords),
+];
 
 /** `zfs destroy ds#bookmark` for each, in order; stops at the first failure */
 export const zfsDestroyBookmarks = (bookmarks: readonly string[]): string[] => {

@@ -17,8 +17,10 @@ import type { Host, RunOptions, RunResult } from "../hosts/host.ts";
 import { shellJoin } from "../hosts/quote.ts";
 import {
   argBatches,
+  type BookmarkPair,
   destroyBatches,
   NO_PROGRAMS,
+  pairWords,
   shownBookmarkProgram,
   zfsBookmarkProgram,
   zfsBookmarks,
@@ -341,29 +343,26 @@ export class ZfsPort {
    * or, where zfs runs no programs (a user with `zfs allow` permissions, not root; OpenZFS
    * before 2.0), by `zfs bookmark` commands (ZfsPort.batched) from then on.
    */
-  async bookmark(pairs: readonly { snapshot: string; bookmark: string }[]): Promise<ActionOutcome> {
+  async bookmark(pairs: readonly BookmarkPair[]): Promise<ActionOutcome> {
     if (pairs.length > 0 && this.programs) {
       const outcome = await this.bookmarkByProgram(pairs);
       if (outcome !== "refused") return outcome;
       this.programs = false;
     }
-    return this.batched(pairs, zfsBookmarks, (pair) => [pair.snapshot, pair.bookmark]);
+    return this.batched(pairs, zfsBookmarks, pairWords);
   }
 
   /** false once zfs refused a channel program here: it would refuse the next one too */
   private programs = true;
 
   private async bookmarkByProgram(
-    pairs: readonly { snapshot: string; bookmark: string }[],
+    pairs: readonly BookmarkPair[],
   ): Promise<ActionOutcome | "refused"> {
     const started = performance.now();
     let ran = false;
     const byPool = Map.groupBy(pairs, (pair) => pair.snapshot.split(/[/@]/, 1)[0] as string);
     for (const [pool, onPool] of byPool) {
-      for (const batch of argBatches(zfsBookmarkProgram(pool, []), onPool, (pair) => [
-        pair.snapshot,
-        pair.bookmark,
-      ])) {
+      for (const batch of argBatches(zfsBookmarkProgram(pool, []), onPool, pairWords)) {
         const argv = zfsBookmarkProgram(pool, batch);
         const result = await this.run(argv);
         if (result.code === 0) {

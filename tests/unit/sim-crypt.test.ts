@@ -5,6 +5,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { simMain } from "../../lib/sim/main.ts";
+import { BOOKMARK_PROGRAM } from "../../lib/zfs/programs.ts";
 
 let dir: string;
 let n = 0;
@@ -200,5 +201,49 @@ describe("bookmarks", () => {
     expect((await zfs(["destroy", "-n", "p/b#a"])).code).toBe(255);
     expect((await zfs(["destroy", "p/b#a"])).code).toBe(0);
     expect((await zfs(["destroy", "p/b#a"])).err).toBe("bookmark 'p/b#a' does not exist.");
+  });
+});
+
+describe("the bookmark program", () => {
+  const bookmarksOf = async (dataset: string) =>
+    (await zfs(["list", "-t", "bookmark", "-H", "-o", "name", "-r", dataset])).out;
+
+  test("abgleich's program from stdin makes its bookmarks and says so", async () => {
+    await zfs(["create", "p/prog"]);
+    await zfs(["snapshot", "p/prog@a"]);
+    const run = await zfs(["program", "p", "-", "p/prog@a", "p/prog#a"], BOOKMARK_PROGRAM);
+    expect(run).toEqual({
+      code: 0,
+      out: "Channel program fully executed and did not produce output.\n",
+      err: "",
+    });
+    expect(await bookmarksOf("p/prog")).toBe("p/prog#a\n");
+  });
+
+  test("what it does not model is refused by name, and nothing is made", async () => {
+    await zfs(["create", "p/prog2"]);
+    await zfs(["snapshot", "p/prog2@a"]);
+    await zfs(["sim-pool", "q", "256M"]);
+    await zfs(["create", "q/other"]);
+    await zfs(["snapshot", "q/other@a"]);
+    const pair = ["p/prog2@a", "p/prog2#a"];
+    // another program
+    const other = await zfs(["program", "p", "-", ...pair], "return 1");
+    expect(other.code).toBe(1);
+    expect(other.err).toContain("the simulator runs no channel program but abgleich's");
+    // open context (-n), where real ZFS refuses every zfs.sync call
+    const open = await zfs(["program", "-n", "p", "-", ...pair], BOOKMARK_PROGRAM);
+    expect(open.err).toContain("syncing context only");
+    // a pair in another pool, even after one in the program's own
+    const away = await zfs(
+      ["program", "p", "-", ...pair, "q/other@a", "q/other#a"],
+      BOOKMARK_PROGRAM,
+    );
+    expect(away.err).toBe("the simulator runs a program on names in its pool p only");
+    // a program file that is not there
+    const missing = await zfs(["program", "p", join(dir, "nope.lua"), ...pair]);
+    expect(missing.err).toBe(`cannot open '${join(dir, "nope.lua")}': No such file or directory`);
+    expect(await bookmarksOf("p/prog2")).toBe("");
+    expect(await bookmarksOf("q/other")).toBe("");
   });
 });
