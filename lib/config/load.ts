@@ -324,6 +324,7 @@ interface RawConfig {
     direct?: boolean | null;
     parallel?: number | null;
     retries?: number | null;
+    batch?: number | null;
   } | null;
   status?: { warn?: string | number | null; crit?: string | number | null } | null;
   plugins?: RawPlugin[] | null;
@@ -351,6 +352,7 @@ function toTransfer(raw: RawConfig["transfer"]): TransferConfig {
     direct: raw?.direct ?? DEFAULT_TRANSFER.direct,
     parallel: raw?.parallel ?? DEFAULT_TRANSFER.parallel,
     retries: raw?.retries ?? DEFAULT_TRANSFER.retries,
+    batch: raw?.batch ?? DEFAULT_TRANSFER.batch,
   };
 }
 

@@ -36,6 +36,8 @@ export interface TransferConfig {
   parallel: number;
   /** a transfer cut by a network fault is resumed from its token up to this many times per run */
   retries: number;
+  /** at most this many datasets' streams one after another through one ssh session per host */
+  batch: number;
 }
 
 export const DEFAULT_TRANSFER: TransferConfig = Object.freeze({
@@ -45,6 +47,7 @@ export const DEFAULT_TRANSFER: TransferConfig = Object.freeze({
   direct: false,
   parallel: 1,
   retries: 3,
+  batch: 16,
 });
 
 /**

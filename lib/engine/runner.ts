@@ -100,6 +100,21 @@ export interface ChangingStage {
   estimate?(plan: Plan): Promise<Map<SendAction, number>>;
   /** run one checked action on the host of its side */
   execute(action: Action, estimates: ReadonlyMap<SendAction, number>): Promise<ActionOutcome>;
+  /**
+   * How many actions like this one may run as one batch (a backup's sends through one ssh
+   * session per host); 1 or absent: each alone. Only with executeBatch.
+   */
+  batchSize?(action: Action): number;
+  /**
+   * Run several checked actions of one batch, in order, each only after the one before it
+   * succeeded; `started` as each begins. An outcome per action, or null for one that did not
+   * run because an earlier one failed: the engine runs it again on its own.
+   */
+  executeBatch?(
+    actions: readonly Action[],
+    estimates: ReadonlyMap<SendAction, number>,
+    started: (action: Action) => void,
+  ): Promise<(ActionOutcome | null)[]>;
   /** after the actions ran: e.g. wait for space to be freed and report it */
   finish?(results: StageResult["results"]): Promise<void>;
 }
@@ -164,58 +179,125 @@ function narrowChain(action: Action, failed: readonly string[]): Action | null {
   return entries.length === 0 ? null : deepFreeze({ kind: "chain", entries });
 }
 
-/** at most `limit` holders at once; the others wait in order */
-function semaphore(limit: number): { acquire(): Promise<() => void> } {
-  let free = limit;
-  const waiting: (() => void)[] = [];
-  const release = () => {
-    const next = waiting.shift();
-    if (next) next();
-    else free++;
-  };
-  return {
-    async acquire() {
-      if (free > 0) free--;
-      else await new Promise<void>((resolve) => waiting.push(resolve));
-      return release;
-    },
-  };
-}
-
 /**
- * Start `run` for every action once the actions it depends on have ended. Sequential (each
- * waits for the one before) unless `parallel`: then an action waits only for the earlier
- * actions of its own dataset and its ancestors (a child is received into its parent), and a
- * chain or snapshot action waits for everything before it.
+ * What each action waits for (indices of earlier actions). One after another unless
+ * `parallel`: then an action waits only for the earlier actions of its own dataset and its
+ * ancestors (a child is received into its parent), and a chain or snapshot action waits for
+ * everything before it, as everything after it waits for it.
  */
-function scheduleAfterDependencies(
-  actions: readonly Action[],
-  parallel: boolean,
-  run: (action: Action) => Promise<void>,
-): Promise<void>[] {
-  const tasks: Promise<void>[] = [];
-  const lastOf = new Map<string, Promise<void>>();
-  let barrier: Promise<void> = Promise.resolve();
-  for (const action of actions) {
-    let after: Promise<unknown>[];
+export function dependencies(actions: readonly Action[], parallel: boolean): number[][] {
+  const lastOf = new Map<string, number>();
+  const out: number[][] = [];
+  let barrier: number | null = null;
+  actions.forEach((action, index) => {
     const wholeStage = action.kind === "chain" || action.kind === "snapshot";
-    if (!parallel) after = tasks.slice(-1);
-    else if (wholeStage) after = [...tasks];
+    let after: number[];
+    if (!parallel) after = index > 0 ? [index - 1] : [];
+    else if (wholeStage) after = Array.from({ length: index }, (_, i) => i);
     else {
-      after = [barrier];
+      after = barrier === null ? [] : [barrier];
       for (const subname of subnamesOf(action)) {
         for (let s: string | null = subname; s !== null; s = parentOf(s)) {
           const last = lastOf.get(s);
-          if (last) after.push(last);
+          if (last !== undefined) after.push(last);
         }
       }
     }
-    const task = Promise.all(after).then(() => run(action));
-    tasks.push(task);
-    if (wholeStage) barrier = task;
-    for (const subname of subnamesOf(action)) lastOf.set(subname, task);
-  }
-  return tasks;
+    out.push([...new Set(after)]);
+    if (wholeStage) barrier = index;
+    for (const subname of subnamesOf(action)) lastOf.set(subname, index);
+  });
+  return out;
+}
+
+/**
+ * Run every action once what it depends on has ended, in `lanes` lanes. A lane takes the
+ * first action that is ready; if the stage batches actions of its kind, it takes more of
+ * them, each of which would be ready on its own by the tree (its dataset's and its ancestors'
+ * earlier actions have ended: no member waits for another, so each is checked against what
+ * has arrived): with one lane those that directly follow it in plan order, with several the
+ * ready ones, no more than a fair share, so every lane gets work. `run` returns the actions
+ * of its batch that did not run (an earlier one failed); they wait again.
+ */
+export async function runInLanes(
+  actions: readonly Action[],
+  lanes: number,
+  batchSize: (action: Action) => number,
+  run: (batch: Action[]) => Promise<readonly Action[]>,
+  stopped: () => boolean,
+): Promise<void> {
+  const after = dependencies(actions, lanes > 1);
+  let busy = 0;
+  const byTree = lanes > 1 ? after : dependencies(actions, true);
+  const done = new Set<number>();
+  /** not yet taken, in plan order */
+  let waiting = actions.map((_, index) => index);
+  let wake = () => {};
+  let changed = new Promise<void>((resolve) => {
+    wake = resolve;
+  });
+  const notify = () => {
+    const resolve = wake;
+    changed = new Promise<void>((next) => {
+      wake = next;
+    });
+    resolve();
+  };
+  const ready = (index: number) => (after[index] as number[]).every((d) => done.has(d));
+  const readyByTree = (index: number) => (byTree[index] as number[]).every((d) => done.has(d));
+  const take = (): number[] | null => {
+    if (waiting.length === 0) return null;
+    const first = waiting.find((index) => ready(index));
+    if (first === undefined) return [];
+    const size = batchSize(actions[first] as Action);
+    const batch = [first];
+    if (size > 1) {
+      const kind = (actions[first] as Action).kind;
+      const candidates = waiting.filter(
+        (index) =>
+          index > first &&
+          (actions[index] as Action).kind === kind &&
+          batchSize(actions[index] as Action) > 1,
+      );
+      if (lanes === 1) {
+        for (const index of candidates) {
+          const next = (batch[batch.length - 1] as number) + 1;
+          if (batch.length >= size || index !== next || !readyByTree(index)) break;
+          batch.push(index);
+        }
+      } else {
+        const readyOnes = candidates.filter(ready);
+        // shared among the lanes free to take work now
+        const share = Math.ceil((readyOnes.length + 1) / (lanes - busy));
+        batch.push(...readyOnes.slice(0, Math.min(size, share) - 1));
+      }
+    }
+    return batch;
+  };
+  const lane = async (): Promise<void> => {
+    for (;;) {
+      if (stopped()) return;
+      const batch = take();
+      if (batch === null) return;
+      if (batch.length === 0) {
+        await changed;
+        continue;
+      }
+      waiting = waiting.filter((index) => !batch.includes(index));
+      let again: readonly Action[] = [];
+      busy++;
+      try {
+        again = await run(batch.map((index) => actions[index] as Action));
+      } finally {
+        busy--;
+        const back = batch.filter((index) => again.includes(actions[index] as Action));
+        for (const index of batch) if (!back.includes(index)) done.add(index);
+        if (back.length > 0) waiting = [...waiting, ...back].sort((a, b) => a - b);
+        notify();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, lanes) }, lane));
 }
 
 const parentOf = (subname: string): string | null =>
@@ -668,10 +750,19 @@ export class Run {
     let failed = false;
     /** the first error that stops the stage (a broken rule, a cancel): nothing new starts */
     let stopped: unknown;
-    const runOne = async (planned: Action): Promise<void> => {
-      if (stopped !== undefined || this.signal.aborted) return;
+    /** checked by the guard and seen by the beforeAction hooks (once, even when run again) */
+    const checked = new Set<Action>();
+    /** told to the ui as started (once, even when its batch stopped before it and it runs again) */
+    const announced = new Set<Action>();
+    const announce = (action: Action) => {
+      if (announced.has(action)) return;
+      announced.add(action);
+      ui.actionStarted(action, action.kind === "send" ? (estimates.get(action) ?? null) : null);
+    };
+    /** the checks before an action runs; null when it is not to run (narrowed away, blocked) */
+    const prepare = async (planned: Action): Promise<Action | null> => {
       const action = narrowChain(planned, failedSubnames);
-      if (action === null) return;
+      if (action === null) return null;
       const subnames = subnamesOf(action);
       const blockedBy = failedSubnames.find((f) => subnames.some((s) => isBelow(s, f)));
       if (blockedBy !== undefined) {
@@ -682,47 +773,91 @@ export class Run {
         };
         results.push({ action, outcome });
         ui.actionFinished(action, outcome);
-        return;
+        return null;
       }
+      if (checked.has(action)) return action;
       const violations = guard.check(action);
       if (violations.length > 0) throw new SafetyError(violations, `the ${info.stage} action`);
       await this.fire(hooks.beforeAction.promise(action, info));
       // checked again after the last plugin had the action: it is frozen, so this is belt and braces
       const late = guard.check(action);
       if (late.length > 0) throw new SafetyError(late, "a beforeAction plugin");
-      ui.actionStarted(action, action.kind === "send" ? (estimates.get(action) ?? null) : null);
-      let outcome: ActionOutcome;
-      try {
-        outcome = await stage.execute(action, estimates);
-      } catch (error) {
-        if (isCancel(error, this.signal)) throw error;
-        outcome = { ok: false, error: messageOf(error), durationMs: 0 };
-      }
-      outcome = freeze({ ...outcome });
+      checked.add(action);
+      return action;
+    };
+    /** what follows an action's end: the guard learns what arrived, the ui, the hooks, the summary */
+    const conclude = async (action: Action, ended: ActionOutcome): Promise<void> => {
+      const outcome = freeze({ ...ended });
       if (outcome.ok) guard.accept(action);
       results.push({ action, outcome });
       ui.actionFinished(action, outcome);
       await this.fire(hooks.afterAction.promise(action, outcome, info));
       if (!outcome.ok) {
         failed = true;
+        const subnames = subnamesOf(action);
         for (const subname of subnames) this.summary.failure(subname, outcome.error ?? "failed");
         failedSubnames.push(...subnames);
       }
     };
-    // `transfer.parallel` transfers at once; every other stage, and parallel: 1, one by one
-    const limit = info.stage === "backup" ? this.transferLimit() : 1;
-    const slots = semaphore(limit);
-    const tasks = scheduleAfterDependencies(plan.actions, limit > 1, async (action) => {
-      const release = await slots.acquire();
-      try {
-        await runOne(action);
-      } catch (error) {
-        stopped ??= error;
-      } finally {
-        release();
+    const failure = (error: unknown): ActionOutcome => {
+      if (isCancel(error, this.signal)) throw error;
+      return { ok: false, error: messageOf(error), durationMs: 0 };
+    };
+    /** one action, or a batch of them; the actions of a batch that did not run */
+    const runBatch = async (batch: Action[]): Promise<readonly Action[]> => {
+      if (stopped !== undefined || this.signal.aborted) return [];
+      const actions: Action[] = [];
+      for (const planned of batch) {
+        const action = await prepare(planned);
+        if (action !== null) actions.push(action);
       }
-    });
-    await Promise.all(tasks);
+      if (actions.length === 1 || !stage.executeBatch) {
+        for (const action of actions) {
+          if (stopped !== undefined || this.signal.aborted) return [];
+          announce(action);
+          let outcome: ActionOutcome;
+          try {
+            outcome = await stage.execute(action, estimates);
+          } catch (error) {
+            outcome = failure(error);
+          }
+          await conclude(action, outcome);
+        }
+        return [];
+      }
+      if (actions.length === 0) return [];
+      let outcomes: (ActionOutcome | null)[];
+      try {
+        outcomes = await stage.executeBatch(actions, estimates, announce);
+      } catch (error) {
+        const outcome = failure(error);
+        outcomes = actions.map(() => outcome);
+      }
+      const again: Action[] = [];
+      for (const [index, action] of actions.entries()) {
+        const outcome = outcomes[index];
+        // the first of a batch always ran: an answer without it is the stage's mistake
+        if (outcome === null && index > 0) again.push(action);
+        else await conclude(action, outcome ?? { ok: false, error: "not run", durationMs: 0 });
+      }
+      return again;
+    };
+    // `transfer.parallel` transfers at once; every other stage, and parallel: 1, one by one
+    const lanes = info.stage === "backup" ? this.transferLimit() : 1;
+    await runInLanes(
+      plan.actions,
+      lanes,
+      (action) => (stage.executeBatch && stage.batchSize ? stage.batchSize(action) : 1),
+      async (batch) => {
+        try {
+          return await runBatch(batch);
+        } catch (error) {
+          stopped ??= error;
+          return [];
+        }
+      },
+      () => stopped !== undefined || this.signal.aborted,
+    );
     if (stopped !== undefined) throw stopped;
     if (this.signal.aborted) return "cancelled";
     if (stage.finish) await untilCancelled(stage.finish(results), this.signal);

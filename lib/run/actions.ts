@@ -8,9 +8,22 @@ import { sudoFailure } from "../hosts/sudo.ts";
 import type { SendAction } from "../plan/types.ts";
 import { type SendSpec, zfsReceive, zfsSend } from "../zfs/commands.ts";
 import type { ActionOutcome } from "../zfs/outcome.ts";
-import { failedStage, formatPipelineFailure, runPipeline } from "./pipeline.ts";
+import {
+  failedStage,
+  formatPipelineFailure,
+  type PipelineResult,
+  runPipeline,
+  UNKNOWN_CODE,
+} from "./pipeline.ts";
 import { sendProgressCounter } from "./send-output.ts";
-import { type DirectTarget, PLAIN_WIRE, type Wire, wirePipeline } from "./wire.ts";
+import {
+  type DirectTarget,
+  PLAIN_WIRE,
+  type Wire,
+  type WirePipeline,
+  wireBatch,
+  wirePipeline,
+} from "./wire.ts";
 
 export function sendSpec(action: SendAction): SendSpec {
   switch (action.mode) {
@@ -70,6 +83,21 @@ export async function runSend(
     options.onBytes(bytes);
     return { ok: true, bytes, durationMs };
   }
+  return failedTransfer(result, pipeline, source, target, counter.total(), durationMs);
+}
+
+/** the commands of one transfer's pipeline (all of it, or one transfer's part of a batch) */
+type TransferCommands = Pick<WirePipeline, "commands" | "carriers" | "sides">;
+
+/** a failed transfer as a user reads it, and whether a retry may resume it */
+function failedTransfer(
+  result: PipelineResult,
+  pipeline: TransferCommands,
+  source: Host,
+  target: Host,
+  bytes: number,
+  durationMs: number,
+): ActionOutcome {
   let error = formatPipelineFailure(result, pipeline.commands, pipeline.carriers);
   // ssh ends with 255 and often says nothing when the other end vanished (host down, cut link)
   const stage = failedStage(result, pipeline.carriers);
@@ -93,9 +121,114 @@ export async function runSend(
   const cut = connectionLost || (saved && /incomplete stream/.test(receiveErrors));
   return {
     ok: false,
-    bytes: counter.total(),
+    bytes,
     error: saved || result.cancelled ? `${error}\nthe next backup resumes this transfer` : error,
     durationMs,
     ...(cut && !result.cancelled ? { resumable: true } : {}),
   };
+}
+
+export interface BatchOptions {
+  signal: AbortSignal;
+  /** the stage's wire; not a direct one */
+  wire: Wire;
+  /** per transfer: the plan's estimate, null when unknown */
+  expectedBytes: readonly (number | null)[];
+  /** transfer `index` begins (its send starts) */
+  started: (index: number) => void;
+  onBytes: (index: number, bytes: number) => void;
+}
+
+/**
+ * Several transfers through one pipeline (wireBatch): one ssh session per remote host for
+ * all of them. An outcome per transfer, in order: those before the first failure arrived,
+ * the first failure is reported as runSend reports one, and those after it, which never
+ * reached their receive, are null (not run).
+ */
+export async function runSendBatch(
+  source: Host,
+  target: Host,
+  actions: readonly SendAction[],
+  options: BatchOptions,
+): Promise<(ActionOutcome | null)[]> {
+  const expected = options.expectedBytes;
+  const total = expected.every((bytes) => bytes !== null)
+    ? expected.reduce<number>((sum, bytes) => sum + (bytes ?? 0), 0)
+    : null;
+  const pipeline = wireBatch(
+    actions.map((action) => zfsSend(sendSpec(action), { progress: true })),
+    actions.map((action) => zfsReceive(action.targetDataset)),
+    source,
+    target,
+    options.wire,
+    { expectedBytes: total },
+  );
+  const counters = actions.map(() => sendProgressCounter());
+  const startedAt = actions.map(() => 0);
+  let current = 0;
+  const begin = (index: number) => {
+    current = index;
+    startedAt[index] = performance.now();
+    options.started(index);
+  };
+  const tag = pipeline.stepTag;
+  // `\rTAG 1.K CODE`: send K ended; with code 0 the next one starts
+  const stepEnd =
+    tag === null
+      ? null
+      : new RegExp(`${tag.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} 1\\.(\\d+) (\\d+)`);
+  begin(0);
+  const raw = await runPipeline(pipeline.stages, {
+    signal: options.signal,
+    onProgressLine: (line) => {
+      const end = stepEnd?.exec(line);
+      if (end) {
+        const next = Number(end[1]);
+        if (next === current + 1 && end[2] === "0" && next < actions.length) begin(next);
+        return;
+      }
+      const bytes = counters[current]?.feed(line) ?? null;
+      if (bytes !== null) options.onBytes(current, bytes);
+    },
+  });
+  const ended = performance.now();
+  const report = pipeline.report(raw);
+  const receiveCode = (index: number) => report.codes[pipeline.receives[index] as number];
+  const firstFailure = actions.findIndex((_, index) => receiveCode(index) !== 0);
+  const failedAt = firstFailure < 0 ? actions.length : firstFailure;
+  const carriers = pipeline.commands.flatMap((_, index) =>
+    pipeline.sends.includes(index) || pipeline.receives.includes(index) ? [] : [index],
+  );
+  return actions.map((_, index): ActionOutcome | null => {
+    if (index > failedAt && receiveCode(index) === UNKNOWN_CODE) return null;
+    // this transfer's commands in pipe order: its send, the wire between, its receive
+    const own = [pipeline.sends[index] as number, ...carriers, pipeline.receives[index] as number];
+    const arrived = index < failedAt;
+    const cancelled = raw.cancelled && !arrived;
+    // the wire carried every stream before the first failure whole: its end is the failure's
+    const codes = own.map((command) =>
+      cancelled
+        ? UNKNOWN_CODE
+        : arrived && carriers.includes(command)
+          ? 0
+          : (report.codes[command] ?? UNKNOWN_CODE),
+    );
+    const stderr = own.map((command) =>
+      arrived && carriers.includes(command) ? "" : (report.stderr[command] ?? ""),
+    );
+    const durationMs = Math.round((startedAt[index + 1] || ended) - (startedAt[index] || ended));
+    const counted = counters[index]?.total() ?? 0;
+    if (!cancelled && codes.every((code) => code === 0)) {
+      const bytes = Math.max(counted, expected[index] ?? 0);
+      options.onBytes(index, bytes);
+      return { ok: true, bytes, durationMs };
+    }
+    const view: PipelineResult = { ok: false, codes, stderr, stdout: "", cancelled };
+    const commands: TransferCommands = {
+      commands: own.map((command) => pipeline.commands[command] as string[]),
+      carriers: own.map((command) => pipeline.carriers[command] === true),
+      sides: own.map((command) => pipeline.sides[command] as "source" | "target"),
+    };
+    return failedTransfer(view, commands, source, target, counted, durationMs);
+  });
 }

@@ -217,11 +217,17 @@ interface CommandNode {
   side: Side;
 }
 
+/** commands one after another into the same pipe while they succeed (a batch's sends) */
+interface SequenceNode {
+  kind: "sequence";
+  steps: CommandNode[];
+}
+
 /** stages of one host in one `sh -c` (see groupScript) */
 interface GroupNode {
   kind: "group";
   nonce: string;
-  parts: Node[];
+  parts: (Node | SequenceNode)[];
   /** the part a failure without a report belongs to (the zfs command the group exists for) */
   main: number;
   run: string[];
@@ -230,7 +236,14 @@ interface GroupNode {
 type Node = CommandNode | GroupNode;
 
 /**
- * POSIX sh running `lengths.length` commands as `c1 | c2 | …`, the argvs being the positional
+ * A part of a group: one command's word count, or a sequence's — commands run one after
+ * another into the same pipe, each only when the one before it succeeded (a batch's sends or
+ * receives)
+ */
+export type GroupPart = number | readonly number[];
+
+/**
+ * POSIX sh running `parts.length` commands as `c1 | c2 | …`, the argvs being the positional
  * parameters in order, then the nonce. One line, no `!`, only fixed text and numbers, so any
  * login shell (csh included) hands it over intact. c1's stderr stays live (`zfs send -v -P`
  * progress); every other command's stderr is passed on as it comes, each line tagged
@@ -245,18 +258,44 @@ type Node = CommandNode | GroupNode;
  * connection would: OpenSSH sends no signal to a command without a terminal, and c1 here never
  * writes to the closed channel; c1's pid goes through a file in a private temporary directory
  * (`$!` would need a `!`).
+ *
+ * A sequence part runs its commands one after another while they succeed, and after each
+ * reports `NONCE I.K CODE` (K from 1) in its own text: as a tagged line for c1, through the
+ * tagging loop (so in order with the command's stderr) for the others; its own code is the
+ * last command's that ran.
  */
-export function groupScript(lengths: readonly number[], watch = false): string {
-  const total = lengths.reduce((sum, n) => sum + n, 0);
+export function groupScript(parts: readonly GroupPart[], watch = false): string {
+  const total = parts.reduce<number>(
+    (sum, part) => sum + (typeof part === "number" ? part : part.reduce((a, n) => a + n, 0)),
+    0,
+  );
   const nonce = `"\${${total + 1}}"`;
   let next = 1;
-  const stages = lengths.map((length, index) => {
-    if (length < 1) throw new Error(`group stage ${index + 1} is empty`);
+  const wordsOf = (length: number, where: string) => {
+    if (length < 1) throw new Error(`group ${where} is empty`);
     const words = Array.from({ length }, (_, i) => `"\${${next + i}}"`).join(" ");
     next += length;
+    return words;
+  };
+  const stages = parts.map((part, index) => {
     const i = index + 1;
-    const code = `printf '\\r%s ${i} %s\\n' ${nonce} "$?" >&2;`;
+    const sequence = typeof part !== "number";
+    if (sequence && part.length === 0) throw new Error(`group stage ${i} is an empty sequence`);
+    if (sequence && watch && index === 0) throw new Error("a watched group runs one command first");
+    const code = `printf '\\r%s ${i} %s\\n' ${nonce} "${sequence ? "$r" : "$?"}" >&2;`;
+    /** `r=0; [ "$r" -ne 0 ] || { c1 REDIRECT; r=$?; MARK 1; }; …`: stops at the first failure */
+    const steps = (counts: readonly number[], redirect: string, mark: (k: number) => string) =>
+      [
+        "r=0;",
+        ...counts.map(
+          (length, k) =>
+            `[ "$r" -ne 0 ] || { ${wordsOf(length, `stage ${i}.${k + 1}`)}${redirect}; r=$?; ${mark(k + 1)} };`,
+        ),
+      ].join(" ");
     if (index === 0) {
+      if (sequence)
+        return `{ ${steps(part, "", (k) => `printf '\\r%s ${i}.${k} %s\\n' ${nonce} "$r" >&2;`)} ${code} }`;
+      const words = wordsOf(part, `stage ${i}`);
       const command = watch
         ? `sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$t/p" ${words} </dev/null`
         : words;
@@ -264,8 +303,11 @@ export function groupScript(lengths: readonly number[], watch = false): string {
     }
     // the command's stdout goes on down the pipe (fd 4); its stderr through a tagging loop
     // (the shell's own `read`: no process started for it)
+    const run = sequence
+      ? steps(part, " 2>&1 >&4 4>&-", (k) => `printf '%s ${i}.${k} %s\\n' ${nonce} "$r";`)
+      : `${wordsOf(part, `stage ${i}`)} 2>&1 >&4 4>&-;`;
     const tag = `printf '\\r%s ${i}|%s\\n' ${nonce} "$l"`;
-    return `{ { ${words} 2>&1 >&4 4>&-; ${code} } | { while IFS= read -r l; do ${tag}; done; [ -z "$l" ] || ${tag}; } >&2; } 4>&1`;
+    return `{ { ${run} ${code} } | { while IFS= read -r l; do ${tag}; done; [ -z "$l" ] || ${tag}; } >&2; } 4>&1`;
   });
   return [
     `trap 'exit 129' HUP; trap 'exit 143' TERM;`,
@@ -288,13 +330,14 @@ export interface GroupReport {
 /**
  * The report in a group's stderr: every tagged line (`\rNONCE I CODE\n`, `\rNONCE I|LINE\n`)
  * is taken out, and what is left is c1's own stderr. null when nothing is tagged with `nonce`
- * (the group never got as far as one command's end).
+ * (the group never got as far as one command's end). A sequence c1's reports
+ * (`\rNONCE 1.K CODE\n`) stay in its text, where sequenceReport finds them.
  */
 export function parseGroupReport(stderr: string, nonce: string, count: number): GroupReport | null {
   const codes = Array.from({ length: count }, () => UNKNOWN_CODE);
   const sections = Array.from({ length: count }, () => "");
-  const escaped = nonce.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const tagged = new RegExp(`\\r${escaped} (\\d+)(?: (\\d+)|\\|([^\\n]*))\\n`, "g");
+  const escaped = escapeRegExp(nonce);
+  const tagged = new RegExp(`\\r${escaped} (\\d+)(?:\\.(\\d+))?(?: (\\d+)|\\|([^\\n]*))\\n`, "g");
   let found = false;
   let first = "";
   let from = 0;
@@ -304,21 +347,63 @@ export function parseGroupReport(stderr: string, nonce: string, count: number): 
     from = (match.index ?? 0) + match[0].length;
     const index = Number(match[1]) - 1;
     if (index < 0 || index >= count) continue;
-    if (match[2] !== undefined) codes[index] = Number(match[2]);
-    else sections[index] += `${match[3]}\n`;
+    if (match[2] !== undefined) {
+      // a step of c1's sequence: kept in place, between the steps' own lines
+      if (index === 0 && match[3] !== undefined) first += `${nonce} 1.${match[2]} ${match[3]}\n`;
+    } else if (match[3] !== undefined) codes[index] = Number(match[3]);
+    else sections[index] += `${match[4]}\n`;
   }
   if (!found) return null;
   sections[0] = first + stderr.slice(from) + sections[0];
   return { codes, stderr: sections };
 }
 
-function leaves(node: Node): CommandNode[] {
-  return node.kind === "command" ? [node] : node.parts.flatMap(leaves);
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * The steps of sequence part `part` (1-based) from its text: each step's code and the stderr
+ * it wrote before its report; the text after the last report is the step that was running
+ * (no code: cut, or never reached). Steps without a report are UNKNOWN_CODE.
+ */
+export function sequenceReport(
+  text: string,
+  nonce: string,
+  part: number,
+  count: number,
+): GroupReport {
+  const codes = Array.from({ length: count }, () => UNKNOWN_CODE);
+  const stderr = Array.from({ length: count }, () => "");
+  const mark = new RegExp(`\\r?${escapeRegExp(nonce)} ${part}\\.(\\d+) (\\d+)\\n`, "g");
+  let from = 0;
+  let next = 0;
+  for (const match of text.matchAll(mark)) {
+    const step = Number(match[1]) - 1;
+    if (step !== next || step >= count) continue; // only in order: nothing else carries the nonce
+    stderr[step] = text.slice(from, match.index);
+    codes[step] = Number(match[2]);
+    from = (match.index ?? 0) + match[0].length;
+    next++;
+  }
+  if (next < count) stderr[next] = text.slice(from);
+  else stderr[count - 1] += text.slice(from);
+  return { codes, stderr };
+}
+
+function leaves(node: Node | SequenceNode): CommandNode[] {
+  if (node.kind === "command") return [node];
+  return node.kind === "sequence" ? node.steps : node.parts.flatMap(leaves);
 }
 
 /** the logical codes and stderr of `node`, from what its process reported */
-function expandNode(node: Node, code: number, stderr: string): GroupReport {
+function expandNode(
+  node: Node | SequenceNode,
+  code: number,
+  stderr: string,
+  nonce = "",
+  part = 0,
+): GroupReport {
   if (node.kind === "command") return { codes: [code], stderr: [stderr] };
+  if (node.kind === "sequence") return sequenceReport(stderr, nonce, part, node.steps.length);
   const report = parseGroupReport(stderr, node.nonce, node.parts.length);
   const out: GroupReport = { codes: [], stderr: [] };
   node.parts.forEach((part, index) => {
@@ -329,16 +414,17 @@ function expandNode(node: Node, code: number, stderr: string): GroupReport {
       // a group that ran to its end (exit 0) without reporting a command did not run as
       // written (a forced command, another shell): unknown, never a success
       const text = report !== null ? partStderr : index === node.main ? stderr : "";
-      own = expandNode(part, reported, text);
+      own = expandNode(part, reported, text, node.nonce, index + 1);
     } else if (index === node.main) {
       // the group was cut, or never ran, before its main command ended: only the connection's
       // code is known, and it is the main command's, with what ssh said (the untagged text)
       const untagged = report?.stderr[0] ?? "";
-      own = expandNode(
-        part,
-        code,
-        report === null ? stderr : index === 0 ? partStderr : partStderr + untagged,
-      );
+      const text = report === null ? stderr : index === 0 ? partStderr : partStderr + untagged;
+      own = expandNode(part, code, text, node.nonce, index + 1);
+      // in a sequence, the step that was running when the group was cut (the first without
+      // a report of its own) is the one the connection's code belongs to
+      const running = own.codes.indexOf(UNKNOWN_CODE);
+      if (part.kind === "sequence" && running >= 0) own.codes[running] = code;
     } else {
       own = { codes: leaves(part).map(() => 0), stderr: leaves(part).map(() => "") };
     }
@@ -403,8 +489,18 @@ export interface WirePipeline {
   sides: Side[];
   /** stage 1 reads a stdin held open until a cancel (its end stops a direct send) */
   holdStdin: boolean;
+  /** per transfer of a batch: the index in `commands` of its send and of its receive */
+  sends: number[];
+  receives: number[];
+  /**
+   * a batch's sends report each end in stage 1's live stderr as `\rTAG 1.K CODE` (see
+   * groupScript); null for a single transfer
+   */
+  stepTag: string | null;
   /** runPipeline's result per stage → the result per command */
   expand(result: PipelineResult): PipelineResult;
+  /** the codes and stderr per command as reported, kept even when the run was cancelled */
+  report(result: PipelineResult): GroupReport;
 }
 
 export interface WirePipelineOptions {
@@ -428,44 +524,81 @@ export function wirePipeline(
   wire: Wire,
   options: WirePipelineOptions = {},
 ): WirePipeline {
+  return wireBatch([send], [receive], source, target, wire, options);
+}
+
+/**
+ * Several transfers through ONE pipeline: the sends one after another into the same wire, the
+ * receives one after another out of it, each `zfs receive` reading exactly its own stream. A
+ * host's part stops at its first failure, so a receive never reads what follows a refused
+ * stream. One command each is the single transfer of wirePipeline. Not for a direct wire.
+ */
+export function wireBatch(
+  sends: readonly (readonly string[])[],
+  receives: readonly (readonly string[])[],
+  source: Host,
+  target: Host,
+  wire: Wire,
+  options: WirePipelineOptions = {},
+): WirePipeline {
+  if (sends.length === 0 || sends.length !== receives.length)
+    throw new Error("a batch pairs each send with one receive");
+  const batch = sends.length > 1;
+  if (batch && wire.direct) throw new Error("a direct wire carries one transfer at a time");
   const nonce = options.nonce ?? randomNonce;
   // a `sudo: yes` side's zfs stages run (and read in messages) as `sudo -n zfs …`
   const cmd = (side: Side, argv: readonly string[], carrier = true): CommandNode => {
     const line = sudoArgvOf(side === "source" ? source : target, argv);
     return { kind: "command", argv: line, run: [...line], carrier, side };
   };
-  const sending = [cmd("source", send, false)];
+  const zfsPart = (
+    side: Side,
+    argvs: readonly (readonly string[])[],
+  ): CommandNode | SequenceNode =>
+    batch
+      ? { kind: "sequence", steps: argvs.map((argv) => cmd(side, argv, false)) }
+      : cmd(side, argvs[0] as string[], false);
+  const sending: (CommandNode | SequenceNode)[] = [zfsPart("source", sends)];
   if (wire.compression === "zstd") sending.push(cmd("source", ["zstd", "-c", "-3"]));
   if (wire.compression === "lz4") sending.push(cmd("source", ["lz4", "-c"]));
   if (wire.limiter === "pv") sending.push(cmd("source", ["pv", "-q", "-L", String(wire.bwlimit)]));
   if (wire.limiter === "mbuffer")
     sending.push(cmd("source", ["mbuffer", "-q", "-r", String(wire.bwlimit)]));
-  const receiving: CommandNode[] = [];
+  const receiving: (CommandNode | SequenceNode)[] = [];
   if (wire.compression !== null) receiving.push(cmd("target", [wire.compression, "-dc"]));
   const expected = options.expectedBytes ?? null;
   const small = expected !== null && expected < wire.bufferFrom;
   if (wire.buffer > 0 && !small)
     receiving.push(cmd("target", ["mbuffer", "-q", "-m", String(wire.buffer)]));
-  receiving.push(cmd("target", receive, false));
+  receiving.push(zfsPart("target", receives));
 
+  let stepTag: string | null = null;
   /** `parts` on the host `wrap` reaches: as they are, one wrapped command, or one group */
   const onHost = (
-    parts: Node[],
+    parts: (Node | SequenceNode)[],
     wrap: ((argv: string[]) => string[]) | null,
     main: number,
     watch = false,
   ): Node[] => {
-    if (wrap === null) return parts;
+    const sequence = parts.some((part) => part.kind === "sequence");
+    // a sequence is a group even on this machine (the local shell runs it as given)
+    if (wrap === null && !sequence) return parts as Node[];
     const only = parts[0];
-    if (parts.length === 1 && only?.kind === "command" && !watch)
+    if (parts.length === 1 && only?.kind === "command" && !watch && wrap !== null)
       return [{ ...only, run: wrap(only.run) }];
     const tag = nonce();
+    if (parts[0]?.kind === "sequence") stepTag = tag;
     const script = groupScript(
-      parts.map((part) => part.run.length),
+      parts.map((part) =>
+        part.kind === "sequence" ? part.steps.map((step) => step.run.length) : part.run.length,
+      ),
       watch,
     );
-    const argv = ["sh", "-c", script, "sh", ...parts.flatMap((part) => part.run), tag];
-    return [{ kind: "group", nonce: tag, parts, main, run: wrap(argv) }];
+    const words = parts.flatMap((part) =>
+      part.kind === "sequence" ? part.steps.flatMap((step) => step.run) : part.run,
+    );
+    const argv = ["sh", "-c", script, "sh", ...words, tag];
+    return [{ kind: "group", nonce: tag, parts, main, run: wrap === null ? argv : wrap(argv) }];
   };
   const wrapOf = (host: Host) => (host.isLocal ? null : (argv: string[]) => host.wrap(argv));
 
@@ -486,23 +619,29 @@ export function wirePipeline(
     ];
   }
   const all = top.flatMap(leaves);
+  const sendSteps = leaves(sending[0] as CommandNode | SequenceNode);
+  const receiveSteps = leaves(receiving[receiving.length - 1] as CommandNode | SequenceNode);
+  const report = (result: PipelineResult): GroupReport => {
+    const out: GroupReport = { codes: [], stderr: [] };
+    top.forEach((node, index) => {
+      const own = expandNode(node, result.codes[index] ?? UNKNOWN_CODE, result.stderr[index] ?? "");
+      out.codes.push(...own.codes);
+      out.stderr.push(...own.stderr);
+    });
+    return out;
+  };
   return {
     stages: top.map((node) => node.run),
     commands: all.map((node) => node.argv),
     carriers: all.map((node) => node.carrier),
     sides: all.map((node) => node.side),
     holdStdin: wire.direct,
+    sends: sendSteps.map((step) => all.indexOf(step)),
+    receives: receiveSteps.map((step) => all.indexOf(step)),
+    stepTag,
+    report,
     expand(result) {
-      const out: GroupReport = { codes: [], stderr: [] };
-      top.forEach((node, index) => {
-        const own = expandNode(
-          node,
-          result.codes[index] ?? UNKNOWN_CODE,
-          result.stderr[index] ?? "",
-        );
-        out.codes.push(...own.codes);
-        out.stderr.push(...own.stderr);
-      });
+      const out = report(result);
       const codes = result.cancelled ? out.codes.map(() => UNKNOWN_CODE) : out.codes;
       return { ...result, codes, stderr: out.stderr, ok: result.ok && codes.every((c) => c === 0) };
     },

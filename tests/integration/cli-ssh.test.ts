@@ -81,6 +81,7 @@ describe("remote → remote through two sshd", () => {
       expect(env.snapshots("src/data/plain")).toEqual([day(1)]);
 
       const backup = await env.cli(["backup", cfg, "--yes"]);
+      if (backup.code !== 0) console.log(backup.stdout, backup.stderr);
       expect(backup.code).toBe(0);
       expect(env.snapshots(`dst/back up/${ODD}`)).toEqual([day(1), today]);
       expect(env.snapshots("dst/back up/plain")).toEqual([day(1)]);

@@ -185,6 +185,97 @@ describe("the wire on the simulator", () => {
   }, 60_000);
 });
 
+describe("batches: several datasets per ssh session", () => {
+  const CHILDREN = ["c1", "c2", "c3", "c4", "c5"];
+  function seedTree(): void {
+    env.seed({
+      now: 1_767_225_600,
+      pools: [
+        {
+          name: "src",
+          size: "64G",
+          datasets: [
+            { name: "data", snapshots: [{ name: "2026010101", written: "1M" }] },
+            ...CHILDREN.map((child) => ({
+              name: `data/${child}`,
+              snapshots: [{ name: "2026010101", written: "2M" }],
+            })),
+          ],
+        },
+        { name: "dst", size: "64G" },
+      ],
+    });
+    writeFileSync(sshLog, "");
+  }
+  const groupsOf = async () =>
+    (await Bun.file(sshLog).text())
+      .split("\n")
+      .filter((l) => l.startsWith("sh -c ") && l.includes("zstd") && !l.includes("command -v"));
+
+  test("the root alone, then its five children through one session per host", async () => {
+    seedTree();
+    const config = remoteConfig("transfer:\n  compression: zstd\n  buffer: off\n", "b.yaml");
+    const run = await env.cli(["backup", config, "--yes", "--json"], { env: { PATH: PATH() } });
+    expect(run.stderr).not.toContain("error");
+    expect(run.code).toBe(0);
+    for (const child of CHILDREN)
+      expect(env.guid(`dst/backup/${child}@2026010101`)).toBe(
+        env.guid(`src/data/${child}@2026010101`),
+      );
+    const groups = await groupsOf();
+    // 2 for the root, 2 for the batch of children: its sends and its receives each in one line
+    expect(groups).toHaveLength(4);
+    const batch = groups.filter((l) => l.includes("src/data/c1@"));
+    expect(batch).toHaveLength(1);
+    for (const child of CHILDREN) expect(batch[0]).toContain(`src/data/${child}@2026010101`);
+    // every transfer is its own action to the user: started and ended, each with its bytes
+    const events = jsonEvents(run.stdout);
+    const done = events.filter((e) => e.event === "action-done" && e.kind === "send");
+    expect(done).toHaveLength(6);
+    expect(done.every((e) => e.ok === true)).toBe(true);
+    const started = events.filter((e) => e.event === "action-start" && e.kind === "send");
+    expect(started).toHaveLength(6);
+  }, 60_000);
+
+  test("a receive refused inside a batch: those before it arrived, it failed, those after it are sent again", async () => {
+    seedTree();
+    // a zfs that refuses to receive into c3 (as a real receive refuses a stream it cannot
+    // take), leaving the rest of the batch's stream unread
+    const refusing = join(env.dir, "refusing-zfs");
+    mkdirSync(refusing, { recursive: true });
+    const real = Bun.which("zfs", { PATH: env.path });
+    writeFileSync(
+      join(refusing, "zfs"),
+      `#!/bin/sh\ncase "$*" in *"receive"*"dst/backup/c3") echo "cannot receive new filesystem stream: refused for the test" >&2; exit 1;; esac\nexec '${real}' "$@"\n`,
+    );
+    chmodSync(join(refusing, "zfs"), 0o755);
+    const config = remoteConfig("transfer:\n  compression: zstd\n  buffer: off\n", "r.yaml");
+    const run = await env.cli(["backup", config, "--yes", "--json"], {
+      env: { PATH: `${refusing}:${PATH()}` },
+    });
+    expect(run.code).toBe(1);
+    for (const child of ["c1", "c2", "c4", "c5"])
+      expect(env.guid(`dst/backup/${child}@2026010101`)).toBe(
+        env.guid(`src/data/${child}@2026010101`),
+      );
+    expect(env.list().has("dst/backup/c3")).toBe(false);
+    const done = jsonEvents(run.stdout).filter(
+      (e) => e.event === "action-done" && e.kind === "send",
+    );
+    const failed = done.filter((e) => e.ok !== true);
+    expect(failed).toHaveLength(1);
+    const error = String(failed[0]?.error);
+    // reported as that transfer's own receive, with its message
+    expect(error).toContain("zfs receive -s -u dst/backup/c3");
+    expect(error).toContain("refused for the test");
+    expect(done).toHaveLength(6);
+    // c4 and c5 went again, in a batch of their own
+    const groups = await groupsOf();
+    const again = groups.filter((l) => l.includes("/c4") && !l.includes("/c3"));
+    expect(again.length).toBe(2);
+  }, 60_000);
+});
+
 test("direct that the source cannot use is refused before any transfer", async () => {
   seed("1M");
   const broken = join(env.dir, "broken-ssh");

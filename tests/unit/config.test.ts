@@ -677,6 +677,7 @@ describe("transfer", () => {
       direct: false,
       parallel: 1,
       retries: 3,
+      batch: 16,
     };
     expect(parseConfig(REMOTE, "t.yaml").transfer).toEqual(defaults);
     expect(parseConfig(`${REMOTE}transfer:\n`, "t.yaml").transfer).toEqual(defaults);
@@ -686,7 +687,7 @@ describe("transfer", () => {
   test("every key read; sizes and rates count K, M, G, T as powers of 1024", () => {
     expect(
       transfer(
-        "  compression: lz4\n  buffer: 1G\n  bwlimit: 10M\n  direct: yes\n  parallel: 4\n  retries: 0\n",
+        "  compression: lz4\n  buffer: 1G\n  bwlimit: 10M\n  direct: yes\n  parallel: 4\n  retries: 0\n  batch: 1\n",
       ),
     ).toEqual({
       compression: "lz4",
@@ -695,6 +696,7 @@ describe("transfer", () => {
       direct: true,
       parallel: 4,
       retries: 0,
+      batch: 1,
     });
     expect(transfer("  buffer: 64M\n").buffer).toBe(64 * 1024 ** 2);
     expect(transfer("  buffer: 1.5G\n").buffer).toBe(1.5 * 1024 ** 3);
@@ -733,6 +735,8 @@ describe("transfer", () => {
     ["parallel 0", "  parallel: 0\n", "transfer.parallel", "between 1 and 32, got 0"],
     ["parallel 33", "  parallel: 33\n", "transfer.parallel", "between 1 and 32, got 33"],
     ["retries 21", "  retries: 21\n", "transfer.retries", "between 0 and 20, got 21"],
+    ["batch 0", "  batch: 0\n", "transfer.batch", "between 1 and 64, got 0"],
+    ["batch 65", "  batch: 65\n", "transfer.batch", "between 1 and 64, got 65"],
     ["an unknown key", "  compresion: zstd\n", "transfer.compresion", "did you mean `compression`"],
   ])("%s is refused, naming the key", (_, lines, keyPath, words) => {
     const error = errorOf(`${REMOTE}transfer:\n${lines}`);

@@ -24,9 +24,11 @@ import {
   PLAIN_WIRE,
   parseGroupReport,
   parseTools,
+  sequenceReport,
   type Wire,
   type WireEnd,
   type WireTool,
+  wireBatch,
   wirePipeline,
 } from "../../lib/run/wire.ts";
 import { standInMissingTools } from "../helpers/wire-tools.ts";
@@ -651,5 +653,98 @@ describe("direct ssh", () => {
     expect(() =>
       directSshArgv({ ...target, sideConfig: { host: "-oProxyCommand=x", user: "", port: null } }),
     ).toThrow("not an ssh destination");
+  });
+});
+
+describe("wireBatch: several transfers through one session per host", () => {
+  /** send `i` writes `bytes` of letter i; receive `i` reads exactly that much into out-i */
+  const standIns = (count: number, bytes: number, refuse: number | null) => {
+    const sends = Array.from({ length: count }, (_, i) => [
+      "sh",
+      "-c",
+      'head -c "$1" /dev/zero | tr "\\0" "$2"; echo "sending $2" >&2',
+      "send",
+      String(bytes),
+      String.fromCharCode(97 + i),
+    ]);
+    const receives = Array.from({ length: count }, (_, i) => [
+      "sh",
+      "-c",
+      i === refuse
+        ? 'echo "cannot receive new filesystem stream: refused ($2)" >&2; exit 1'
+        : 'dd bs="$3" count=1 iflag=fullblock status=none >"$1"; echo "received $2" >&2',
+      "receive",
+      join(dir, `out-${i}`),
+      `${ODD_DS}/${i}`,
+      String(bytes),
+    ]);
+    return { sends, receives };
+  };
+
+  test("one group per host; each receive reads exactly its own stream; the report per transfer", async () => {
+    const { sends, receives } = standIns(3, 70_000, null);
+    const source = remote("source");
+    const target = remote("target");
+    const p = wireBatch(sends, receives, source, target, wireOf({ compression: "zstd" }));
+    expect(p.stages).toHaveLength(2);
+    expect(p.sends).toEqual([0, 1, 2]);
+    expect(p.receives).toEqual([5, 6, 7]);
+    expect(p.carriers).toEqual([false, false, false, true, true, false, false, false]);
+    const lines: string[] = [];
+    const result = await runPipeline(p.stages, { onProgressLine: (line) => lines.push(line) });
+    expect(result.ok).toBe(true);
+    const report = p.report(result);
+    expect(report.codes).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(report.stderr.slice(0, 3)).toEqual(["sending a\n", "sending b\n", "sending c\n"]);
+    expect(report.stderr.slice(5)).toEqual([
+      `received ${ODD_DS}/0\n`,
+      `received ${ODD_DS}/1\n`,
+      `received ${ODD_DS}/2\n`,
+    ]);
+    for (const [i, letter] of ["a", "b", "c"].entries())
+      expect(await Bun.file(join(dir, `out-${i}`)).text()).toBe(letter.repeat(70_000));
+    // each send's end is reported live, tagged, for the next one's progress
+    expect(lines.filter((line) => line.includes(`${p.stepTag} 1.`))).toHaveLength(3);
+  });
+
+  test("a refused receive stops its side: the ones before it arrived, the ones after never ran", async () => {
+    for (const i of [0, 1, 2, 3]) rmSync(join(dir, `out-${i}`), { force: true });
+    const { sends, receives } = standIns(4, 1000, 1);
+    const p = wireBatch(sends, receives, remote("source"), remote("target"), PLAIN_WIRE);
+    const report = p.report(await runPipeline(p.stages));
+    const receiveCodes = p.receives.map((i) => report.codes[i]);
+    expect(receiveCodes).toEqual([0, 1, -1, -1]);
+    expect(report.stderr[p.receives[1] as number]).toBe(
+      `cannot receive new filesystem stream: refused (${ODD_DS}/1)\n`,
+    );
+    expect(await Bun.file(join(dir, "out-0")).text()).toBe("a".repeat(1000));
+    expect(await Bun.file(join(dir, "out-2")).exists()).toBe(false);
+    expect(await Bun.file(join(dir, "out-3")).exists()).toBe(false);
+  });
+
+  test("a batch between local pools is still one group per side; one transfer stays as it was", () => {
+    const { sends, receives } = standIns(2, 10, null);
+    const here = new LocalHost("source");
+    const p = wireBatch(sends, receives, here, new LocalHost("target"), PLAIN_WIRE);
+    expect(p.stages.map((stage) => stage.slice(0, 2))).toEqual([
+      ["sh", "-c"],
+      ["sh", "-c"],
+    ]);
+    const single = wireBatch(sends.slice(0, 1), receives.slice(0, 1), here, here, PLAIN_WIRE);
+    expect(single.stages).toEqual([sends[0] as string[], receives[0] as string[]]);
+    expect(single.stepTag).toBeNull();
+    expect(() =>
+      wireBatch(sends, receives, remote("source"), remote("target"), wireOf({ direct: true })),
+    ).toThrow(/one transfer at a time/);
+  });
+
+  test("sequenceReport: each step's code and lines; a step cut before its report is unknown", () => {
+    const text = "one\nT 2.1 0\ntwo\nT 2.2 0\nthree, cut";
+    expect(sequenceReport(text, "T", 2, 4)).toEqual({
+      codes: [0, 0, -1, -1],
+      stderr: ["one\n", "two\n", "three, cut", ""],
+    });
+    // another part's reports, or reports out of order, are not this sequence's
+    expect(sequenceReport("T 3.1 0\nT 2.2 0\n", "T", 2, 2).codes).toEqual([-1, -1]);
   });
 });

@@ -5,7 +5,7 @@
 import { planBackup, type TokenInfo } from "../../plan/backup.ts";
 import { holdTags, withChain } from "../../plan/chain.ts";
 import type { Action, ChainAction, Plan, SendAction } from "../../plan/types.ts";
-import { runSend } from "../../run/actions.ts";
+import { runSend, runSendBatch } from "../../run/actions.ts";
 import type { Inventory } from "../../zfs/model.ts";
 import type { ActionOutcome } from "../../zfs/outcome.ts";
 import { isCancelError, untilCancelled } from "../cancel.ts";
@@ -156,6 +156,8 @@ async function sendWithRetries(
   action: SendAction,
   expected: number | null,
   wire: StageWire,
+  /** the first attempt's outcome when it ran already (in a batch) */
+  ran?: ActionOutcome,
 ): Promise<ActionOutcome> {
   let done = 0;
   const attempt = (step: SendAction) =>
@@ -165,7 +167,7 @@ async function sendWithRetries(
       onBytes: (bytes) => run.progress(action, done + bytes, expected),
       ...wire,
     });
-  const first = await attempt(action);
+  const first = ran ?? (await attempt(action));
   let outcome = first;
   let totalMs = outcome.durationMs;
   const retries = run.config.transfer.retries;
@@ -247,6 +249,39 @@ async function resumeSteps(run: Run, action: SendAction): Promise<SendAction[] |
   return [resume, ...follow];
 }
 
+/**
+ * A batch's sends through one ssh session per host (runSendBatch); a transfer the network cut
+ * goes on through its retries on its own. Only sends of one stage wire that is not direct.
+ */
+async function sendBatch(
+  run: Run,
+  actions: readonly SendAction[],
+  estimates: ReadonlyMap<SendAction, number>,
+  wire: StageWire,
+  started: (action: Action) => void,
+): Promise<(ActionOutcome | null)[]> {
+  const expected = actions.map((action) => estimates.get(action) ?? null);
+  const outcomes = await runSendBatch(run.hosts.source, run.hosts.target, actions, {
+    signal: run.signal,
+    wire: wire.wire,
+    expectedBytes: expected,
+    started: (index) => started(actions[index] as SendAction),
+    onBytes: (index, bytes) =>
+      run.progress(actions[index] as SendAction, bytes, expected[index] ?? null),
+  });
+  return Promise.all(
+    outcomes.map(async (ran, index) => {
+      if (ran === null) return null;
+      const action = actions[index] as SendAction;
+      const outcome = ran.resumable
+        ? await sendWithRetries(run, action, expected[index] ?? null, wire, ran)
+        : ran;
+      if (outcome.ok) run.summary.sent(action.subname, outcome.bytes ?? 0, action.snapshots);
+      return outcome;
+    }),
+  );
+}
+
 export function backupStage(run: Run): ChangingStage {
   /** chosen once per stage when it plans a send (tools asked once per host, not per dataset) */
   let wire: StageWire = NO_WIRE;
@@ -275,6 +310,18 @@ export function backupStage(run: Run): ChangingStage {
       return plan;
     },
     estimate: async (plan: Plan) => estimateSends(plan, sourceTree, tokens),
+    // over ssh, sends share a session per host; between local pools there is none to share
+    batchSize: (action: Action) =>
+      action.kind === "send" &&
+      !wire.wire.direct &&
+      (!run.hosts.source.isLocal || !run.hosts.target.isLocal)
+        ? run.config.transfer.batch
+        : 1,
+    executeBatch: async (actions, estimates, started) => {
+      const sends = actions.filter((action): action is SendAction => action.kind === "send");
+      if (sends.length !== actions.length) throw new Error("backup batches only sends");
+      return sendBatch(run, sends, estimates, wire, started);
+    },
     execute: async (action: Action, estimates) => {
       if (action.kind === "abort-resume")
         return run.ports.target.abortReceive(action.targetDataset);
