@@ -160,6 +160,8 @@ declare module "abgleich" {
     parallel: number;
     /** a transfer cut by a network fault is resumed from its token up to this many times per run */
     retries: number;
+    /** at most this many datasets' streams one after another through one ssh session per host */
+    batch: number;
   }
 
   /**
