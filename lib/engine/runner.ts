@@ -107,13 +107,15 @@ export interface ChangingStage {
   batchSize?(action: Action): number;
   /**
    * Run several checked actions of one batch, in order, each only after the one before it
-   * succeeded; `started` as each begins. An outcome per action, or null for one that did not
-   * run because an earlier one failed: the engine runs it again on its own.
+   * succeeded; `started` as each begins, `ended` as each ends when that is known before the
+   * batch ends. An outcome per action, or null for one that did not run because an earlier
+   * one failed: the engine runs it again later.
    */
   executeBatch?(
     actions: readonly Action[],
     estimates: ReadonlyMap<SendAction, number>,
     started: (action: Action) => void,
+    ended: (action: Action, outcome: ActionOutcome) => void,
   ): Promise<(ActionOutcome | null)[]>;
   /** after the actions ran: e.g. wait for space to be freed and report it */
   finish?(results: StageResult["results"]): Promise<void>;
@@ -826,15 +828,23 @@ export class Run {
         return [];
       }
       if (actions.length === 0) return [];
+      /** the actions the stage told as ended while the batch ran, and their conclusions */
+      const concluded = new Map<Action, Promise<void>>();
+      const ended = (action: Action, outcome: ActionOutcome) => {
+        if (!concluded.has(action) && actions.includes(action))
+          concluded.set(action, conclude(action, outcome));
+      };
       let outcomes: (ActionOutcome | null)[];
       try {
-        outcomes = await stage.executeBatch(actions, estimates, announce);
+        outcomes = await stage.executeBatch(actions, estimates, announce, ended);
       } catch (error) {
         const outcome = failure(error);
         outcomes = actions.map(() => outcome);
       }
+      await Promise.all(concluded.values());
       const again: Action[] = [];
       for (const [index, action] of actions.entries()) {
+        if (concluded.has(action)) continue;
         const outcome = outcomes[index];
         // the first of a batch always ran: an answer without it is the stage's mistake
         if (outcome === null && index > 0) again.push(action);

@@ -134,16 +134,19 @@ export interface BatchOptions {
   wire: Wire;
   /** per transfer: the plan's estimate, null when unknown */
   expectedBytes: readonly (number | null)[];
-  /** transfer `index` begins (its send starts) */
+  /** transfer `index` begins: the first at once, each next one when the one before arrived */
   started: (index: number) => void;
+  /** transfer `index` arrived (its receive succeeded), told as it happens */
+  arrived: (index: number, outcome: ActionOutcome) => void;
   onBytes: (index: number, bytes: number) => void;
 }
 
 /**
  * Several transfers through one pipeline (wireBatch): one ssh session per remote host for
- * all of them. An outcome per transfer, in order: those before the first failure arrived,
- * the first failure is reported as runSend reports one, and those after it, which never
- * reached their receive, are null (not run).
+ * all of them. Each is told as begun and as arrived while the batch runs, one at a time as
+ * its receive takes it (the sends run ahead into the pipe). The outcome per transfer, in
+ * order: those before the first failure arrived, the first failure is reported as runSend
+ * reports one, and those after it, which never reached their receive, are null (not run).
  */
 export async function runSendBatch(
   source: Host,
@@ -165,30 +168,47 @@ export async function runSendBatch(
   );
   const counters = actions.map(() => sendProgressCounter());
   const startedAt = actions.map(() => 0);
-  let current = 0;
+  const told = actions.map(() => false);
+  /** the send whose progress lines come now; the transfer begun last */
+  let sending = 0;
+  let running = 0;
   const begin = (index: number) => {
-    current = index;
+    running = index;
     startedAt[index] = performance.now();
     options.started(index);
+    // its send may have run ahead while the one before was still being received
+    const counted = counters[index]?.total() ?? 0;
+    if (counted > 0) options.onBytes(index, counted);
   };
-  const tag = pipeline.stepTag;
-  // `\rTAG 1.K CODE`: send K ended; with code 0 the next one starts
-  const stepEnd =
-    tag === null
-      ? null
-      : new RegExp(`${tag.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} 1\\.(\\d+) (\\d+)`);
+  const arrived = (index: number): ActionOutcome => {
+    const bytes = Math.max(counters[index]?.total() ?? 0, expected[index] ?? 0);
+    options.onBytes(index, bytes);
+    const durationMs = Math.round(performance.now() - (startedAt[index] ?? 0));
+    return { ok: true, bytes, durationMs };
+  };
+  /** `TAG I.K CODE`: step K of a group's sequence ended */
+  const stepOf = (tag: string | null) =>
+    tag === null ? null : new RegExp(`${escapeRegExp(tag)} \\d+\\.(\\d+) (\\d+)`);
+  const sendEnd = stepOf(pipeline.stepTag);
+  const receiveEnd = stepOf(pipeline.receiveTag);
   begin(0);
   const raw = await runPipeline(pipeline.stages, {
     signal: options.signal,
     onProgressLine: (line) => {
-      const end = stepEnd?.exec(line);
+      const end = sendEnd?.exec(line);
       if (end) {
-        const next = Number(end[1]);
-        if (next === current + 1 && end[2] === "0" && next < actions.length) begin(next);
+        if (Number(end[1]) === sending + 1 && end[2] === "0") sending++;
         return;
       }
-      const bytes = counters[current]?.feed(line) ?? null;
-      if (bytes !== null) options.onBytes(current, bytes);
+      const bytes = counters[sending]?.feed(line) ?? null;
+      if (bytes !== null && sending <= running) options.onBytes(sending, bytes);
+    },
+    onLastStageLine: (line) => {
+      const end = receiveEnd?.exec(line);
+      if (!end || Number(end[1]) !== running + 1 || end[2] !== "0") return;
+      told[running] = true;
+      options.arrived(running, arrived(running));
+      if (running + 1 < actions.length) begin(running + 1);
     },
   });
   const ended = performance.now();
@@ -201,22 +221,24 @@ export async function runSendBatch(
   );
   return actions.map((_, index): ActionOutcome | null => {
     if (index > failedAt && receiveCode(index) === UNKNOWN_CODE) return null;
+    // a receive that succeeded holds its snapshot whole, whatever ended the batch after it
+    if (index < failedAt) {
+      if (!told[index]) {
+        if (index > running) begin(index);
+        told[index] = true;
+        options.arrived(index, arrived(index));
+      }
+      return arrived(index);
+    }
+    if (index > running) begin(index);
     // this transfer's commands in pipe order: its send, the wire between, its receive
     const own = [pipeline.sends[index] as number, ...carriers, pipeline.receives[index] as number];
-    const arrived = index < failedAt;
-    const cancelled = raw.cancelled && !arrived;
-    // the wire carried every stream before the first failure whole: its end is the failure's
+    const cancelled = raw.cancelled;
     const codes = own.map((command) =>
-      cancelled
-        ? UNKNOWN_CODE
-        : arrived && carriers.includes(command)
-          ? 0
-          : (report.codes[command] ?? UNKNOWN_CODE),
+      cancelled ? UNKNOWN_CODE : (report.codes[command] ?? UNKNOWN_CODE),
     );
-    const stderr = own.map((command) =>
-      arrived && carriers.includes(command) ? "" : (report.stderr[command] ?? ""),
-    );
-    const durationMs = Math.round((startedAt[index + 1] || ended) - (startedAt[index] || ended));
+    const stderr = own.map((command) => report.stderr[command] ?? "");
+    const durationMs = Math.round(ended - (startedAt[index] || ended));
     const counted = counters[index]?.total() ?? 0;
     if (!cancelled && codes.every((code) => code === 0)) {
       const bytes = Math.max(counted, expected[index] ?? 0);
@@ -232,3 +254,5 @@ export async function runSendBatch(
     return failedTransfer(view, commands, source, target, counted, durationMs);
   });
 }
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

@@ -3,7 +3,7 @@
 // every argv reaches it only as positional parameters, so the script text holds nothing
 // but numbers generated here and no data can be read as shell syntax.
 
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { shellJoin } from "../hosts/quote.ts";
@@ -36,6 +36,11 @@ export interface PipelineOptions {
    * send on the far host, where killing the local ssh alone would not reach it
    */
   holdStdin?: boolean;
+  /**
+   * called with each line of the LAST stage's stderr as it arrives (a batch's receives report
+   * each end there); without it that stderr is read when the pipeline has ended
+   */
+  onLastStageLine?: (line: string) => void;
 }
 
 /** after a held stdin ended on cancel, how long before stage 1 is cut as well */
@@ -59,7 +64,7 @@ export interface PipelineResult {
  * followed by one stderr file per stage after the first, the status file, then the file that
  * receives stage 1's pid. Exported for tests; it only ever contains numbers.
  */
-export function pipelineScript(stageLengths: readonly number[]): string {
+export function pipelineScript(stageLengths: readonly number[], liveLast = false): string {
   const stages: string[] = [];
   let next = 1;
   let errorFile = stageLengths.reduce((sum, n) => sum + n, 0) + 1;
@@ -73,10 +78,16 @@ export function pipelineScript(stageLengths: readonly number[]): string {
     const pidFile = stageLengths.reduce((sum, n) => sum + n, 0) + stageLengths.length + 1;
     // a subshell even when alone: `exec` must not replace bash itself, or the status of a
     // one-stage pipeline (a direct transfer) is never written
+    // with liveLast, the last stage's stderr goes to fd 3, a pipe read as it comes
+    const last = index === stageLengths.length - 1;
+    // (only the last stage keeps fd 3, so its end is that pipe's end)
+    const errors =
+      liveLast && last ? "2>&3 3>&-" : `2>"\${${errorFile}}"${liveLast ? " 3>&-" : ""}`;
+    if (index > 0) errorFile++;
     stages.push(
       index === 0
-        ? `( echo "$BASHPID" >"\${${pidFile}}"; exec ${command} )`
-        : `${command} 2>"\${${errorFile++}}"`,
+        ? `( echo "$BASHPID" >"\${${pidFile}}"; exec ${command}${liveLast ? " 3>&-" : ""} )`
+        : `${command} ${errors}`,
     );
   });
   const statusFile = errorFile;
@@ -138,7 +149,11 @@ export async function runPipeline(
   options: PipelineOptions = {},
 ): Promise<PipelineResult> {
   if (stages.length === 0) throw new Error("a pipeline needs at least one stage");
-  const script = pipelineScript(stages.map((stage) => stage.length));
+  const liveLast = options.onLastStageLine !== undefined && stages.length > 1;
+  const script = pipelineScript(
+    stages.map((stage) => stage.length),
+    liveLast,
+  );
   const dir = mkdtempSync(join(tmpdir(), "abg-pipe-"));
   const errorFiles = stages.slice(1).map((_, index) => join(dir, `stderr-${index + 2}`));
   const statusFile = join(dir, "status");
@@ -153,9 +168,13 @@ export async function runPipeline(
       stdin: options.holdStdin ? "pipe" : "ignore",
       stdout: "pipe",
       stderr: "pipe",
+      stdio: liveLast
+        ? [options.holdStdin ? "pipe" : "ignore", "pipe", "pipe", "pipe"]
+        : [options.holdStdin ? "pipe" : "ignore", "pipe", "pipe"],
       detached: true,
       env: process.env,
     });
+    const lastStderr = liveLast ? readLastStage(child, options.onLastStageLine) : null;
     let cancelled = false;
     let forceKill: ReturnType<typeof setTimeout> | undefined;
     let cut: ReturnType<typeof setTimeout> | undefined;
@@ -197,7 +216,9 @@ export async function runPipeline(
         readLines(child.stderr, options.onProgressLine),
         child.exited,
       ]);
-      const stderr = [firstStderr, ...errorFiles.map((file) => tail(readIfPresent(file)))];
+      const files = errorFiles.map((file) => tail(readIfPresent(file)));
+      if (lastStderr !== null) files[files.length - 1] = await lastStderr;
+      const stderr = [firstStderr, ...files];
       if (cancelled) return { ...cancelledResult(stages.length, stderr), stdout };
       const codes = parseStatus(readIfPresent(statusFile), stages.length);
       const ok = codes.every((code) => code === 0);
@@ -212,6 +233,45 @@ export async function runPipeline(
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** after the pipeline ended, how long its last stage's stderr pipe may stay open (a process
+ * it left behind holding it, such as a new ssh connection master) before reading stops */
+const LAST_STDERR_GRACE_MS = 1000;
+
+/** the last stage's stderr (fd 3 of bash), line by line as it comes, then its tail */
+async function readLastStage(
+  child: { stdio: readonly (number | null)[]; exited: Promise<number> },
+  onLine: ((line: string) => void) | undefined,
+): Promise<string> {
+  const fd = child.stdio[3];
+  if (typeof fd !== "number") return "";
+  const stream = Bun.file(fd).stream();
+  const reader = stream.getReader();
+  const chunks = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: () => reader.cancel(),
+  });
+  const reading = readLines(chunks, onLine);
+  try {
+    await child.exited;
+    const ended = await Promise.race([
+      reading.then(() => true),
+      Bun.sleep(LAST_STDERR_GRACE_MS).then(() => false),
+    ]);
+    if (!ended) await reader.cancel().catch(() => {});
+    return await reading.catch(() => "");
+  } finally {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
   }
 }
 

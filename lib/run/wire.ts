@@ -497,6 +497,8 @@ export interface WirePipeline {
    * groupScript); null for a single transfer
    */
   stepTag: string | null;
+  /** a batch's receives report each end in the last stage's stderr, tagged so; else null */
+  receiveTag: string | null;
   /** runPipeline's result per stage → the result per command */
   expand(result: PipelineResult): PipelineResult;
   /** the codes and stderr per command as reported, kept even when the run was cancelled */
@@ -573,6 +575,7 @@ export function wireBatch(
   receiving.push(zfsPart("target", receives));
 
   let stepTag: string | null = null;
+  let receiveTag: string | null = null;
   /** `parts` on the host `wrap` reaches: as they are, one wrapped command, or one group */
   const onHost = (
     parts: (Node | SequenceNode)[],
@@ -587,7 +590,8 @@ export function wireBatch(
     if (parts.length === 1 && only?.kind === "command" && !watch && wrap !== null)
       return [{ ...only, run: wrap(only.run) }];
     const tag = nonce();
-    if (parts[0]?.kind === "sequence") stepTag = tag;
+    if (batch && parts.includes(sending[0] as SequenceNode)) stepTag = tag;
+    if (batch && parts.includes(receiving[receiving.length - 1] as SequenceNode)) receiveTag = tag;
     const script = groupScript(
       parts.map((part) =>
         part.kind === "sequence" ? part.steps.map((step) => step.run.length) : part.run.length,
@@ -639,6 +643,7 @@ export function wireBatch(
     sends: sendSteps.map((step) => all.indexOf(step)),
     receives: receiveSteps.map((step) => all.indexOf(step)),
     stepTag,
+    receiveTag,
     report,
     expand(result) {
       const out = report(result);

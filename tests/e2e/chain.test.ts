@@ -381,6 +381,55 @@ describe("the chain on real OpenZFS", () => {
   );
 
   test(
+    "a batch cut inside: the cut transfer is resumed on its own, the ones after it are sent again",
+    async () => {
+      const src = "srcpool/bc/data";
+      const dst = "dstpool/bc/backup";
+      await vm.sshOk(
+        [
+          shellJoin(["zfs", "create", "-p", `${src}/c1`]),
+          shellJoin(["zfs", "create", `${src}/c2`]),
+          shellJoin(["zfs", "create", `${src}/c3`]),
+          `head -c 48000000 /dev/urandom > /${src}/c1/f`,
+          `head -c 100000 /dev/urandom > /${src}/c2/f`,
+          `head -c 100000 /dev/urandom > /${src}/c3/f`,
+          "zpool sync",
+          shellJoin(["zfs", "snapshot", "-r", `${src}@${day(1)}`]),
+        ].join(" && "),
+      );
+      const config = await configFor("bc", "transfer:\n  retries: 3\n  bwlimit: 4M\n");
+      const run = await backupCutting(config, 1, 4 * 2 ** 20);
+      if (run.code !== 0) console.log(`${run.stdout}\n${run.stderr}`);
+      expect(run.code).toBe(0);
+      // the cut session carried the sends of all three children, one after another
+      expect(run.cuts).toHaveLength(1);
+      for (const child of ["c1", "c2", "c3"]) expect(run.cuts[0]).toContain(`${src}/${child}@`);
+      const notes = jsonEvents(run.stdout).filter(
+        (e) => e.event === "note" && String(e.text).includes("the transfer was cut"),
+      );
+      expect(notes.map((e) => e.text)).toEqual([
+        `${dst}/c1: the transfer was cut; resuming in 1 s (retry 1 of 3)`,
+      ]);
+      const done = jsonEvents(run.stdout).filter(
+        (e) => e.event === "action-done" && e.kind === "send",
+      );
+      expect(done.map((e) => [e.dataset, e.ok])).toEqual([
+        [dst, true],
+        [`${dst}/c1`, true],
+        [`${dst}/c2`, true],
+        [`${dst}/c3`, true],
+      ]);
+      for (const child of ["c1", "c2", "c3"]) {
+        await expectSameSnapshots(`${src}/${child}`, `${dst}/${child}`, [day(1)]);
+        expect(
+          (await listTree(vm, `${dst}/${child}`)).get(`${dst}/${child}`)?.receive_resume_token,
+        ).toBe("-");
+      }
+    },
+    SCENARIO_MS,
+  );
+
+  test(
     "parallel: 4 sends a 50-dataset tree, every dataset arriving with the source's snapshots",
     async () => {
       const src = "srcpool/p/data";

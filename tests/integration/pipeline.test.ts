@@ -56,6 +56,34 @@ describe("pipelineScript", () => {
 });
 
 describe("runPipeline", () => {
+  test("the last stage's stderr read live, line by line, while the pipeline still runs", async () => {
+    const seen: { line: string; at: number }[] = [];
+    const started = performance.now();
+    const result = await runPipeline(
+      [
+        ["sh", "-c", "echo first >&2; printf data"],
+        ["sh", "-c", "cat >/dev/null; echo middle >&2"],
+        ["sh", "-c", 'echo "one $1" >&2; sleep 0.5; echo two >&2; exit 3', "sh", "a b"],
+      ],
+      { onLastStageLine: (line) => seen.push({ line, at: performance.now() - started }) },
+    );
+    expect(result.codes).toEqual([0, 0, 3]);
+    expect(result.stderr).toEqual(["first\n", "middle\n", "one a b\ntwo\n"]);
+    expect(seen.map((s) => s.line)).toEqual(["one a b", "two"]);
+    // the first line came before the stage ended, not with the rest at the end
+    expect((seen[1]?.at ?? 0) - (seen[0]?.at ?? 0)).toBeGreaterThan(300);
+  });
+
+  test("a process the last stage left behind holding its stderr does not hold up the end", async () => {
+    const started = performance.now();
+    const result = await runPipeline(
+      [["true"], ["sh", "-c", "cat >/dev/null; (sleep 30 >/dev/null &) ; echo done >&2"]],
+      { onLastStageLine: () => {} },
+    );
+    expect(result.stderr[1]).toBe("done\n");
+    expect(performance.now() - started).toBeLessThan(10_000);
+  });
+
   test("256 MiB flow through three stages and arrive complete", async () => {
     const result = await runPipeline([
       ["head", "-c", String(256 * MiB), "/dev/zero"],

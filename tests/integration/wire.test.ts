@@ -235,6 +235,16 @@ describe("batches: several datasets per ssh session", () => {
     expect(done.every((e) => e.ok === true)).toBe(true);
     const started = events.filter((e) => e.event === "action-start" && e.kind === "send");
     expect(started).toHaveLength(6);
+    // one at a time, as its receive takes it: each ends before the next begins
+    const order = events
+      .filter((e) => (e.event === "action-start" || e.event === "action-done") && e.kind === "send")
+      .map((e) => `${e.event === "action-start" ? "+" : "-"}${e.dataset}`);
+    expect(order).toEqual(
+      ["dst/backup", ...CHILDREN.map((c) => `dst/backup/${c}`)].flatMap((name) => [
+        `+${name}`,
+        `-${name}`,
+      ]),
+    );
   }, 60_000);
 
   test("a receive refused inside a batch: those before it arrived, it failed, those after it are sent again", async () => {

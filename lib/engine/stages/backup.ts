@@ -250,8 +250,9 @@ async function resumeSteps(run: Run, action: SendAction): Promise<SendAction[] |
 }
 
 /**
- * A batch's sends through one ssh session per host (runSendBatch); a transfer the network cut
- * goes on through its retries on its own. Only sends of one stage wire that is not direct.
+ * A batch's sends through one ssh session per host (runSendBatch): each told as ended as soon
+ * as it arrived; a transfer the network cut goes on through its retries on its own. Only
+ * sends of one stage wire that is not direct.
  */
 async function sendBatch(
   run: Run,
@@ -259,24 +260,33 @@ async function sendBatch(
   estimates: ReadonlyMap<SendAction, number>,
   wire: StageWire,
   started: (action: Action) => void,
+  ended: (action: Action, outcome: ActionOutcome) => void,
 ): Promise<(ActionOutcome | null)[]> {
   const expected = actions.map((action) => estimates.get(action) ?? null);
+  const sent = (action: SendAction, outcome: ActionOutcome) => {
+    if (outcome.ok) run.summary.sent(action.subname, outcome.bytes ?? 0, action.snapshots);
+  };
   const outcomes = await runSendBatch(run.hosts.source, run.hosts.target, actions, {
     signal: run.signal,
     wire: wire.wire,
     expectedBytes: expected,
     started: (index) => started(actions[index] as SendAction),
+    arrived: (index, outcome) => {
+      const action = actions[index] as SendAction;
+      sent(action, outcome);
+      ended(action, outcome);
+    },
     onBytes: (index, bytes) =>
       run.progress(actions[index] as SendAction, bytes, expected[index] ?? null),
   });
   return Promise.all(
     outcomes.map(async (ran, index) => {
-      if (ran === null) return null;
+      if (ran === null || ran.ok) return ran;
       const action = actions[index] as SendAction;
       const outcome = ran.resumable
         ? await sendWithRetries(run, action, expected[index] ?? null, wire, ran)
         : ran;
-      if (outcome.ok) run.summary.sent(action.subname, outcome.bytes ?? 0, action.snapshots);
+      sent(action, outcome);
       return outcome;
     }),
   );
@@ -317,10 +327,10 @@ export function backupStage(run: Run): ChangingStage {
       (!run.hosts.source.isLocal || !run.hosts.target.isLocal)
         ? run.config.transfer.batch
         : 1,
-    executeBatch: async (actions, estimates, started) => {
+    executeBatch: async (actions, estimates, started, ended) => {
       const sends = actions.filter((action): action is SendAction => action.kind === "send");
       if (sends.length !== actions.length) throw new Error("backup batches only sends");
-      return sendBatch(run, sends, estimates, wire, started);
+      return sendBatch(run, sends, estimates, wire, started, ended);
     },
     execute: async (action: Action, estimates) => {
       if (action.kind === "abort-resume")
