@@ -3,7 +3,7 @@
 // every argv reaches it only as positional parameters, so the script text holds nothing
 // but numbers generated here and no data can be read as shell syntax.
 
-import { closeSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { shellJoin } from "../hosts/quote.ts";
@@ -134,6 +134,33 @@ function readIfPresent(file: string): string {
   }
 }
 
+/** the processes below `root` (Linux /proc), parents before their children */
+export function descendantsOf(root: number): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readIfPresent(`/proc/${entry}/stat`);
+    // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so read after the last `)`
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (!Number.isInteger(ppid)) continue;
+    children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+  }
+  const out: number[] = [];
+  for (let queue = [root]; queue.length > 0; ) {
+    const next: number[] = [];
+    for (const pid of queue) next.push(...(children.get(pid) ?? []));
+    out.push(...next);
+    queue = next;
+  }
+  return out;
+}
+
 /** signal the whole process group (bash runs in its own, so all stages are in it) */
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -193,9 +220,12 @@ export async function runPipeline(
       // does not end by itself are the other stages terminated, then killed.
       const cutFirst = () => {
         const first = Number(readIfPresent(pidFile).trim());
-        if (Number.isInteger(first) && first > 1) {
+        if (!Number.isInteger(first) || first <= 1) return;
+        // stage 1 may be a shell running the sends of a batch on this machine: the send it
+        // waits for is what has to stop, so its processes go too, deepest first
+        for (const pid of [...descendantsOf(first).reverse(), first]) {
           try {
-            process.kill(first, "SIGTERM");
+            process.kill(pid, "SIGTERM");
           } catch {
             // already gone
           }

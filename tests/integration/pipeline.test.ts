@@ -84,6 +84,24 @@ describe("runPipeline", () => {
     expect(performance.now() - started).toBeLessThan(10_000);
   });
 
+  test("a cancel stops a shell's stream at its source: the command the shell waits for ends too", async () => {
+    // as a batch's sends on this machine: a shell whose TERM trap waits for its command
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 300);
+    const started = performance.now();
+    const result = await runPipeline(
+      [
+        ["sh", "-c", "trap 'exit 143' TERM; yes"],
+        ["sh", "-c", "cat >/dev/null; echo reader saw the end >&2"],
+      ],
+      { signal: controller.signal },
+    );
+    expect(result.cancelled).toBe(true);
+    // the reader ended by itself on the cut stream, long before the 15 s drain grace
+    expect(result.stderr[1]).toBe("reader saw the end\n");
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+
   test("256 MiB flow through three stages and arrive complete", async () => {
     const result = await runPipeline([
       ["head", "-c", String(256 * MiB), "/dev/zero"],
