@@ -41,7 +41,8 @@ beforeAll(() => {
 
 afterAll(() => env?.remove());
 
-function seed(written: string, targetSize = "64G"): void {
+/** `src/data` (`written` in its snapshot) and its children, an empty target pool */
+function seed(written: string, targetSize = "64G", children = [ODD], childWritten = "1M"): void {
   env.seed({
     now: 1_767_225_600,
     pools: [
@@ -50,7 +51,10 @@ function seed(written: string, targetSize = "64G"): void {
         size: "64G",
         datasets: [
           { name: "data", snapshots: [{ name: "2026010101", written }] },
-          { name: `data/${ODD}`, snapshots: [{ name: "2026010101", written: "1M" }] },
+          ...children.map((child) => ({
+            name: `data/${child}`,
+            snapshots: [{ name: "2026010101", written: childWritten }],
+          })),
         ],
       },
       { name: "dst", size: targetSize },
@@ -187,26 +191,7 @@ describe("the wire on the simulator", () => {
 
 describe("batches: several datasets per ssh session", () => {
   const CHILDREN = ["c1", "c2", "c3", "c4", "c5"];
-  function seedTree(): void {
-    env.seed({
-      now: 1_767_225_600,
-      pools: [
-        {
-          name: "src",
-          size: "64G",
-          datasets: [
-            { name: "data", snapshots: [{ name: "2026010101", written: "1M" }] },
-            ...CHILDREN.map((child) => ({
-              name: `data/${child}`,
-              snapshots: [{ name: "2026010101", written: "2M" }],
-            })),
-          ],
-        },
-        { name: "dst", size: "64G" },
-      ],
-    });
-    writeFileSync(sshLog, "");
-  }
+  const seedTree = () => seed("1M", "64G", CHILDREN, "2M");
   const groupsOf = async () =>
     (await Bun.file(sshLog).text())
       .split("\n")
