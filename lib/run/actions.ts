@@ -18,6 +18,7 @@ import {
 import { sendProgressCounter } from "./send-output.ts";
 import {
   type DirectTarget,
+  escapeRegExp,
   PLAIN_WIRE,
   type Wire,
   type WirePipeline,
@@ -223,12 +224,12 @@ export async function runSendBatch(
     if (index > failedAt && receiveCode(index) === UNKNOWN_CODE) return null;
     // a receive that succeeded holds its snapshot whole, whatever ended the batch after it
     if (index < failedAt) {
-      if (!told[index]) {
-        if (index > running) begin(index);
-        told[index] = true;
-        options.arrived(index, arrived(index));
-      }
-      return arrived(index);
+      if (told[index]) return { ok: true, bytes: counters[index]?.total() ?? 0, durationMs: 0 };
+      if (index > running) begin(index);
+      told[index] = true;
+      const outcome = arrived(index);
+      options.arrived(index, outcome);
+      return outcome;
     }
     if (index > running) begin(index);
     // this transfer's commands in pipe order: its send, the wire between, its receive
@@ -254,5 +255,3 @@ export async function runSendBatch(
     return failedTransfer(view, commands, source, target, counted, durationMs);
   });
 }
-
-const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

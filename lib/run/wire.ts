@@ -358,7 +358,8 @@ export function parseGroupReport(stderr: string, nonce: string, count: number): 
   return { codes, stderr: sections };
 }
 
-const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+/** `text` matched literally in a RegExp */
+export const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /**
  * The steps of sequence part `part` (1-based) from its text: each step's code and the stderr
