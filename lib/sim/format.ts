@@ -42,10 +42,10 @@ export function listDate(epochSeconds: number): string {
   return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${pad(d.getDate(), 2, " ")} ${pad(d.getHours(), 2, " ")}:${pad(d.getMinutes(), 2, "0")} ${d.getFullYear()}`;
 }
 
-/** `zfs holds` timestamp: strftime "%a %b %d %H:%M %Y". */
+/** `zfs holds` timestamp: strftime "%a %b %e %H:%M %Y" (day space-padded, hour zero-padded). */
 export function holdDate(epochSeconds: number): string {
   const d = new Date(epochSeconds * 1000);
-  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${pad(d.getDate(), 2, "0")} ${pad(d.getHours(), 2, "0")}:${pad(d.getMinutes(), 2, "0")} ${d.getFullYear()}`;
+  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${pad(d.getDate(), 2, " ")} ${pad(d.getHours(), 2, "0")}:${pad(d.getMinutes(), 2, "0")} ${d.getFullYear()}`;
 }
 
 /** progress line time: "%02d:%02d:%02d" local time. */

@@ -11,7 +11,7 @@ import {
   snapshotWritten,
 } from "../../lib/sim/accounting.ts";
 import { parseOptions, ZfsError } from "../../lib/sim/errors.ts";
-import { formatTable, listDate, nicebytes, nicenum, parseSize } from "../../lib/sim/format.ts";
+import { formatTable, holdDate, listDate, nicebytes, nicenum, parseSize } from "../../lib/sim/format.ts";
 import { buildState } from "../../lib/sim/scenario.ts";
 import { processAlive, processStart, reapReceives, type SimDataset } from "../../lib/sim/state.ts";
 import { decodeToken, describeToken, encodeToken, fletcher4Word0 } from "../../lib/sim/token.ts";
@@ -40,6 +40,9 @@ describe("sizes", () => {
   test("dates use zfs's strftime layouts", () => {
     process.env.TZ = "UTC";
     expect(listDate(1795663147)).toBe("Thu Nov 26  3:19 2026");
+    // `zfs holds`: a one-digit day is space-padded, the hour zero-padded ("%e", "%H")
+    expect(holdDate(1796096220)).toBe("Tue Dec  1 03:37 2026");
+    expect(holdDate(1795663147)).toBe("Thu Nov 26 03:19 2026");
   });
 });
 
