@@ -40,6 +40,10 @@ const { values: opts } = parseArgs({
     /** extra syncoid argument, repeatable (e.g. --syncoid-arg=--compress=none) */
     "syncoid-arg": { type: "string", multiple: true, default: [] },
     keep: { type: "boolean", default: false },
+    /** only abgleich (to look into its own figures; no ratio then) */
+    "no-syncoid": { type: "boolean", default: false },
+    /** abgleich runs with --json, each run's events saved as DIR/TOOL-PHASE.jsonl */
+    events: { type: "string" },
   },
 });
 
@@ -64,7 +68,7 @@ const SOURCE = "srcpool/bench/data";
 /** each tool's target root; `abgleich-pN` only with --abgleich-parallel N */
 const TARGETS: Record<string, string> = {
   abgleich: "dstpool/abgleich/backup",
-  syncoid: "dstpool/syncoid/backup",
+  ...(opts["no-syncoid"] ? {} : { syncoid: "dstpool/syncoid/backup" }),
   ...(PARALLEL > 1 ? { [`abgleich-p${PARALLEL}`]: `dstpool/abgleich-p${PARALLEL}/backup` } : {}),
 };
 type Tool = string;
@@ -300,9 +304,17 @@ async function main(): Promise<void> {
     const idleB = await counters(vm);
     const base = { bytes: idleB.bytes - idleA.bytes, accepted: idleB.accepted - idleA.accepted };
 
+    const eventsFlag = opts.events === undefined ? [] : ["--json"];
+    if (opts.events !== undefined) mkdirSync(opts.events, { recursive: true });
     const runs: Record<Tool, () => string[]> = {
-      abgleich: () => [env?.binary ?? "", "backup", config, "--yes"],
-      [`abgleich-p${PARALLEL}`]: () => [env?.binary ?? "", "backup", parallelConfig, "--yes"],
+      abgleich: () => [env?.binary ?? "", "backup", config, "--yes", ...eventsFlag],
+      [`abgleich-p${PARALLEL}`]: () => [
+        env?.binary ?? "",
+        "backup",
+        parallelConfig,
+        "--yes",
+        ...eventsFlag,
+      ],
       syncoid: () => [
         "syncoid",
         "-r",
@@ -344,6 +356,8 @@ async function main(): Promise<void> {
           `${tool} ${phase} exited ${code}:\n${stderr.slice(-3000)}\n${stdout.slice(-2000)}`,
         );
       }
+      if (opts.events !== undefined && tool !== "syncoid")
+        writeFileSync(join(opts.events, `${tool}-${phase}.jsonl`), stdout);
       const row: Row = {
         tool,
         phase,
@@ -387,7 +401,9 @@ async function main(): Promise<void> {
       await stopAllVms();
       env?.remove();
     } else {
-      console.log(`kept: VM ${vm.dir}, files ${env?.dir}`);
+      // the VM is this process's: it stops when the process ends (tests/e2e/vm.ts)
+      console.log(`kept: VM ${vm.dir}, files ${env?.dir}; Ctrl-C (SIGINT) stops the VM`);
+      await new Promise<never>(() => setInterval(() => {}, 60_000));
     }
   }
 }

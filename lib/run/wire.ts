@@ -19,6 +19,14 @@ import { type PipelineResult, UNKNOWN_CODE } from "./pipeline.ts";
 
 export const WIRE_TOOLS = ["zstd", "lz4", "mbuffer", "pv"] as const;
 export type WireTool = (typeof WIRE_TOOLS)[number];
+/**
+ * A host's zstd takes `--single-thread` (zstd 1.4 and later; older ones refuse the option).
+ * Without it zstd 1.5 compresses in jobs of several MiB and writes nothing of a job before it
+ * is full: the streams of a batch of small datasets would reach the target only at the end.
+ */
+export const ZSTD_SINGLE_THREAD = "zstd --single-thread";
+/** what the probe can find on a host: the tools, and what its zstd can do */
+export type WireCapability = WireTool | typeof ZSTD_SINGLE_THREAD;
 
 /** mbuffer memory for `buffer: auto` */
 export const AUTO_BUFFER = 64 * 1024 * 1024;
@@ -30,22 +38,29 @@ export const AUTO_BUFFER_FROM = 8 * 1024 * 1024;
 
 /**
  * One command per host finds every wire tool: fixed text, nothing interpolated. `command -v`
- * is POSIX; the loop never fails, so a non-zero exit means the host did not run it.
+ * is POSIX; the script never fails, so a non-zero exit means the host did not run it. zstd is
+ * asked whether it takes `--single-thread` by compressing nothing with it.
  */
 export const TOOLS_PROBE: readonly string[] = [
   "sh",
   "-c",
-  'for t in zstd lz4 mbuffer pv; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; exit 0',
+  'for t in zstd lz4 mbuffer pv; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; ' +
+    `zstd -q --single-thread -c </dev/null >/dev/null 2>&1 && echo '${ZSTD_SINGLE_THREAD}'; exit 0`,
 ];
 
-/** the tools named in the probe's output (anything else is ignored) */
-export function parseTools(stdout: string): Set<WireTool> {
+/** the tools (and zstd's option) named in the probe's output (anything else is ignored) */
+export function parseTools(stdout: string): Set<WireCapability> {
   const names = new Set(stdout.split("\n").map((line) => line.trim()));
-  return new Set(WIRE_TOOLS.filter((tool) => names.has(tool)));
+  return new Set(
+    [...WIRE_TOOLS, ZSTD_SINGLE_THREAD].filter((name): name is WireCapability => names.has(name)),
+  );
 }
 
 /** which wire tools `host` has; throws with the host's answer when the probe did not run */
-export async function detectTools(host: Host, options: RunOptions = {}): Promise<Set<WireTool>> {
+export async function detectTools(
+  host: Host,
+  options: RunOptions = {},
+): Promise<Set<WireCapability>> {
   const result = await host.run(TOOLS_PROBE, options);
   if (result.code !== 0) {
     throw new Error(
@@ -61,12 +76,14 @@ export interface WireEnd {
   /** "localhost" or the ssh destination */
   name: string;
   isLocal: boolean;
-  tools: ReadonlySet<WireTool>;
+  tools: ReadonlySet<WireCapability>;
 }
 
 export interface Wire {
   /** compressed on the source host, decompressed on the target host; null: as sent */
   compression: "zstd" | "lz4" | null;
+  /** zstd on the source runs with `--single-thread`, so it writes each block as it is made */
+  zstdSingleThread?: boolean;
   /** `mbuffer -m` bytes on the target host; 0: none */
   buffer: number;
   /** streams expected smaller than this go without the buffer (0: every stream is buffered) */
@@ -183,6 +200,9 @@ export function chooseWire(transfer: TransferConfig, source: WireEnd, target: Wi
     ok: true,
     wire: {
       compression,
+      ...(compression === "zstd" && source.tools.has(ZSTD_SINGLE_THREAD)
+        ? { zstdSingleThread: true }
+        : {}),
       buffer,
       bufferFrom,
       bwlimit: limiter ? transfer.bwlimit : 0,
@@ -562,7 +582,10 @@ export function wireBatch(
       ? { kind: "sequence", steps: argvs.map((argv) => cmd(side, argv, false)) }
       : cmd(side, argvs[0] as string[], false);
   const sending: (CommandNode | SequenceNode)[] = [zfsPart("source", sends)];
-  if (wire.compression === "zstd") sending.push(cmd("source", ["zstd", "-c", "-3"]));
+  if (wire.compression === "zstd")
+    sending.push(
+      cmd("source", ["zstd", "-c", "-3", ...(wire.zstdSingleThread ? ["--single-thread"] : [])]),
+    );
   if (wire.compression === "lz4") sending.push(cmd("source", ["lz4", "-c"]));
   if (wire.limiter === "pv") sending.push(cmd("source", ["pv", "-q", "-L", String(wire.bwlimit)]));
   if (wire.limiter === "mbuffer")

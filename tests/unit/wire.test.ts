@@ -25,11 +25,14 @@ import {
   parseGroupReport,
   parseTools,
   sequenceReport,
+  TOOLS_PROBE,
   type Wire,
+  type WireCapability,
   type WireEnd,
   type WireTool,
   wireBatch,
   wirePipeline,
+  ZSTD_SINGLE_THREAD,
 } from "../../lib/run/wire.ts";
 import { standInMissingTools } from "../helpers/wire-tools.ts";
 
@@ -62,6 +65,35 @@ describe("parseTools", () => {
   test("only the known tools, whatever else the probe printed", () => {
     expect([...parseTools("zstd\nmbuffer\n/usr/bin/zstd\nrm\n")]).toEqual(["zstd", "mbuffer"]);
     expect([...parseTools("")]).toEqual([]);
+    expect([...parseTools(`zstd\n${ZSTD_SINGLE_THREAD}\n`)]).toEqual(["zstd", ZSTD_SINGLE_THREAD]);
+  });
+
+  test("the probe finds whether this machine's zstd takes --single-thread, and not an old one's", async () => {
+    const probe = async (path: string) => {
+      const child = Bun.spawn([...TOOLS_PROBE], { env: { PATH: path }, stdout: "pipe" });
+      return parseTools(await new Response(child.stdout).text());
+    };
+    const real = Bun.which("zstd");
+    if (real !== null) {
+      const version = Bun.spawnSync(["zstd", "--version"]).stdout.toString();
+      // zstd 1.4 and later take the option (CI installs Debian's 1.5)
+      if (!/v1\.[0-3]\./.test(version))
+        expect((await probe(process.env.PATH ?? "")).has(ZSTD_SINGLE_THREAD)).toBe(true);
+    }
+    // an old zstd (1.3) refuses the option: zstd is found, the option is not
+    const old = mkdtempSync(join(tmpdir(), "abg-oldzstd-"));
+    try {
+      writeFileSync(
+        join(old, "zstd"),
+        '#!/bin/sh\nfor a do [ "$a" = --single-thread ] && { echo "Incorrect parameters" >&2; exit 1; }; done\ncat\n',
+        { mode: 0o755 },
+      );
+      const found = await probe(`${old}:/usr/bin:/bin`);
+      expect(found.has("zstd")).toBe(true);
+      expect(found.has(ZSTD_SINGLE_THREAD)).toBe(false);
+    } finally {
+      rmSync(old, { recursive: true, force: true });
+    }
   });
 });
 
@@ -70,6 +102,30 @@ describe("chooseWire: compression", () => {
     const wire = chosen(transfer(), end("source"), end("target"));
     expect(wire.compression).toBe("zstd");
     expect(wire.text).toBe("wire: zstd over ssh, mbuffer 64 MiB on target for streams from 8 MiB");
+  });
+
+  test("zstd runs with --single-thread where the source's zstd takes it (it then writes each block as made)", () => {
+    const withOption = end("source", ALL);
+    const tools = new Set<WireCapability>([...ALL, ZSTD_SINGLE_THREAD]);
+    const prompt = chosen(transfer(), { ...withOption, tools }, end("target"));
+    expect(prompt.zstdSingleThread).toBe(true);
+    const send = ["zfs", "send", "tank/a@s1"];
+    const receive = ["zfs", "receive", "-s", "-u", "backup/a"];
+    const batched = wirePipeline(send, receive, remote("source"), remote("target"), prompt);
+    expect(batched.commands).toContainEqual(["zstd", "-c", "-3", "--single-thread"]);
+    // an old zstd on the source: the option is left out (it would be refused mid-stream)
+    const old = chosen(transfer(), withOption, end("target"));
+    expect(old.zstdSingleThread).toBeUndefined();
+    expect(
+      wirePipeline(send, receive, remote("source"), remote("target"), old).commands,
+    ).toContainEqual(["zstd", "-c", "-3"]);
+    // only the source compresses: the target's zstd does not matter, nor lz4's
+    const target = { ...end("target"), tools };
+    expect(chosen(transfer(), withOption, target).zstdSingleThread).toBeUndefined();
+    expect(
+      chosen(transfer({ compression: "lz4" }), { ...withOption, tools }, end("target"))
+        .zstdSingleThread,
+    ).toBeUndefined();
   });
 
   test("auto: lz4 when zstd is missing on an end, and says so", () => {

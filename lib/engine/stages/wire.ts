@@ -11,8 +11,8 @@ import {
   directProbeArgv,
   PLAIN_WIRE,
   type Wire,
+  type WireCapability,
   type WireEnd,
-  type WireTool,
 } from "../../run/wire.ts";
 import type { Run } from "../runner.ts";
 import { PreflightError } from "./preflight.ts";
@@ -38,11 +38,11 @@ function needsTools(run: Run): boolean {
 export async function prepareWire(run: Run): Promise<StageWire> {
   const { source, target } = run.hosts;
   const options = { timeoutMs: run.config.commandTimeout * 1000, signal: run.signal };
-  const none = new Set<WireTool>();
+  const none = new Set<WireCapability>();
   const [sourceTools, targetTools] = needsTools(run)
     ? await Promise.all([detectTools(source, options), detectTools(target, options)])
     : [none, none];
-  const end = (host: Host, tools: ReadonlySet<WireTool>): WireEnd => ({
+  const end = (host: Host, tools: ReadonlySet<WireCapability>): WireEnd => ({
     side: host.side,
     name: host.name,
     isLocal: host.isLocal,
