@@ -586,7 +586,9 @@ export function wireBatch(
     sending.push(
       cmd("source", ["zstd", "-c", "-3", ...(wire.zstdSingleThread ? ["--single-thread"] : [])]),
     );
-  if (wire.compression === "lz4") sending.push(cmd("source", ["lz4", "-c"]));
+  // 64 KiB blocks (LZ4's match window anyway): with its default 4 MiB ones lz4 writes nothing of
+  // a block until it is full, and a batch's small streams would wait for the last send
+  if (wire.compression === "lz4") sending.push(cmd("source", ["lz4", "-c", "-B4"]));
   if (wire.limiter === "pv") sending.push(cmd("source", ["pv", "-q", "-L", String(wire.bwlimit)]));
   if (wire.limiter === "mbuffer")
     sending.push(cmd("source", ["mbuffer", "-q", "-r", String(wire.bwlimit)]));

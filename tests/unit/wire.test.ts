@@ -2,6 +2,7 @@
 // choice), and the stages that carry it, run for real through sh with odd argvs.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -543,6 +544,53 @@ describe("wirePipeline", () => {
     expect(message).toContain("exit code: 1");
     expect(message).toContain(`out of space (${ODD_DS})`);
   });
+
+  // A batch's receives can only start as its sends go if the compressor writes while its input
+  // is still open: with their defaults zstd 1.5 (jobs of MiBs) and lz4 (4 MiB blocks) do not.
+  for (const [compression, tool] of [
+    ["zstd", "zstd"],
+    ["lz4", "lz4"],
+  ] as const) {
+    test.skipIf(Bun.which(tool) === null)(
+      `${compression}: what the compressor has read comes out the far side before its input ends`,
+      async () => {
+        const p = wirePipeline(
+          ["zfs", "send", "a@s"],
+          ["zfs", "receive", "b"],
+          remote("source"),
+          remote("target"),
+          wireOf({ compression, zstdSingleThread: compression === "zstd" }),
+        );
+        const [compress, decompress] = [p.commands[1], p.commands[2]] as [string[], string[]];
+        const child = Bun.spawn(["sh", "-c", `${shellJoin(compress)} | ${shellJoin(decompress)}`], {
+          stdin: "pipe",
+          stdout: "pipe",
+          stderr: "ignore",
+        });
+        // 1 MB of incompressible bytes in, the input left open
+        child.stdin.write(new Uint8Array(randomBytes(1_000_000)));
+        await child.stdin.flush();
+        const reader = child.stdout.getReader();
+        let out = 0;
+        const enough = (async () => {
+          while (out < 600_000) {
+            const { value, done } = await reader.read();
+            if (done) return false;
+            out += value.length;
+          }
+          return true;
+        })();
+        const waited = await Promise.race([enough, Bun.sleep(4000).then(() => false)]);
+        await child.stdin.end();
+        child.kill();
+        await child.exited;
+        expect({ compress: compress.join(" "), out: waited ? ">= 600000" : out }).toEqual({
+          compress: compress.join(" "),
+          out: ">= 600000",
+        });
+      },
+    );
+  }
 
   test("no report from a group (ssh could not connect): the zfs command carries the code", () => {
     const { send, receive } = zfsStandIns(1);
