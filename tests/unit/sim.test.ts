@@ -11,7 +11,14 @@ import {
   snapshotWritten,
 } from "../../lib/sim/accounting.ts";
 import { parseOptions, ZfsError } from "../../lib/sim/errors.ts";
-import { formatTable, holdDate, listDate, nicebytes, nicenum, parseSize } from "../../lib/sim/format.ts";
+import {
+  formatTable,
+  holdDate,
+  listDate,
+  nicebytes,
+  nicenum,
+  parseSize,
+} from "../../lib/sim/format.ts";
 import { buildState } from "../../lib/sim/scenario.ts";
 import { processAlive, processStart, reapReceives, type SimDataset } from "../../lib/sim/state.ts";
 import { decodeToken, describeToken, encodeToken, fletcher4Word0 } from "../../lib/sim/token.ts";
