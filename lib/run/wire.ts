@@ -23,6 +23,7 @@ export type WireTool = (typeof WIRE_TOOLS)[number];
  * A host's zstd takes `--single-thread` (zstd 1.4 and later; older ones refuse the option).
  * Without it zstd 1.5 compresses in jobs of several MiB and writes nothing of a job before it
  * is full: the streams of a batch of small datasets would reach the target only at the end.
+ * With it, each side holds back at most about 128 KiB of compressed bytes (one read's worth).
  */
 export const ZSTD_SINGLE_THREAD = "zstd --single-thread";
 /** what the probe can find on a host: the tools, and what its zstd can do */
@@ -82,7 +83,7 @@ export interface WireEnd {
 export interface Wire {
   /** compressed on the source host, decompressed on the target host; null: as sent */
   compression: "zstd" | "lz4" | null;
-  /** zstd on the source runs with `--single-thread`, so it writes each block as it is made */
+  /** zstd on the source runs with `--single-thread`: it writes each 128 KiB block once made */
   zstdSingleThread?: boolean;
   /** `mbuffer -m` bytes on the target host; 0: none */
   buffer: number;
@@ -587,8 +588,9 @@ export function wireBatch(
       cmd("source", ["zstd", "-c", "-3", ...(wire.zstdSingleThread ? ["--single-thread"] : [])]),
     );
   // 64 KiB blocks (LZ4's match window anyway): with its default 4 MiB ones lz4 writes nothing of
-  // a block until it is full, and a batch's small streams would wait for the last send
-  if (wire.compression === "lz4") sending.push(cmd("source", ["lz4", "-c", "-B4"]));
+  // a block until it is full, and a batch's small streams would wait for the last send. `-q`
+  // first, or lz4 says the block size on stderr (its errors it still prints).
+  if (wire.compression === "lz4") sending.push(cmd("source", ["lz4", "-q", "-c", "-B4"]));
   if (wire.limiter === "pv") sending.push(cmd("source", ["pv", "-q", "-L", String(wire.bwlimit)]));
   if (wire.limiter === "mbuffer")
     sending.push(cmd("source", ["mbuffer", "-q", "-r", String(wire.bwlimit)]));

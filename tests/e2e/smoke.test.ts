@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { BOOT_TIMEOUT_MS } from "./helpers.ts";
 import {
   bootVm,
   createPools,
@@ -19,7 +20,6 @@ import {
   zfsList,
 } from "./vm.ts";
 
-const BOOT_TIMEOUT_MS = 240_000;
 /** per test: each does a few ssh round trips under TCG; bun's default of 5 s is too short */
 const TEST_TIMEOUT_MS = 60_000;
 

@@ -26,7 +26,8 @@ export type ZfsSeries = (typeof ZFS_SERIES)[number];
 /** one folder per running VM: overlay, pidfile, serial log, ssh config, owner pid */
 export const RUNTIME_DIR = process.env.ABGLEICH_VM_RUNTIME ?? "/run/abgleich-e2e";
 
-const READY_TIMEOUT_MS = 180_000;
+/** per boot attempt; bootVm tries twice (BOOT_TIMEOUT_MS leaves room for both) */
+export const READY_TIMEOUT_MS = 180_000;
 const STOP_GRACE_MS = 5_000;
 const SERIAL_TAIL_LINES = 30;
 const PROBE_TIMEOUT_MS = 8_000;
