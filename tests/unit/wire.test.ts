@@ -581,8 +581,9 @@ describe("wirePipeline", () => {
           return true;
         })();
         const waited = await Promise.race([enough, Bun.sleep(4000).then(() => false)]);
+        // our end of stdout closed, then the input: every process of the pipe ends
+        await reader.cancel();
         await child.stdin.end();
-        child.kill();
         await child.exited;
         // nothing said on stderr either (lz4 names its block size unless quiet)
         const said = await new Response(child.stderr).text();
