@@ -225,7 +225,7 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  ensureSyncoid();
+  if (!opts["no-syncoid"]) ensureSyncoid();
   process.env.ABGLEICH_VM_DIR = ensureImage();
   const image = findImage();
   const version = vmZfsVersion(image);
@@ -304,17 +304,17 @@ async function main(): Promise<void> {
     const idleB = await counters(vm);
     const base = { bytes: idleB.bytes - idleA.bytes, accepted: idleB.accepted - idleA.accepted };
 
-    const eventsFlag = opts.events === undefined ? [] : ["--json"];
     if (opts.events !== undefined) mkdirSync(opts.events, { recursive: true });
+    const backup = (file: string) => [
+      env?.binary ?? "",
+      "backup",
+      file,
+      "--yes",
+      ...(opts.events === undefined ? [] : ["--json"]),
+    ];
     const runs: Record<Tool, () => string[]> = {
-      abgleich: () => [env?.binary ?? "", "backup", config, "--yes", ...eventsFlag],
-      [`abgleich-p${PARALLEL}`]: () => [
-        env?.binary ?? "",
-        "backup",
-        parallelConfig,
-        "--yes",
-        ...eventsFlag,
-      ],
+      abgleich: () => backup(config),
+      [`abgleich-p${PARALLEL}`]: () => backup(parallelConfig),
       syncoid: () => [
         "syncoid",
         "-r",
