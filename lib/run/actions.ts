@@ -169,7 +169,8 @@ export async function runSendBatch(
   );
   const counters = actions.map(() => sendProgressCounter());
   const startedAt = actions.map(() => 0);
-  const told = actions.map(() => false);
+  /** the outcome of each transfer told as arrived while the batch ran */
+  const told: (ActionOutcome | undefined)[] = actions.map(() => undefined);
   /** the send whose progress lines come now; the transfer begun last */
   let sending = 0;
   let running = 0;
@@ -207,8 +208,9 @@ export async function runSendBatch(
     onLastStageLine: (line) => {
       const end = receiveEnd?.exec(line);
       if (!end || Number(end[1]) !== running + 1 || end[2] !== "0") return;
-      told[running] = true;
-      options.arrived(running, arrived(running));
+      const outcome = arrived(running);
+      told[running] = outcome;
+      options.arrived(running, outcome);
       if (running + 1 < actions.length) begin(running + 1);
     },
   });
@@ -224,9 +226,9 @@ export async function runSendBatch(
     if (index > failedAt && receiveCode(index) === UNKNOWN_CODE) return null;
     // a receive that succeeded holds its snapshot whole, whatever ended the batch after it
     if (index < failedAt) {
-      if (told[index]) return { ok: true, bytes: counters[index]?.total() ?? 0, durationMs: 0 };
+      const already = told[index];
+      if (already !== undefined) return already;
       if (index > running) begin(index);
-      told[index] = true;
       const outcome = arrived(index);
       options.arrived(index, outcome);
       return outcome;
