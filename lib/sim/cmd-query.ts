@@ -254,9 +254,14 @@ export function zfsHolds(ctx: SimContext, args: string[]): number {
     const at = name.indexOf("@");
     if (at < 0) continue;
     if (parsed.flags.has("r")) {
-      // -r: the snapshots of that name at and below the dataset; none is no error
+      // -r: the snapshots of that name at and below the dataset; none is no error, a dataset
+      // that does not exist is
       const ds = state.datasets[name.slice(0, at)];
-      if (!ds) continue;
+      if (!ds) {
+        ctx.err(`cannot open '${name.slice(0, at)}': dataset does not exist\n`);
+        failed = true;
+        continue;
+      }
       for (const node of walk(state, ds, new Set(["snapshot"]), Number.MAX_SAFE_INTEGER))
         if (node.kind === "snapshot" && node.snap.name === name.slice(at + 1))
           snaps.push({ name: node.name, snap: node.snap });
@@ -268,10 +273,8 @@ export function zfsHolds(ctx: SimContext, args: string[]): number {
       failed = true;
     } else snaps.push({ name, snap: node.snap });
   }
-  if (snaps.length === 0) {
-    ctx.err("no datasets available\n");
-    failed = true;
-  }
+  // said when nothing was found, but not a failure of its own (`-r` of a name nowhere: exit 0)
+  if (snaps.length === 0) ctx.err("no datasets available\n");
   const rows = snaps.flatMap(({ name, snap }) =>
     snap.holds.map((hold) => [
       name,

@@ -431,6 +431,12 @@ function HOLDS(): Step[] {
       stdout: "shape",
     },
     { label: "holds -rH", zfs: ["holds", "-rH", `${H}@b`], stdout: "shape" },
+    {
+      label: "holds -rH: a dataset missing",
+      zfs: ["holds", "-rH", `${P}/nope@a`, `${H}@b`],
+      stdout: "shape",
+    },
+    { label: "holds -rH: a name nowhere below", zfs: ["holds", "-rH", `${H}@nowhere`] },
     { label: "holds table", zfs: ["holds", `${H}@a`, `${H}/c@a`], stdout: "shape" },
     { label: "holds: one missing", zfs: ["holds", "-H", `${H}@a`, `${H}@nope`], stdout: "shape" },
     { label: "holds: all missing", zfs: ["holds", `${H}@nope`], stdout: "shape" },

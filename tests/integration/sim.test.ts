@@ -67,6 +67,17 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("zfs sim as a process", () => {
+  test("holds -r: a missing dataset fails, a name found nowhere below is said but no failure", () => {
+    // as OpenZFS 2.1.11 and 2.3.2 answer (tests/e2e/differential.ts checks it on both)
+    const missing = sh("zfs holds -rH srcpool/nope@s1 srcpool/data@s1");
+    expect(missing).toMatchObject({
+      code: 1,
+      err: "cannot open 'srcpool/nope': dataset does not exist\n",
+    });
+    const nowhere = sh("zfs holds -rH srcpool/data@nowhere");
+    expect(nowhere).toEqual({ out: "", err: "no datasets available\n", code: 0 });
+  });
+
   test("list -Hp shows each dataset, its snapshots, then children", () => {
     const r = sh("zfs list -t all -Hp -o name,type,used,written -r srcpool");
     expect(r.code).toBe(0);
