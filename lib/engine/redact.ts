@@ -1,6 +1,6 @@
 // Secrets never reach a log, an event, a summary or a notification. One function, `redact`,
 // is the chokepoint every output path goes through (the console streams, the run summary, the
-// notify plugin); it replaces
+// notify plugin, the wizard's page events); it replaces
 // - ZFS resume tokens (they name datasets, guids and offsets, and let anyone resume the stream),
 // - the value of an HTTP Authorization header, and the password of a URL (`https://u:pw@host`),
 // - every value the configuration marks as a secret (a plugin option named like a token,
@@ -42,6 +42,18 @@ export function redact(text: string): string {
     for (const secret of [...secrets].sort((a, b) => b.length - a.length))
       if (out.includes(secret)) out = out.replaceAll(secret, REDACTED);
   return out;
+}
+
+/** `value` with `redact` applied to every string in it (arrays and plain objects, deep) */
+export function redactDeep<T>(value: T): T {
+  if (typeof value === "string") return redact(value) as T;
+  if (Array.isArray(value)) return value.map(redactDeep) as T;
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) out[key] = redactDeep(item);
+    return out as T;
+  }
+  return value;
 }
 
 /**

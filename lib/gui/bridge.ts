@@ -3,6 +3,7 @@
 // and runs every action, exactly as for the terminal.
 
 import type { ActionOutcome, StageInfo } from "../engine/hooks.ts";
+import { redactDeep } from "../engine/redact.ts";
 import type { StageUi } from "../engine/ui.ts";
 import type { Action } from "../plan/types.ts";
 import type { AnswerRequest, GuiEvent, StepKey } from "./protocol.ts";
@@ -15,7 +16,9 @@ export class EventHub {
   private readonly progress = new Map<string, GuiEvent>();
   private readonly listeners = new Set<(event: GuiEvent) => void>();
 
-  publish(event: GuiEvent): void {
+  /** every event the page gets, its texts redacted (a failed `zfs send -t` names its token) */
+  publish(raw: GuiEvent): void {
+    const event = redactDeep(raw);
     if (event.type === "progress") this.progress.set(`${event.step}/${event.index}`, event);
     else {
       if (event.type === "action" && event.state !== "running")

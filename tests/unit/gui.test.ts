@@ -10,7 +10,7 @@ import { chooseWizard, parseListen } from "../../lib/gui/choose.ts";
 import { PAGE } from "../../lib/gui/page.ts";
 import type { GuiEvent } from "../../lib/gui/protocol.ts";
 import { hostAllowed } from "../../lib/gui/server.ts";
-import type { Plan } from "../../lib/plan/types.ts";
+import type { Plan, SendAction } from "../../lib/plan/types.ts";
 
 /** the whole page: HTML, CSS and script */
 const BUDGET_BYTES = 60 * 1024;
@@ -145,5 +145,48 @@ describe("which wizard", () => {
     expect(hostAllowed("attacker.example:4000", "127.0.0.1")).toBe(false);
     expect(hostAllowed("127.0.0.1.attacker.example", "127.0.0.1")).toBe(false);
     expect(hostAllowed(null, "127.0.0.1")).toBe(false);
+  });
+});
+
+describe("secrets", () => {
+  test("a failed resume's token never reaches the page: not live, not replayed", () => {
+    const hub = new EventHub();
+    const events: GuiEvent[] = [];
+    hub.subscribe((event) => events.push(event));
+    const ui = guiUi(hub);
+    const token = "1-11f46b41af-108-789c636064000310a500c4ec50360710e72765a526973030";
+    const send: SendAction = {
+      kind: "send",
+      subname: "media",
+      sourceDataset: "tank/data/media",
+      targetDataset: "backup/media",
+      mode: "resume",
+      from: null,
+      to: "s2",
+      snapshots: ["s2"],
+      token,
+      raw: false,
+      fromBookmark: false,
+    };
+    const info: StageInfo = {
+      stage: "backup",
+      config: configWithDefaults({ zpool: "tank", prefix: "data" }, { zpool: "backup" }),
+      dryRun: false,
+      changes: true,
+      signal: new AbortController().signal,
+    };
+    ui.showPlan(info, { ...plan, actions: [send] }, new Map());
+    ui.actionStarted(send, null);
+    ui.actionFinished(send, {
+      ok: false,
+      error: `command failed on source (localhost): zfs send -v -P -t ${token}\nexit code: 1`,
+      durationMs: 5,
+    });
+    const failed = events.find((event) => event.type === "action" && event.state === "failed");
+    expect(failed).toMatchObject({
+      error: expect.stringContaining("zfs send -v -P -t <resume token>"),
+    });
+    for (const event of [...events, ...hub.replay()])
+      expect(JSON.stringify(event)).not.toContain(token);
   });
 });
