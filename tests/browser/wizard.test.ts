@@ -331,7 +331,12 @@ test(
         {
           name: "src",
           size: "1G",
-          datasets: [{ name: "data", snapshots: [{ name: day(1), written: "4M" }] }],
+          datasets: [
+            // the root arrives; its child's stream is cut, which holds back the grandchild
+            { name: "data", snapshots: [{ name: day(1), written: "4K" }] },
+            { name: "data/big", snapshots: [{ name: day(1), written: "4M" }] },
+            { name: "data/big/sub", snapshots: [{ name: day(1), written: "4K" }] },
+          ],
         },
         { name: "dst", size: "1G" },
       ],
@@ -359,9 +364,24 @@ test(
     expect(failure).toContain("the next backup resumes");
     expect(await step(page, "backup").locator("tr[data-state=failed]").count()).toBe(1);
     expect(await step(page, "backup").locator("tr[data-state=not-run]").count()).toBe(1);
+    // each mark in its own row's colour, not the failed step's
+    const colour = (state: string) =>
+      step(page, "backup")
+        .locator(`tr[data-state=${state}] .state`)
+        .first()
+        .evaluate((element) => getComputedStyle(element).color);
+    // the root's send and the chain's protection of it
+    expect(await step(page, "backup").locator("tr[data-state=done]").count()).toBe(2);
+    expect(await colour("done")).not.toBe(await colour("failed"));
+    // a long word in a failure (a command line, a resume token) wraps inside its box
+    expect(
+      await step(page, "backup")
+        .locator("tr.failure pre")
+        .evaluate((element) => getComputedStyle(element).overflowWrap),
+    ).toBe("anywhere");
     expect(await stepStatus(page, "cleanup-source")).toContain("waiting");
     expect(await closeAndExit(page, wizard)).toBe(1);
-    expect(env.list().get("dst/backup")?.token).toEqual(expect.any(String));
+    expect(env.list().get("dst/backup/big")?.token).toEqual(expect.any(String));
   },
   LONG_MS,
 );
