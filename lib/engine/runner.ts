@@ -43,6 +43,9 @@ export const EXIT_USAGE = 2;
 /** how long after-hooks may take once a run was cancelled, before the run ends without them */
 const AFTER_CANCEL_GRACE_MS = 60_000;
 
+/** how an action held back by an earlier failure (it never ran) begins its error; the page reads it */
+export const NOT_RUN = "not run";
+
 /** transfers at once over one shared ssh connection (see transferLimit) */
 const SSH_PARALLEL_LIMIT = 8;
 
@@ -694,9 +697,14 @@ export class Run {
     }
     if (results.length > 0) for (const side of stage.changes) this.cache.delete(side);
     if (status === "failed") {
-      const failed = results.filter((r) => !r.outcome.ok);
+      // what failed, apart from what was held back because of it
+      const unsuccessful = results.filter((r) => !r.outcome.ok);
+      const ran = unsuccessful.filter((r) => !r.outcome.error?.startsWith(NOT_RUN));
+      const failed = ran.length > 0 ? ran : unsuccessful;
+      const notRun = unsuccessful.length - failed.length;
+      const heldBack = notRun > 0 ? `; ${notRun} not run because of it` : "";
       failure ??= new Error(
-        `${stage.stage}: ${failed.length} action(s) failed: ${failed.map((r) => r.outcome.error?.split("\n")[0]).join("; ")}`,
+        `${stage.stage}: ${failed.length} action(s) failed: ${failed.map((r) => r.outcome.error?.split("\n")[0]).join("; ")}${heldBack}`,
       );
     }
     return this.end(
@@ -770,7 +778,7 @@ export class Run {
       if (blockedBy !== undefined) {
         const outcome: ActionOutcome = {
           ok: false,
-          error: `not run: an earlier action for ${blockedBy === "" ? "the root" : blockedBy} failed`,
+          error: `${NOT_RUN}: an earlier action for ${blockedBy === "" ? "the root" : blockedBy} failed`,
           durationMs: 0,
         };
         results.push({ action, outcome });
@@ -848,7 +856,7 @@ export class Run {
         const outcome = outcomes[index];
         // the first of a batch always ran: an answer without it is the stage's mistake
         if (outcome === null && index > 0) again.push(action);
-        else await conclude(action, outcome ?? { ok: false, error: "not run", durationMs: 0 });
+        else await conclude(action, outcome ?? { ok: false, error: NOT_RUN, durationMs: 0 });
       }
       return again;
     };

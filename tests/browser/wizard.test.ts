@@ -15,6 +15,9 @@ import {
   waitForStatus,
 } from "./helpers.ts";
 
+/** the page's own (the functions given to `evaluate` run there; this project has no DOM types) */
+declare const getComputedStyle: (element: unknown) => { color: string; overflowWrap: string };
+
 const LONG_MS = 120_000;
 /** dated like abgleich's own snapshots, so cleanup counts them as its own */
 const day = (n: number) => `202601010${n}`;

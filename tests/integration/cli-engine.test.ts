@@ -117,6 +117,10 @@ describe("a failed transfer", () => {
       expect(run.stderr).not.toContain("progress.");
       expect(run.stdout).toContain("backup: failed");
       expect(run.stdout).toContain("not run: an earlier action for big failed");
+      // the one failure counted as one, what it held back apart
+      expect(`${run.stdout}${run.stderr}`).toMatch(
+        /backup: 1 action\(s\) failed: [^\n]*; 1 not run because of it/,
+      );
       // the stage summary was printed, and the hooks ran in order
       expect(run.stdout).toContain("abgleich FAILED: backup failed");
       expect(readFileSync(marks, "utf8")).toBe("on_error backup\nafter failed\n");
