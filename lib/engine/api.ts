@@ -156,7 +156,7 @@ export function summaryText(summary: RunSummary): string {
   const lines: string[] = [];
   const failed = summary.exitCode !== 0;
   lines.push(
-    `abgleich ${failed ? "FAILED" : "ok"}: ${summary.stages.map((s) => `${s.stage} ${s.outcome.status}`).join(", ") || "no stages"}`,
+    `abgleich ${failed ? "FAILED" : "ok"}: ${summary.stages.map((s) => `${s.side ? `${s.stage} ${s.side}` : s.stage} ${s.outcome.status}`).join(", ") || "no stages"}`,
   );
   for (const d of summary.datasets) {
     const parts: string[] = [];

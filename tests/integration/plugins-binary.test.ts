@@ -173,7 +173,7 @@ describe("the compiled binary", () => {
       `ok backup/data@20260101-01\nbackup/data@${today}-01`,
     );
     expect(webhookBodies).toEqual([
-      { text: expect.stringContaining("abgleich ok: snap ok, backup ok, cleanup ok") },
+      { text: expect.stringContaining("abgleich ok: snap ok, backup ok, cleanup source ok") },
     ]);
     expect(stdout).toContain("snap");
   }, 30_000);
