@@ -19,6 +19,12 @@ export function stepKeyOf(stage: string, side?: Side): StepKey | null {
 const marked = (planned: ReadonlySet<string>, dataset: string, name: string) =>
   planned.has(`${dataset}@${name}`) ? `${name} (planned)` : name;
 
+/** the Dataset cell of an action on many datasets: a few by name, more as a count (the
+ * action's text names them all), so one row does not widen the column for every row */
+const MANY = 3;
+const datasetsCell = (subnames: readonly string[]) =>
+  subnames.length <= MANY ? subnames.map(label).join(", ") : `${subnames.length} datasets`;
+
 export function actionView(
   action: Action,
   estimate: number | undefined,
@@ -28,7 +34,7 @@ export function actionView(
     case "snapshot":
       return {
         kind: action.kind,
-        dataset: action.snapshots.map((s) => label(s.subname)).join(", "),
+        dataset: datasetsCell(action.snapshots.map((s) => s.subname)),
         text: `snapshot (one atomic zfs snapshot on pool ${action.pool}): ${action.snapshots.map((s) => `${s.dataset}@${s.name}`).join(", ")}`,
         bytes: action.snapshots.reduce((sum, s) => sum + s.written, 0),
         measure: null,
@@ -64,8 +70,8 @@ export function actionView(
     case "chain":
       return {
         kind: action.kind,
-        dataset: action.entries.map((entry) => label(entry.subname)).join(", "),
-        text: `protect the incremental chain of ${action.entries.length} dataset(s): hold the newest common snapshot on both sides, bookmark it, release older holds`,
+        dataset: datasetsCell(action.entries.map((entry) => entry.subname)),
+        text: `protect the incremental chain of ${action.entries.length} dataset(s)${action.entries.length > MANY ? ` (${action.entries.map((entry) => label(entry.subname)).join(", ")})` : ""}: hold the newest common snapshot on both sides, bookmark it, release older holds`,
         bytes: null,
         measure: null,
       };

@@ -4,6 +4,8 @@ import { createStyle, plainStyle, stripAnsi } from "../../lib/cli/render/style.t
 import { planView } from "../../lib/gui/view.ts";
 import type {
   AbortResumeAction,
+  ChainAction,
+  ChainEntry,
   DestroyAction,
   Plan,
   SendAction,
@@ -290,5 +292,32 @@ describe("a dry run's plan made after earlier steps (Plan.planned)", () => {
     const texts = planView(after, new Map()).actions.map((action) => action.text);
     expect(texts[0]).toContain("to @2026112602 (planned) →");
     expect(texts[1]).toContain("backup/data@2025010101 (planned)");
+  });
+});
+
+describe("the browser's plan rows on many datasets", () => {
+  const entry = (subname: string): ChainEntry => ({
+    subname,
+    sourceDataset: subname === "" ? "tank/data" : `tank/data/${subname}`,
+    targetDataset: subname === "" ? "backup/data" : `backup/data/${subname}`,
+    base: "2026112601",
+    holdSource: true,
+    holdTarget: true,
+    bookmark: true,
+    releaseSource: [],
+    releaseTarget: [],
+    destroyBookmarks: [],
+  });
+
+  test("a few datasets by name; more as a count, the action's text naming them all", () => {
+    const few: ChainAction = { kind: "chain", entries: ["", "a", "b"].map(entry) };
+    const many: ChainAction = { kind: "chain", entries: ["", "a", "b", "c/d"].map(entry) };
+    const [fewRow, manyRow] = planView(plan({ actions: [few, many] }), new Map()).actions;
+    expect(fewRow?.dataset).toBe("(root), a, b");
+    expect(fewRow?.text).toStartWith("protect the incremental chain of 3 dataset(s): hold");
+    expect(manyRow?.dataset).toBe("4 datasets");
+    expect(manyRow?.text).toStartWith(
+      "protect the incremental chain of 4 dataset(s) ((root), a, b, c/d): hold",
+    );
   });
 });
