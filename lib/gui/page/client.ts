@@ -28,7 +28,15 @@ const STEPS: { key: StepKey; title: string; about: string }[] = [
   },
 ];
 
-type StepState = "waiting" | "reading" | "planned" | "asking" | "running" | StepStatus;
+type StepState =
+  | "waiting"
+  | "reading"
+  | "planned"
+  | "asking"
+  | "running"
+  | StepStatus
+  /** still waiting when the run ended (a step before it failed or was cancelled) */
+  | "not-run";
 
 /** the mark and the words of each state: shape and text, colour only on top */
 const STATE_TEXT: Record<StepState, [string, string]> = {
@@ -43,6 +51,7 @@ const STATE_TEXT: Record<StepState, [string, string]> = {
   "dry-run": ["◇", "dry run: shown only"],
   failed: ["✗", "failed"],
   cancelled: ["■", "cancelled"],
+  "not-run": ["–", "not run: the run ended"],
 };
 
 const ACTION_TEXT: Record<string, [string, string]> = {
@@ -629,6 +638,8 @@ function handle(event: GuiEvent) {
       break;
     case "summary": {
       finished = true;
+      for (const step of STEPS)
+        if (states.get(step.key) === "waiting") setStep(step.key, "not-run");
       $("summary").hidden = false;
       $("summary-result").replaceChildren(
         mark(
