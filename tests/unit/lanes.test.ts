@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { dependencies, runInLanes } from "../../lib/engine/runner.ts";
 import type { Action, SendAction } from "../../lib/plan/types.ts";
+import { newChainEntry } from "../helpers/chain.ts";
 
 const send = (subname: string, mode: SendAction["mode"] = "full"): SendAction => ({
   kind: "send",
@@ -20,18 +21,9 @@ const send = (subname: string, mode: SendAction["mode"] = "full"): SendAction =>
 });
 const chain = (subnames: string[]): Action => ({
   kind: "chain",
-  entries: subnames.map((subname) => ({
-    subname,
-    sourceDataset: `src/data/${subname}`,
-    targetDataset: `dst/backup/${subname}`,
-    base: "s2",
-    holdSource: true,
-    holdTarget: true,
-    bookmark: true,
-    releaseSource: [],
-    releaseTarget: [],
-    destroyBookmarks: [],
-  })),
+  entries: subnames.map((subname) =>
+    newChainEntry(subname, { source: "src/data", target: "dst/backup" }, "s2"),
+  ),
 });
 const nameOf = (action: Action) => (action.kind === "send" ? action.subname || "/" : action.kind);
 

@@ -5,12 +5,12 @@ import { planView } from "../../lib/gui/view.ts";
 import type {
   AbortResumeAction,
   ChainAction,
-  ChainEntry,
   DestroyAction,
   Plan,
   SendAction,
   SnapshotAction,
 } from "../../lib/plan/types.ts";
+import { newChainEntry } from "../helpers/chain.ts";
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -296,18 +296,8 @@ describe("a dry run's plan made after earlier steps (Plan.planned)", () => {
 });
 
 describe("the browser's plan rows on many datasets", () => {
-  const entry = (subname: string): ChainEntry => ({
-    subname,
-    sourceDataset: subname === "" ? "tank/data" : `tank/data/${subname}`,
-    targetDataset: subname === "" ? "backup/data" : `backup/data/${subname}`,
-    base: "2026112601",
-    holdSource: true,
-    holdTarget: true,
-    bookmark: true,
-    releaseSource: [],
-    releaseTarget: [],
-    destroyBookmarks: [],
-  });
+  const entry = (subname: string) =>
+    newChainEntry(subname, { source: "tank/data", target: "backup/data" }, "2026112601");
 
   test("a few datasets by name; more as a count, the action's text naming them all", () => {
     const few: ChainAction = { kind: "chain", entries: ["", "a", "b"].map(entry) };
