@@ -12,7 +12,8 @@ export interface SideView {
   /** compressratio, e.g. 1.52 */
   ratio: number;
   snapshots: number;
-  encryption: string;
+  /** `encrypted`, `encrypted, key not loaded` (a raw-received copy), or null: as `compare` says */
+  encrypted: string | null;
 }
 
 export interface CompareRowView {

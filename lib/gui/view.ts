@@ -1,5 +1,6 @@
 // The engine's plans and comparisons as plain data for the page: pure functions, no I/O.
 
+import { encryptionWords } from "../cli/render/labels.ts";
 import type { Action, Comparison, Plan, SendAction } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
 import type { ActionView, CompareRowView, CompareView, PlanView, StepKey } from "./protocol.ts";
@@ -114,7 +115,7 @@ export function compareView(
         used: dataset.used,
         ratio: dataset.compressratio,
         snapshots: dataset.snapshots.length,
-        encryption: dataset.encryption,
+        encrypted: encryptionWords(dataset),
       };
     };
     let common = 0;

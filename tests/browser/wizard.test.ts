@@ -408,12 +408,31 @@ test(
         { name: "dst", size: "1G" },
       ],
     });
+    // an encrypted dataset, sent raw: the target's copy has no key
+    const key = env.writeFile("vault.key", "passphrase1");
+    expect(
+      env.zfs(
+        "create",
+        "-o",
+        "encryption=on",
+        "-o",
+        "keyformat=passphrase",
+        "-o",
+        `keylocation=file://${key}`,
+        "src/data/vault",
+      ).code,
+    ).toBe(0);
+    expect(env.zfs("snapshot", `src/data/vault@${day(1)}`).code).toBe(0);
     expect((await env.cli(["backup", config, "--yes"])).code).toBe(0);
     const before = env.list();
     const wizard = await startWizard(env, [config, "--dry-run"]);
     const page = await open(wizard);
     await page.locator("#summary").waitFor({ timeout: 60_000 });
     expect(await page.locator("#route").textContent()).toContain("dry run");
+    // both trees say what compare says of encryption
+    const vault = (await page.locator("tr", { hasText: "vault" }).first().textContent()) ?? "";
+    expect(vault).toContain("encrypted");
+    expect(vault).toContain("encrypted, key not loaded");
     expect(await stepStatus(page, "snap")).toContain("dry run");
     expect(await step(page, "snap").locator(".plan").textContent()).toContain("src/data/home@");
     expect(await stepStatus(page, "cleanup-source")).toContain("dry run");

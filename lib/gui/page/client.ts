@@ -181,7 +181,12 @@ function sideCells(side: CompareRowView["source"]) {
   return [
     h("td", { class: "num" }, formatBytes(side.used)),
     h("td", { class: "num" }, `${side.ratio.toFixed(2)}×`),
-    h("td", { class: "num" }, String(side.snapshots)),
+    h(
+      "td",
+      { class: "num" },
+      String(side.snapshots),
+      ...(side.encrypted ? [h("span", { class: "detail" }, side.encrypted)] : []),
+    ),
   ];
 }
 
