@@ -93,6 +93,8 @@ test(
     const snapPlan = (await step(page, "snap").locator(".plan").textContent()) ?? "";
     expect(snapPlan).toContain("src/data/home@");
     expect(snapPlan).toContain("(root) — unchanged");
+    // a bar only where bytes move: none for the snapshot, one per send below
+    expect(await step(page, "snap").locator("progress").count()).toBe(0);
     await step(page, "snap").getByRole("button", { name: "Go" }).click();
     await waitForStatus(page, "snap", "done");
     const made = env.snapshots("src/data/home").at(-1) as string;
@@ -103,6 +105,9 @@ test(
     const backupPlan = (await step(page, "backup").locator(".plan").textContent()) ?? "";
     expect(backupPlan).toContain("full send src/data");
     expect(backupPlan).toContain("to send");
+    expect(await step(page, "backup").locator("progress").count()).toBe(
+      await step(page, "backup").locator("tr", { hasText: "send src/data" }).count(),
+    );
     await step(page, "backup").getByRole("button", { name: "Go" }).click();
     await waitForStatus(page, "backup", "done");
     expect(env.snapshots("dst/backup")).toEqual([day(1), day(2), day(3)]);

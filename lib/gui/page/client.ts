@@ -347,11 +347,16 @@ function drawPlan(key: StepKey, plan: PlanView) {
               h(
                 "td",
                 { class: "progress" },
-                h("progress", {
-                  max: "100",
-                  value: "0",
-                  "aria-label": `progress of ${action.dataset}`,
-                }),
+                // only a transfer moves bytes by degrees; a snapshot or a destroy just ends
+                ...(action.kind === "send"
+                  ? [
+                      h("progress", {
+                        max: "100",
+                        value: "0",
+                        "aria-label": `progress of ${action.dataset}`,
+                      }),
+                    ]
+                  : []),
                 h("span", { class: "detail" }),
               ),
             ),
