@@ -3,6 +3,7 @@
 
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import type { Browser, Page } from "playwright-core";
+import { encryptedCreateArgs } from "../helpers/encryption.ts";
 import { configYaml, createSimEnv, type SimEnv } from "../helpers/sim-env.ts";
 import {
   killWizards,
@@ -415,18 +416,7 @@ test(
     });
     // an encrypted dataset, sent raw: the target's copy has no key
     const key = env.writeFile("vault.key", "passphrase1");
-    expect(
-      env.zfs(
-        "create",
-        "-o",
-        "encryption=on",
-        "-o",
-        "keyformat=passphrase",
-        "-o",
-        `keylocation=file://${key}`,
-        "src/data/vault",
-      ).code,
-    ).toBe(0);
+    expect(env.zfs(...encryptedCreateArgs("src/data/vault", key)).code).toBe(0);
     expect(env.zfs("snapshot", `src/data/vault@${day(1)}`).code).toBe(0);
     expect((await env.cli(["backup", config, "--yes"])).code).toBe(0);
     const before = env.list();

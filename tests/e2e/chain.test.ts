@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { basename } from "node:path";
+import { encryptedCreateArgs } from "../helpers/encryption.ts";
 import {
   BOOT_TIMEOUT_MS,
   E2eEnv,
@@ -225,17 +226,7 @@ describe("the chain on real OpenZFS", () => {
       await vm.sshOk(
         [
           shellJoin(["zfs", "create", "-p", "srcpool/e"]),
-          shellJoin([
-            "zfs",
-            "create",
-            "-o",
-            "encryption=on",
-            "-o",
-            "keyformat=passphrase",
-            "-o",
-            `keylocation=file://${KEY}`,
-            src,
-          ]),
+          shellJoin(["zfs", ...encryptedCreateArgs(src, KEY)]),
           shellJoin(["zfs", "create", `${src}/child`]),
           `head -c 2000000 /dev/urandom > /${src}/f`,
           `echo 'plaintext-marker-0123456789' > /${src}/child/secret.txt`,
