@@ -19,6 +19,7 @@ import { defaultNamer, type Namer } from "../plan/naming.ts";
 import { applyPlanned, plannedNames } from "../plan/simulate.ts";
 import type { Action, Comparison, Plan, SendAction } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
+import { NOT_RUN } from "../zfs/outcome.ts";
 import { ZfsPort } from "../zfs/port.ts";
 import { cancelExitCode, isCancelError, untilCancelled, withinGrace } from "./cancel.ts";
 import { createGuard, planViolations, refuseSimulated, SafetyError } from "./guard.ts";
@@ -42,9 +43,6 @@ export const EXIT_USAGE = 2;
 
 /** how long after-hooks may take once a run was cancelled, before the run ends without them */
 const AFTER_CANCEL_GRACE_MS = 60_000;
-
-/** how an action held back by an earlier failure (it never ran) begins its error; the page reads it */
-export const NOT_RUN = "not run";
 
 /** transfers at once over one shared ssh connection (see transferLimit) */
 const SSH_PARALLEL_LIMIT = 8;

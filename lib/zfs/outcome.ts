@@ -12,3 +12,10 @@ export interface ActionOutcome {
    * receive was saved: a retry or the next run resumes it */
   resumable?: boolean;
 }
+
+/**
+ * How the error of an action held back by an earlier failure (it never ran) begins: the
+ * runner writes it, its failure message and the wizard's page read it. No imports here, so
+ * the page's bundle can take it too.
+ */
+export const NOT_RUN = "not run";

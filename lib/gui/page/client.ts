@@ -3,6 +3,7 @@
 // the server. Every state is told in words and a mark, not by colour alone.
 
 import { formatBytes } from "../../cli/render/units.ts";
+import { NOT_RUN } from "../../zfs/outcome.ts";
 import type {
   ActionView,
   CompareRowView,
@@ -496,7 +497,7 @@ function setAction(
   if (!row) return;
   // held back by an earlier failure of its dataset: it never ran, so it has no command;
   // cut by Cancel or Ctrl-C: stopped, not broken
-  const notRun = state === "failed" && error?.startsWith("not run") === true;
+  const notRun = state === "failed" && error?.startsWith(NOT_RUN) === true;
   const stopped = state === "failed" && error?.startsWith("cancelled") === true;
   row.dataset.state = notRun ? "not-run" : stopped ? "stopped" : state;
   row
