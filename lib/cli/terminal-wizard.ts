@@ -10,7 +10,7 @@
 // above the list, which is drawn again below it. With TERM=dumb or off a terminal there is no
 // cursor movement at all: one plain line per change.
 
-import type { StageInfo } from "../engine/hooks.ts";
+import { type StageInfo, stageTitle } from "../engine/hooks.ts";
 import type { Run, StageResult } from "../engine/runner.ts";
 import { stages } from "../engine/stages/index.ts";
 import type { StageUi } from "../engine/ui.ts";
@@ -45,8 +45,7 @@ const RUNS: Record<StepTitle, (run: Run) => Promise<StageResult>> = {
   "cleanup target": (run) => stages.cleanup(run, "target"),
 };
 
-const stepTitle = (info: StageInfo): StepTitle =>
-  (info.side ? `${info.stage} ${info.side}` : info.stage) as StepTitle;
+const stepTitle = (info: StageInfo): StepTitle => stageTitle(info.stage, info.side) as StepTitle;
 
 type ActionState = "pending" | "running" | "done" | "failed" | "not-run" | "cancelled";
 

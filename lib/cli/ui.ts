@@ -1,7 +1,12 @@
 // The console's StageUi: the plan as tables and the y/N question on a terminal, progress while
 // sending, and in --json mode newline-delimited events on stdout and nothing else.
 
-import type { ActionOutcome, StageInfo, StageOutcome } from "../engine/hooks.ts";
+import {
+  type ActionOutcome,
+  type StageInfo,
+  type StageOutcome,
+  stageTitle,
+} from "../engine/hooks.ts";
 import { type StageUi, silentUi } from "../engine/ui.ts";
 import type { Action, Plan } from "../plan/types.ts";
 import { eventUi } from "./events.ts";
@@ -32,7 +37,7 @@ export function describeAction(action: Action): string {
   }
 }
 
-const title = (info: StageInfo) => (info.side ? `${info.stage} ${info.side}` : info.stage);
+const title = (info: StageInfo) => stageTitle(info.stage, info.side);
 
 export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
   const { style } = io;

@@ -10,7 +10,7 @@ import type { Config, SideConfig } from "../config/types.ts";
 import type { Namer } from "../plan/naming.ts";
 import type { Comparison } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
-import type { Hooks, RunSummary } from "./hooks.ts";
+import { type Hooks, type RunSummary, stageTitle } from "./hooks.ts";
 import type { RunOptions, StageResult } from "./runner.ts";
 
 export type { Config, PluginEntry, SideConfig } from "../config/types.ts";
@@ -156,7 +156,7 @@ export function summaryText(summary: RunSummary): string {
   const lines: string[] = [];
   const failed = summary.exitCode !== 0;
   lines.push(
-    `abgleich ${failed ? "FAILED" : "ok"}: ${summary.stages.map((s) => `${s.side ? `${s.stage} ${s.side}` : s.stage} ${s.outcome.status}`).join(", ") || "no stages"}`,
+    `abgleich ${failed ? "FAILED" : "ok"}: ${summary.stages.map((s) => `${stageTitle(s.stage, s.side)} ${s.outcome.status}`).join(", ") || "no stages"}`,
   );
   for (const d of summary.datasets) {
     const parts: string[] = [];

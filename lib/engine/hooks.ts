@@ -15,6 +15,10 @@ export type { ActionOutcome } from "../zfs/outcome.ts";
 
 export type StageName = "inventory" | "snap" | "compare" | "backup" | "cleanup";
 
+/** a stage as people read its name: `backup`, `cleanup source` */
+export const stageTitle = (stage: StageName, side?: Side): string =>
+  side ? `${stage} ${side}` : stage;
+
 /** what kind of run this is: read-only commands and dry runs change nothing */
 export type RunMode = "read-only" | "dry-run" | "changing";
 

@@ -6,7 +6,14 @@ import { plural as count } from "../cli/render/labels.ts";
 import { formatBytes } from "../cli/render/units.ts";
 import type { Config } from "../config/types.ts";
 import type { Side } from "../zfs/model.ts";
-import type { DatasetSummary, RunMode, RunSummary, StageName, StageOutcome } from "./hooks.ts";
+import {
+  type DatasetSummary,
+  type RunMode,
+  type RunSummary,
+  type StageName,
+  type StageOutcome,
+  stageTitle,
+} from "./hooks.ts";
 import { redact } from "./redact.ts";
 
 export interface SummaryBuilder {
@@ -126,7 +133,7 @@ export function summaryLine(summary: RunSummary): string | null {
   if (t.conflicts > 0) did.push(count(t.conflicts, "conflict"));
   if (t.failures > 0) did.push(count(t.failures, "failure"));
   const stages = summary.stages
-    .map((s) => `${s.stage}${s.side ? ` ${s.side}` : ""} ${s.outcome.status}`)
+    .map((s) => `${stageTitle(s.stage, s.side)} ${s.outcome.status}`)
     .join(", ");
   const result =
     summary.exitCode === 0
