@@ -5,12 +5,12 @@
 import { fstatSync } from "node:fs";
 import { ConfigError } from "../config/errors.ts";
 import { isCancelError } from "../engine/cancel.ts";
+import { EXIT_FAILED, EXIT_USAGE } from "../engine/exit.ts";
 import { redact } from "../engine/redact.ts";
-import { EXIT_FAILED, EXIT_USAGE } from "../engine/runner.ts";
 import { HostDownError } from "../hosts/host.ts";
 import { colorEnabled, createStyle, type Style } from "./render/style.ts";
 
-export { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../engine/runner.ts";
+export { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../engine/exit.ts";
 
 export interface GlobalFlags {
   json?: boolean;

@@ -3,18 +3,14 @@
 
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
-import { parseWaitDuration } from "../engine/lock.ts";
-import { simMain } from "../sim/main.ts";
+import { EXIT_FAILED, EXIT_USAGE } from "../engine/exit.ts";
+import { parseWaitDuration } from "../engine/wait.ts";
 import type { Side } from "../zfs/model.ts";
-import { backupCommand, cleanupCommand, snapCommand } from "./commands/change.ts";
-import { compareCommand } from "./commands/compare.ts";
-import { demoCommand } from "./commands/demo.ts";
-import { runCommand } from "./commands/run.ts";
-import { type StatusFlags, statusCommand } from "./commands/status.ts";
-import { treeCommand } from "./commands/tree.ts";
-import { typesCommand } from "./commands/types.ts";
-import { wizardCommand } from "./commands/wizard.ts";
-import { EXIT_FAILED, EXIT_USAGE, type GlobalFlags } from "./io.ts";
+import type { StatusFlags } from "./commands/status.ts";
+import type { GlobalFlags } from "./io.ts";
+
+// Each command's module is loaded when that command runs: `--help`, `--version` and the
+// simulator (which the demo and the tests start for every zfs call) load none of the others.
 
 /** `status` follows the monitoring plugin convention: a usage error is UNKNOWN, not 2 */
 const EXIT_UNKNOWN = 3;
@@ -53,6 +49,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .argument("<config>", "configuration file (YAML)")
     .argument("[side]", "source or target")
     .action(async (config: string, which: string | undefined, _opts, command: Command) => {
+      const { treeCommand } = await import("./commands/tree.ts");
       setExit(await treeCommand(config, side(which, command), flags(command)));
     });
 
@@ -61,6 +58,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description("show source and target side by side: what exists where, and conflicts")
     .argument("<config>", "configuration file (YAML)")
     .action(async (config: string, _opts, command: Command) => {
+      const { compareCommand } = await import("./commands/compare.ts");
       setExit(await compareCommand(config, flags(command)));
     });
 
@@ -88,6 +86,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .description("snapshot the source datasets that changed since their last snapshot")
       .argument("<config>", "configuration file (YAML)"),
   ).action(async (config: string, _opts, command: Command) => {
+    const { snapCommand } = await import("./commands/change.ts");
     setExit(await snapCommand(config, flags(command)));
   });
 
@@ -97,6 +96,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .description("send what the target lacks: full or incremental, resuming cut transfers")
       .argument("<config>", "configuration file (YAML)"),
   ).action(async (config: string, _opts, command: Command) => {
+    const { backupCommand } = await import("./commands/change.ts");
     setExit(await backupCommand(config, flags(command)));
   });
 
@@ -112,6 +112,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       "for `cleanup target` without a terminal: confirm the danger question too",
     )
     .action(async (config: string, which: string | undefined, _opts, command: Command) => {
+      const { cleanupCommand } = await import("./commands/change.ts");
       setExit(await cleanupCommand(config, side(which, command), flags(command)));
     });
 
@@ -128,6 +129,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--no-open", "serve the wizard to a browser but open none: open the printed URL")
     .option("--listen <address>", "serve on ADDRESS[:PORT] instead of 127.0.0.1 at a free port")
     .action(async (config: string, _opts, command: Command) => {
+      const { wizardCommand } = await import("./commands/wizard.ts");
       setExit(await wizardCommand(config, flags(command)));
     });
 
@@ -140,6 +142,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   )
     .option("--yes-destroy-target", "let the workflow's `cleanup target` run without a terminal")
     .action(async (workflow: string, config: string, _opts, command: Command) => {
+      const { runCommand } = await import("./commands/run.ts");
       setExit(await runCommand(workflow, config, flags(command)));
     });
 
@@ -163,19 +166,24 @@ export function buildProgram(setExit: (code: number) => void): Command {
       throw new CommanderError(EXIT_UNKNOWN, error.code, error.message);
     })
     .action(async (config: string, _opts, command: Command) => {
+      const { statusCommand } = await import("./commands/status.ts");
       setExit(await statusCommand(config, flags(command) as StatusFlags));
     });
 
   program
     .command("types")
     .description("print the plugin API's TypeScript declarations: abgleich types > abgleich.d.ts")
-    .action(() => setExit(typesCommand()));
+    .action(async () => {
+      const { typesCommand } = await import("./commands/types.ts");
+      setExit(typesCommand());
+    });
 
   program
     .command("demo")
     .description("run the whole cycle on the built-in ZFS simulator in a temporary directory")
     .option("--keep", "keep the temporary directory")
     .action(async (_opts, command: Command) => {
+      const { demoCommand } = await import("./commands/demo.ts");
       setExit(await demoCommand(flags(command) as GlobalFlags & { keep?: boolean }));
     });
 
@@ -186,6 +194,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .helpOption(false)
     .argument("[args...]")
     .action(async (args: string[]) => {
+      const { simMain } = await import("../sim/main.ts");
       setExit(await simMain(args));
     });
 

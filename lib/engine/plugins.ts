@@ -5,7 +5,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import Ajv, { type ErrorObject } from "ajv";
+import type { default as Ajv, ErrorObject } from "ajv";
 import { BUNDLED_PLUGINS } from "../../plugins/index.ts";
 import { ConfigError } from "../config/errors.ts";
 import type { Config } from "../config/types.ts";
@@ -169,8 +169,16 @@ function isPlugin(value: unknown): value is Plugin<unknown> {
   );
 }
 
-const ajv = new Ajv({ allErrors: false, useDefaults: true, strict: false });
-const compiled = new WeakMap<object, ReturnType<typeof ajv.compile>>();
+let ajv: Ajv | undefined;
+/** loaded for the first plugin with a schema: most runs have none, and loading costs ~35 ms */
+function schemaCompiler(): Ajv {
+  if (ajv === undefined) {
+    const { default: AjvClass } = require("ajv") as typeof import("ajv");
+    ajv = new AjvClass({ allErrors: false, useDefaults: true, strict: false });
+  }
+  return ajv;
+}
+const compiled = new WeakMap<object, ReturnType<Ajv["compile"]>>();
 
 /** the plugin's options, checked; a problem is a ConfigError at `plugins[N].options.…` */
 export function checkOptions<O>(
@@ -198,7 +206,7 @@ export function checkOptions<O>(
   if (schema) {
     let validate = compiled.get(schema);
     if (!validate) {
-      validate = ajv.compile(schema);
+      validate = schemaCompiler().compile(schema);
       compiled.set(schema, validate);
     }
     if (!validate(value)) {

@@ -22,6 +22,7 @@ import type { Inventory, Side } from "../zfs/model.ts";
 import { NOT_RUN } from "../zfs/outcome.ts";
 import { ZfsPort } from "../zfs/port.ts";
 import { cancelExitCode, isCancelError, untilCancelled, withinGrace } from "./cancel.ts";
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "./exit.ts";
 import { createGuard, planViolations, refuseSimulated, SafetyError } from "./guard.ts";
 import type {
   ActionOutcome,
@@ -37,9 +38,7 @@ import { pluginHooks } from "./hooks.ts";
 import { createSummaryBuilder, type SummaryBuilder } from "./summary.ts";
 import type { StageUi } from "./ui.ts";
 
-export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_FAILED, EXIT_OK, EXIT_USAGE };
 
 /** how long after-hooks may take once a run was cancelled, before the run ends without them */
 const AFTER_CANCEL_GRACE_MS = 60_000;
