@@ -37,7 +37,6 @@
 // Several keys (source and target) should be taken in sorted order, so two runs that wait can
 // never wait for each other. Taking a key the same process already holds is refused as well.
 
-import { dlopen, FFIType, type Pointer, read } from "bun:ffi";
 import { createHash, randomBytes } from "node:crypto";
 import {
   accessSync,
@@ -60,6 +59,7 @@ import {
 } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Libc, loadLibc, tryFlock } from "./flock.ts";
 
 export interface RunLockRequest {
   /** what the run changes, e.g. "backup target localhost:backup/tank-data"; hashed into a file name */
@@ -180,71 +180,11 @@ function ownDirectory(dir: string, mode: number, uid: number | null): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// flock through libc
-
-const LOCK_EX = 2;
-const LOCK_NB = 4;
-const EINTR = 4;
-
-interface Libc {
-  flock(fd: number, operation: number): number;
-  errno(): number;
-  ewouldblock: number;
-}
-
-/** per platform, the names dlopen may know libc by; the first that loads wins */
-const LIBC_NAMES: Partial<Record<NodeJS.Platform, string[]>> = {
-  linux: ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"],
-  darwin: ["/usr/lib/libSystem.B.dylib", "libc.dylib"],
-  freebsd: ["libc.so.7"],
-  openbsd: ["libc.so"],
-};
-/** glibc and musl call errno's address __errno_location; macOS and the BSDs __error */
-const ERRNO_SYMBOLS = ["__errno_location", "__error"];
-
-let libc: Libc | null | undefined;
-
-function loadLibc(): Libc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  for (const name of LIBC_NAMES[process.platform] ?? []) {
-    for (const errnoSymbol of ERRNO_SYMBOLS) {
-      try {
-        const lib = dlopen(name, {
-          flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-          [errnoSymbol]: { args: [], returns: FFIType.ptr },
-        });
-        const errnoAddress = lib.symbols[errnoSymbol] as () => Pointer | null;
-        libc = {
-          flock: (fd, operation) => lib.symbols.flock(fd, operation),
-          errno: () => {
-            const address = errnoAddress();
-            return address === null ? -1 : read.i32(address, 0);
-          },
-          ewouldblock: process.platform === "linux" ? 11 : 35,
-        };
-        return libc;
-      } catch {
-        // not this name or not this symbol: try the next
-      }
-    }
-  }
-  return libc;
-}
+// flock through libc (./flock.ts)
 
 /** the mechanism acquireRunLock uses here: "flock" when libc loads, else "claims" */
 export function lockMechanism(): LockMechanism {
   return loadLibc() ? "flock" : "claims";
-}
-
-/** true: locked; false: someone else holds it */
-function tryFlock(lib: Libc, fd: number, path: string): boolean {
-  for (;;) {
-    if (lib.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
-    const errno = lib.errno();
-    if (errno === lib.ewouldblock) return false;
-    if (errno !== EINTR) throw new Error(`cannot lock ${path}: flock failed with errno ${errno}`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 // The simulator's persistent state: one JSON file in the state directory, changed only
-// under an O_EXCL lock file so that concurrent sim processes (a `send` and a `receive`
-// in one pipeline) never lose each other's updates. The lock is never held while
+// under a lock (acquireLock) so that concurrent sim processes (a `send` and a `receive`
+// in one pipeline, holds side by side) never lose each other's updates. The lock is never held while
 // stream bytes flow: callers read under the lock, stream, then apply under the lock.
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { join } from "node:path";
+import { loadLibc, tryFlock } from "../engine/flock.ts";
 import type { TokenFlag } from "./token.ts";
 import type { ZfsVersion } from "./version.ts";
 
@@ -191,10 +192,28 @@ function lockIsStale(lockPath: string): boolean {
   }
 }
 
+/**
+ * The state lock: flock(2) on a file that stays, released by the kernel when its holder ends
+ * however it ends. Only where no libc loads, a file created exclusively (O_EXCL) and broken when
+ * its holder is gone; that judgement can race with a holder that just ended and a new one, which
+ * loses an update now and then when many sim processes run at once.
+ */
 function acquireLock(stateDir: string): () => void {
   fs.mkdirSync(stateDir, { recursive: true });
   const lockPath = join(stateDir, LOCK_FILE);
   const deadline = Date.now() + LOCK_TIMEOUT_MS;
+  const lib = loadLibc();
+  if (lib !== null) {
+    const fd = fs.openSync(lockPath, "a");
+    for (;;) {
+      if (tryFlock(lib, fd, lockPath)) return () => fs.closeSync(fd);
+      if (Date.now() > deadline) {
+        fs.closeSync(fd);
+        throw new Error(`sim state is locked: ${lockPath}`);
+      }
+      Bun.sleepSync(2);
+    }
+  }
   for (;;) {
     try {
       const fd = fs.openSync(lockPath, "wx");

@@ -1,10 +1,11 @@
 // Runs the simulator as a process through `zfs`/`zpool` shims, in real shell pipelines.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeShims } from "../../lib/sim/main.ts";
 import { seedState } from "../../lib/sim/scenario.ts";
+import { STATE_FILE, withState } from "../../lib/sim/state.ts";
 
 let dir: string;
 let env: Record<string, string>;
@@ -67,6 +68,33 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("zfs sim as a process", () => {
+  test("the state lock holds while its holder lives, whatever its lock file says", async () => {
+    // A holder that just ended leaves its pid in the lock file for a moment; a process that
+    // read it then once took the lock from the next holder and lost that one's update.
+    const ended = Bun.spawnSync(["true"]).pid;
+    let held = true;
+    const child = Bun.spawn(["bash", "-c", "zfs hold racer srcpool/data@s1"], {
+      env,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const exited = child.exited.then((code) => {
+      held = false;
+      return code;
+    });
+    withState(stateDir, () => {
+      writeFileSync(join(stateDir, "state.lock"), String(ended));
+      Bun.sleepSync(1500);
+      // the other process waited: it neither ended nor wrote the state
+      expect(held).toBe(true);
+      expect(readFileSync(join(stateDir, STATE_FILE), "utf8")).not.toContain('"racer"');
+      return { save: false, value: null };
+    });
+    expect(await exited).toBe(0);
+    expect(sh("zfs holds -H srcpool/data@s1").out).toContain("racer");
+    expect(sh("zfs release racer srcpool/data@s1").code).toBe(0);
+  });
+
   test("holds -r: a missing dataset fails, a name found nowhere below is said but no failure", () => {
     // as OpenZFS 2.1.11 and 2.3.2 answer (tests/e2e/differential.ts checks it on both)
     const missing = sh("zfs holds -rH srcpool/nope@s1 srcpool/data@s1");
