@@ -171,14 +171,16 @@ function subnamesOf(action: Action): string[] {
 
 /**
  * A chain action covers many datasets: the entries of those whose sends failed are dropped
- * (their base did not arrive), so the rest are still protected. Null when nothing is left.
+ * (their base did not arrive), so the rest are still protected. When none is left, the action
+ * as planned: held back like any other action of a failed dataset, and reported so.
  */
-function narrowChain(action: Action, failed: readonly string[]): Action | null {
+function narrowChain(action: Action, failed: readonly string[]): Action {
   if (action.kind !== "chain" || failed.length === 0) return action;
   const entries = action.entries.filter(
     (entry) => !failed.some((subname) => isBelow(entry.subname, subname)),
   );
-  return entries.length === 0 ? null : deepFreeze({ kind: "chain", entries });
+  if (entries.length === action.entries.length || entries.length === 0) return action;
+  return deepFreeze({ kind: "chain", entries });
 }
 
 /**
@@ -766,10 +768,9 @@ export class Run {
       announced.add(action);
       ui.actionStarted(action, action.kind === "send" ? (estimates.get(action) ?? null) : null);
     };
-    /** the checks before an action runs; null when it is not to run (narrowed away, blocked) */
+    /** the checks before an action runs; null when it is not to run (held back by a failure) */
     const prepare = async (planned: Action): Promise<Action | null> => {
       const action = narrowChain(planned, failedSubnames);
-      if (action === null) return null;
       const subnames = subnamesOf(action);
       const blockedBy = failedSubnames.find((f) => subnames.some((s) => isBelow(s, f)));
       if (blockedBy !== undefined) {

@@ -5,9 +5,9 @@
 import type { ActionOutcome, StageInfo } from "../engine/hooks.ts";
 import { redactDeep } from "../engine/redact.ts";
 import type { StageUi } from "../engine/ui.ts";
-import type { Action } from "../plan/types.ts";
+import type { Action, ChainAction } from "../plan/types.ts";
 import type { AnswerRequest, GuiEvent, StepKey } from "./protocol.ts";
-import { planView, stepKeyOf } from "./view.ts";
+import { narrowedChainView, planView, stepKeyOf } from "./view.ts";
 
 /** what every page sees: the events so far, replayed to a page that (re)connects */
 export class EventHub {
@@ -84,13 +84,22 @@ export function guiUi(
   let open: Question | null = null;
   /** the actions of the current step's plan, by identity, for their row on the page */
   const rows = new Map<Action, { step: StepKey; index: number }>();
-  let chainRow: { step: StepKey; index: number } | null = null;
+  let chainRow: { step: StepKey; index: number; planned: ChainAction } | null = null;
   const running = new Map<Action, Running>();
   /** per step: bytes of finished sends, and the sum of the estimates */
   const stepBytes = new Map<StepKey, { done: number; total: number | null }>();
 
-  const rowOf = (action: Action) =>
-    rows.get(action) ?? (action.kind === "chain" ? chainRow : null) ?? null;
+  const rowOf = (action: Action): { step: StepKey; index: number } | null => {
+    const row = rows.get(action);
+    if (row !== undefined) return row;
+    if (action.kind !== "chain" || chainRow === null) return null;
+    return { step: chainRow.step, index: chainRow.index };
+  };
+  /** a chain the engine runs narrowed (not the planned object): its row's new words */
+  const changedView = (action: Action) =>
+    action.kind === "chain" && chainRow !== null && !rows.has(action)
+      ? { view: narrowedChainView(chainRow.planned, action) }
+      : {};
 
   const sendProgress = (entry: Running, at: number) => {
     const window = entry.samples;
@@ -128,7 +137,7 @@ export function guiUi(
       chainRow = null;
       plan.actions.forEach((action, index) => {
         rows.set(action, { step, index });
-        if (action.kind === "chain") chainRow = { step, index };
+        if (action.kind === "chain") chainRow = { step, index, planned: action };
       });
       const sends = plan.actions.filter((action) => action.kind === "send");
       const known = sends.every((action) => estimates.has(action));
@@ -195,6 +204,7 @@ export function guiUi(
         bytes: null,
         expected: expectedBytes,
         error: null,
+        ...changedView(action),
       });
     },
 
@@ -225,6 +235,7 @@ export function guiUi(
         expected: entry?.expected ?? null,
         // the command, its exit code and stderr, as the engine wrote them
         error: outcome.ok ? null : (outcome.error ?? "failed"),
+        ...changedView(action),
       });
     },
 

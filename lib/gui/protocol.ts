@@ -89,6 +89,11 @@ export type GuiEvent =
       bytes: number | null;
       expected: number | null;
       error: string | null;
+      /**
+       * the row's new words when what runs is less than what was planned: a chain's protection
+       * without the datasets whose transfers did not arrive
+       */
+      view?: ActionView;
     }
   | {
       type: "progress";

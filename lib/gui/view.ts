@@ -1,7 +1,7 @@
 // The engine's plans and comparisons as plain data for the page: pure functions, no I/O.
 
 import { encryptionWords } from "../cli/render/labels.ts";
-import type { Action, Comparison, Plan, SendAction } from "../plan/types.ts";
+import type { Action, ChainAction, Comparison, Plan, SendAction } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
 import type { ActionView, CompareRowView, CompareView, PlanView, StepKey } from "./protocol.ts";
 
@@ -77,6 +77,19 @@ export function actionView(
         measure: null,
       };
   }
+}
+
+/**
+ * The row of a chain's protection that runs without some of its planned datasets (the engine
+ * leaves out those whose transfers did not arrive): the datasets it still covers, and which not
+ */
+export function narrowedChainView(planned: ChainAction, running: ChainAction): ActionView {
+  const view = actionView(running, undefined);
+  const kept = new Set(running.entries.map((entry) => entry.subname));
+  const left = planned.entries.filter((entry) => !kept.has(entry.subname));
+  if (left.length === 0) return view;
+  const names = left.map((entry) => label(entry.subname)).join(", ");
+  return { ...view, text: `${view.text}; not for ${names}: their transfers did not arrive` };
 }
 
 export function planView(plan: Plan, estimates: ReadonlyMap<SendAction, number>): PlanView {

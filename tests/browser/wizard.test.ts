@@ -381,6 +381,12 @@ test(
         .evaluate((element) => getComputedStyle(element).color);
     // the root's send and the chain's protection of it
     expect(await step(page, "backup").locator("tr[data-state=done]").count()).toBe(2);
+    // the chain's row names what it protected, and what not
+    const chain = step(page, "backup").locator("tr", { hasText: "protect the incremental chain" });
+    expect(await chain.locator(".action-dataset").textContent()).toBe("(root)");
+    expect(await chain.locator(".action-text").textContent()).toEndWith(
+      "; not for big, big/sub: their transfers did not arrive",
+    );
     expect(await colour("done")).not.toBe(await colour("failed"));
     // a long word in a failure (a command line, a resume token) wraps inside its box
     expect(

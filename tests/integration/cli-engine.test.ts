@@ -128,6 +128,40 @@ describe("a failed transfer", () => {
       expect(env.snapshots("dst/backup/small")).toEqual([day(1), day(2)]);
       expect(env.snapshots("dst/backup")).toEqual([day(1), day(2)]);
       expect(env.calls().filter((c) => /^zfs send -v -P -L -c -e -I .*big@/.test(c))).toEqual([]);
+      // the chain's protection ran for the two that arrived, and named big nowhere
+      const holds = env.calls().filter((c) => c.startsWith("zfs hold "));
+      expect(holds.join("\n")).toContain(`dst/backup/small@${day(2)}`);
+      expect(holds.join("\n")).toContain(`dst/backup@${day(2)}`);
+      expect(holds.join("\n")).not.toContain("big");
+    },
+    LONG_MS,
+  );
+
+  test(
+    "every transfer fails: the chain's protection is not run, and says why",
+    async () => {
+      env.seed({
+        now: 1_767_225_600,
+        pools: [
+          { name: "src", size: "1G", datasets: [{ name: "data", snapshots: [{ name: day(1) }] }] },
+          { name: "dst", size: "1G" },
+        ],
+      });
+      const config = env.writeConfig(
+        configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
+        "all-fail.yaml",
+      );
+      const path = wrapZfs(
+        "failing-root",
+        `case "$*" in "receive -s -u dst/backup") cat >/dev/null; echo "cannot receive new filesystem stream: out of space" >&2; exit 1;; esac`,
+      );
+      const run = await env.cli(["backup", config, "--yes"], { env: { PATH: path } });
+      expect(run.code).toBe(1);
+      expect(run.stdout).toContain("not run: an earlier action for the root failed");
+      expect(`${run.stdout}${run.stderr}`).toMatch(
+        /backup: 1 action\(s\) failed: [^\n]*; 1 not run because of it/,
+      );
+      expect(env.calls().filter((c) => /^zfs (hold|bookmark|release) /.test(c))).toEqual([]);
     },
     LONG_MS,
   );

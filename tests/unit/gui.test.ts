@@ -10,7 +10,8 @@ import { chooseWizard, parseListen } from "../../lib/gui/choose.ts";
 import { PAGE } from "../../lib/gui/page.ts";
 import type { GuiEvent } from "../../lib/gui/protocol.ts";
 import { hostAllowed } from "../../lib/gui/server.ts";
-import type { Plan, SendAction } from "../../lib/plan/types.ts";
+import type { ChainAction, Plan, SendAction } from "../../lib/plan/types.ts";
+import { newChainEntry } from "../helpers/chain.ts";
 
 /** the whole page: HTML, CSS and script */
 const BUDGET_BYTES = 60 * 1024;
@@ -188,5 +189,56 @@ describe("secrets", () => {
     });
     for (const event of [...events, ...hub.replay()])
       expect(JSON.stringify(event)).not.toContain(token);
+  });
+});
+
+describe("a chain's protection narrowed by failed transfers", () => {
+  test("its row is re-worded: the datasets it still covers, and which not", () => {
+    const hub = new EventHub();
+    const events: GuiEvent[] = [];
+    hub.subscribe((event) => events.push(event));
+    const ui = guiUi(hub);
+    const roots = { source: "tank/data", target: "backup" };
+    const planned: ChainAction = {
+      kind: "chain",
+      entries: ["", "big", "big/sub", "small"].map((subname) =>
+        newChainEntry(subname, roots, "s1"),
+      ),
+    };
+    const info: StageInfo = {
+      stage: "backup",
+      config: configWithDefaults({ zpool: "tank", prefix: "data" }, { zpool: "backup" }),
+      dryRun: false,
+      changes: true,
+      signal: new AbortController().signal,
+    };
+    ui.showPlan(info, { ...plan, actions: [planned] }, new Map());
+    // as the engine runs it after big's transfer failed: a new action without big and below
+    const narrowed: ChainAction = {
+      kind: "chain",
+      entries: planned.entries.filter((entry) => !entry.subname.startsWith("big")),
+    };
+    ui.actionStarted(narrowed, null);
+    ui.actionFinished(narrowed, { ok: true, durationMs: 3 });
+    const actions = events.filter((event) => event.type === "action");
+    expect(actions).toHaveLength(2);
+    for (const event of actions) {
+      expect(event).toMatchObject({
+        step: "backup",
+        index: 0,
+        view: {
+          kind: "chain",
+          dataset: "(root), small",
+          text: expect.stringMatching(
+            /^protect the incremental chain of 2 dataset\(s\).*; not for big, big\/sub: their transfers did not arrive$/,
+          ),
+        },
+      });
+    }
+    // the action as planned keeps its planned words
+    events.length = 0;
+    ui.showPlan(info, { ...plan, actions: [planned] }, new Map());
+    ui.actionStarted(planned, null);
+    expect(events.find((event) => event.type === "action")).not.toHaveProperty("view");
   });
 });

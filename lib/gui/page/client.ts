@@ -342,7 +342,7 @@ function drawPlan(key: StepKey, plan: PlanView) {
               "tr",
               { id: `action-${key}-${index}`, "data-state": "pending" },
               h("td", { class: "action-state" }, mark(ACTION_TEXT.pending as [string, string])),
-              h("td", {}, action.dataset),
+              h("td", { class: "action-dataset" }, action.dataset),
               h("td", { class: "action-text" }, action.text),
               h("td", { class: "num" }, sizeText(action)),
               h(
@@ -485,6 +485,16 @@ function drawQuestion(key: StepKey, id: number, danger: boolean, pool: string | 
   announce(`${STEPS.find((s) => s.key === key)?.title}: waiting for your go`);
 }
 
+/** a row whose action runs narrowed (a chain without datasets whose transfers failed) */
+function setActionWords(key: StepKey, index: number, view: ActionView) {
+  const row = $(`action-${key}-${index}`);
+  if (!row) return;
+  const dataset = row.querySelector(".action-dataset");
+  const text = row.querySelector(".action-text");
+  if (dataset) dataset.textContent = view.dataset;
+  if (text) text.textContent = view.text;
+}
+
 function setAction(
   key: StepKey,
   index: number,
@@ -623,6 +633,7 @@ function handle(event: GuiEvent) {
     }
     case "action":
       setAction(event.step, event.index, event.state, event.bytes, event.expected, event.error);
+      if (event.view) setActionWords(event.step, event.index, event.view);
       break;
     case "progress":
       progress(event);
