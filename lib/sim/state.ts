@@ -205,13 +205,15 @@ function acquireLock(stateDir: string): () => void {
   const lib = loadLibc();
   if (lib !== null) {
     const fd = fs.openSync(lockPath, "a");
-    for (;;) {
-      if (tryFlock(lib, fd, lockPath)) return () => fs.closeSync(fd);
-      if (Date.now() > deadline) {
-        fs.closeSync(fd);
-        throw new Error(`sim state is locked: ${lockPath}`);
+    try {
+      for (;;) {
+        if (tryFlock(lib, fd, lockPath)) return () => fs.closeSync(fd);
+        if (Date.now() > deadline) throw new Error(`sim state is locked: ${lockPath}`);
+        Bun.sleepSync(2);
       }
-      Bun.sleepSync(2);
+    } catch (error) {
+      fs.closeSync(fd);
+      throw error;
     }
   }
   for (;;) {
