@@ -77,6 +77,11 @@ export interface WireEnd {
   /** "localhost" or the ssh destination */
   name: string;
   isLocal: boolean;
+  /**
+   * the machine its commands run on, as the config names it (`localhost`, or destination, user
+   * and port): two remote ends with the same one are one host
+   */
+  address: string;
   tools: ReadonlySet<WireCapability>;
 }
 
@@ -95,6 +100,11 @@ export interface Wire {
   limiter: "pv" | "mbuffer" | null;
   /** the pipeline runs on the source host, which connects to the target itself */
   direct: boolean;
+  /**
+   * source and target are one remote host: the whole pipeline runs there in one ssh command,
+   * `zfs send | zfs receive`, and no byte comes to this machine
+   */
+  oneHost?: boolean;
   /** what was chosen and why, for the plan: `wire: zstd over ssh, mbuffer 64 MiB on target` */
   text: string;
 }
@@ -138,9 +148,10 @@ const has = (tool: WireTool, ...ends: WireEnd[]) => ends.every((end) => end.tool
 export function chooseWire(transfer: TransferConfig, source: WireEnd, target: WireEnd): WireChoice {
   const problems: string[] = [];
   const notes: string[] = [];
-  // both ends on this machine: a local pipe, nothing to save on a wire
-  const local = source.isLocal && target.isLocal;
-  const direct = transfer.direct && !source.isLocal && !target.isLocal;
+  // both ends on this machine, or both on one remote host: a local pipe there, no wire
+  const oneHost = !source.isLocal && !target.isLocal && source.address === target.address;
+  const local = (source.isLocal && target.isLocal) || oneHost;
+  const direct = transfer.direct && !source.isLocal && !target.isLocal && !oneHost;
 
   let compression: Wire["compression"] = null;
   if (!local && transfer.compression !== "off") {
@@ -186,9 +197,11 @@ export function chooseWire(transfer: TransferConfig, source: WireEnd, target: Wi
   }
   if (problems.length > 0) return { ok: false, problems };
 
-  const carrier = local
-    ? "local pipe"
-    : `${compression ?? "uncompressed"} over ssh${direct ? `, direct from ${source.name} to ${target.name}` : ""}`;
+  const carrier = oneHost
+    ? `local pipe on ${source.name} (source and target are one host)`
+    : local
+      ? "local pipe"
+      : `${compression ?? "uncompressed"} over ssh${direct ? `, direct from ${source.name} to ${target.name}` : ""}`;
   const parts = [`wire: ${carrier}`];
   const bufferFrom = transfer.buffer === "auto" && buffer > 0 ? AUTO_BUFFER_FROM : 0;
   if (buffer > 0)
@@ -209,6 +222,7 @@ export function chooseWire(transfer: TransferConfig, source: WireEnd, target: Wi
       bwlimit: limiter ? transfer.bwlimit : 0,
       limiter,
       direct,
+      ...(oneHost ? { oneHost } : {}),
       text,
     },
   };
@@ -555,7 +569,8 @@ export function wirePipeline(
  * Several transfers through ONE pipeline: the sends one after another into the same wire, the
  * receives one after another out of it, each `zfs receive` reading exactly its own stream. A
  * host's part stops at its first failure, so a receive never reads what follows a refused
- * stream. One command each is the single transfer of wirePipeline. Not for a direct wire.
+ * stream. One command each is the single transfer of wirePipeline. Not for a direct wire, nor
+ * for one on one host.
  */
 export function wireBatch(
   sends: readonly (readonly string[])[],
@@ -568,7 +583,8 @@ export function wireBatch(
   if (sends.length === 0 || sends.length !== receives.length)
     throw new Error("a batch pairs each send with one receive");
   const batch = sends.length > 1;
-  if (batch && wire.direct) throw new Error("a direct wire carries one transfer at a time");
+  if (batch && (wire.direct || wire.oneHost))
+    throw new Error("a direct or one-host wire carries one transfer at a time");
   const nonce = options.nonce ?? randomNonce;
   // a `sudo: yes` side's zfs stages run (and read in messages) as `sudo -n zfs …`
   const cmd = (side: Side, argv: readonly string[], carrier = true): CommandNode => {
@@ -644,6 +660,9 @@ export function wireBatch(
       receiving.length - 1,
     );
     top = onHost([...sending, ...inner], wrapOf(source), 0, true);
+  } else if (wire.oneHost) {
+    // every stage on the one host, in one group watched like a direct one's (a cancel ends it)
+    top = onHost([...sending, ...receiving], wrapOf(source), 0, true);
   } else {
     top = [
       ...onHost(sending, wrapOf(source), 0),
@@ -667,7 +686,7 @@ export function wireBatch(
     commands: all.map((node) => node.argv),
     carriers: all.map((node) => node.carrier),
     sides: all.map((node) => node.side),
-    holdStdin: wire.direct,
+    holdStdin: wire.direct || wire.oneHost === true,
     sends: sendSteps.map((step) => all.indexOf(step)),
     receives: receiveSteps.map((step) => all.indexOf(step)),
     stepTag,

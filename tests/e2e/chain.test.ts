@@ -20,7 +20,7 @@ import {
   shellJoin,
   snapshotsOf,
 } from "./helpers.ts";
-import { bootVm, createPools, stopAllVms, type Vm } from "./vm.ts";
+import { bootVm, createPools, secondName, stopAllVms, type Vm } from "./vm.ts";
 
 const SCENARIO_MS = 300_000;
 const PARALLEL_MS = 720_000;
@@ -287,8 +287,9 @@ describe("the chain on real OpenZFS", () => {
       );
       const config = await configFor("h");
       expect((await env.cli(["backup", config, "--yes"])).code).toBe(0);
-      // the source's tag names the target (host alias and root), so two targets keep two holds
-      const sourceTag = `abgleich:${vm.sshConfig.alias}:dstpool/h/backup`;
+      // the source's tag names the target (its host as the config names it, and its root), so
+      // two targets keep two holds; the target is this VM by its second name (configFor)
+      const sourceTag = `abgleich:${secondName(vm.sshConfig.alias)}:dstpool/h/backup`;
       expect(await holds(`${src}@${day(1)}`)).toEqual([sourceTag]);
       expect(await holds(`${dst}@${day(1)}`)).toEqual(["abgleich"]);
       // held: a destroy by hand is refused by zfs itself

@@ -7,7 +7,15 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Action, Conflict, SendAction, SnapshotAction } from "../../lib/plan/types.ts";
 import { COMPILE_FLAGS } from "../../scripts/build.ts";
-import { READY_TIMEOUT_MS, shellJoin, shellQuote, type Vm, writeSshConfig, zfsList } from "./vm.ts";
+import {
+  READY_TIMEOUT_MS,
+  secondName,
+  shellJoin,
+  shellQuote,
+  type Vm,
+  writeSshConfig,
+  zfsList,
+} from "./vm.ts";
 
 export const REPO = resolve(import.meta.dir, "../..");
 /**
@@ -53,6 +61,14 @@ export interface SideYaml {
   user?: string;
 }
 
+export interface ConfigOptions {
+  /**
+   * both sides on one VM named alike, so the stream stays on that host (`local pipe on …`);
+   * by default the target names the VM by its second name and the stream is relayed here
+   */
+  oneHost?: boolean;
+}
+
 /** A temp dir with the binary, the VMs' ssh_config and config files; runs the CLI there. */
 export class E2eEnv {
   readonly dir: string;
@@ -68,9 +84,19 @@ export class E2eEnv {
   }
 
   /** a config file (ssh.config_file points at the VMs' aliases); `extra` is YAML lines */
-  writeConfig(name: string, source: SideYaml, target: SideYaml, extra = ""): string {
-    const side = (s: SideYaml) =>
-      `  zpool: ${JSON.stringify(s.zpool)}\n  prefix: ${JSON.stringify(s.prefix ?? "")}\n  host: ${JSON.stringify(s.vm.sshConfig.alias)}\n${s.user ? `  user: ${JSON.stringify(s.user)}\n` : ""}`;
+  writeConfig(
+    name: string,
+    source: SideYaml,
+    target: SideYaml,
+    extra = "",
+    options: ConfigOptions = {},
+  ): string {
+    const relayed = source.vm === target.vm && options.oneHost !== true;
+    const side = (s: SideYaml) => {
+      const alias = s.vm.sshConfig.alias;
+      const host = s === target && relayed ? secondName(alias) : alias;
+      return `  zpool: ${JSON.stringify(s.zpool)}\n  prefix: ${JSON.stringify(s.prefix ?? "")}\n  host: ${JSON.stringify(host)}\n${s.user ? `  user: ${JSON.stringify(s.user)}\n` : ""}`;
+    };
     const file = join(this.dir, `${name}.yaml`);
     writeFileSync(
       file,

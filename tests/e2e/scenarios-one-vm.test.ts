@@ -1,5 +1,6 @@
 // The compiled abgleich against real OpenZFS 2.1.11, source and target pools in ONE VM (every
-// stream still goes VM → this machine → VM over ssh). Each scenario has its own prefix in the
+// stream still goes VM → this machine → VM over ssh: the target names the VM by a second name,
+// but for the one scenario where both sides name it alike and the stream stays there). Each scenario has its own prefix in the
 // shared pools, so one boot serves them all; each asserts `zfs list` on both sides.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -392,6 +393,73 @@ describe("one VM", () => {
       expect((await listTree(vm, dst)).get(dst)?.receive_resume_token).toBe("-");
       await vm.sshOk(shellJoin(["zfs", "mount", dst]));
       expect(await sha256(vm, [`/${dst}/f`])).toEqual(await sha256(vm, [`/${src}/f`]));
+    },
+    SCENARIO_MS,
+  );
+
+  test(
+    "source and target named alike: the stream stays on the VM; SIGINT stops it there, the next backup resumes",
+    async () => {
+      const src = "srcpool/o/data";
+      await vm.sshOk(
+        [
+          shellJoin(["zfs", "create", "-p", `${src}/child`]),
+          `head -c 150000000 /dev/urandom > /${src}/f`,
+          `head -c 100000 /dev/urandom > /${src}/child/f`,
+          "zpool sync",
+          shellJoin(["zfs", "snapshot", "-r", `${src}@${day(1)}`]),
+        ].join(" && "),
+      );
+      await vm.sshOk(shellJoin(["zfs", "create", "-p", "dstpool/o"]));
+      const config = env.writeConfig(
+        "o",
+        { zpool: "srcpool", prefix: "o/data", vm },
+        { zpool: "dstpool", prefix: "o/backup", vm },
+        "transfer:\n  buffer: off\n",
+        { oneHost: true },
+      );
+      const child = env.spawn(["backup", config, "--yes", "--json"]);
+      const reader = child.stdout.getReader();
+      let stdout = "";
+      while (!stdout.includes('"event":"progress"')) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stdout += new TextDecoder().decode(value);
+      }
+      child.kill("SIGINT");
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stdout += new TextDecoder().decode(value);
+      }
+      expect(await child.exited).toBe(130);
+      const note = jsonEvents(stdout).find((e) => e.event === "note")?.text;
+      expect(note).toBe(
+        `wire: local pipe on ${vm.sshConfig.alias} (source and target are one host)`,
+      );
+      // the pipeline on the VM ended with the run: no send or receive left running there
+      let left = "";
+      for (let i = 0; i < 20; i++) {
+        left = (await vm.ssh("pgrep -af 'zfs (send|receive)'")).stdout.trim();
+        if (left === "") break;
+        await Bun.sleep(500);
+      }
+      expect(left).toBe("");
+      const dst = "dstpool/o/backup";
+      expect((await listTree(vm, dst)).get(dst)?.receive_resume_token).toMatch(/^1-/);
+
+      const resumed = await env.cli(["backup", config, "--yes", "--json"]);
+      expect(resumed.code).toBe(0);
+      expect(transfers(planOf(resumed.stdout))).toEqual([
+        ["", "resume", null, day(1)],
+        ["child", "full", null, day(1)],
+      ]);
+      await expectSameSnapshots(src, dst, [day(1)]);
+      await expectSameSnapshots(`${src}/child`, `${dst}/child`, [day(1)]);
+      await vm.sshOk(shellJoin(["zfs", "mount", "-a"]));
+      expect(await sha256(vm, [`/${dst}/f`, `/${dst}/child/f`])).toEqual(
+        await sha256(vm, [`/${src}/f`, `/${src}/child/f`]),
+      );
     },
     SCENARIO_MS,
   );

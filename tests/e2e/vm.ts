@@ -261,10 +261,16 @@ function tail(file: string, lines: number): string {
   }
 }
 
+/**
+ * The VM under a second name: a config naming it so on one side and by its alias on the other
+ * reads as two hosts, and abgleich relays the stream through this machine as between two
+ */
+export const secondName = (alias: string) => `${alias}-again`;
+
 function sshConfigText(alias: string, port: number, key: string): string {
   // Every value is ours (loopback, a number, a path in the cache); quoted anyway for spaces.
   return [
-    `Host ${alias}`,
+    `Host ${alias} ${secondName(alias)}`,
     "  HostName 127.0.0.1",
     `  Port ${port}`,
     "  User root",

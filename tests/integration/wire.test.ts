@@ -162,6 +162,44 @@ describe("the wire on the simulator", () => {
     expect(env.snapshots("dst/backup")).toEqual([]);
   }, 60_000);
 
+  test("source and target on one host: each transfer is one ssh command there, send | receive", async () => {
+    seed("4M");
+    const config = env.writeConfig(
+      configYaml(
+        { zpool: "src", prefix: "data", host: "nas" },
+        { zpool: "dst", prefix: "backup", host: "nas" },
+        "transfer:\n  direct: yes\n",
+      ),
+      "one-host.yaml",
+    );
+    const run = await env.cli(["backup", config, "--yes", "--json"], { env: { PATH: PATH() } });
+    expect(run.stderr).not.toContain("error");
+    expect(run.code).toBe(0);
+    expect(noteOf(run.stdout)).toContain(
+      "wire: local pipe on nas (source and target are one host)",
+    );
+    expect(env.guid(`dst/backup/${ODD}@2026010101`)).toBe(env.guid(`src/data/${ODD}@2026010101`));
+    const lines = (await Bun.file(sshLog).text()).split("\n");
+    // no tools asked, no reachability check: nothing crosses a wire
+    expect(lines.filter((l) => l.includes("command -v") || l.includes("ConnectTimeout"))).toEqual(
+      [],
+    );
+    const transfers = lines.filter((l) => l.includes("zfs send -v"));
+    expect(transfers).toHaveLength(2);
+    for (const line of transfers) {
+      expect(line).toStartWith("sh -c ");
+      expect(line).toMatch(/zfs receive -s -u '?dst\/backup/);
+      expect(line).not.toMatch(/zstd|lz4|mbuffer|ssh /);
+    }
+    // a receive that fails there is still the receive's failure, with what it said
+    seed("64M", "16M");
+    const full = await env.cli(["backup", config, "--yes"], { env: { PATH: PATH() } });
+    expect(full.code).toBe(1);
+    expect(full.stdout + full.stderr).toMatch(
+      /command failed \(stage 2 of 2\): zfs receive -s -u dst\/backup\n.*exit code: 1\n.*stderr:\n.*out of space/,
+    );
+  }, 60_000);
+
   test("direct: one ssh to the source, which runs ssh to the target itself", async () => {
     seed("4M");
     const config = remoteConfig(

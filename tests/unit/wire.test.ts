@@ -43,7 +43,7 @@ const end = (
   tools: WireTool[] = ALL,
   isLocal = false,
   name = side === "source" ? "src-host" : "backup-host",
-): WireEnd => ({ side, name, isLocal, tools: new Set(tools) });
+): WireEnd => ({ side, name, isLocal, address: name, tools: new Set(tools) });
 const transfer = (over: Partial<TransferConfig> = {}): TransferConfig => ({
   ...DEFAULT_TRANSFER,
   ...over,
@@ -292,6 +292,29 @@ describe("chooseWire: direct", () => {
   });
 });
 
+describe("chooseWire: source and target on one remote host", () => {
+  test("a pipe on that host: no compression, no auto buffer, direct has nothing to do", () => {
+    const nas = (side: "source" | "target") => end(side, ALL, false, "root@nas");
+    for (const t of [transfer(), transfer({ compression: "zstd", direct: true })]) {
+      const wire = chosen(t, nas("source"), nas("target"));
+      expect(wire).toMatchObject({ oneHost: true, direct: false, compression: null, buffer: 0 });
+      expect(wire.text).toBe("wire: local pipe on root@nas (source and target are one host)");
+    }
+    // a limit still applies, with the host's own tool
+    expect(chosen(transfer({ bwlimit: MiB }), nas("source"), nas("target"))).toMatchObject({
+      oneHost: true,
+      limiter: "pv",
+    });
+  });
+
+  test("the same name on another port (or as another user) is another host", () => {
+    const other = { ...end("target", ALL, false, "root@nas"), address: "root@nas:2222" };
+    const wire = chosen(transfer(), end("source", ALL, false, "root@nas"), other);
+    expect(wire.oneHost).toBeUndefined();
+    expect(wire.compression).toBe("zstd");
+  });
+});
+
 describe("groupScript", () => {
   test("holds nothing but fixed text and numbers, on one line, without `!`", () => {
     for (const script of [groupScript([3, 2, 5]), groupScript([4, 7], true)]) {
@@ -524,6 +547,32 @@ describe("wirePipeline", () => {
     expect(lines[0]).toBe(`sending ${ODD_DS}`);
     expect(result.stderr[0]).toBe(`sending ${ODD_DS}\n`);
     expect(result.stderr[3]).toBe(`received into ${ODD_DS}\n`);
+  });
+
+  test("one host: one ssh command holds send and receive, watched; the bytes arrive intact", async () => {
+    const stream = "z".repeat(150_000);
+    const { send, receive } = zfsStandIns(stream.length);
+    const source = remote("source");
+    const p = wirePipeline(send, receive, source, remote("target"), wireOf({ oneHost: true }));
+    expect(p.stages).toHaveLength(1);
+    expect(p.stages[0]?.slice(0, 4)).toEqual(["ssh", "-o", "BatchMode=yes", "source-host"]);
+    expect(p.commands).toEqual([send, receive]);
+    expect(p.sides).toEqual(["source", "target"]);
+    expect(p.holdStdin).toBe(true);
+    const result = p.expand(await runPipeline(p.stages, { holdStdin: true }));
+    expect(result.codes).toEqual([0, 0]);
+    expect(await Bun.file(join(dir, "received")).text()).toBe(stream);
+    expect(result.stderr[1]).toBe(`received into ${ODD_DS}\n`);
+    // a batch goes one transfer per command on one host, as direct does
+    expect(() =>
+      wireBatch(
+        [send, send],
+        [receive, receive],
+        source,
+        remote("target"),
+        wireOf({ oneHost: true }),
+      ),
+    ).toThrow("one transfer at a time");
   });
 
   test("a receive failing behind zstd -d is the receive's failure, with its stderr", async () => {

@@ -320,10 +320,12 @@ export function backupStage(run: Run): ChangingStage {
       return plan;
     },
     estimate: async (plan: Plan) => estimateSends(plan, sourceTree, tokens),
-    // over ssh, sends share a session per host; between local pools there is none to share
+    // over ssh, sends share a session per host; between local pools there is none to share,
+    // and a direct or one-host wire carries one transfer per ssh command
     batchSize: (action: Action) =>
       action.kind === "send" &&
       !wire.wire.direct &&
+      wire.wire.oneHost !== true &&
       (!run.hosts.source.isLocal || !run.hosts.target.isLocal)
         ? run.config.transfer.batch
         : 1,

@@ -26,10 +26,18 @@ export interface StageWire {
 /** how long the source host may take to reach the target for the direct check */
 const DIRECT_PROBE_TIMEOUT_MS = 40_000;
 
+/** the machine a side's commands run on, as WireEnd.address says it */
+function addressOf(run: Run, host: Host): string {
+  const { host: destination, user, port } = run.config[host.side];
+  return host.isLocal ? "localhost" : `${user}@${destination}:${port ?? ""}`;
+}
+
 /** whether any choice depends on the hosts' tools (a plain local pipe asks nothing) */
 function needsTools(run: Run): boolean {
   const { compression, buffer, bwlimit } = run.config.transfer;
-  const local = run.hosts.source.isLocal && run.hosts.target.isLocal;
+  const { source, target } = run.hosts;
+  // both here, or both on one remote host: a pipe on that host, no wire to choose tools for
+  const local = addressOf(run, source) === addressOf(run, target);
   if (bwlimit > 0 || (typeof buffer === "number" && buffer > 0)) return true;
   return !local && (compression !== "off" || buffer === "auto");
 }
@@ -46,6 +54,7 @@ export async function prepareWire(run: Run): Promise<StageWire> {
     side: host.side,
     name: host.name,
     isLocal: host.isLocal,
+    address: addressOf(run, host),
     tools,
   });
   const choice = chooseWire(
