@@ -167,6 +167,35 @@ describe("a failed transfer", () => {
   );
 });
 
+describe("run nightly", () => {
+  test(
+    "a failed run's summary is printed once, not by the command and again by the workflow",
+    async () => {
+      env.seed({
+        now: 1_767_225_600,
+        pools: [
+          { name: "src", size: "1G", datasets: [{ name: "data", snapshots: [{ name: day(1) }] }] },
+          { name: "dst", size: "1G" },
+        ],
+      });
+      const config = env.writeConfig(
+        configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
+        "nightly-twice.yaml",
+      );
+      const first = await env.cli(["run", "nightly", config, "--yes"]);
+      expect(first.code).toBe(0);
+      expect(`${first.stdout}${first.stderr}`.match(/abgleich ok/g)).toHaveLength(1);
+      // the target moves ahead of the source: the next backup finds a conflict and fails
+      expect(env.zfs("snapshot", "dst/backup@by-hand").code).toBe(0);
+      expect(env.zfs("sim-write", "src/data", "1M").code).toBe(0);
+      const failed = await env.cli(["run", "nightly", config, "--yes"]);
+      expect(failed.code).toBe(1);
+      expect(`${failed.stdout}${failed.stderr}`.match(/abgleich FAILED/g)).toHaveLength(1);
+    },
+    LONG_MS,
+  );
+});
+
 describe("preflight", () => {
   const seedSmall = () =>
     env.seed({
