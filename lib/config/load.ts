@@ -1,7 +1,7 @@
 // Configuration file → validated, typed Config. Bad input throws ConfigError
 // (exit code 2) naming the file, the key path and the line and column.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Node } from "yaml";
 import { formatThreshold, parseDuration } from "../status/duration.ts";
@@ -35,13 +35,18 @@ export { ConfigError } from "./errors.ts";
 
 export const DEFAULT_WRITTEN_THRESHOLD = 1048576;
 
-/** Reads and validates the configuration file at `path`. */
+/** Reads and validates the configuration file at `path`, and that the files it names exist. */
 export function loadConfig(path: string): Config {
-  return parseConfig(readConfigFile(path), path);
+  return parseConfig(readConfigFile(path), path, { fileExists: existsSync });
+}
+
+export interface ParseOptions {
+  /** given: the files the config names (ssh.config_file) are checked to exist, as config errors */
+  fileExists?: (path: string) => boolean;
 }
 
 /** Validates configuration text; `file` names it in errors and anchors relative plugin paths. */
-export function parseConfig(text: string, file: string): Config {
+export function parseConfig(text: string, file: string, options: ParseOptions = {}): Config {
   const parsed = parseYaml(text);
   throwOnYamlError(parsed, file);
 
@@ -78,7 +83,27 @@ export function parseConfig(text: string, file: string): Config {
   checkTransfer(config, parsed, file);
   checkStatus(config, parsed, file);
   checkRetention(config, value as RawConfig, parsed, file);
+  if (options.fileExists) checkFiles(config, parsed, file, options.fileExists);
   return config;
+}
+
+/** a file the config names that is not there is the config's mistake, not a host's */
+function checkFiles(
+  config: Config,
+  parsed: ParsedYaml,
+  file: string,
+  exists: (path: string) => boolean,
+): void {
+  const sshConfig = config.ssh.configFile;
+  if (sshConfig === "" || exists(sshConfig)) return;
+  const path = ["ssh", "config_file"];
+  throw valueProblem(
+    parsed,
+    file,
+    path,
+    `no such file: ${sshConfig} (a relative path is read from the config file's folder); fix the path, or remove the key to use ssh's own config`,
+    nodeAt(parsed.doc, path),
+  );
 }
 
 /** the smallest `transfer.buffer` mbuffer is given: it needs room for a few of its blocks */

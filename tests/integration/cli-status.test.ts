@@ -324,6 +324,16 @@ describe("trouble", () => {
       );
       expect((await env.cli(["compare", early])).code).toBe(2);
 
+      // an ssh config file that is not there: the config's mistake, before any host is asked
+      const noSsh = env.writeConfig(
+        configYaml({ zpool: "src" }, { zpool: "dst", host: "nas" }, "ssh:\n  config_file: gone\n"),
+        "no-ssh-config.yaml",
+      );
+      const backup = await env.cli(["backup", noSsh, "--yes"]);
+      expect(backup.code).toBe(2);
+      expect(backup.stderr).toContain(`ssh.config_file: no such file: ${join(env.dir, "gone")}`);
+      expect((await env.cli(["status", noSsh])).code).toBe(3);
+
       const flags = await env.cli(["status", config, "--warn", "2d", "--crit", "1d"]);
       expect(flags.code).toBe(3);
       expect(firstLineOf(flags.stdout)).toBe(

@@ -654,6 +654,17 @@ describe("ssh.config_file", () => {
     );
     expect(config.ssh.configFile).toBe("/etc/abgleich/ssh/config");
   });
+  test("a file that is not there is a config error at the key, when the config is loaded", () => {
+    const text = "source: {zpool: a}\ntarget: {zpool: b, host: nas}\nssh:\n  config_file: nope\n";
+    // parsing alone reads no files
+    expect(parseConfig(text, "/etc/abgleich/c.yaml").ssh.configFile).toBe("/etc/abgleich/nope");
+    const checked = (exists: boolean) =>
+      parseConfig(text, "/etc/abgleich/c.yaml", { fileExists: () => exists });
+    expect(checked(true).ssh.configFile).toBe("/etc/abgleich/nope");
+    expect(() => checked(false)).toThrow(
+      "/etc/abgleich/c.yaml:4:16: ssh.config_file: no such file: /etc/abgleich/nope",
+    );
+  });
   test("a value starting with '-' is refused", () => {
     expect(() =>
       parseConfig(
