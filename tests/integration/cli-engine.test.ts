@@ -345,6 +345,47 @@ describe("one run per target", () => {
     },
     LONG_MS,
   );
+
+  test(
+    "a cleanup of the source refuses while a backup runs: the backup holds and bookmarks there",
+    async () => {
+      env.seed({
+        now: 1_767_225_600,
+        pools: [
+          {
+            name: "src",
+            size: "64G",
+            datasets: [
+              {
+                name: "data",
+                snapshots: [
+                  { name: day(1), written: "1M" },
+                  { name: day(2), written: "3G" },
+                ],
+              },
+            ],
+          },
+          { name: "dst", size: "64G" },
+        ],
+      });
+      const config = env.writeConfig(
+        configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
+        "lock-source.yaml",
+      );
+      const first = spawnCli(["backup", config, "--yes", "--json"]);
+      await readUntil(first.stdout, '"event":"action-start"');
+      const cleanup = spawnCli(["cleanup", config, "--yes"]);
+      const [code, stderr] = await Promise.all([
+        cleanup.exited,
+        new Response(cleanup.stderr).text(),
+      ]);
+      expect(code).toBe(1);
+      expect(stderr).toContain(`in use by pid ${first.pid} (abgleich backup`);
+      expect(await first.exited).toBe(0);
+      expect(env.calls().filter((c) => /^zfs (destroy|release) /.test(c))).toEqual([]);
+    },
+    LONG_MS,
+  );
 });
 
 describe("one SIGINT cancels whatever waits", () => {

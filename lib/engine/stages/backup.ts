@@ -300,7 +300,9 @@ export function backupStage(run: Run): ChangingStage {
   return {
     stage: "backup",
     reads: ["source", "target"],
-    changes: ["target"],
+    // the source too: the chain's holds and bookmarks are made and released there, and a
+    // cleanup of the source meanwhile would release and destroy what the chain step expects
+    changes: ["source", "target"],
     preflight: async ({ source, target }) => {
       requireSourceRoot(run, source);
       await requireTargetParent(run, target);
