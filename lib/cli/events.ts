@@ -3,12 +3,14 @@
 // name (`event`); actions carry structured fields (kind, side, dataset, snapshots, bytes)
 // beside the human text (`action`); the run ends with one `summary` event.
 
+import { EXIT_FAILED } from "../engine/exit.ts";
 import type { ActionOutcome, RunSummary, StageInfo, StageOutcome } from "../engine/hooks.ts";
 import { REDACTED_TOKEN } from "../engine/redact.ts";
 import { summaryLine, summaryTotals, wasIdle } from "../engine/summary.ts";
 import type { StageUi } from "../engine/ui.ts";
+import { HostDownError } from "../hosts/host.ts";
 import type { Action, Plan, SendAction } from "../plan/types.ts";
-import { type CommandIo, localIsoTime } from "./io.ts";
+import { type CommandIo, errorEvent, localIsoTime } from "./io.ts";
 import { planJson } from "./render/plan.ts";
 import { describeAction } from "./ui.ts";
 
@@ -114,12 +116,15 @@ export function eventUi(io: CommandIo, confirm: StageUi["confirm"]): StageUi {
       }),
     note: (info, text) => io.event("note", { ...stageFields(info), text }),
     warn: (text) => io.event("warning", { text }),
-    stageFinished: (info, outcome: StageOutcome) =>
+    stageFinished: (info, outcome: StageOutcome) => {
       io.event("stage-done", {
         ...stageFields(info),
         status: outcome.status,
         error: outcome.error?.message ?? null,
-      }),
+      });
+      // a host that is down ends the run: said as the error event that tells why
+      if (outcome.error instanceof HostDownError) errorEvent(io, outcome.error, EXIT_FAILED);
+    },
   };
 }
 

@@ -192,6 +192,13 @@ export function commandIo(flags: GlobalFlags, kind: OutputKind = "document"): Co
   };
 }
 
+/** the `error` event of an error that ends the command, with its exit code */
+export function errorEvent(io: CommandIo, error: unknown, code: number): void {
+  const message = error instanceof Error ? error.message : String(error);
+  const problem = error instanceof HostDownError ? { problem: error.problem } : {};
+  io.event("error", { kind: errorKind(error), message, exitCode: code, ...problem });
+}
+
 /** the exit code for an error that ended a command, after printing it */
 export function reportError(io: CommandIo, error: unknown): number {
   const message = error instanceof Error ? error.message : String(error);
@@ -201,10 +208,8 @@ export function reportError(io: CommandIo, error: unknown): number {
     return EXIT_FAILED;
   }
   const code = error instanceof ConfigError ? EXIT_USAGE : EXIT_FAILED;
-  if (io.json) {
-    const problem = error instanceof HostDownError ? { problem: error.problem } : {};
-    io.event("error", { kind: errorKind(error), message, exitCode: code, ...problem });
-  } else {
+  if (io.json) errorEvent(io, error, code);
+  else {
     io.warn(`${io.errStyle.paint("red", "error:")} ${message}`);
   }
   return code;

@@ -5,7 +5,7 @@
 
 import { loadConfig } from "../config/load.ts";
 import { summaryText } from "../engine/api.ts";
-import { cancelOnSignals } from "../engine/cancel.ts";
+import { cancelOnSignals, isCancelError } from "../engine/cancel.ts";
 import { createHooks, type EngineHooks } from "../engine/hooks.ts";
 import { acquireRunLock, parseWaitDuration } from "../engine/lock.ts";
 import { loadPlugins, type PluginIo } from "../engine/plugins.ts";
@@ -105,15 +105,22 @@ export async function runSession(
     const mode = session.readOnly ? "read-only" : options.dryRun ? "dry-run" : "changing";
     const run = Run.open(config, hooks, ui, options, mode);
     let code: number | null;
+    let cancelReported = false;
     try {
       code = (await body(run, io)) ?? null;
     } catch (error) {
+      cancelReported = isCancelError(error);
       reportError(io, error);
       code = exitCodeOfError(error, signal);
     }
     const finished = await run.finish(code);
     recordRun(finished.summary, (text) => io.warn(`warning: ${text}`));
     const show = session.summary ?? "on-failure";
+    // a run Ctrl-C or SIGTERM ended inside a stage (a cancel outside one was reported above)
+    if (io.json && signal.aborted && !cancelReported)
+      io.event("cancelled", {
+        reason: typeof signal.reason === "string" ? signal.reason : "cancelled",
+      });
     if (io.json) {
       // the last event of a changing run (tree and compare print one document instead)
       if (!session.readOnly) io.event("summary", summaryEvent(finished.summary));

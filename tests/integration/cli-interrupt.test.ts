@@ -73,6 +73,10 @@ test("SIGINT mid-stream: cancelled before the next action, token kept, next back
     "stage-done event",
   );
   expect(stageDone.status).toBe("cancelled");
+  // what ended the run, said as its own event before the summary
+  const ending = events.slice(-2);
+  expect(ending[0]).toMatchObject({ event: "cancelled", reason: "SIGINT" });
+  expect(ending[1]).toMatchObject({ event: "summary", status: "cancelled", exitCode: 130 });
   // the child dataset's transfer never started: nothing after the cut ran
   const started = events.filter((e) => e.event === "action-start");
   expect(started).toHaveLength(1);

@@ -329,6 +329,16 @@ describe("host down", () => {
         kind: "host-down",
         exitCode: 1,
       });
+      // a changing command says it with the same event, after its stage ended
+      const backup = await env.cli(["backup", file, "--yes", "--json"]);
+      expect(backup.code).toBe(1);
+      const events = jsonEvents(backup.stdout).map((e) => e.event);
+      expect(events.slice(-3)).toEqual(["stage-done", "error", "summary"]);
+      expect(jsonEvents(backup.stdout).at(-2)).toMatchObject({
+        kind: "host-down",
+        problem: "connection-refused",
+        exitCode: 1,
+      });
       expectReadOnly(env.calls());
     },
     SSH_TIMEOUT_MS,
