@@ -115,15 +115,22 @@ function failedTransfer(
     if (refused) error += `\n${refused.message}`;
   }
   const receiveErrors = result.stderr[pipeline.commands.length - 1] ?? "";
-  const saved = /Partially received snapshot is saved|receive_resume_token|resum/i.test(
-    receiveErrors,
-  );
+  // `receive -s` keeps what arrived when the pool filled up (OpenZFS 2.1 and 2.3 alike): resumed
+  // once there is room, which only the user can make
+  const full = /out of space|no space left/i.test(receiveErrors);
+  const pool = pipeline.commands.at(-1)?.at(-1)?.split("/")[0] ?? "";
+  const saved =
+    full || /Partially received snapshot is saved|receive_resume_token|resum/i.test(receiveErrors);
   // cut, not refused: the stream ended early or the link went; a full pool is not retried
   const cut = connectionLost || (saved && /incomplete stream/.test(receiveErrors));
   return {
     ok: false,
     bytes,
-    error: saved || result.cancelled ? `${error}\nthe next backup resumes this transfer` : error,
+    error: full
+      ? `${error}\nthe target pool ${pool} is full: free space on it (cleanup target, or destroy what it no longer needs) or grow it; the next backup then resumes this transfer`
+      : saved || result.cancelled
+        ? `${error}\nthe next backup resumes this transfer`
+        : error,
     durationMs,
     ...(cut && !result.cancelled ? { resumable: true } : {}),
   };

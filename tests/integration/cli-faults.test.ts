@@ -259,6 +259,10 @@ describe("target pool full", () => {
       const full = await env.cli(["backup", config, "--yes"]);
       expect(full.code).toBe(1);
       expect(full.stdout).toContain("cannot receive new filesystem stream: out of space");
+      // what to do about it, and what happens then
+      expect(full.stdout).toContain(
+        "the target pool dst is full: free space on it (cleanup target, or destroy what it no longer needs) or grow it; the next backup then resumes this transfer",
+      );
       expect(env.snapshots("dst/backup")).toEqual([]);
       // receive -s keeps what arrived: a resume token, as for a cut link
       expect(env.list().get("dst/backup")?.token).toEqual(expect.any(String));
