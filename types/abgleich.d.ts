@@ -499,6 +499,8 @@ declare module "abgleich" {
     bookmarks: number;
     /** short name of the newest bookmark, null when there is none */
     newestBookmark: string | null;
+    /** a cut receive waits in it (a resume token): the next backup resumes it */
+    partialReceive: boolean;
   }
 
   interface CompareDatasetRow {

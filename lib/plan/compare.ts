@@ -138,6 +138,7 @@ function side(dataset: Dataset | undefined): CompareSide | null {
     keystatus: dataset.keystatus,
     bookmarks: dataset.bookmarks.length,
     newestBookmark: dataset.bookmarks[dataset.bookmarks.length - 1]?.name ?? null,
+    partialReceive: dataset.resumeToken !== null,
   };
 }
 

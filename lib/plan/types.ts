@@ -173,6 +173,8 @@ export interface CompareSide {
   bookmarks: number;
   /** short name of the newest bookmark, null when there is none */
   newestBookmark: string | null;
+  /** a cut receive waits in it (a resume token): the next backup resumes it */
+  partialReceive: boolean;
 }
 
 export interface CompareDatasetRow {

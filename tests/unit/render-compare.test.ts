@@ -34,6 +34,7 @@ const PLAIN: CompareSide = {
   keystatus: null,
   bookmarks: 0,
   newestBookmark: null,
+  partialReceive: false,
 };
 
 const comparison: Comparison = {
@@ -205,12 +206,14 @@ describe("encryption, holds and bookmarks", () => {
     keystatus: "available",
     bookmarks: 2,
     newestBookmark: "b2",
+    partialReceive: false,
   };
   const rawCopy: CompareSide = {
     encryption: "aes-256-gcm",
     keystatus: "unavailable",
     bookmarks: 0,
     newestBookmark: null,
+    partialReceive: false,
   };
   const cmp: Comparison = {
     sourceRoot: "tank",
@@ -252,6 +255,15 @@ describe("encryption, holds and bookmarks", () => {
         snapshots: [],
         conflicts: [],
       },
+      {
+        subname: "cut",
+        presence: "both",
+        ignored: false,
+        source: PLAIN,
+        target: { ...PLAIN, partialReceive: true },
+        snapshots: [held("s1", 0, 0)],
+        conflicts: [],
+      },
     ],
   };
 
@@ -267,8 +279,10 @@ describe("encryption, holds and bookmarks", () => {
         "- s2         ●h      ●h",
         "both-locked  ●       ●       encrypted, key not loaded",
         "new          ◐               encrypted; 2 bookmarks",
+        "cut          ●       ●       on target: a cut transfer waits here: the next backup resumes it",
+        "- s1         ●       ●",
         "",
-        "4 datasets, 0 conflicts",
+        "5 datasets, 0 conflicts",
         "● on both sides   ◐ source only   ◑ target only   x same name, different guid   h held (zfs hold: cannot be destroyed)",
       ].join("\n"),
     );
@@ -358,7 +372,13 @@ describe("renderComparison on a large comparison", () => {
   const presences: Presence[] = ["both", "source", "target"];
   const sides: (CompareSide | null)[] = [
     PLAIN,
-    { encryption: "aes-256-gcm", keystatus: "unavailable", bookmarks: 3, newestBookmark: "b" },
+    {
+      encryption: "aes-256-gcm",
+      keystatus: "unavailable",
+      bookmarks: 3,
+      newestBookmark: "b",
+      partialReceive: false,
+    },
   ];
   const big: Comparison = {
     sourceRoot: "tank",

@@ -177,6 +177,19 @@ describe("encryption, bookmarks and holds", () => {
     );
   });
 
+  test("a dataset holding a cut receive says the next backup resumes it", () => {
+    const cut: Dataset = {
+      ...dataset("tank/data/new", "new", 3 * MiB, []),
+      resumeToken: "1-abc-def-0123456789abcdef",
+    };
+    const out = renderTree(
+      { side: "target", root: "tank/data", datasets: [cut] },
+      { style: plainStyle, ignored: new Set(), rootIncluded: true },
+    );
+    expect(out.split("\n")[1]).toEndWith("a cut transfer waits here: the next backup resumes it");
+    expect(out).not.toContain("1-abc");
+  });
+
   test("--json: encryption, key status, bookmark count and the newest bookmark", () => {
     const [json] = treeJson(inv, { ignored: new Set(), rootIncluded: true }).datasets;
     expect(json).toMatchObject({

@@ -11,6 +11,9 @@ export function plural(count: number, singular: string, pluralForm = `${singular
 }
 
 /** `encrypted`, `encrypted, key not loaded` (a raw-received copy without its key), or null */
+/** a dataset holding a cut receive (its resume token), in words */
+export const PARTIAL_RECEIVE = "a cut transfer waits here: the next backup resumes it";
+
 export function encryptionWords(dataset: {
   encryption: string;
   keystatus: "available" | "unavailable" | null;

@@ -3,7 +3,7 @@
 // encryption and bookmarks, a snapshot's holds.
 
 import type { Dataset, Inventory, Side, Snapshot } from "../../zfs/model.ts";
-import { encryptionWords, plural } from "./labels.ts";
+import { encryptionWords, PARTIAL_RECEIVE, plural } from "./labels.ts";
 import { painter, type Style } from "./style.ts";
 import { renderTable, type TableRow } from "./table.ts";
 import { formatRatio, paintBytes } from "./units.ts";
@@ -24,11 +24,12 @@ const COLUMNS = [
   { header: "" }, // notes: words need no header
 ] as const;
 
-/** encryption and bookmarks in words, "" when there is nothing to say */
+/** encryption, bookmarks and a cut receive in words, "" when there is nothing to say */
 export function treeNotes(
-  dataset: Pick<Dataset, "encryption" | "keystatus" | "bookmarks">,
+  dataset: Pick<Dataset, "encryption" | "keystatus" | "bookmarks" | "resumeToken">,
 ): string {
   const notes: string[] = [];
+  if (dataset.resumeToken !== null) notes.push(PARTIAL_RECEIVE);
   const encryption = encryptionWords(dataset);
   if (encryption) notes.push(encryption);
   if (dataset.bookmarks.length > 0) notes.push(plural(dataset.bookmarks.length, "bookmark"));
