@@ -63,8 +63,17 @@ export interface PipelineResult {
  * The bash script for `stages` whose argvs are the positional parameters, flattened in order,
  * followed by one stderr file per stage after the first, the status file, then the file that
  * receives stage 1's pid. Exported for tests; it only ever contains numbers.
+ *
+ * With `lifeline`, bash's stdin is a pipe abgleich holds and never writes: it ends when abgleich
+ * ends, however it ends (kill -9, the OOM killer). A watcher reading it then cuts stage 1 as a
+ * cancel does, so the receive saves what arrived and the pipeline does not run on, unlocked,
+ * after its run. The stages read /dev/null; the watcher is stopped once the pipeline ended.
  */
-export function pipelineScript(stageLengths: readonly number[], liveLast = false): string {
+export function pipelineScript(
+  stageLengths: readonly number[],
+  liveLast = false,
+  lifeline = false,
+): string {
   const stages: string[] = [];
   let next = 1;
   let errorFile = stageLengths.reduce((sum, n) => sum + n, 0) + 1;
@@ -91,10 +100,21 @@ export function pipelineScript(stageLengths: readonly number[], liveLast = false
     );
   });
   const statusFile = errorFile;
+  const pidFile = statusFile + 1;
+  const watch = lifeline
+    ? [
+        "exec 9<&0 </dev/null",
+        `{ while read -r _ <&9; do :; done; kill -TERM "$(cat "\${${pidFile}}" 2>/dev/null)" 2>/dev/null; } &`,
+        "w=$!",
+        "exec 9<&-",
+      ]
+    : [];
   return [
+    ...watch,
     "set -o pipefail",
     stages.join(" | "),
     `echo "\${PIPESTATUS[*]}" >"\${${statusFile}}"`,
+    ...(lifeline ? ['kill "$w" 2>/dev/null'] : []),
   ].join("\n");
 }
 
@@ -177,9 +197,12 @@ export async function runPipeline(
 ): Promise<PipelineResult> {
   if (stages.length === 0) throw new Error("a pipeline needs at least one stage");
   const liveLast = options.onLastStageLine !== undefined && stages.length > 1;
+  // a held stdin is stage 1's own (its end stops a remote send); otherwise it is the lifeline
+  const lifeline = options.holdStdin !== true;
   const script = pipelineScript(
     stages.map((stage) => stage.length),
     liveLast,
+    lifeline,
   );
   const dir = mkdtempSync(join(tmpdir(), "abg-pipe-"));
   const errorFiles = stages.slice(1).map((_, index) => join(dir, `stderr-${index + 2}`));
@@ -191,13 +214,12 @@ export async function runPipeline(
   try {
     if (signal?.aborted) return cancelledResult(stages.length, []);
     // detached: bash leads a new process group, so one kill reaches every stage.
+    // stdin is a pipe either way: stage 1's held stdin, or the lifeline (never written)
     const child = Bun.spawn(["bash", "-c", script, "bash", ...args], {
-      stdin: options.holdStdin ? "pipe" : "ignore",
+      stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
-      stdio: liveLast
-        ? [options.holdStdin ? "pipe" : "ignore", "pipe", "pipe", "pipe"]
-        : [options.holdStdin ? "pipe" : "ignore", "pipe", "pipe"],
+      stdio: liveLast ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe"],
       detached: true,
       env: process.env,
     });
@@ -206,7 +228,7 @@ export async function runPipeline(
     let forceKill: ReturnType<typeof setTimeout> | undefined;
     let cut: ReturnType<typeof setTimeout> | undefined;
     const endStdin = () => {
-      if (!options.holdStdin || typeof child.stdin !== "object") return;
+      if (typeof child.stdin !== "object") return;
       try {
         child.stdin.end();
       } catch {
@@ -231,9 +253,10 @@ export async function runPipeline(
           }
         }
       };
-      endStdin();
-      if (options.holdStdin) cut = setTimeout(cutFirst, STDIN_END_GRACE_MS);
-      else cutFirst();
+      if (options.holdStdin) {
+        endStdin();
+        cut = setTimeout(cutFirst, STDIN_END_GRACE_MS);
+      } else cutFirst();
       forceKill = setTimeout(() => {
         killGroup(child.pid, "SIGTERM");
         forceKill = setTimeout(() => killGroup(child.pid, "SIGKILL"), KILL_GRACE_MS);

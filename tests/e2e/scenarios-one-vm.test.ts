@@ -404,7 +404,7 @@ describe("one VM", () => {
       await vm.sshOk(
         [
           shellJoin(["zfs", "create", "-p", `${src}/child`]),
-          `head -c 150000000 /dev/urandom > /${src}/f`,
+          `head -c 40000000 /dev/urandom > /${src}/f`,
           `head -c 100000 /dev/urandom > /${src}/child/f`,
           "zpool sync",
           shellJoin(["zfs", "snapshot", "-r", `${src}@${day(1)}`]),
@@ -415,7 +415,8 @@ describe("one VM", () => {
         "o",
         { zpool: "srcpool", prefix: "o/data", vm },
         { zpool: "dstpool", prefix: "o/backup", vm },
-        "transfer:\n  buffer: off\n",
+        // slowed down (pv on the VM), so Ctrl-C finds the stream still flowing
+        "transfer:\n  buffer: off\n  bwlimit: 8M\n",
         { oneHost: true },
       );
       const child = env.spawn(["backup", config, "--yes", "--json"]);
@@ -459,6 +460,15 @@ describe("one VM", () => {
       await vm.sshOk(shellJoin(["zfs", "mount", "-a"]));
       expect(await sha256(vm, [`/${dst}/f`, `/${dst}/child/f`])).toEqual(
         await sha256(vm, [`/${src}/f`, `/${src}/child/f`]),
+      );
+      // the pools are shared with the scenarios after this one: the chain's holds released,
+      // everything of this one destroyed
+      await vm.sshOk(
+        [
+          "zfs list -H -t snapshot -o name -r srcpool/o dstpool/o | xargs -r zfs holds -H |",
+          "while IFS=\"$(printf '\\t')\" read -r s t _; do zfs release \"$t\" \"$s\" || exit 1; done",
+          "&& zfs destroy -r srcpool/o && zfs destroy -r dstpool/o",
+        ].join(" "),
       );
     },
     SCENARIO_MS,

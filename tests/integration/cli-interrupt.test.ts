@@ -97,3 +97,54 @@ test("SIGINT mid-stream: cancelled before the next action, token kept, next back
   expect(env.guid("dst/backup/small@2026010101")).toBe(env.guid("src/data/small@2026010101"));
   expect(env.list().get("dst/backup")?.token).toBeNull();
 }, 60_000);
+
+/** the simulator's zfs send and receive processes of this test's state, still running */
+function transfersRunning(): string[] {
+  const ps = Bun.spawnSync(["ps", "-eo", "stat=,args="]);
+  return ps.stdout
+    .toString()
+    .split("\n")
+    .filter((line) => !line.trim().startsWith("Z"))
+    .filter((line) => line.includes(env.dir) && / zfs (send|receive) /.test(line));
+}
+
+test("killed outright (kill -9) mid-stream: the transfer stops with it, the next backup resumes", async () => {
+  env.seed({
+    now: 1_767_225_600,
+    pools: [
+      {
+        name: "src",
+        size: "64G",
+        datasets: [{ name: "data", snapshots: [{ name: "2026010101", written: "6G" }] }],
+      },
+      { name: "dst", size: "64G" },
+    ],
+  });
+  const child = Bun.spawn([process.execPath, CLI_MAIN, "backup", config, "--yes", "--json"], {
+    env: { ...process.env, PATH: env.path, TZ: "UTC" },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "ignore",
+  });
+  const reader = child.stdout.getReader();
+  let stdout = "";
+  while (!stdout.includes('"event":"progress"')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stdout += new TextDecoder().decode(value);
+  }
+  expect(transfersRunning()).not.toEqual([]);
+  child.kill("SIGKILL");
+  await child.exited;
+  // its lock is gone with it: so must be its transfer, or a second run would meet it
+  let running = transfersRunning();
+  for (let i = 0; i < 100 && running.length > 0; i++) {
+    await Bun.sleep(100);
+    running = transfersRunning();
+  }
+  expect(running).toEqual([]);
+  expect(env.list().get("dst/backup")?.token).toBeTruthy();
+  const again = await env.cli(["backup", config, "--yes", "--json"]);
+  expect(again.code).toBe(0);
+  expect(env.guid("dst/backup@2026010101")).toBe(env.guid("src/data@2026010101"));
+}, 60_000);

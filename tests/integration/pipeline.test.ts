@@ -50,12 +50,48 @@ describe("pipelineScript", () => {
     );
   });
 
+  test("with a lifeline: a watcher on stdin, the stages on /dev/null, the watcher stopped at the end", () => {
+    const lines = pipelineScript([1, 1], false, true).split("\n");
+    expect(lines.slice(0, 4)).toEqual([
+      "exec 9<&0 </dev/null",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+      '{ while read -r _ <&9; do :; done; kill -TERM "$(cat "${5}" 2>/dev/null)" 2>/dev/null; } &',
+      "w=$!",
+      "exec 9<&-",
+    ]);
+    expect(lines.at(-1)).toBe('kill "$w" 2>/dev/null');
+  });
+
   test("an empty stage is refused with a message naming it", () => {
     expect(() => pipelineScript([1, 0])).toThrow("pipeline stage 2 is empty");
   });
 });
 
 describe("runPipeline", () => {
+  test("abgleich killed outright (kill -9): the pipeline does not run on without it", async () => {
+    const pidFile = join(scratch, "orphan-pid");
+    const stages = [recordingPid(pidFile, ["sleep", "60"]), ["cat"]];
+    const runner = Bun.spawn(
+      [
+        process.execPath,
+        "-e",
+        `const { runPipeline } = await import(${JSON.stringify(join(import.meta.dir, "../../lib/run/pipeline.ts"))}); await runPipeline(${JSON.stringify(stages)});`,
+      ],
+      { stdout: "ignore", stderr: "ignore" },
+    );
+    for (let i = 0; i < 100 && !existsSync(pidFile); i++) await Bun.sleep(50);
+    const first = Number(readFileSync(pidFile, "utf8").trim());
+    expect(isGone(first)).toBe(false);
+    runner.kill("SIGKILL");
+    await runner.exited;
+    let gone = false;
+    for (let i = 0; i < 60 && !gone; i++) {
+      gone = isGone(first);
+      if (!gone) await Bun.sleep(50);
+    }
+    expect(gone).toBe(true);
+  });
+
   test("the last stage's stderr read live, line by line, while the pipeline still runs", async () => {
     const seen: { line: string; at: number }[] = [];
     const started = performance.now();
