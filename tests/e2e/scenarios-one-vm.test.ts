@@ -466,7 +466,7 @@ describe("one VM", () => {
       await vm.sshOk(
         [
           "zfs list -H -t snapshot -o name -r srcpool/o dstpool/o | xargs -r zfs holds -H |",
-          "while IFS=\"$(printf '\\t')\" read -r s t _; do zfs release \"$t\" \"$s\" || exit 1; done",
+          'while IFS="$(printf \'\\t\')" read -r s t _; do zfs release "$t" "$s" || exit 1; done',
           "&& zfs destroy -r srcpool/o && zfs destroy -r dstpool/o",
         ].join(" "),
       );

@@ -171,11 +171,17 @@ describe("two VMs, relayed through this machine", () => {
       expect(await child.exited).toBe(1);
       expect(stderr).not.toContain("panic");
       const done = jsonEvents(stdout).filter((e) => e.event === "action-done");
-      // the transfer names the receive that lost its host; the child never started
-      expect(done.map((e) => e.ok)).toEqual([false, false]);
+      // the transfer names the receive that lost its host; the child never started, nor did
+      // the chain's protection (nothing of the tree arrived)
+      expect(done.map((e) => [e.kind, e.ok])).toEqual([
+        ["send", false],
+        ["send", false],
+        ["chain", false],
+      ]);
       expect(String(done[0]?.error)).toContain("zfs receive -s -u dstpool/z/backup");
       expect(String(done[0]?.error)).toContain("exit code: 255");
       expect(String(done[1]?.error)).toContain("not run");
+      expect(String(done[2]?.error)).toContain("not run");
       expect(jsonEvents(stdout).find((e) => e.event === "stage-done")?.status).toBe("failed");
       expect(await listSource()).toBe(before);
 
