@@ -97,7 +97,13 @@ export async function runSession(
           }
         : {}),
       lock: async (key, description) => {
-        const held = await acquireRunLock({ key, description, waitMs, signal });
+        const held = await acquireRunLock({
+          key,
+          description,
+          waitMs,
+          signal,
+          onWait: (text) => io.log(text),
+        });
         return () => held.release();
       },
       ...environment.runOptions,

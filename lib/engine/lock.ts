@@ -74,6 +74,8 @@ export interface RunLockRequest {
   dir?: string;
   /** default lockMechanism(); tests pick "claims" to run the fallback on a machine with libc */
   mechanism?: LockMechanism;
+  /** told once, when the lock is busy and the run starts to wait for it (waitMs > 0) */
+  onWait?: (text: string) => void;
 }
 
 /** "flock": kernel lock through libc (the normal case); "claims": per-run claim files */
@@ -103,9 +105,7 @@ export class LockBusyError extends Error {
     /** how long this run waited before giving up; 0 when it did not wait */
     readonly waitedMs: number,
   ) {
-    const who = holder
-      ? `pid ${holder.pid} (${holder.description}) since ${formatLocalTime(holder.started)}`
-      : "another run (it left no details)";
+    const who = holderText(holder);
     const hint =
       waitedMs > 0
         ? "wait longer with --wait=DURATION, or with --wait alone until it is free"
@@ -230,6 +230,7 @@ export async function acquireRunLock(request: RunLockRequest): Promise<RunLock> 
   const grace = mechanism === "claims" ? 4 : 0;
   const begun = Date.now();
   let delay = 5;
+  let told = false;
   for (let attempt = 0; ; attempt++) {
     signal?.throwIfAborted();
     const result = lib
@@ -241,10 +242,24 @@ export async function acquireRunLock(request: RunLockRequest): Promise<RunLock> 
     if (left <= 0 && attempt >= grace) {
       throw new LockBusyError(key, result.holder, waitMs > 0 ? now - begun : 0);
     }
+    if (!told && left > 0 && attempt >= grace && request.onWait) {
+      told = true;
+      const until = Number.isFinite(waitMs) ? ` (at most ${formatMs(waitMs)})` : "";
+      request.onWait(
+        `${key} is in use by ${holderText(result.holder)}: waiting for it${until}; Ctrl-C stops waiting`,
+      );
+    }
     const pause = left > 0 ? Math.min(delay, left) : delay;
     await sleep(pause * (0.5 + Math.random()), signal);
     delay = Math.min(delay * 2, 200);
   }
+}
+
+/** `pid 4242 (abgleich snap …) since 2026-11-26 02:00:01` */
+function holderText(holder: LockHolder | null): string {
+  return holder
+    ? `pid ${holder.pid} (${holder.description}) since ${formatLocalTime(holder.started)}`
+    : "another run (it left no details)";
 }
 
 function attemptFlock(

@@ -124,10 +124,26 @@ describe.each(["flock", "claims"] as const)("%s", (mechanism) => {
     const first = await acquireRunLock(request(dir));
     const begun = Date.now();
     setTimeout(() => first.release(), 100);
-    const second = await acquireRunLock(request(dir, { waitMs: Number.POSITIVE_INFINITY }));
+    const told: string[] = [];
+    const second = await acquireRunLock(
+      request(dir, { waitMs: Number.POSITIVE_INFINITY, onWait: (text) => told.push(text) }),
+    );
     expect(Date.now() - begun).toBeGreaterThanOrEqual(90);
     expect(Date.now() - begun).toBeLessThan(1000);
+    // said once, naming the holder, while it waited
+    expect(told).toHaveLength(1);
+    expect(told[0]).toMatch(
+      new RegExp(
+        `is in use by pid ${process.pid} \\(.*\\) since .*: waiting for it; Ctrl-C stops waiting$`,
+      ),
+    );
     second.release();
+    // a lock that is free, or a run that does not wait, says nothing
+    const quiet: string[] = [];
+    const third = await acquireRunLock(request(dir, { onWait: (text) => quiet.push(text) }));
+    await acquireRunLock(request(dir, { onWait: (text) => quiet.push(text) })).catch(() => {});
+    third.release();
+    expect(quiet).toEqual([]);
   });
 
   test("a bounded wait that runs out is a LockBusyError that says how long it waited", async () => {
