@@ -44,6 +44,13 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
   let progress: Progress | null = null;
   /** the transfers the progress display shows; a send that never started has no line to end */
   const sending = new Set<Action>();
+  /** the stage whose `── title ──` is printed: before its first line, a note or the plan */
+  let headed: string | null = null;
+  const heading = (info: StageInfo) => {
+    if (headed === title(info)) return;
+    headed = title(info);
+    io.print(style.paint("bold", `── ${headed} ──`));
+  };
 
   // the events of --json (docs/events.schema.json); the question, if one is asked, on stderr
   if (io.json)
@@ -51,7 +58,7 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
 
   return {
     showPlan(info, plan, estimates) {
-      io.print(style.paint("bold", `── ${title(info)} ──`));
+      heading(info);
       // -v: a cleanup with retention lists every kept snapshot with its rules, not only counts
       io.print(
         renderPlan(plan, style, {
@@ -91,7 +98,8 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
           `${style.paint("red", "✗ failed:")} ${describeAction(action)}\n${indent(outcome.error ?? "")}`,
         );
     },
-    note(_info, text) {
+    note(info, text) {
+      heading(info);
       io.print(text);
     },
     warn(text) {
@@ -105,6 +113,7 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
             ? "cyan"
             : "red";
       io.print(`${style.paint(colour, `${title(info)}: ${outcome.status}`)}\n`);
+      headed = null;
       // the reason goes where errors go, so a script reading stdout still sees it in the log
       if (outcome.error) io.warn(`${io.errStyle.paint("red", "error:")} ${outcome.error.message}`);
     },

@@ -124,6 +124,10 @@ describe("the wire on the simulator", () => {
     const run = await env.cli(["backup", config, "--yes"], { env: { PATH: PATH() } });
     expect(run.code).toBe(1);
     const text = run.stdout + run.stderr;
+    // the wire is said under the stage's heading, not above it
+    expect(run.stdout.indexOf("── backup ──")).toBeGreaterThanOrEqual(0);
+    expect(run.stdout.indexOf("── backup ──")).toBeLessThan(run.stdout.indexOf("wire: zstd"));
+    expect(run.stdout.match(/── backup ──/g)).toHaveLength(1);
     // the last stage, the receive, is blamed: not zstd -d or mbuffer before it
     expect(text).toMatch(/command failed \(stage (\d) of \1\): zfs receive -s -u dst\/backup/);
   }, 60_000);
