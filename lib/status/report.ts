@@ -268,7 +268,8 @@ export function statusReport(input: StatusInput): StatusReport {
   ];
   if (lastSuccess !== null)
     perf.push(
-      `last_success_age=${Math.max(0, Math.round(now - Date.parse(lastSuccess.finishedAt) / 1000))}s;${limits}`,
+      // whole seconds as the text says them (formatAge counts only what has fully passed)
+      `last_success_age=${Math.max(0, Math.floor(now - Date.parse(lastSuccess.finishedAt) / 1000))}s;${limits}`,
     );
 
   return {

@@ -246,6 +246,13 @@ describe("the judgement", () => {
     expect(failed.summary).toStartWith(
       "last run (backup) failed 10m ago: backup: 1 action(s) failed",
     );
+    // a run that ended 31.6 s ago is 31 s old in the words and in the perfdata alike
+    const recent = run("ok", NOW - 31.6);
+    const just = statusReport(
+      input({ ...trees, state: { ...goodState, lastRun: recent, lastSuccess: recent } }),
+    );
+    expect(just.summary).toContain("last run ok 31s ago");
+    expect(just.perfdata).toContain("last_success_age=31s;");
     const longAgo = run("ok", NOW - 3 * 86_400);
     const stale = statusReport(
       input({ ...trees, state: { ...goodState, lastRun: longAgo, lastSuccess: longAgo } }),
