@@ -52,7 +52,7 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
       make(
         "type-mismatch",
         `the source ${source.name} is a ${source.type} but the target is a ${target.type}`,
-        `Nothing was sent. Rename or destroy the target by hand, or add '${subname}' to ignore.`,
+        `Backup sends nothing to it. Rename or destroy the target by hand, or add '${subname}' to ignore.`,
       ),
     ];
   }
@@ -64,7 +64,7 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
       make(
         "guid-mismatch",
         `snapshot(s) ${names} exist on both sides with different guids, so the target is not a copy of ${source.name} there`,
-        "Nothing was sent. Destroy or rename the mismatching target snapshots by hand " +
+        "Backup sends nothing to it. Destroy or rename the mismatching target snapshots by hand " +
           `(or the whole target dataset), or add '${subname}' to ignore, then run backup again.`,
       ),
     );
@@ -79,7 +79,7 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
         make(
           "target-modified",
           `the target has ${target.written} bytes written since ${viaBookmark.target.name}, the source's bookmark #${viaBookmark.bookmark.name}`,
-          "Nothing was sent. Roll back the target by hand " +
+          "Backup sends nothing to it. Roll back the target by hand " +
             `(zfs rollback '${target.name}@${viaBookmark.target.name}'), then run backup again.`,
         ),
       );
@@ -95,7 +95,7 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
       make(
         "no-common",
         what,
-        "Nothing was sent: receiving over it would need -F, which abgleich never uses. " +
+        "Backup sends nothing to it: receiving over it would need -F, which abgleich never uses. " +
           `Rename or destroy the target by hand to have it sent in full, or add '${subname}' to ignore` +
           (subname === "" && target.snapshots.length === 0
             ? " (an empty target root made by hand: destroy it and let backup create it, or set include_root: no)."
@@ -114,7 +114,7 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
       make(
         "target-ahead",
         `the target has ${after.length} snapshot(s) after the newest common one ${newest.source.name}: ${abbreviateNames(after)}`,
-        "Nothing was sent. Roll back or destroy the target's newer snapshots by hand " +
+        "Backup sends nothing to it. Roll back or destroy the target's newer snapshots by hand " +
           `(e.g. zfs rollback -r '${target.name}@${newest.target.name}'), then run backup again.`,
       ),
     );
@@ -123,7 +123,7 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
       make(
         "target-modified",
         `the target has ${target.written} bytes written since the newest common snapshot ${newest.source.name}`,
-        "Nothing was sent. Roll back the target by hand " +
+        "Backup sends nothing to it. Roll back the target by hand " +
           `(zfs rollback '${target.name}@${newest.target.name}'), then run backup again; ` +
           "setting readonly=on on the target keeps this from happening again.",
       ),
