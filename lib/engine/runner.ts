@@ -40,6 +40,9 @@ import type { StageUi } from "./ui.ts";
 
 export { EXIT_FAILED, EXIT_OK, EXIT_USAGE };
 
+/** how long a hook that was running at a cancel may take to say what the cancel stopped */
+const HOOK_CANCEL_GRACE_MS = 1000;
+
 /** how long after-hooks may take once a run was cancelled, before the run ends without them */
 const AFTER_CANCEL_GRACE_MS = 60_000;
 
@@ -484,9 +487,26 @@ export class Run {
     }
   }
 
-  /** a hook's promise, given up on when the run is cancelled */
-  private fire(work: Promise<unknown>): Promise<unknown> {
-    return untilCancelled(work, this.signal);
+  /**
+   * a hook's promise, given up on when the run is cancelled: after a moment for the hook to
+   * say what the cancel stopped (a hook command's "was stopped"), which is then the error
+   */
+  private async fire(work: Promise<unknown>): Promise<unknown> {
+    try {
+      return await untilCancelled(work, this.signal);
+    } catch (error) {
+      if (!this.signal.aborted || !isCancelError(error)) throw error;
+      const settled = await withinGrace(
+        work.then(
+          () => null,
+          (reason: unknown) => reason,
+        ),
+        HOOK_CANCEL_GRACE_MS,
+        () => {},
+      );
+      if (settled instanceof Error && !isCancelError(settled)) throw settled;
+      throw error;
+    }
   }
 
   /** a hook that reports rather than fails: after-hooks, error and done */
@@ -658,6 +678,7 @@ export class Run {
     const results: StageResult["results"] = [];
     let plan = EMPTY_PLAN;
     let failure: Error | undefined;
+    let stopped: Error | undefined;
     let status: StageOutcome["status"];
     try {
       if (info.changes) await this.lock(stage.stage, stage.changes);
@@ -688,8 +709,12 @@ export class Run {
       // conflicts and planning errors fail the stage, even when everything else went well
       if (troubles > 0 && (status === "ok" || status === "nothing-to-do")) status = "failed";
     } catch (error) {
-      if (isCancel(error, this.signal)) status = "cancelled";
-      else {
+      if (isCancel(error, this.signal)) {
+        status = "cancelled";
+        // what the cancel stopped, when it says so itself (a hook's command): the cancel alone
+        // is no news
+        if (!isCancelError(error)) stopped = asError(error);
+      } else {
         status = "failed";
         failure = asError(error);
       }
@@ -706,12 +731,8 @@ export class Run {
         `${stage.stage}: ${failed.length} action(s) failed: ${failed.map((r) => r.outcome.error?.split("\n")[0]).join("; ")}${heldBack}`,
       );
     }
-    return this.end(
-      info,
-      { status, ...(failure && status === "failed" ? { error: failure } : {}) },
-      plan,
-      results,
-    );
+    const error = status === "failed" ? failure : status === "cancelled" ? stopped : undefined;
+    return this.end(info, { status, ...(error ? { error } : {}) }, plan, results);
   }
 
   /**

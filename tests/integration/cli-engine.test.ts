@@ -454,7 +454,10 @@ describe("one SIGINT cancels whatever waits", () => {
       expect(processesWith("sleep 4343").length).toBeGreaterThan(0);
       const started = Date.now();
       child.kill("SIGINT");
+      const said = new Response(child.stderr).text();
       expect(await child.exited).toBe(130);
+      // the hook's command says it was stopped, as docs/plugins.md has it
+      expect(await said).toContain(`was stopped: the run was cancelled`);
       expect(Date.now() - started).toBeLessThan(8000);
       await Bun.sleep(200);
       expect(processesWith("sleep 4343")).toEqual([]);
