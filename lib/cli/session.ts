@@ -122,8 +122,9 @@ export async function runSession(
     const finished = await run.finish(code);
     recordRun(finished.summary, (text) => io.warn(`warning: ${text}`));
     const show = session.summary ?? "on-failure";
-    // a run Ctrl-C or SIGTERM ended inside a stage (a cancel outside one was reported above)
-    if (io.json && signal.aborted && !cancelReported)
+    // a changing run Ctrl-C or SIGTERM ended inside a stage (a cancel outside one was reported
+    // above); tree and compare print one document, not events
+    if (io.json && !session.readOnly && signal.aborted && !cancelReported)
       io.event("cancelled", {
         reason: typeof signal.reason === "string" ? signal.reason : "cancelled",
       });

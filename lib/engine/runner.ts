@@ -543,9 +543,11 @@ export class Run {
   private async lock(stage: StageName, sides: readonly Side[]): Promise<void> {
     const lock = this.options.lock;
     if (!lock) return;
-    for (const side of [...sides].sort()) {
-      const { host } = this.config[side];
-      const key = `${host}:${rootOf(this.config[side])}`;
+    // in the order of their keys, whatever the sides: two runs that take the same two keys
+    // (a config and its reverse) take them alike, and so never wait for each other
+    const keyOf = (side: Side) => `${this.config[side].host}:${rootOf(this.config[side])}`;
+    for (const side of [...sides].sort((a, b) => keyOf(a).localeCompare(keyOf(b)))) {
+      const key = keyOf(side);
       if (this.shared.locks.has(key)) continue;
       const release = await untilCancelled(
         lock(key, `abgleich ${stage} (${this.config.file}) changing ${side} ${key}`),

@@ -66,8 +66,10 @@ export interface PipelineResult {
  *
  * With `lifeline`, bash's stdin is a pipe abgleich holds and never writes: it ends when abgleich
  * ends, however it ends (kill -9, the OOM killer). A watcher reading it then cuts stage 1 as a
- * cancel does, so the receive saves what arrived and the pipeline does not run on, unlocked,
- * after its run. The stages read /dev/null; the watcher is stopped once the pipeline ended.
+ * cancel does, the processes it started first (a batch's shell waits for its send, and would
+ * only act on a signal after it), so the receive saves what arrived and the pipeline does not
+ * run on, unlocked, after its run. The stages read /dev/null; the watcher is stopped (and
+ * reaped) once the pipeline ended.
  */
 export function pipelineScript(
   stageLengths: readonly number[],
@@ -104,7 +106,12 @@ export function pipelineScript(
   const watch = lifeline
     ? [
         "exec 9<&0 </dev/null",
-        `{ while read -r _ <&9; do :; done; kill -TERM "$(cat "\${${pidFile}}" 2>/dev/null)" 2>/dev/null; } &`,
+        // the children of a pid, from /proc (PPid of each process's status)
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+        'kids() { for s in /proc/[0-9]*/status; do while read -r k v; do if [ "$k" = PPid: ]; then [ "$v" = "$1" ] && echo "${s//[^0-9]/}"; break; fi; done <"$s"; done 2>/dev/null; }',
+        // a process after everything below it, deepest first
+        'stop_tree() { local c; for c in $(kids "$1"); do stop_tree "$c"; done; kill -TERM "$1" 2>/dev/null; }',
+        `{ while read -r _ <&9; do :; done; p=$(cat "\${${pidFile}}" 2>/dev/null); [ -n "$p" ] && stop_tree "$p"; } &`,
         "w=$!",
         "exec 9<&-",
       ]
@@ -114,7 +121,7 @@ export function pipelineScript(
     "set -o pipefail",
     stages.join(" | "),
     `echo "\${PIPESTATUS[*]}" >"\${${statusFile}}"`,
-    ...(lifeline ? ['kill "$w" 2>/dev/null'] : []),
+    ...(lifeline ? ['kill "$w" 2>/dev/null; wait "$w" 2>/dev/null'] : []),
   ].join("\n");
 }
 

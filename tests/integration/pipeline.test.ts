@@ -52,14 +52,15 @@ describe("pipelineScript", () => {
 
   test("with a lifeline: a watcher on stdin, the stages on /dev/null, the watcher stopped at the end", () => {
     const lines = pipelineScript([1, 1], false, true).split("\n");
-    expect(lines.slice(0, 4)).toEqual([
-      "exec 9<&0 </dev/null",
+    expect(lines[0]).toBe("exec 9<&0 </dev/null");
+    expect(lines[3]).toBe(
       // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
-      '{ while read -r _ <&9; do :; done; kill -TERM "$(cat "${5}" 2>/dev/null)" 2>/dev/null; } &',
-      "w=$!",
-      "exec 9<&-",
-    ]);
-    expect(lines.at(-1)).toBe('kill "$w" 2>/dev/null');
+      '{ while read -r _ <&9; do :; done; p=$(cat "${5}" 2>/dev/null); [ -n "$p" ] && stop_tree "$p"; } &',
+    );
+    expect(lines.slice(4, 6)).toEqual(["w=$!", "exec 9<&-"]);
+    expect(lines.at(-1)).toBe('kill "$w" 2>/dev/null; wait "$w" 2>/dev/null');
+    // nothing but fixed text and numbers
+    expect(lines.join("\n")).not.toMatch(/[a-z]+\.ts|\/tmp/);
   });
 
   test("an empty stage is refused with a message naming it", () => {
@@ -90,6 +91,45 @@ describe("runPipeline", () => {
       if (!gone) await Bun.sleep(50);
     }
     expect(gone).toBe(true);
+  });
+
+  test("abgleich killed outright while stage 1 is a shell waiting for its send (a batch): both stop, nothing after starts", async () => {
+    const childPid = join(scratch, "batch-child-pid");
+    const after = join(scratch, "batch-after");
+    // as a batch's group script: a shell that traps TERM, running its sends in the foreground
+    const stage1 = [
+      "sh",
+      "-c",
+      'trap "exit 143" TERM; m=$1; shift; "$@"; touch "$m"',
+      "sh",
+      after,
+      "sh",
+      "-c",
+      'echo $$ >"$1"; exec sleep 1000',
+      "sh",
+      childPid,
+    ];
+    const runner = Bun.spawn(
+      [
+        process.execPath,
+        "-e",
+        `const { runPipeline } = await import(${JSON.stringify(join(import.meta.dir, "../../lib/run/pipeline.ts"))}); await runPipeline(${JSON.stringify([stage1, ["cat"]])});`,
+      ],
+      { stdout: "ignore", stderr: "ignore" },
+    );
+    for (let i = 0; i < 100 && !existsSync(childPid); i++) await Bun.sleep(50);
+    const send = Number(readFileSync(childPid, "utf8").trim());
+    expect(isGone(send)).toBe(false);
+    runner.kill("SIGKILL");
+    await runner.exited;
+    let gone = false;
+    for (let i = 0; i < 60 && !gone; i++) {
+      gone = isGone(send);
+      if (!gone) await Bun.sleep(50);
+    }
+    expect(gone).toBe(true);
+    await Bun.sleep(300);
+    expect(existsSync(after)).toBe(false);
   });
 
   test("the last stage's stderr read live, line by line, while the pipeline still runs", async () => {

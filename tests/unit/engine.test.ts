@@ -40,6 +40,8 @@ function scene(
     cfg?: Partial<Config>;
     /** hosts for targets other than backup/host (run.with()) */
     otherTarget?: MemoryHost;
+    /** the run lock keys, in the order they are taken */
+    locks?: string[];
   } = {},
 ): Scene {
   const cfg = config(options.cfg);
@@ -106,6 +108,14 @@ function scene(
             ? target
             : options.otherTarget,
       afterCancelGraceMs: 300,
+      ...(options.locks
+        ? {
+            lock: async (key: string) => {
+              options.locks?.push(key);
+              return () => {};
+            },
+          }
+        : {}),
     },
     options.dryRun ? "dry-run" : "changing",
   );
@@ -328,6 +338,22 @@ describe("the engine owns the plan", () => {
     expect(() => {
       (hooks as unknown as Record<string, unknown>).plan = {};
     }).toThrow(TypeError);
+  });
+});
+
+describe("run locks", () => {
+  test("backup locks both roots, in the order of their keys (a reverse config takes them alike)", async () => {
+    const locks: string[] = [];
+    const s = scene([], { locks });
+    await stages.backup(s.run);
+    const keys = [
+      `localhost:${s.run.config.source.zpool}`,
+      `localhost:${s.run.config.target.zpool}`,
+    ];
+    expect(locks).toHaveLength(2);
+    expect(locks).toEqual([...locks].sort((a, b) => a.localeCompare(b)));
+    for (const key of keys) expect(locks.some((lock) => lock.startsWith(key))).toBe(true);
+    await s.finish();
   });
 });
 

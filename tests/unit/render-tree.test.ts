@@ -188,6 +188,14 @@ describe("encryption, bookmarks and holds", () => {
     );
     expect(out.split("\n")[1]).toEndWith("a cut transfer waits here: the next backup resumes it");
     expect(out).not.toContain("1-abc");
+    // on a source, it is no backup of abgleich's to resume
+    const source = renderTree(
+      { side: "source", root: "tank/data", datasets: [cut] },
+      { style: plainStyle, ignored: new Set(), rootIncluded: true },
+    );
+    expect(source.split("\n")[1]).toEndWith(
+      "a cut receive waits here (another run's, into this pool)",
+    );
   });
 
   test("--json: encryption, key status, bookmark count and the newest bookmark", () => {

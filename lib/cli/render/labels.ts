@@ -10,10 +10,12 @@ export function plural(count: number, singular: string, pluralForm = `${singular
   return `${count} ${count === 1 ? singular : pluralForm}`;
 }
 
-/** `encrypted`, `encrypted, key not loaded` (a raw-received copy without its key), or null */
-/** a dataset holding a cut receive (its resume token), in words */
+/** a target dataset holding a cut receive (its resume token), in words */
 export const PARTIAL_RECEIVE = "a cut transfer waits here: the next backup resumes it";
+/** the same on a source: abgleich does not resume into its own source */
+export const PARTIAL_RECEIVE_ELSEWHERE = "a cut receive waits here (another run's, into this pool)";
 
+/** `encrypted`, `encrypted, key not loaded` (a raw-received copy without its key), or null */
 export function encryptionWords(dataset: {
   encryption: string;
   keystatus: "available" | "unavailable" | null;

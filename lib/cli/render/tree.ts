@@ -3,7 +3,7 @@
 // encryption and bookmarks, a snapshot's holds.
 
 import type { Dataset, Inventory, Side, Snapshot } from "../../zfs/model.ts";
-import { encryptionWords, PARTIAL_RECEIVE, plural } from "./labels.ts";
+import { encryptionWords, PARTIAL_RECEIVE, PARTIAL_RECEIVE_ELSEWHERE, plural } from "./labels.ts";
 import { painter, type Style } from "./style.ts";
 import { renderTable, type TableRow } from "./table.ts";
 import { formatRatio, paintBytes } from "./units.ts";
@@ -27,9 +27,11 @@ const COLUMNS = [
 /** encryption, bookmarks and a cut receive in words, "" when there is nothing to say */
 export function treeNotes(
   dataset: Pick<Dataset, "encryption" | "keystatus" | "bookmarks" | "resumeToken">,
+  side: Side = "target",
 ): string {
   const notes: string[] = [];
-  if (dataset.resumeToken !== null) notes.push(PARTIAL_RECEIVE);
+  if (dataset.resumeToken !== null)
+    notes.push(side === "target" ? PARTIAL_RECEIVE : PARTIAL_RECEIVE_ELSEWHERE);
   const encryption = encryptionWords(dataset);
   if (encryption) notes.push(encryption);
   if (dataset.bookmarks.length > 0) notes.push(plural(dataset.bookmarks.length, "bookmark"));
@@ -63,7 +65,7 @@ export function renderTree(inv: Inventory, opts: TreeOptions): string {
       paintBytes(style, dataset.used),
       paintBytes(style, dataset.referenced),
       formatRatio(dataset.compressratio),
-      dim(treeNotes(dataset)),
+      dim(treeNotes(dataset, inv.side)),
     ]);
     for (const snapshot of dataset.snapshots) {
       rows.push([
