@@ -4,6 +4,7 @@
 // shared pools, so one boot serves them all; each asserts `zfs list` on both sides.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readText } from "../helpers/stdout.ts";
 import {
   BOOT_TIMEOUT_MS,
   E2eEnv,
@@ -366,19 +367,10 @@ describe("one VM", () => {
       // cancel must find it still flowing (a 64 MiB mbuffer held a 12 MB stream whole)
       const config = await scenarioConfig("f", "transfer:\n  buffer: off\n  compression: off\n");
       const child = env.spawn(["backup", config, "--yes", "--json"]);
-      const reader = child.stdout.getReader();
-      let stdout = "";
-      while (!stdout.includes('"event":"progress"')) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        stdout += new TextDecoder().decode(value);
-      }
+      const out = readText(child.stdout);
+      await out.until('"event":"progress"');
       child.kill("SIGINT");
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        stdout += new TextDecoder().decode(value);
-      }
+      const stdout = await out.rest();
       // cancelled by SIGINT: 130, after the after-hooks ran
       expect(await child.exited).toBe(130);
       expect(await new Response(child.stderr).text()).toContain("interrupted");
@@ -420,19 +412,10 @@ describe("one VM", () => {
         { oneHost: true },
       );
       const child = env.spawn(["backup", config, "--yes", "--json"]);
-      const reader = child.stdout.getReader();
-      let stdout = "";
-      while (!stdout.includes('"event":"progress"')) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        stdout += new TextDecoder().decode(value);
-      }
+      const out = readText(child.stdout);
+      await out.until('"event":"progress"');
       child.kill("SIGINT");
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        stdout += new TextDecoder().decode(value);
-      }
+      const stdout = await out.rest();
       expect(await child.exited).toBe(130);
       const note = jsonEvents(stdout).find((e) => e.event === "note")?.text;
       expect(String(note)).toStartWith(
@@ -488,14 +471,7 @@ describe("one VM", () => {
       );
       const config = await scenarioConfig("g");
       const first = env.spawn(["backup", config, "--yes", "--json"]);
-      const reader = first.stdout.getReader();
-      let stdout = "";
-      while (!stdout.includes('"event":"action-start"')) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        stdout += new TextDecoder().decode(value);
-      }
-      reader.releaseLock();
+      await readText(first.stdout).until('"event":"action-start"');
       await Bun.sleep(1000);
       const second = await env.cli(["backup", config, "--yes"]);
       expect(second.code).toBe(1);

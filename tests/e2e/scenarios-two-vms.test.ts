@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { readText } from "../helpers/stdout.ts";
 import {
   BOOT_TIMEOUT_MS,
   E2eEnv,
@@ -151,22 +152,13 @@ describe("two VMs, relayed through this machine", () => {
       const before = await listSource();
 
       const child = env.spawn(["backup", config, "--yes", "--json"]);
-      const reader = child.stdout.getReader();
-      let stdout = "";
-      while (!stdout.includes('"event":"progress"')) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        stdout += new TextDecoder().decode(value);
-      }
+      const out = readText(child.stdout);
+      await out.until('"event":"progress"');
       // pull the plug: the target's qemu, by the pid in its own folder
       const pid = Number(readFileSync(join(target.dir, "qemu.pid"), "utf8").trim());
       expect(readFileSync(`/proc/${pid}/comm`, "utf8")).toStartWith("qemu");
       process.kill(pid, "SIGKILL");
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        stdout += new TextDecoder().decode(value);
-      }
+      const stdout = await out.rest();
       const stderr = await new Response(child.stderr).text();
       expect(await child.exited).toBe(1);
       expect(stderr).not.toContain("panic");

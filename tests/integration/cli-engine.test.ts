@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CLI_MAIN, configYaml, createSimEnv, jsonEvents, type SimEnv } from "../helpers/sim-env.ts";
+import { readText } from "../helpers/stdout.ts";
 
 const LONG_MS = 60_000;
 let env: SimEnv;
@@ -30,17 +31,15 @@ function spawnCli(args: string[], extraEnv: Record<string, string> = {}) {
   });
 }
 
-/** read a child's stdout until `text` appears; what was read so far */
-async function readUntil(stream: ReadableStream<Uint8Array>, text: string): Promise<string> {
-  const reader = stream.getReader();
-  let seen = "";
-  while (!seen.includes(text)) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    seen += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  return seen;
+/** one dataset with one snapshot, and an empty target pool */
+function seedSmall(): void {
+  env.seed({
+    now: 1_767_225_600,
+    pools: [
+      { name: "src", size: "1G", datasets: [{ name: "data", snapshots: [{ name: day(1) }] }] },
+      { name: "dst", size: "1G" },
+    ],
+  });
 }
 
 /** a `zfs` in its own directory, put before the simulator's shims on PATH: `script` runs first */
@@ -140,13 +139,7 @@ describe("a failed transfer", () => {
   test(
     "every transfer fails: the chain's protection is not run, and says why",
     async () => {
-      env.seed({
-        now: 1_767_225_600,
-        pools: [
-          { name: "src", size: "1G", datasets: [{ name: "data", snapshots: [{ name: day(1) }] }] },
-          { name: "dst", size: "1G" },
-        ],
-      });
+      seedSmall();
       const config = env.writeConfig(
         configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
         "all-fail.yaml",
@@ -171,13 +164,7 @@ describe("run nightly", () => {
   test(
     "a failed run's summary is printed once, not by the command and again by the workflow",
     async () => {
-      env.seed({
-        now: 1_767_225_600,
-        pools: [
-          { name: "src", size: "1G", datasets: [{ name: "data", snapshots: [{ name: day(1) }] }] },
-          { name: "dst", size: "1G" },
-        ],
-      });
+      seedSmall();
       const config = env.writeConfig(
         configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
         "nightly-twice.yaml",
@@ -197,15 +184,6 @@ describe("run nightly", () => {
 });
 
 describe("preflight", () => {
-  const seedSmall = () =>
-    env.seed({
-      now: 1_767_225_600,
-      pools: [
-        { name: "src", size: "1G", datasets: [{ name: "data", snapshots: [{ name: day(1) }] }] },
-        { name: "dst", size: "1G" },
-      ],
-    });
-
   test("a typo in the source prefix is an error for snap, backup and cleanup, not 'nothing to do'", async () => {
     seedSmall();
     const config = env.writeConfig(
@@ -275,13 +253,7 @@ describe("preflight", () => {
 
 describe("a plugin that calls process.exit()", () => {
   test("in a hook of a failing run: the exit code is still a failure, not 0", async () => {
-    env.seed({
-      now: 1_767_225_600,
-      pools: [
-        { name: "src", size: "1G", datasets: [{ name: "data", snapshots: [{ name: day(1) }] }] },
-        { name: "dst", size: "1G" },
-      ],
-    });
+    seedSmall();
     const plugin = env.writeFile(
       "exit-plugin.ts",
       `import { definePlugin } from "abgleich";
@@ -307,26 +279,32 @@ export default definePlugin({
 });
 
 describe("one run per target", () => {
+  /** a backup of 3G that runs a while, seen starting its transfer */
+  async function startLongBackup(name: string) {
+    env.seed({
+      now: 1_767_225_600,
+      pools: [
+        {
+          name: "src",
+          size: "64G",
+          datasets: [{ name: "data", snapshots: [{ name: day(1), written: "3G" }] }],
+        },
+        { name: "dst", size: "64G" },
+      ],
+    });
+    const config = env.writeConfig(
+      configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
+      name,
+    );
+    const first = spawnCli(["backup", config, "--yes", "--json"]);
+    await readText(first.stdout).until('"event":"action-start"');
+    return { config, first };
+  }
+
   test(
     "a second backup of the same target refuses while the first runs, naming its pid; --wait waits",
     async () => {
-      env.seed({
-        now: 1_767_225_600,
-        pools: [
-          {
-            name: "src",
-            size: "64G",
-            datasets: [{ name: "data", snapshots: [{ name: day(1), written: "3G" }] }],
-          },
-          { name: "dst", size: "64G" },
-        ],
-      });
-      const config = env.writeConfig(
-        configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
-        "lock.yaml",
-      );
-      const first = spawnCli(["backup", config, "--yes", "--json"]);
-      await readUntil(first.stdout, '"event":"action-start"');
+      const { config, first } = await startLongBackup("lock.yaml");
       const second = spawnCli(["backup", config, "--yes"]);
       const [code, stderr] = await Promise.all([second.exited, new Response(second.stderr).text()]);
       expect(code).toBe(1);
@@ -349,31 +327,7 @@ describe("one run per target", () => {
   test(
     "a cleanup of the source refuses while a backup runs: the backup holds and bookmarks there",
     async () => {
-      env.seed({
-        now: 1_767_225_600,
-        pools: [
-          {
-            name: "src",
-            size: "64G",
-            datasets: [
-              {
-                name: "data",
-                snapshots: [
-                  { name: day(1), written: "1M" },
-                  { name: day(2), written: "3G" },
-                ],
-              },
-            ],
-          },
-          { name: "dst", size: "64G" },
-        ],
-      });
-      const config = env.writeConfig(
-        configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
-        "lock-source.yaml",
-      );
-      const first = spawnCli(["backup", config, "--yes", "--json"]);
-      await readUntil(first.stdout, '"event":"action-start"');
+      const { config, first } = await startLongBackup("lock-source.yaml");
       const cleanup = spawnCli(["cleanup", config, "--yes"]);
       const [code, stderr] = await Promise.all([
         cleanup.exited,
@@ -428,13 +382,7 @@ describe("one SIGINT cancels whatever waits", () => {
   test(
     "a hung before-hook: exit 130 at once, the hook's process group is gone, after-hooks ran",
     async () => {
-      env.seed({
-        now: 1_767_225_600,
-        pools: [
-          { name: "src", size: "1G", datasets: [{ name: "data", snapshots: [{ name: day(1) }] }] },
-          { name: "dst", size: "1G" },
-        ],
-      });
+      seedSmall();
       const marks = join(env.dir, "hook-marks");
       const config = env.writeConfig(
         configYaml(

@@ -10,6 +10,7 @@ import {
   must,
   type SimEnv,
 } from "../helpers/sim-env.ts";
+import { readText } from "../helpers/stdout.ts";
 
 let env: SimEnv;
 let config: string;
@@ -47,20 +48,11 @@ test("SIGINT mid-stream: cancelled before the next action, token kept, next back
   });
   // wait for the first transfer to move bytes (not just start: under load the stream may not
   // have begun, and a cut before the first byte leaves nothing to resume), then interrupt it
-  const reader = child.stdout.getReader();
-  let stdout = "";
-  while (!stdout.includes('"event":"progress"')) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    stdout += new TextDecoder().decode(value);
-  }
+  const out = readText(child.stdout);
+  await out.until('"event":"progress"');
   await Bun.sleep(300);
   child.kill("SIGINT");
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    stdout += new TextDecoder().decode(value);
-  }
+  const stdout = await out.rest();
   const code = await child.exited;
   const stderr = await new Response(child.stderr).text();
 
@@ -126,13 +118,7 @@ test("killed outright (kill -9) mid-stream: the transfer stops with it, the next
     stdout: "pipe",
     stderr: "ignore",
   });
-  const reader = child.stdout.getReader();
-  let stdout = "";
-  while (!stdout.includes('"event":"progress"')) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    stdout += new TextDecoder().decode(value);
-  }
+  await readText(child.stdout).until('"event":"progress"');
   expect(transfersRunning()).not.toEqual([]);
   child.kill("SIGKILL");
   await child.exited;

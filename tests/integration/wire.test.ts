@@ -15,6 +15,7 @@ import {
   must,
   type SimEnv,
 } from "../helpers/sim-env.ts";
+import { readText } from "../helpers/stdout.ts";
 import { standInMissingTools } from "../helpers/wire-tools.ts";
 
 const ODD = "a b:c.d-e";
@@ -144,20 +145,11 @@ describe("the wire on the simulator", () => {
       stdout: "pipe",
       stderr: "pipe",
     });
-    const reader = child.stdout.getReader();
-    let stdout = "";
-    while (!stdout.includes('"event":"progress"')) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      stdout += new TextDecoder().decode(value);
-    }
+    const out = readText(child.stdout);
+    await out.until('"event":"progress"');
     await Bun.sleep(300);
     child.kill("SIGINT");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      stdout += new TextDecoder().decode(value);
-    }
+    const stdout = await out.rest();
     expect(await child.exited).toBe(130);
     expect(noteOf(stdout)[0]).toStartWith("wire: zstd over ssh");
     // the receive behind zstd -d saw a cut stream and saved its state

@@ -44,6 +44,17 @@ describe("the page", () => {
 
 const plan: Plan = { actions: [], conflicts: [], skipped: [], errors: [] };
 
+/** a backup of tank/data into backup that changes things */
+function backupInfo(): StageInfo {
+  return {
+    stage: "backup",
+    config: configWithDefaults({ zpool: "tank", prefix: "data" }, { zpool: "backup" }),
+    dryRun: false,
+    changes: true,
+    signal: new AbortController().signal,
+  };
+}
+
 function questions() {
   const hub = new EventHub();
   const events: GuiEvent[] = [];
@@ -169,13 +180,7 @@ describe("secrets", () => {
       raw: false,
       fromBookmark: false,
     };
-    const info: StageInfo = {
-      stage: "backup",
-      config: configWithDefaults({ zpool: "tank", prefix: "data" }, { zpool: "backup" }),
-      dryRun: false,
-      changes: true,
-      signal: new AbortController().signal,
-    };
+    const info = backupInfo();
     ui.showPlan(info, { ...plan, actions: [send] }, new Map());
     ui.actionStarted(send, null);
     ui.actionFinished(send, {
@@ -205,13 +210,7 @@ describe("a chain's protection narrowed by failed transfers", () => {
         newChainEntry(subname, roots, "s1"),
       ),
     };
-    const info: StageInfo = {
-      stage: "backup",
-      config: configWithDefaults({ zpool: "tank", prefix: "data" }, { zpool: "backup" }),
-      dryRun: false,
-      changes: true,
-      signal: new AbortController().signal,
-    };
+    const info = backupInfo();
     ui.showPlan(info, { ...plan, actions: [planned] }, new Map());
     // as the engine runs it after big's transfer failed: a new action without big and below
     const narrowed: ChainAction = {
