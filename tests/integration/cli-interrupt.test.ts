@@ -113,7 +113,8 @@ test("killed outright (kill -9) mid-stream: the transfer stops with it, the next
     ],
   });
   const child = Bun.spawn([process.execPath, CLI_MAIN, "backup", config, "--yes", "--json"], {
-    env: { ...process.env, PATH: env.path, TZ: "UTC" },
+    // killed outright, it cannot remove its pipeline's temporary folder: keep that in the env's
+    env: { ...process.env, PATH: env.path, TZ: "UTC", TMPDIR: env.dir },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "ignore",

@@ -78,7 +78,8 @@ describe("runPipeline", () => {
         "-e",
         `const { runPipeline } = await import(${JSON.stringify(join(import.meta.dir, "../../lib/run/pipeline.ts"))}); await runPipeline(${JSON.stringify(stages)});`,
       ],
-      { stdout: "ignore", stderr: "ignore" },
+      // a runner killed outright cannot remove its temporary folder: keep it in ours
+      { stdout: "ignore", stderr: "ignore", env: { ...process.env, TMPDIR: scratch } },
     );
     for (let i = 0; i < 100 && !existsSync(pidFile); i++) await Bun.sleep(50);
     const first = Number(readFileSync(pidFile, "utf8").trim());
@@ -115,7 +116,8 @@ describe("runPipeline", () => {
         "-e",
         `const { runPipeline } = await import(${JSON.stringify(join(import.meta.dir, "../../lib/run/pipeline.ts"))}); await runPipeline(${JSON.stringify([stage1, ["cat"]])});`,
       ],
-      { stdout: "ignore", stderr: "ignore" },
+      // a runner killed outright cannot remove its temporary folder: keep it in ours
+      { stdout: "ignore", stderr: "ignore", env: { ...process.env, TMPDIR: scratch } },
     );
     for (let i = 0; i < 100 && !existsSync(childPid); i++) await Bun.sleep(50);
     const send = Number(readFileSync(childPid, "utf8").trim());
