@@ -14,6 +14,8 @@ export interface SideView {
   snapshots: number;
   /** `encrypted`, `encrypted, key not loaded` (a raw-received copy), or null: as `compare` says */
   encrypted: string | null;
+  /** a cut receive waits in it (a resume token), in words as `compare` says them; else null */
+  partialReceive: string | null;
 }
 
 export interface CompareRowView {

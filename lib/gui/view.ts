@@ -1,6 +1,10 @@
 // The engine's plans and comparisons as plain data for the page: pure functions, no I/O.
 
-import { encryptionWords } from "../cli/render/labels.ts";
+import {
+  encryptionWords,
+  PARTIAL_RECEIVE,
+  PARTIAL_RECEIVE_ELSEWHERE,
+} from "../cli/render/labels.ts";
 import type { Action, ChainAction, Comparison, Plan, SendAction } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
 import type { ActionView, CompareRowView, CompareView, PlanView, StepKey } from "./protocol.ts";
@@ -129,6 +133,12 @@ export function compareView(
         ratio: dataset.compressratio,
         snapshots: dataset.snapshots.length,
         encrypted: encryptionWords(dataset),
+        partialReceive:
+          dataset.resumeToken === null
+            ? null
+            : side === "target"
+              ? PARTIAL_RECEIVE
+              : PARTIAL_RECEIVE_ELSEWHERE,
       };
     };
     let common = 0;

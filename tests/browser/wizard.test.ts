@@ -188,6 +188,10 @@ test(
     const second = await startWizard(env, [config]);
     const again = await open(second);
     await waitForQuestion(again, "backup");
+    // the trees say what waits on the target, as compare does
+    expect(await again.locator("tr", { hasText: "(root)" }).first().textContent()).toContain(
+      "a cut transfer waits here: the next backup resumes it",
+    );
     expect(await step(again, "backup").locator(".plan").textContent()).toContain("resume send");
     await step(again, "backup").getByRole("button", { name: "Go" }).click();
     await waitForStatus(again, "backup", "done");

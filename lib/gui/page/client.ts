@@ -187,6 +187,7 @@ function sideCells(side: CompareRowView["source"]) {
       { class: "num" },
       String(side.snapshots),
       ...(side.encrypted ? [h("span", { class: "detail" }, side.encrypted)] : []),
+      ...(side.partialReceive ? [h("span", { class: "detail" }, side.partialReceive)] : []),
     ),
   ];
 }
