@@ -69,9 +69,12 @@ describe("pipelineScript", () => {
 });
 
 describe("runPipeline", () => {
-  test("abgleich killed outright (kill -9): the pipeline does not run on without it", async () => {
-    const pidFile = join(scratch, "orphan-pid");
-    const stages = [recordingPid(pidFile, ["sleep", "60"]), ["cat"]];
+  /**
+   * runPipeline(stages) in a runner process, killed outright (as kill -9 or the OOM killer
+   * would) once the process whose pid `pidFile` names is running; whether that process then
+   * ended by itself within 3 s
+   */
+  async function killRunnerOf(stages: string[][], pidFile: string): Promise<boolean> {
     const runner = Bun.spawn(
       [
         process.execPath,
@@ -82,16 +85,22 @@ describe("runPipeline", () => {
       { stdout: "ignore", stderr: "ignore", env: { ...process.env, TMPDIR: scratch } },
     );
     for (let i = 0; i < 100 && !existsSync(pidFile); i++) await Bun.sleep(50);
-    const first = Number(readFileSync(pidFile, "utf8").trim());
-    expect(isGone(first)).toBe(false);
+    const pid = Number(readFileSync(pidFile, "utf8").trim());
+    expect(isGone(pid)).toBe(false);
     runner.kill("SIGKILL");
     await runner.exited;
-    let gone = false;
-    for (let i = 0; i < 60 && !gone; i++) {
-      gone = isGone(first);
-      if (!gone) await Bun.sleep(50);
+    for (let i = 0; i < 60; i++) {
+      if (isGone(pid)) return true;
+      await Bun.sleep(50);
     }
-    expect(gone).toBe(true);
+    return false;
+  }
+
+  test("abgleich killed outright (kill -9): the pipeline does not run on without it", async () => {
+    const pidFile = join(scratch, "orphan-pid");
+    expect(await killRunnerOf([recordingPid(pidFile, ["sleep", "60"]), ["cat"]], pidFile)).toBe(
+      true,
+    );
   });
 
   test("abgleich killed outright while stage 1 is a shell waiting for its send (a batch): both stop, nothing after starts", async () => {
@@ -104,32 +113,9 @@ describe("runPipeline", () => {
       'trap "exit 143" TERM; m=$1; shift; "$@"; touch "$m"',
       "sh",
       after,
-      "sh",
-      "-c",
-      'echo $$ >"$1"; exec sleep 1000',
-      "sh",
-      childPid,
+      ...recordingPid(childPid, ["sleep", "1000"]),
     ];
-    const runner = Bun.spawn(
-      [
-        process.execPath,
-        "-e",
-        `const { runPipeline } = await import(${JSON.stringify(join(import.meta.dir, "../../lib/run/pipeline.ts"))}); await runPipeline(${JSON.stringify([stage1, ["cat"]])});`,
-      ],
-      // a runner killed outright cannot remove its temporary folder: keep it in ours
-      { stdout: "ignore", stderr: "ignore", env: { ...process.env, TMPDIR: scratch } },
-    );
-    for (let i = 0; i < 100 && !existsSync(childPid); i++) await Bun.sleep(50);
-    const send = Number(readFileSync(childPid, "utf8").trim());
-    expect(isGone(send)).toBe(false);
-    runner.kill("SIGKILL");
-    await runner.exited;
-    let gone = false;
-    for (let i = 0; i < 60 && !gone; i++) {
-      gone = isGone(send);
-      if (!gone) await Bun.sleep(50);
-    }
-    expect(gone).toBe(true);
+    expect(await killRunnerOf([stage1, ["cat"]], childPid)).toBe(true);
     await Bun.sleep(300);
     expect(existsSync(after)).toBe(false);
   });
