@@ -1,10 +1,6 @@
 // The engine's plans and comparisons as plain data for the page: pure functions, no I/O.
 
-import {
-  encryptionWords,
-  PARTIAL_RECEIVE,
-  PARTIAL_RECEIVE_ELSEWHERE,
-} from "../cli/render/labels.ts";
+import { encryptionWords, partialReceiveWords } from "../cli/render/labels.ts";
 import type { Action, ChainAction, Comparison, Plan, SendAction } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
 import type { ActionView, CompareRowView, CompareView, PlanView, StepKey } from "./protocol.ts";
@@ -133,12 +129,7 @@ export function compareView(
         ratio: dataset.compressratio,
         snapshots: dataset.snapshots.length,
         encrypted: encryptionWords(dataset),
-        partialReceive:
-          dataset.resumeToken === null
-            ? null
-            : side === "target"
-              ? PARTIAL_RECEIVE
-              : PARTIAL_RECEIVE_ELSEWHERE,
+        partialReceive: dataset.resumeToken === null ? null : partialReceiveWords(side),
       };
     };
     let common = 0;

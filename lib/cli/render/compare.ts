@@ -10,13 +10,7 @@ import type {
   Presence,
 } from "../../plan/types.ts";
 import { joinSubname } from "../../zfs/model.ts";
-import {
-  encryptionWords,
-  PARTIAL_RECEIVE,
-  PARTIAL_RECEIVE_ELSEWHERE,
-  plural,
-  subnameLabel,
-} from "./labels.ts";
+import { encryptionWords, partialReceiveWords, plural, subnameLabel } from "./labels.ts";
 import { painter, type Style, type StyleFormat, truncateVisible, visibleWidth } from "./style.ts";
 import { spaces } from "./table.ts";
 
@@ -88,9 +82,8 @@ export function conflictLines(conflict: Conflict): string[] {
 export function datasetNotes(row: CompareDatasetRow): string {
   const notes: string[] = [];
   const { source, target } = row;
-  // a target's cut receive is abgleich's to resume; one on the source some other tool's
-  if (target?.partialReceive) notes.push(`on target: ${PARTIAL_RECEIVE}`);
-  if (source?.partialReceive) notes.push(`on source: ${PARTIAL_RECEIVE_ELSEWHERE}`);
+  if (target?.partialReceive) notes.push(`on target: ${partialReceiveWords("target")}`);
+  if (source?.partialReceive) notes.push(`on source: ${partialReceiveWords("source")}`);
   const sourceWords = source && encryptionWords(source);
   const targetWords = target && encryptionWords(target);
   if (source && target && sourceWords !== targetWords) {

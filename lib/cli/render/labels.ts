@@ -1,5 +1,7 @@
 // Small shared wording, so every renderer names things the same way.
 
+import type { Side } from "../../zfs/model.ts";
+
 /** a subname as a reader sees it: the root (subname "") has no name of its own */
 export function subnameLabel(subname: string): string {
   return subname === "" ? "(root)" : subname;
@@ -10,10 +12,15 @@ export function plural(count: number, singular: string, pluralForm = `${singular
   return `${count} ${count === 1 ? singular : pluralForm}`;
 }
 
-/** a target dataset holding a cut receive (its resume token), in words */
-export const PARTIAL_RECEIVE = "a cut transfer waits here: the next backup resumes it";
-/** the same on a source: abgleich does not resume into its own source */
-export const PARTIAL_RECEIVE_ELSEWHERE = "a cut receive waits here (another run's, into this pool)";
+/**
+ * a dataset holding a cut receive (its resume token), in words: on a target the next backup
+ * resumes it; on a source it is no receive of this config's
+ */
+export function partialReceiveWords(side: Side): string {
+  return side === "target"
+    ? "a cut transfer waits here: the next backup resumes it"
+    : "a cut receive waits here (another run's, into this pool)";
+}
 
 /** `encrypted`, `encrypted, key not loaded` (a raw-received copy without its key), or null */
 export function encryptionWords(dataset: {

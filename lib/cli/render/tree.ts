@@ -3,7 +3,7 @@
 // encryption and bookmarks, a snapshot's holds.
 
 import type { Dataset, Inventory, Side, Snapshot } from "../../zfs/model.ts";
-import { encryptionWords, PARTIAL_RECEIVE, PARTIAL_RECEIVE_ELSEWHERE, plural } from "./labels.ts";
+import { encryptionWords, partialReceiveWords, plural } from "./labels.ts";
 import { painter, type Style } from "./style.ts";
 import { renderTable, type TableRow } from "./table.ts";
 import { formatRatio, paintBytes } from "./units.ts";
@@ -30,8 +30,7 @@ export function treeNotes(
   side: Side = "target",
 ): string {
   const notes: string[] = [];
-  if (dataset.resumeToken !== null)
-    notes.push(side === "target" ? PARTIAL_RECEIVE : PARTIAL_RECEIVE_ELSEWHERE);
+  if (dataset.resumeToken !== null) notes.push(partialReceiveWords(side));
   const encryption = encryptionWords(dataset);
   if (encryption) notes.push(encryption);
   if (dataset.bookmarks.length > 0) notes.push(plural(dataset.bookmarks.length, "bookmark"));
