@@ -213,7 +213,9 @@ export function statusReport(input: StatusInput): StatusReport {
 
   const lastRun = state?.lastRun ?? null;
   const lastSuccess = state?.lastSuccess ?? null;
-  const ago = (iso: string) => formatAge(now - Date.parse(iso) / 1000);
+  /** whole seconds since a recorded time, as the text and the perfdata both say them */
+  const secondsSince = (iso: string) => Math.max(0, Math.floor(now - Date.parse(iso) / 1000));
+  const ago = (iso: string) => formatAge(secondsSince(iso));
   if (input.stateProblem) problems.push({ level: UNKNOWN, text: input.stateProblem });
   else if (lastRun === null)
     problems.push({
@@ -229,7 +231,7 @@ export function statusReport(input: StatusInput): StatusReport {
     if (lastSuccess === null)
       problems.push({ level: WARNING, text: "no successful run recorded yet" });
     else {
-      const age = now - Date.parse(lastSuccess.finishedAt) / 1000;
+      const age = secondsSince(lastSuccess.finishedAt);
       const level = ageLevel(age, thresholds);
       if (level > OK) problems.push({ level, text: `no successful run for ${formatAge(age)}` });
     }
@@ -267,10 +269,7 @@ export function statusReport(input: StatusInput): StatusReport {
     `resume_pending=${datasets.filter((d) => d.resumePending).length}`,
   ];
   if (lastSuccess !== null)
-    perf.push(
-      // whole seconds as the text says them (formatAge counts only what has fully passed)
-      `last_success_age=${Math.max(0, Math.floor(now - Date.parse(lastSuccess.finishedAt) / 1000))}s;${limits}`,
-    );
+    perf.push(`last_success_age=${secondsSince(lastSuccess.finishedAt)}s;${limits}`);
 
   return {
     level,
