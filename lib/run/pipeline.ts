@@ -223,9 +223,7 @@ export async function runPipeline(
     // detached: bash leads a new process group, so one kill reaches every stage.
     // stdin is a pipe either way: stage 1's held stdin, or the lifeline (never written)
     const child = Bun.spawn(["bash", "-c", script, "bash", ...args], {
-      stdin: "pipe",
-      stdout: "pipe",
-      stderr: "pipe",
+      // fd 3 too with liveLast: the last stage's stderr, read as it comes
       stdio: liveLast ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe"],
       detached: true,
       env: process.env,
