@@ -3,7 +3,7 @@
 // ("backup target localhost:backup/tank-data"); a second run on the same key is refused with the
 // first one's pid, start time and description, or waits for it (`--wait[=DURATION]`).
 //
-//   const lock = await acquireRunLock({ key, description, waitMs: parseWaitDuration(flag) });
+//   const lock = await acquireRunLock({ key, description, waitMs: parseWaitDuration(flag) }); // ./wait.ts
 //   try { … } finally { lock.release(); }     // or: using lock = await acquireRunLock(…)
 //
 // Mechanism ("flock"): flock(2) on a file in lockDirectory(), called through bun:ffi (node:fs has
@@ -116,11 +116,6 @@ export class LockBusyError extends Error {
     this.name = "LockBusyError";
   }
 }
-
-// ---------------------------------------------------------------------------------------------
-// --wait: parsed in ./wait.ts, which the command line reads before anything else is loaded
-
-export { parseWaitDuration } from "./wait.ts";
 
 // ---------------------------------------------------------------------------------------------
 // where

@@ -14,10 +14,10 @@ import {
   lockDirectory,
   lockMechanism,
   lockTestHooks,
-  parseWaitDuration,
   type RunLock,
   type RunLockRequest,
 } from "../../lib/engine/lock.ts";
+import { parseWaitDuration } from "../../lib/engine/wait.ts";
 
 const CHILD = resolve(import.meta.dir, "../helpers/lock-child.ts");
 const KEY = "backup target localhost:backup/tank-data";
