@@ -38,8 +38,6 @@ import { pluginHooks } from "./hooks.ts";
 import { createSummaryBuilder, type SummaryBuilder } from "./summary.ts";
 import type { StageUi } from "./ui.ts";
 
-export { EXIT_FAILED, EXIT_OK, EXIT_USAGE };
-
 /** how long a hook that was running at a cancel may take to say what the cancel stopped */
 const HOOK_CANCEL_GRACE_MS = 1000;
 
