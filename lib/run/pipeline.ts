@@ -69,7 +69,8 @@ export interface PipelineResult {
  * cancel does, the processes it started first (a batch's shell waits for its send, and would
  * only act on a signal after it), so the receive saves what arrived and the pipeline does not
  * run on, unlocked, after its run. The stages read /dev/null; the watcher is stopped (and
- * reaped) once the pipeline ended.
+ * reaped) once the pipeline ended. A pipeline that outlives abgleich removes its own temporary
+ * folder (the status and stderr files), which abgleich no longer can.
  */
 export function pipelineScript(
   stageLengths: readonly number[],
@@ -111,7 +112,10 @@ export function pipelineScript(
         'kids() { for s in /proc/[0-9]*/status; do while read -r k v; do if [ "$k" = PPid: ]; then [ "$v" = "$1" ] && echo "${s//[^0-9]/}"; break; fi; done <"$s"; done 2>/dev/null; }',
         // a process after everything below it, deepest first
         'stop_tree() { local c; for c in $(kids "$1"); do stop_tree "$c"; done; kill -TERM "$1" 2>/dev/null; }',
-        `{ while read -r _ <&9; do :; done; p=$(cat "\${${pidFile}}" 2>/dev/null); [ -n "$p" ] && stop_tree "$p"; } &`,
+        // abgleich is gone: stop stage 1, then remove the pipeline's folder once bash is gone
+        // (it dies of SIGPIPE when it reports the stopped stage on its stderr, abgleich's
+        // closed pipe; if it lives on, its last line removes the folder)
+        `{ while read -r _ <&9; do :; done; p=$(cat "\${${pidFile}}" 2>/dev/null); [ -n "$p" ] && stop_tree "$p"; while kill -0 $$ 2>/dev/null; do sleep 0.1; done; rm -rf -- "\${${statusFile}%/*}"; } &`,
         "w=$!",
         "exec 9<&-",
       ]
@@ -122,6 +126,8 @@ export function pipelineScript(
     stages.join(" | "),
     `echo "\${PIPESTATUS[*]}" >"\${${statusFile}}"`,
     ...(lifeline ? ['kill "$w" 2>/dev/null; wait "$w" 2>/dev/null'] : []),
+    // abgleich died meanwhile (kill -9): nobody reads the status, and its folder would stay
+    `if ! kill -0 "$PPID" 2>/dev/null; then rm -rf -- "\${${statusFile}%/*}"; fi`,
   ].join("\n");
 }
 

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -46,6 +46,8 @@ describe("pipelineScript", () => {
         '( echo "$BASHPID" >"${10}"; exec "${@:1:3}" ) | "${@:4:1}" 2>"${7}" | "${@:5:2}" 2>"${8}"',
         // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
         'echo "${PIPESTATUS[*]}" >"${9}"',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+        'if ! kill -0 "$PPID" 2>/dev/null; then rm -rf -- "${9%/*}"; fi',
       ].join("\n"),
     );
   });
@@ -55,10 +57,14 @@ describe("pipelineScript", () => {
     expect(lines[0]).toBe("exec 9<&0 </dev/null");
     expect(lines[3]).toBe(
       // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
-      '{ while read -r _ <&9; do :; done; p=$(cat "${5}" 2>/dev/null); [ -n "$p" ] && stop_tree "$p"; } &',
+      '{ while read -r _ <&9; do :; done; p=$(cat "${5}" 2>/dev/null); [ -n "$p" ] && stop_tree "$p"; while kill -0 $$ 2>/dev/null; do sleep 0.1; done; rm -rf -- "${4%/*}"; } &',
     );
     expect(lines.slice(4, 6)).toEqual(["w=$!", "exec 9<&-"]);
-    expect(lines.at(-1)).toBe('kill "$w" 2>/dev/null; wait "$w" 2>/dev/null');
+    expect(lines.slice(-2)).toEqual([
+      'kill "$w" 2>/dev/null; wait "$w" 2>/dev/null',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+      'if ! kill -0 "$PPID" 2>/dev/null; then rm -rf -- "${4%/*}"; fi',
+    ]);
     // nothing but fixed text and numbers
     expect(lines.join("\n")).not.toMatch(/[a-z]+\.ts|\/tmp/);
   });
@@ -74,12 +80,16 @@ describe("runPipeline", () => {
    * would) once the process whose pid `pidFile` names is running; whether that process then
    * ended by itself within 3 s
    */
-  async function killRunnerOf(stages: string[][], pidFile: string): Promise<boolean> {
+  async function killRunnerOf(
+    stages: string[][],
+    pidFile: string,
+    options: { holdStdin?: boolean } = {},
+  ): Promise<boolean> {
     const runner = Bun.spawn(
       [
         process.execPath,
         "-e",
-        `const { runPipeline } = await import(${JSON.stringify(join(import.meta.dir, "../../lib/run/pipeline.ts"))}); await runPipeline(${JSON.stringify(stages)});`,
+        `const { runPipeline } = await import(${JSON.stringify(join(import.meta.dir, "../../lib/run/pipeline.ts"))}); await runPipeline(${JSON.stringify(stages)}, ${JSON.stringify(options)});`,
       ],
       // a runner killed outright cannot remove its temporary folder: keep it in ours
       { stdout: "ignore", stderr: "ignore", env: { ...process.env, TMPDIR: scratch } },
@@ -96,11 +106,29 @@ describe("runPipeline", () => {
     return false;
   }
 
-  test("abgleich killed outright (kill -9): the pipeline does not run on without it", async () => {
+  test("abgleich killed outright (kill -9): the pipeline does not run on without it, nor leaves its folder", async () => {
     const pidFile = join(scratch, "orphan-pid");
+    const before = new Set(readdirSync(scratch));
+    const folders = () =>
+      readdirSync(scratch).filter((name) => name.startsWith("abg-pipe-") && !before.has(name));
     expect(await killRunnerOf([recordingPid(pidFile, ["sleep", "60"]), ["cat"]], pidFile)).toBe(
       true,
     );
+    // the runner's temporary folder (status, stderr files) is removed by the script itself
+    for (let i = 0; i < 40 && folders().length > 0; i++) await Bun.sleep(50);
+    expect(folders()).toEqual([]);
+  });
+
+  test("abgleich killed outright while stage 1 reads its held stdin (a relayed send's ssh): it ends, and the folder goes", async () => {
+    const pidFile = join(scratch, "held-pid");
+    const before = new Set(readdirSync(scratch));
+    const folders = () =>
+      readdirSync(scratch).filter((name) => name.startsWith("abg-pipe-") && !before.has(name));
+    // as ssh with its stdin held: the command ends when that stdin does
+    const stage1 = recordingPid(pidFile, ["sh", "-c", "cat >/dev/null"]);
+    expect(await killRunnerOf([stage1, ["cat"]], pidFile, { holdStdin: true })).toBe(true);
+    for (let i = 0; i < 40 && folders().length > 0; i++) await Bun.sleep(50);
+    expect(folders()).toEqual([]);
   });
 
   test("abgleich killed outright while stage 1 is a shell waiting for its send (a batch): both stop, nothing after starts", async () => {
