@@ -34,6 +34,8 @@ export interface Session {
   /** print the run's summary at the end (several stages, or a failure) */
   summary?: "always" | "on-failure" | "never";
   makeUi?: (io: CommandIo) => StageUi;
+  /** the command, when its stages go by other names (`run nightly`, `wizard`): for the lock */
+  command?: string;
 }
 
 /** what tests (and the GUI) replace: the signal, the hooks, where plugin lines go, run options */
@@ -97,6 +99,7 @@ export async function runSession(
               ),
           }
         : {}),
+      ...(session.command === undefined ? {} : { command: session.command }),
       lock: async (key, description) => {
         const held = await acquireRunLock({
           key,

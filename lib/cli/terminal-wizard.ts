@@ -388,6 +388,7 @@ export function terminalWizard(configPath: string, flags: ChangeFlags): Promise<
     {
       readOnly: false,
       summary: "always",
+      command: "wizard",
       makeUi: flags.json
         ? undefined
         : (io) => {

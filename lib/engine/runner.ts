@@ -67,6 +67,11 @@ export interface RunOptions {
   hostFor?: (side: Side, config: Config) => Host;
   /** holds what a changing stage changes, so runs of one target never overlap; the release */
   lock?: (key: string, description: string) => Promise<() => void>;
+  /**
+   * the command as the user typed it when its stages go by other names (`run nightly`,
+   * `wizard`): a run that meets the lock is told what to look for
+   */
+  command?: string;
 }
 
 export interface StageResult {
@@ -544,11 +549,13 @@ export class Run {
     // in the order of their keys, whatever the sides: two runs that take the same two keys
     // (a config and its reverse) take them alike, and so never wait for each other
     const keyOf = (side: Side) => `${this.config[side].host}:${rootOf(this.config[side])}`;
+    const command = this.options.command;
+    const what = command === undefined || command === stage ? stage : `${command}: ${stage}`;
     for (const side of [...sides].sort((a, b) => keyOf(a).localeCompare(keyOf(b)))) {
       const key = keyOf(side);
       if (this.shared.locks.has(key)) continue;
       const release = await untilCancelled(
-        lock(key, `abgleich ${stage} (${this.config.file}) changing ${side} ${key}`),
+        lock(key, `abgleich ${what} (${this.config.file}) changing ${side} ${key}`),
         this.signal,
       );
       this.shared.locks.set(key, release);

@@ -82,7 +82,7 @@ export async function guiWizard(configPath: string, flags: GuiWizardFlags): Prom
     const code = await runSession(
       configPath,
       flags,
-      { readOnly: false, summary: "always", makeUi: () => ui },
+      { readOnly: false, summary: "always", command: "wizard", makeUi: () => ui },
       async (run, io) => {
         server = startGuiServer({
           ...listen,

@@ -280,7 +280,7 @@ export default definePlugin({
 
 describe("one run per target", () => {
   /** a backup of 3G that runs a while, seen starting its transfer */
-  async function startLongBackup(name: string) {
+  async function startLongBackup(name: string, command: string[] = ["backup"]) {
     env.seed({
       now: 1_767_225_600,
       pools: [
@@ -296,7 +296,7 @@ describe("one run per target", () => {
       configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
       name,
     );
-    const first = spawnCli(["backup", config, "--yes", "--json"]);
+    const first = spawnCli([...command, config, "--yes", "--json"]);
     await readText(first.stdout).until('"event":"action-start"');
     return { config, first };
   }
@@ -337,6 +337,22 @@ describe("one run per target", () => {
       expect(stderr).toContain(`in use by pid ${first.pid} (abgleich backup`);
       expect(await first.exited).toBe(0);
       expect(env.calls().filter((c) => /^zfs (destroy|release) /.test(c))).toEqual([]);
+    },
+    LONG_MS,
+  );
+  test(
+    "a run that meets the lock of `run nightly` is told that command, not only its stage",
+    async () => {
+      const { config, first } = await startLongBackup("lock-nightly.yaml", ["run", "nightly"]);
+      const cleanup = spawnCli(["cleanup", config, "--yes"]);
+      const [code, stderr] = await Promise.all([
+        cleanup.exited,
+        new Response(cleanup.stderr).text(),
+      ]);
+      expect(code).toBe(1);
+      // the source was locked by the workflow's snap stage, and kept
+      expect(stderr).toContain(`in use by pid ${first.pid} (abgleich run nightly: snap (`);
+      expect(await first.exited).toBe(0);
     },
     LONG_MS,
   );

@@ -58,7 +58,7 @@ export async function runCommand(
   return runSession(
     configPath,
     flags,
-    { readOnly: false },
+    { readOnly: false, command: `run ${workflowRef}` },
     (run, io) => runWorkflow(workflow, run, environment.pluginIo?.log ?? ((text) => io.log(text))),
     environment,
   );
