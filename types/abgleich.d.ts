@@ -781,6 +781,11 @@ declare module "abgleich" {
     hostFor?: (side: Side, config: Config) => Host;
     /** holds what a changing stage changes, so runs of one target never overlap; the release */
     lock?: (key: string, description: string) => Promise<() => void>;
+    /**
+     * the command as the user typed it when its stages go by other names (`run nightly`,
+     * `wizard`): a run that meets the lock is told what to look for
+     */
+    command?: string;
   }
 
   interface StageResult {

@@ -66,8 +66,8 @@ export interface GuidMismatch {
 }
 
 export interface SnapshotOverlap {
-  /** snapshots with equal name and guid, in source order (oldest first) */
-  common: { source: Snapshot; target: Snapshot }[];
+  /** snapshots with equal name and guid, in source order (oldest first); made when first read */
+  readonly common: { source: Snapshot; target: Snapshot }[];
   /** the newest of `common`, by source order */
   newestCommon: { source: Snapshot; target: Snapshot } | undefined;
   /** equal name, different guid: never a match */
@@ -102,14 +102,18 @@ export function compareSnapshots(source: Dataset, target: Dataset): SnapshotOver
       targetTail.set((t[i] as Snapshot).name, t[i] as Snapshot);
     for (let i = prefix; i < s.length; i++) sourceTail.add((s[i] as Snapshot).name);
   }
-  const common: SnapshotOverlap["common"] = [];
+  // The common pairs are made only when asked for: compare and the conflicts of a large tree
+  // need the newest one alone, and a million pair objects are memory the run must touch.
+  const matchOf = (i: number): Snapshot | undefined =>
+    i < prefix ? (t[i] as Snapshot) : targetTail.get((s[i] as Snapshot).name);
+  let newestCommon: SnapshotOverlap["newestCommon"];
   const mismatches: GuidMismatch[] = [];
   const sourceOnly: string[] = [];
   for (let i = 0; i < s.length; i++) {
     const snapshot = s[i] as Snapshot;
-    const match = i < prefix ? (t[i] as Snapshot) : targetTail.get(snapshot.name);
+    const match = matchOf(i);
     if (match === undefined) sourceOnly.push(snapshot.name);
-    else if (match.guid === snapshot.guid) common.push({ source: snapshot, target: match });
+    else if (match.guid === snapshot.guid) newestCommon = { source: snapshot, target: match };
     else
       mismatches.push({ name: snapshot.name, sourceGuid: snapshot.guid, targetGuid: match.guid });
   }
@@ -118,9 +122,21 @@ export function compareSnapshots(source: Dataset, target: Dataset): SnapshotOver
     const name = (t[i] as Snapshot).name;
     if (!sourceTail.has(name)) targetOnly.push(name);
   }
+  let common: SnapshotOverlap["common"] | undefined;
   return {
-    common,
-    newestCommon: common[common.length - 1],
+    get common() {
+      if (common === undefined) {
+        common = [];
+        for (let i = 0; i < s.length; i++) {
+          const snapshot = s[i] as Snapshot;
+          const match = matchOf(i);
+          if (match !== undefined && match.guid === snapshot.guid)
+            common.push({ source: snapshot, target: match });
+        }
+      }
+      return common;
+    },
+    newestCommon,
     mismatches,
     sourceOnly,
     targetOnly,
