@@ -16,6 +16,7 @@ import { closeAll, createHost, type HostOptions } from "../hosts/index.ts";
 import { holdTags } from "../plan/chain.ts";
 import { compareTrees } from "../plan/compare.ts";
 import { defaultNamer, type Namer } from "../plan/naming.ts";
+import { sameDatasets } from "../plan/pairs.ts";
 import { applyPlanned, plannedNames } from "../plan/simulate.ts";
 import type { Action, Comparison, Plan, SendAction } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
@@ -579,6 +580,7 @@ export class Run {
     const empty = (side: Side): Inventory =>
       deepFreeze({ side, root: rootOf(this.config[side]), datasets: [] });
     const inventories = { source: source ?? empty("source"), target: target ?? empty("target") };
+    if (source && target) this.refuseOneTree(source, target);
     const { hooks } = this.shared;
     // handed to plugins frozen, so nothing can edit the trees the guard reads; freezing a
     // million snapshots takes seconds, so only when a plugin will see them
@@ -603,6 +605,29 @@ export class Run {
       }
     }
     return inventories;
+  }
+
+  /**
+   * The target is the source itself when a dataset is on both sides (equal dataset guids): the
+   * config names one machine twice (`localhost` and `127.0.0.1`, `nas` and `nas.lan`), or a
+   * target inside the source tree under another host name. Every snapshot would look backed up
+   * and cleanup would free the only copies, so no stage goes on.
+   */
+  private refuseOneTree(source: Inventory, target: Inventory): void {
+    const same = sameDatasets(source, target);
+    const first = same[0];
+    if (first === undefined) return;
+    const more = same.length > 1 ? ` (and ${same.length - 1} more)` : "";
+    throw new ConfigError({
+      file: this.config.file,
+      keyPath: "target",
+      line: null,
+      column: null,
+      reason:
+        `the target is the source itself: ${first.target.name} on the target (${this.config.target.host}) ` +
+        `is ${first.source.name} on the source (${this.config.source.host}), one dataset (guid ${first.source.guid})${more}; ` +
+        "the two host names reach one machine. Point target.zpool/target.prefix outside the source tree",
+    });
   }
 
   /**

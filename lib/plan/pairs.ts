@@ -161,3 +161,21 @@ export function bookmarkBase(
   const newer = source.snapshots.filter((snapshot) => snapshot.createtxg > bookmark.createtxg);
   return { bookmark, target: last, newer };
 }
+
+/**
+ * Datasets that are one and the same on both sides: equal dataset guids (a received dataset
+ * gets a guid of its own; only its snapshots keep the sender's). Two host names that reach one
+ * machine make the target the source itself, where every snapshot would look backed up.
+ */
+export function sameDatasets(
+  source: Inventory,
+  target: Inventory,
+): { source: Dataset; target: Dataset }[] {
+  const byGuid = new Map(source.datasets.map((dataset) => [dataset.guid, dataset]));
+  const same: { source: Dataset; target: Dataset }[] = [];
+  for (const dataset of target.datasets) {
+    const twin = byGuid.get(dataset.guid);
+    if (twin !== undefined) same.push({ source: twin, target: dataset });
+  }
+  return same;
+}

@@ -42,6 +42,8 @@ function scene(
     otherTarget?: MemoryHost;
     /** the run lock keys, in the order they are taken */
     locks?: string[];
+    /** the target's host is the source's machine (one machine under two names) */
+    targetIsSource?: boolean;
   } = {},
 ): Scene {
   const cfg = config(options.cfg);
@@ -102,7 +104,7 @@ function scene(
       signal: controller.signal,
       now: () => new Date(2026, 10, 26, 12),
       hostFor: (side: Side, cfg: Config) =>
-        side === "source"
+        side === "source" || options.targetIsSource
           ? source
           : cfg.target.zpool === "backup" || !options.otherTarget
             ? target
@@ -159,6 +161,25 @@ describe("the engine owns the plan", () => {
     expect(destroys(s.source)).toEqual([]);
     expect(snapshotsOf(s.source, "tank/data/home")).toEqual([S1, S2, S3, UNSENT]);
     expect(await s.finish()).toBe(1);
+  });
+
+  test("a target that is the source itself (one machine under two host names) stops every stage before its plan: nothing is destroyed", async () => {
+    const cfg = config();
+    const s = scene([], {
+      targetIsSource: true,
+      cfg: { target: { ...cfg.source, host: "127.0.0.1" } },
+    });
+    for (const side of ["source", "target"] as const) {
+      const result = await stages.cleanup(s.run, side);
+      expect(result.outcome.status).toBe("failed");
+      expect(result.outcome.error?.message).toMatch(
+        /^\/etc\/abgleich\.yaml: target: the target is the source itself: tank\/data on the target \(127\.0\.0\.1\) is tank\/data on the source \(localhost\), one dataset \(guid \d+\) \(and 3 more\); the two host names reach one machine/,
+      );
+    }
+    expect((await stages.backup(s.run)).outcome.status).toBe("failed");
+    expect(destroys(s.source)).toEqual([]);
+    expect(s.source.calls.filter((argv) => argv[1] !== "list")).toEqual([]);
+    expect(s.events.filter((e) => e.startsWith("show"))).toEqual([]);
   });
 
   test("a plugin that appends a destroy to the plan it returned, after the first action, never gets it run", async () => {
