@@ -784,6 +784,41 @@ export class Run {
     return planned.length === 0 ? plan : deepFreeze({ ...plan, planned });
   }
 
+  /**
+   * A destroy is checked against the pools as they are once the yes is given, not only as they
+   * were when the plan was made: while the question waited (minutes, at a prompt), another
+   * tool's pruning or a `zfs destroy` by hand may have taken the target's copy of a snapshot the
+   * plan frees on the source. The trees are read again and the whole plan checked; if it no
+   * longer holds, nothing is destroyed.
+   */
+  private async afterTheYes(
+    stage: ChangingStage,
+    plan: Plan,
+    before: Inventories,
+  ): Promise<Inventories> {
+    for (const side of stage.reads) this.cache.delete(side);
+    const fresh = (side: Side) =>
+      stage.reads.includes(side) ? this.inventory(side) : Promise.resolve(before[side]);
+    const [source, target] = await Promise.all([fresh("source"), fresh("target")]);
+    const now: Inventories = { source, target };
+    if (before.otherTargets !== undefined) now.otherTargets = await this.otherTargets();
+    const info = this.stageInfo(stage.stage, stage.side);
+    const violations = planViolations(
+      info.stage,
+      plan,
+      now.source,
+      now.target,
+      info.side,
+      this.namer().isOwn,
+      now.otherTargets,
+    );
+    if (violations.length > 0)
+      throw new Error(
+        `the pools changed while the plan waited for its yes, so nothing was destroyed: ${violations.join("; ")}. Run ${stage.stage} again: it plans from the pools as they are`,
+      );
+    return now;
+  }
+
   /** from the plan to its last action; the stage's status */
   private async act(
     info: StageInfo,
@@ -800,13 +835,14 @@ export class Run {
       return "declined";
     // the engine's own view, as read for the plan: never a plugin's copy, never a dry run's
     refuseSimulated([inventories.source, inventories.target, ...(inventories.otherTargets ?? [])]);
+    const now = info.stage === "cleanup" ? await this.afterTheYes(stage, plan, inventories) : null;
     const guard = createGuard(
       info.stage,
       info.side,
-      inventories.source,
-      inventories.target,
+      (now ?? inventories).source,
+      (now ?? inventories).target,
       this.namer().isOwn,
-      inventories.otherTargets,
+      (now ?? inventories).otherTargets,
     );
     const failedSubnames: string[] = [];
     let failed = false;

@@ -44,6 +44,8 @@ function scene(
     locks?: string[];
     /** the target's host is the source's machine (one machine under two names) */
     targetIsSource?: boolean;
+    /** runs while the question waits for its answer */
+    whileAsked?: (hosts: { source: MemoryHost; target: MemoryHost }) => void;
   } = {},
 ): Scene {
   const cfg = config(options.cfg);
@@ -82,7 +84,10 @@ function scene(
   });
   const ui: StageUi = {
     showPlan: (_info, plan) => events.push(`show ${plan.actions.length}`),
-    confirm: async () => options.confirm ?? true,
+    confirm: async () => {
+      options.whileAsked?.({ source, target });
+      return options.confirm ?? true;
+    },
     actionStarted: (action) => events.push(`start ${label(action)}`),
     actionProgress() {},
     actionFinished: (action, outcome) =>
@@ -161,6 +166,28 @@ describe("the engine owns the plan", () => {
     expect(destroys(s.source)).toEqual([]);
     expect(snapshotsOf(s.source, "tank/data/home")).toEqual([S1, S2, S3, UNSENT]);
     expect(await s.finish()).toBe(1);
+  });
+
+  test("cleanup source checks the pools as they are after the yes: a target copy pruned while the question waited keeps the source's", async () => {
+    const s = scene([], {
+      whileAsked: ({ target }) => {
+        // another tool prunes the target's oldest snapshots of one dataset meanwhile
+        const home = target.datasets.find((d) => d.name === "backup/host/home");
+        if (home) home.snapshots = home.snapshots.filter((snap) => snap.name === S3);
+      },
+    });
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("failed");
+    expect(result.outcome.error?.message).toContain(
+      `the pools changed while the plan waited for its yes, so nothing was destroyed: tank/data/home@${S1} is not on the target (rule 1)`,
+    );
+    expect(result.outcome.error?.message).toContain("Run cleanup again");
+    expect(destroys(s.source)).toEqual([]);
+    expect(snapshotsOf(s.source, "tank/data/home")).toEqual([S1, S2, S3, UNSENT]);
+    // the next cleanup plans from the pools as they are: home keeps what the target lacks
+    expect((await stages.cleanup(s.run, "source")).outcome.status).toBe("ok");
+    expect(destroys(s.source)).toHaveLength(3);
+    expect(snapshotsOf(s.source, "tank/data/home")).toEqual([S1, S2, S3, UNSENT]);
   });
 
   test("a target that is the source itself (one machine under two host names) stops every stage before its plan: nothing is destroyed", async () => {
