@@ -1,6 +1,6 @@
 // The engine's plans and comparisons as plain data for the page: pure functions, no I/O.
 
-import { encryptionWords, partialReceiveWords } from "../cli/render/labels.ts";
+import { encryptionWords, partialReceiveWords, RELEASED_FIRST } from "../cli/render/labels.ts";
 import type { Action, ChainAction, Comparison, Plan, SendAction } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
 import type { ActionView, CompareRowView, CompareView, PlanView, StepKey } from "./protocol.ts";
@@ -64,7 +64,7 @@ export function actionView(
       return {
         kind: action.kind,
         dataset: label(action.subname),
-        text: `destroy on the ${action.side}: ${action.snapshots.map((name) => `${action.dataset}@${marked(planned, action.dataset, name)}`).join(", ")}`,
+        text: `destroy on the ${action.side}: ${action.snapshots.map((name) => `${action.dataset}@${marked(planned, action.dataset, name)}${action.release?.includes(name) ? ` ${RELEASED_FIRST}` : ""}`).join(", ")}`,
         bytes: action.used,
         measure: "frees",
       };

@@ -121,10 +121,7 @@ export function planCleanup(
       const names = abbreviateNames(foreign.map((snapshot) => snapshot.name));
       skip(subname, `left ${foreign.length} snapshot(s) not named by abgleich: ${names}`);
     }
-    if (held.length > 0) {
-      const names = abbreviateNames(held.map((snapshot) => snapshot.name));
-      skip(subname, `left ${held.length} held snapshot(s) (zfs release them first): ${names}`);
-    }
+    if (held.length > 0) skip(subname, heldReason(held, tag));
     let report: RetentionReport | null = null;
     if (verdicts !== null) {
       const doomedNames = new Set(doomed.map((snapshot) => snapshot.name));
@@ -163,4 +160,29 @@ export function planCleanup(
   }
   if (reports.length > 0) plan.retention = reports;
   return plan;
+}
+
+/**
+ * Why held snapshots stay, by who holds them: another abgleich tag is another target's chain
+ * base (releasing it by hand would break that chain), any other tag is someone else's to release
+ */
+function heldReason(held: readonly Snapshot[], ownTag: string): string {
+  const others = (snapshot: Snapshot) => (snapshot.holds ?? []).filter((hold) => hold !== ownTag);
+  const names = abbreviateNames(
+    held.map((snapshot) => {
+      const tags = others(snapshot);
+      return tags.length > 0 ? `${snapshot.name} (held by ${tags.join(", ")})` : snapshot.name;
+    }),
+  );
+  const tags = held.flatMap(others);
+  const hints: string[] = [];
+  if (tags.some((tag) => tag.startsWith("abgleich")))
+    hints.push(
+      "a hold tagged abgleich:… keeps another target's chain base and goes when that target's backup moves on",
+    );
+  if (tags.some((tag) => !tag.startsWith("abgleich")) || held.some((s) => s.holds === undefined))
+    hints.push(
+      "any other hold is released by hand (zfs release TAG SNAPSHOT) once nothing needs it",
+    );
+  return `left ${held.length} held snapshot(s): ${names}${hints.length > 0 ? `; ${hints.join("; ")}` : ""}`;
 }

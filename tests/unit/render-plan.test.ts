@@ -162,6 +162,20 @@ describe("renderPlan, one section per action kind (colour off, exact text)", () 
     );
   });
 
+  test("a destroy that first releases abgleich's own hold (an old chain base) says so, in the terminal and in the wizard", () => {
+    const stale: DestroyAction = { ...destroySource, release: ["2026112401"] };
+    expect(renderPlan(plan({ actions: [stale] }), plainStyle)).toContain(
+      [
+        "        - 2026112401  (abgleich's own hold released first)",
+        "        - 2026112501",
+        "",
+      ].join("\n"),
+    );
+    expect(planView(plan({ actions: [stale] }), new Map()).actions[0]?.text).toBe(
+      "destroy on the source: tank/data/home@2026112401 (abgleich's own hold released first), tank/data/home@2026112501",
+    );
+  });
+
   test("conflicts, errors and skipped datasets after the actions", () => {
     const out = renderPlan(
       plan({

@@ -30,3 +30,6 @@ export function encryptionWords(dataset: {
   if (dataset.encryption === "off") return null;
   return dataset.keystatus === "unavailable" ? "encrypted, key not loaded" : "encrypted";
 }
+
+/** after a snapshot to destroy that only abgleich's own hold keeps (an old chain base) */
+export const RELEASED_FIRST = "(abgleich's own hold released first)";

@@ -15,7 +15,7 @@ import type {
   SnapshotAction,
 } from "../../plan/types.ts";
 import { conflictLines } from "./compare.ts";
-import { plural, subnameLabel } from "./labels.ts";
+import { plural, RELEASED_FIRST, subnameLabel } from "./labels.ts";
 import type { Style, StyleFormat } from "./style.ts";
 import { renderTable, type TableRow } from "./table.ts";
 import { formatBytes, paintBytes } from "./units.ts";
@@ -133,9 +133,17 @@ function destroySection(
       paintBytes(style, action.used),
     ]);
     const report = retention.get(`${action.side}:${action.dataset}`);
+    // an old chain base abgleich still holds: its hold goes first, and the plan says so
+    const released = new Set(action.release ?? []);
+    const releasing = (name: string) => (released.has(name) ? `  ${RELEASED_FIRST}` : "");
     if (report === undefined) {
       for (const name of action.snapshots)
-        rows.push(["", style.paint("dim", `- ${marked(planned, action.dataset, name)}`), "", ""]);
+        rows.push([
+          "",
+          style.paint("dim", `- ${marked(planned, action.dataset, name)}${releasing(name)}`),
+          "",
+          "",
+        ]);
       continue;
     }
     // with retention each line says which rule decided; kept ones only as a count unless -v.
@@ -145,7 +153,7 @@ function destroySection(
     const doomed = new Set(action.snapshots);
     for (const snapshot of report.snapshots) {
       const line = doomed.has(snapshot.name)
-        ? `- ${snapshot.name}  destroyed: ${snapshot.kept ? "added by a plugin" : snapshot.reasons.join(", ")}`
+        ? `- ${snapshot.name}  destroyed: ${snapshot.kept ? "added by a plugin" : snapshot.reasons.join(", ")}${releasing(snapshot.name)}`
         : snapshot.kept && verbose
           ? `  ${snapshot.name}  kept: ${snapshot.reasons.join(", ")}`
           : null;

@@ -40,7 +40,10 @@ describe("planCleanup source", () => {
     expect(plan.actions[0]?.snapshots).toEqual([own(1)]);
     expect(plan.skipped).toEqual([
       { subname: "a", reason: "left 1 snapshot(s) not named by abgleich: manual" },
-      { subname: "a", reason: `left 1 held snapshot(s) (zfs release them first): ${own(2)}` },
+      {
+        subname: "a",
+        reason: `left 1 held snapshot(s): ${own(2)}; any other hold is released by hand (zfs release TAG SNAPSHOT) once nothing needs it`,
+      },
     ]);
   });
 
@@ -73,7 +76,10 @@ describe("planCleanup source", () => {
     expect(plan.skipped).toEqual([
       {
         subname: "a",
-        reason: `left 2 held snapshot(s) (zfs release them first): ${own(2)}, ${own(3)}`,
+        reason:
+          `left 2 held snapshot(s): ${own(2)} (held by other-tool), ${own(3)} (held by abgleich:elsewhere/root); ` +
+          "a hold tagged abgleich:… keeps another target's chain base and goes when that target's backup moves on; " +
+          "any other hold is released by hand (zfs release TAG SNAPSHOT) once nothing needs it",
       },
     ]);
   });
