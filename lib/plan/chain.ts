@@ -15,14 +15,15 @@ const MAX_TAG_BYTES = 255;
 
 /**
  * The tags of abgleich's holds. On the target: `abgleich`. On the source: one per target
- * (`abgleich:HOST:POOL/PREFIX`, or `abgleich:POOL/PREFIX` for a local target), so backing up
- * one source to two targets keeps both chains: each run releases only its own target's holds.
+ * (`abgleich:[USER@]HOST[:PORT]:POOL/PREFIX`, or `abgleich:POOL/PREFIX` for a local target), so
+ * backing up one source to two targets keeps both chains: each run releases only its own
+ * target's holds. The user and port are part of it: two machines behind one gateway (`bk`,
+ * ports 22 and 2222) with alike pools are two targets.
  */
 export function holdTags(config: Config): { source: string; target: string } {
-  const where =
-    config.target.host === "localhost"
-      ? rootOf(config.target)
-      : `${config.target.host}:${rootOf(config.target)}`;
+  const { host, user, port } = config.target;
+  const login = `${user === "" ? "" : `${user}@`}${host}${port === null ? "" : `:${port}`}`;
+  const where = host === "localhost" ? rootOf(config.target) : `${login}:${rootOf(config.target)}`;
   let source = `abgleich:${where}`;
   if (Buffer.byteLength(source) > MAX_TAG_BYTES) {
     const digest = new Bun.CryptoHasher("sha256").update(where).digest("hex").slice(0, 16);

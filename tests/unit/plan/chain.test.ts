@@ -37,6 +37,11 @@ describe("hold tags", () => {
     expect(TAGS).toEqual({ source: "abgleich:backup/host", target: "abgleich" });
     const remote = config({ target: { ...config().target, host: "nas" } });
     expect(holdTags(remote).source).toBe("abgleich:nas:backup/host");
+    // one gateway, two machines: the port (and user) tell them apart
+    const forwarded = (port: number | null, user = "") =>
+      holdTags(config({ target: { ...config().target, host: "bk", port, user } })).source;
+    expect(new Set([forwarded(null), forwarded(2222), forwarded(2223)]).size).toBe(3);
+    expect(forwarded(2222, "backup")).toBe("abgleich:backup@bk:2222:backup/host");
     const long = config({ target: { ...config().target, prefix: "p".repeat(260) } });
     expect(holdTags(long).source).toMatch(/^abgleich:[0-9a-f]{16}$/);
   });
