@@ -549,6 +549,7 @@ declare module "abgleich" {
     side?: Side,
     isOwn?: (name: string) => boolean,
     otherTargets?: readonly Inventory[],
+    excluded?: (subname: string) => string | null,
   ): string[];
 
   type StageName = "inventory" | "snap" | "compare" | "backup" | "cleanup";

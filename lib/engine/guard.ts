@@ -53,6 +53,7 @@ function malformed(action: Action): string | null {
             typeof s === "object" &&
             s !== null &&
             typeof (s as Record<string, unknown>).dataset === "string" &&
+            typeof (s as Record<string, unknown>).subname === "string" &&
             typeof (s as Record<string, unknown>).name === "string",
         )
         ? null
@@ -69,7 +70,9 @@ function malformed(action: Action): string | null {
         ? null
         : "a malformed send action";
     case "abort-resume":
-      return typeof a.targetDataset === "string" ? null : "a malformed abort-resume action";
+      return typeof a.targetDataset === "string" && typeof a.subname === "string"
+        ? null
+        : "a malformed abort-resume action";
     case "destroy":
       return typeof a.dataset === "string" &&
         (a.side === "source" || a.side === "target") &&
@@ -98,6 +101,13 @@ function malformed(action: Action): string | null {
     default:
       return `an action of unknown kind ${JSON.stringify(a.kind)}`;
   }
+}
+
+/** the datasets an action touches, by subname (a well-formed action: `malformed` said so) */
+export function subnamesOf(action: Action): string[] {
+  if (action.kind === "snapshot") return action.snapshots.map((s) => s.subname);
+  if (action.kind === "chain") return action.entries.map((entry) => entry.subname);
+  return [action.subname];
 }
 
 /**
@@ -130,6 +140,8 @@ export function createGuard(
   /** other targets of the same source in this run (`run.with()`): their pairs' newest common
    * snapshots stay too */
   otherTargets: readonly Inventory[] = [],
+  /** why a subname takes no part (`ignore`, `include_root: no`); null when it does */
+  excluded: (subname: string) => string | null = () => null,
 ): ActionGuard {
   const allowed = ALLOWED[stage];
   const byName = (inv: Inventory) => new Map(inv.datasets.map((d) => [d.name, d]));
@@ -358,6 +370,14 @@ export function createGuard(
       const shape = malformed(action);
       if (shape) return [shape];
       if (oneTree.length > 0) return oneTree.slice(0, 1);
+      // what the config leaves out is never touched, whoever planned the action
+      for (const subname of subnamesOf(action)) {
+        const reason = excluded(subname);
+        if (reason !== null)
+          out.push(
+            `an action on ${subname === "" ? "the root dataset" : subname}, which is ${reason}`,
+          );
+      }
       if (!allowed.includes(action.kind))
         return [`a ${action.kind} action has no place in ${stage}`];
       switch (action.kind) {
@@ -408,9 +428,10 @@ export function planViolations(
   side?: Side,
   isOwn?: (name: string) => boolean,
   otherTargets: readonly Inventory[] = [],
+  excluded?: (subname: string) => string | null,
 ): string[] {
   if (!plan || !Array.isArray(plan.actions)) return ["the plan hook must return the plan"];
-  const guard = createGuard(stage, side, source, target, isOwn, otherTargets);
+  const guard = createGuard(stage, side, source, target, isOwn, otherTargets, excluded);
   const violations: string[] = [];
   for (const action of plan.actions) {
     violations.push(...guard.check(action));

@@ -6,6 +6,7 @@
 import { AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } from "tapable";
 import type { Config } from "../config/types.ts";
 import type { Namer } from "../plan/naming.ts";
+import { exclusionReason } from "../plan/pairs.ts";
 import type { Action, Plan } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
 import type { ActionOutcome } from "../zfs/outcome.ts";
@@ -171,7 +172,16 @@ const TAP_METHODS: Record<HookName, readonly ("tap" | "tapPromise" | "tapAsync")
 
 /** a plan a plugin returned from the plan hook, checked before the next plugin sees it */
 function checkedPlan(plugin: string, plan: unknown, info: PlanInfo): Plan {
-  const violations = planViolations(info.stage, plan as Plan, info.source, info.target, info.side);
+  const violations = planViolations(
+    info.stage,
+    plan as Plan,
+    info.source,
+    info.target,
+    info.side,
+    undefined,
+    undefined,
+    (subname) => exclusionReason(subname, info.config),
+  );
   if (violations.length > 0) throw new SafetyError(violations, `plugin "${plugin}"`);
   return plan as Plan;
 }

@@ -16,7 +16,7 @@ import { closeAll, createHost, type HostOptions } from "../hosts/index.ts";
 import { holdTags } from "../plan/chain.ts";
 import { compareTrees } from "../plan/compare.ts";
 import { defaultNamer, type Namer } from "../plan/naming.ts";
-import { sameDatasets } from "../plan/pairs.ts";
+import { exclusionReason, sameDatasets } from "../plan/pairs.ts";
 import { applyPlanned, plannedNames } from "../plan/simulate.ts";
 import type { Action, Comparison, Plan, SendAction } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
@@ -24,7 +24,7 @@ import { NOT_RUN } from "../zfs/outcome.ts";
 import { ZfsPort } from "../zfs/port.ts";
 import { cancelExitCode, isCancelError, untilCancelled, withinGrace } from "./cancel.ts";
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "./exit.ts";
-import { createGuard, planViolations, refuseSimulated, SafetyError } from "./guard.ts";
+import { createGuard, planViolations, refuseSimulated, SafetyError, subnamesOf } from "./guard.ts";
 import type {
   ActionOutcome,
   EngineHooks,
@@ -170,12 +170,6 @@ const messageOf = (error: unknown) => (error instanceof Error ? error.message : 
 const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
 
 /** subnames an action concerns, for stopping a failed dataset's later actions */
-function subnamesOf(action: Action): string[] {
-  if (action.kind === "snapshot") return action.snapshots.map((s) => s.subname);
-  if (action.kind === "chain") return action.entries.map((entry) => entry.subname);
-  return [action.subname];
-}
-
 /**
  * A chain action covers many datasets: the entries of those whose sends failed are dropped
  * (their base did not arrive), so the rest are still protected. When none is left, the action
@@ -613,6 +607,9 @@ export class Run {
    * target inside the source tree under another host name. Every snapshot would look backed up
    * and cleanup would free the only copies, so no stage goes on.
    */
+  /** why the config leaves a subname out, for the guard */
+  private readonly excluded = (subname: string) => exclusionReason(subname, this.config);
+
   private refuseOneTree(source: Inventory, target: Inventory): void {
     const same = sameDatasets(source, target);
     const first = same[0];
@@ -698,6 +695,7 @@ export class Run {
       info.side,
       this.namer().isOwn,
       inv.otherTargets,
+      this.excluded,
     );
     if (violations.length > 0) throw new SafetyError(violations, "the plan");
     return owned;
@@ -811,6 +809,7 @@ export class Run {
       info.side,
       this.namer().isOwn,
       now.otherTargets,
+      this.excluded,
     );
     if (violations.length > 0)
       throw new Error(
@@ -843,6 +842,7 @@ export class Run {
       (now ?? inventories).target,
       this.namer().isOwn,
       (now ?? inventories).otherTargets,
+      this.excluded,
     );
     const failedSubnames: string[] = [];
     let failed = false;

@@ -190,6 +190,35 @@ describe("the engine owns the plan", () => {
     expect(snapshotsOf(s.source, "tank/data/home")).toEqual([S1, S2, S3, UNSENT]);
   });
 
+  test("a plugin's destroy on an ignored dataset is refused: what the config leaves out is never touched", async () => {
+    const sneaky = definePlugin({
+      name: "sneaky",
+      setup(hooks) {
+        hooks.plan.tap("x", (plan) => ({
+          ...plan,
+          actions: [
+            ...plan.actions,
+            {
+              kind: "destroy",
+              side: "source",
+              subname: "srv",
+              dataset: "tank/data/srv",
+              snapshots: [S1],
+              used: 0,
+            },
+          ],
+        }));
+      },
+    });
+    const s = scene([sneaky], { cfg: { ignore: ["srv"] } });
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("failed");
+    expect(result.outcome.error?.message).toContain(
+      'plugin "sneaky" broke a safety rule, so the stage stopped before any further change: an action on srv, which is ignored (listed in ignore)',
+    );
+    expect(destroys(s.source)).toEqual([]);
+  });
+
   test("a target that is the source itself (one machine under two host names) stops every stage before its plan: nothing is destroyed", async () => {
     const cfg = config();
     const s = scene([], {
