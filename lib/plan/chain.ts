@@ -57,6 +57,15 @@ export function planChain(
     const { base, targetBase } = entry;
     const baseSnapshot = dataset.snapshots.find((snapshot) => snapshot.name === base);
     if (baseSnapshot === undefined) continue;
+    // another target's chain base (held under its own abgleich tag) keeps its bookmark: that
+    // chain's way back if the snapshot goes after all
+    const otherBases = new Set(
+      dataset.snapshots
+        .filter((snapshot) =>
+          snapshot.holds?.some((hold) => hold.startsWith("abgleich:") && hold !== tags.source),
+        )
+        .map((snapshot) => snapshot.guid),
+    );
     const chain: ChainEntry = {
       subname: dataset.subname,
       sourceDataset: dataset.name,
@@ -77,7 +86,8 @@ export function planChain(
           (bookmark) =>
             bookmark.name !== base &&
             bookmark.createtxg < baseSnapshot.createtxg &&
-            isOwn(bookmark.name),
+            isOwn(bookmark.name) &&
+            !otherBases.has(bookmark.guid),
         )
         .map((bookmark) => bookmark.name),
     };

@@ -99,6 +99,19 @@ describe("planChain", () => {
     expect(chainOf(plan)?.entries.map((e) => e.subname)).toEqual(["y"]);
   });
 
+  test("another target's chain base keeps its bookmark (its hold is that target's tag)", () => {
+    const source = inventory("source", [
+      src("", [a, held(b, "abgleich:elsewhere/root"), c], {
+        bookmarks: [bookmarkOf(a), bookmarkOf(b)],
+      }),
+    ]);
+    const target = inventory("target", [dst("", [a, b])]);
+    const entries = chainOf(planWithChain(source, target))?.entries ?? [];
+    expect(entries.map((e) => [e.base, e.destroyBookmarks, e.releaseSource])).toEqual([
+      ["1003", ["1001"], []],
+    ]);
+  });
+
   test("other tools' holds, foreign bookmarks and conflicted datasets are left alone", () => {
     const foreign: Bookmark = { ...bookmarkOf(a), name: "manual" };
     const source = inventory("source", [
