@@ -29,6 +29,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     )
     .option("-v, --verbose", "more detail: each command run on a host")
     .showHelpAfterError("(run with --help for usage)")
+    // every command takes --json, -q, -v and --no-color: its help says so
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride();
 
   const flags = (command: Command): GlobalFlags => command.optsWithGlobals() as GlobalFlags;
@@ -159,7 +161,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--crit <duration>", "CRITICAL from this age on (default status.crit or 50h)")
     .option("--prometheus <file>", "also write a node_exporter textfile (atomically) to FILE")
     .exitOverride((error) => {
-      if (error.exitCode === 0) throw error;
+      if (error.exitCode === 0 || isHelp(error)) throw error;
       // unknown options and missing arguments: UNKNOWN (3) with the plugin's first line, so a
       // monitor never reads a usage error as CRITICAL
       process.stdout.write(`ABGLEICH UNKNOWN - ${error.message.replace(/^error: /, "")}\n`);
@@ -201,6 +203,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
   return program;
 }
 
+/**
+ * Help was shown. `help COMMAND` ends with process.exitCode as its code, which is a failure
+ * until a run says otherwise (see the end of this file): help is never a failure.
+ */
+function isHelp(error: CommanderError): boolean {
+  return error.code === "commander.help" || error.code === "commander.helpDisplayed";
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   let code = 0;
   const program = buildProgram((c) => {
@@ -210,7 +220,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     await program.parseAsync([...argv], { from: "user" });
   } catch (error) {
     if (error instanceof CommanderError) {
-      // --help and --version end with code 0; usage errors are exit 2 (README: Exit codes)
+      // --help, `help COMMAND` and --version end with code 0; usage errors are exit 2 (README:
+      // Exit codes)
+      if (isHelp(error)) return 0;
       return error.exitCode === 0 || error.exitCode === EXIT_UNKNOWN ? error.exitCode : EXIT_USAGE;
     }
     throw error;

@@ -346,6 +346,13 @@ describe("trouble", () => {
       expect(option.code).toBe(3);
       expect(firstLineOf(option.stdout)).toBe("ABGLEICH UNKNOWN - unknown option '--bogus'");
       expect((await env.cli(["status", "--help"])).code).toBe(0);
+      // `help status` too: help is never a failure, nor an UNKNOWN (it read process.exitCode)
+      const help = await env.cli(["help", "status"]);
+      expect(help.code).toBe(0);
+      expect(help.stdout).not.toContain("ABGLEICH UNKNOWN");
+      // and it names the options every command takes
+      expect(help.stdout).toContain("Global Options:");
+      expect((await env.cli(["help", "snap"])).code).toBe(0);
     },
     LONG_MS,
   );
