@@ -55,3 +55,12 @@ export function formatThreshold(seconds: number): string {
   }
   return `${seconds}s`;
 }
+
+/**
+ * A recorded time (ISO text) in whole seconds since the epoch, and an age in whole seconds
+ * since it: one rounding for the text, the perfdata and the textfile, so they never disagree
+ * by a second (`now` is whole seconds too)
+ */
+export const epochSeconds = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
+export const secondsSince = (now: number, iso: string): number =>
+  Math.max(0, now - epochSeconds(iso));

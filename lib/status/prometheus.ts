@@ -5,6 +5,7 @@
 
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { epochSeconds } from "./duration.ts";
 import { LEVEL_NAMES, type Level, type StatusReport } from "./report.ts";
 import { type RunState, writeFileAtomically } from "./state.ts";
 
@@ -63,8 +64,6 @@ const gauge = (name: string, help: string, samples: Sample[]): Metric => ({
 
 /** the dataset label: the subname, `(root)` for the root (an empty value would drop the label) */
 export const datasetLabel = (subname: string) => (subname === "" ? "(root)" : subname);
-
-const seconds = (iso: string) => Math.round(Date.parse(iso) / 1000);
 
 /**
  * The metrics of one status check. `report` is null when the check could not run (a host down,
@@ -142,7 +141,7 @@ export function statusMetrics(
     gauge(
       "abgleich_last_run_timestamp_seconds",
       "When the last snap, backup, cleanup, wizard or workflow run of this config finished.",
-      lastRun ? [{ labels: base, value: seconds(lastRun.finishedAt) }] : [],
+      lastRun ? [{ labels: base, value: epochSeconds(lastRun.finishedAt) }] : [],
     ),
     gauge(
       "abgleich_last_run_success",
@@ -152,7 +151,7 @@ export function statusMetrics(
     gauge(
       "abgleich_last_success_timestamp_seconds",
       "When the last successful run of this config finished.",
-      lastSuccess ? [{ labels: base, value: seconds(lastSuccess.finishedAt) }] : [],
+      lastSuccess ? [{ labels: base, value: epochSeconds(lastSuccess.finishedAt) }] : [],
     ),
   ];
 }

@@ -4,7 +4,7 @@
 import type { Style, StyleFormat } from "../cli/render/style.ts";
 import { renderTable } from "../cli/render/table.ts";
 import { formatBytes } from "../cli/render/units.ts";
-import { formatAge, formatThreshold } from "./duration.ts";
+import { epochSeconds, formatAge, formatThreshold, secondsSince } from "./duration.ts";
 import {
   CRITICAL,
   LEVEL_NAMES,
@@ -33,9 +33,8 @@ const iso = (seconds: number) => new Date(seconds * 1000).toISOString().replace(
 
 function runLine(what: string, run: RunRecord | null, now: number): string {
   if (run === null) return `${what}: none recorded`;
-  const finished = Math.floor(Date.parse(run.finishedAt) / 1000);
   const stages = run.stages.length > 0 ? run.stages.join(", ") : "no stage";
-  return `${what}: ${stages} ${run.result} (exit ${run.exitCode}), finished ${iso(finished)} (${formatAge(now - finished)} ago)`;
+  return `${what}: ${stages} ${run.result} (exit ${run.exitCode}), finished ${iso(epochSeconds(run.finishedAt))} (${formatAge(secondsSince(now, run.finishedAt))} ago)`;
 }
 
 export function thresholdsText(thresholds: Thresholds): string {

@@ -14,7 +14,7 @@ import { pairConflicts } from "../plan/conflicts.ts";
 import { bookmarkBase, compareSnapshots, pairDatasets } from "../plan/pairs.ts";
 import type { ConflictKind } from "../plan/types.ts";
 import type { Dataset, Inventory, Snapshot } from "../zfs/model.ts";
-import { formatAge } from "./duration.ts";
+import { formatAge, secondsSince } from "./duration.ts";
 import type { RunRecord, RunState } from "./state.ts";
 
 export const OK = 0;
@@ -213,9 +213,7 @@ export function statusReport(input: StatusInput): StatusReport {
 
   const lastRun = state?.lastRun ?? null;
   const lastSuccess = state?.lastSuccess ?? null;
-  /** whole seconds since a recorded time, as the text and the perfdata both say them */
-  const secondsSince = (iso: string) => Math.max(0, Math.floor(now - Date.parse(iso) / 1000));
-  const ago = (iso: string) => formatAge(secondsSince(iso));
+  const ago = (iso: string) => formatAge(secondsSince(now, iso));
   if (input.stateProblem) problems.push({ level: UNKNOWN, text: input.stateProblem });
   else if (lastRun === null)
     problems.push({
@@ -231,7 +229,7 @@ export function statusReport(input: StatusInput): StatusReport {
     if (lastSuccess === null)
       problems.push({ level: WARNING, text: "no successful run recorded yet" });
     else {
-      const age = secondsSince(lastSuccess.finishedAt);
+      const age = secondsSince(now, lastSuccess.finishedAt);
       const level = ageLevel(age, thresholds);
       if (level > OK) problems.push({ level, text: `no successful run for ${formatAge(age)}` });
     }
@@ -269,7 +267,7 @@ export function statusReport(input: StatusInput): StatusReport {
     `resume_pending=${datasets.filter((d) => d.resumePending).length}`,
   ];
   if (lastSuccess !== null)
-    perf.push(`last_success_age=${secondsSince(lastSuccess.finishedAt)}s;${limits}`);
+    perf.push(`last_success_age=${secondsSince(now, lastSuccess.finishedAt)}s;${limits}`);
 
   return {
     level,

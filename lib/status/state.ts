@@ -73,6 +73,17 @@ export function stateFile(configFile: string, env: Env = process.env, uid?: numb
 const CANCELLED_CODES = new Set([130, 143]);
 
 /** a finished run's summary as a record; null for runs that change nothing */
+/** the recorded error's first line is kept this long at most (status shows it in one line) */
+const MAX_ERROR_CHARS = 300;
+
+/** at most `max` characters, cut after a whole word and marked with `…` when cut */
+export function shortened(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = text.slice(0, max - 1);
+  const space = cut.lastIndexOf(" ");
+  return `${(space > max / 2 ? cut.slice(0, space) : cut).trimEnd()}…`;
+}
+
 export function runRecord(summary: RunSummary): RunRecord | null {
   if (summary.mode !== "changing") return null;
   const statuses = summary.stages.map((entry) => entry.outcome.status);
@@ -91,7 +102,7 @@ export function runRecord(summary: RunSummary): RunRecord | null {
     exitCode: summary.exitCode,
     startedAt: summary.startedAt.toISOString(),
     finishedAt: summary.finishedAt.toISOString(),
-    error: failure ? (failure.message.split("\n")[0] ?? "").slice(0, 300) : null,
+    error: failure ? shortened(failure.message.split("\n")[0] ?? "", MAX_ERROR_CHARS) : null,
   };
 }
 

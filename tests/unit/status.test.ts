@@ -6,6 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { plainStyle } from "../../lib/cli/render/style.ts";
 import { ConfigError, parseConfig } from "../../lib/config/load.ts";
 import type { RunSummary } from "../../lib/engine/hooks.ts";
 import {
@@ -20,7 +21,7 @@ import {
   exposition,
   statusMetrics,
 } from "../../lib/status/prometheus.ts";
-import { firstLine } from "../../lib/status/render.ts";
+import { firstLine, renderStatus } from "../../lib/status/render.ts";
 import {
   CRITICAL,
   OK,
@@ -33,6 +34,7 @@ import {
   type RunState,
   readRunState,
   recordRun,
+  shortened,
   stateDirectory,
   stateFile,
 } from "../../lib/status/state.ts";
@@ -246,13 +248,22 @@ describe("the judgement", () => {
     expect(failed.summary).toStartWith(
       "last run (backup) failed 10m ago: backup: 1 action(s) failed",
     );
-    // a run that ended 31.6 s ago is 31 s old in the words and in the perfdata alike
+    // a run that ended 31.6 s ago counts from the whole second it ended in, as the time shown
+    // and the textfile say it: 32 s in the words, the perfdata, the run's line and the metrics
     const recent = run("ok", NOW - 31.6);
-    const just = statusReport(
-      input({ ...trees, state: { ...goodState, lastRun: recent, lastSuccess: recent } }),
+    const recentState = { ...goodState, lastRun: recent, lastSuccess: recent };
+    const just = statusReport(input({ ...trees, state: recentState }));
+    expect(just.summary).toContain("last run ok 32s ago");
+    expect(just.perfdata).toContain("last_success_age=32s;");
+    const text = renderStatus(just, plainStyle);
+    expect(text).toContain(
+      `finished ${new Date((NOW - 32) * 1000).toISOString().replace(".000Z", "Z")} (32s ago)`,
     );
-    expect(just.summary).toContain("last run ok 31s ago");
-    expect(just.perfdata).toContain("last_success_age=31s;");
+    const metrics = exposition(statusMetrics("/etc/a.yaml", OK, NOW, just, recentState));
+    expect(metrics).toContain(
+      `abgleich_last_run_timestamp_seconds{config="/etc/a.yaml"} ${NOW - 32}`,
+    );
+    expect(metrics).toContain(`abgleich_status_timestamp_seconds{config="/etc/a.yaml"} ${NOW}`);
     const longAgo = run("ok", NOW - 3 * 86_400);
     const stale = statusReport(
       input({ ...trees, state: { ...goodState, lastRun: longAgo, lastSuccess: longAgo } }),
@@ -326,6 +337,19 @@ describe("the state file", () => {
     });
     expect(second?.lastSuccess).toEqual(first?.lastSuccess ?? null);
     expect(warnings).toEqual([]);
+  });
+
+  test("a long error is kept to 300 characters, cut after a whole word and marked", () => {
+    const words = "Roll back or destroy the target's newer snapshots by hand ".repeat(8);
+    const kept = shortened(words, 300);
+    expect(kept.length).toBeLessThanOrEqual(300);
+    expect(kept).toEndWith("…");
+    expect(words.startsWith(kept.slice(0, -1))).toBe(true);
+    // the cut falls between words: what is kept ends with one
+    expect(words.charAt(kept.length - 1)).toBe(" ");
+    expect(shortened("short", 300)).toBe("short");
+    // one word longer than the room is cut inside it, still marked
+    expect(shortened("x".repeat(400), 300)).toBe(`${"x".repeat(299)}…`);
   });
 
   test("read-only and dry runs write nothing; an unwritable folder is a warning, not a failure", () => {
