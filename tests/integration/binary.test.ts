@@ -23,7 +23,10 @@ function emptyDir(name: string): string {
   return path;
 }
 
-/** the binary with a minimal environment: no inherited variables at all */
+/**
+ * the binary with a minimal environment: no inherited variables but where run state and locks
+ * go (the test process's folder, tests/helpers/isolate.ts; never the machine's)
+ */
 function run(
   args: string[],
   options: { cwd: string; path?: string; env?: Record<string, string> },
@@ -35,6 +38,8 @@ function run(
       HOME: options.cwd,
       TZ: "UTC",
       NO_COLOR: "1",
+      ABGLEICH_STATE_DIR: process.env.ABGLEICH_STATE_DIR as string,
+      ABGLEICH_LOCK_DIR: process.env.ABGLEICH_LOCK_DIR as string,
       ...options.env,
     },
     stdin: "ignore",
