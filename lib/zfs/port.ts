@@ -39,7 +39,7 @@ import {
   zfsUsed,
   zpoolFreeing,
 } from "./commands.ts";
-import { commandFailure, describeHost, ZfsCommandError } from "./errors.ts";
+import { commandFailure, describeHost, missingProgramHint, ZfsCommandError } from "./errors.ts";
 import { ListParser } from "./list.ts";
 import type { Inventory } from "./model.ts";
 import type { ActionOutcome } from "./outcome.ts";
@@ -127,7 +127,13 @@ export class ZfsPort {
   }
 
   private fail(argv: readonly string[], result: RunResult): never {
-    throw new ZfsCommandError(this.where, argv, result.code, result.stderr);
+    throw new ZfsCommandError(
+      this.where,
+      argv,
+      result.code,
+      result.stderr,
+      missingProgramHint(this.host, result.code, result.stderr),
+    );
   }
 
   /** run one action's command */

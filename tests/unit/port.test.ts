@@ -289,6 +289,29 @@ describe("ZfsPort queries", () => {
     expect((error as Error).message).toContain("internal error: Invalid argument");
   });
 
+  test("zfs not found (exit 127): the message says PATH, and what to set it to, here or on the host", async () => {
+    const notFound = { code: 127, stderr: "/bin/sh: 1: exec: zfs: not found\n" };
+    const local = await new ZfsPort(fakeHost([notFound]).host)
+      .inventory("tank")
+      .catch((caught: unknown) => caught);
+    expect((local as Error).message).toContain(
+      "zfs is not on this PATH (" +
+        (process.env.PATH ?? "") +
+        "): cron and other minimal environments lack /usr/sbin and /sbin",
+    );
+    const remote = await new ZfsPort(fakeHost([notFound], true).host)
+      .inventory("tank")
+      .catch((caught: unknown) => caught);
+    expect((remote as Error).message).toContain(
+      "zfs is not on the PATH commands over ssh get on backup.example",
+    );
+    // another command's 127, or another failure, gets no such words
+    const other = await new ZfsPort(fakeHost([{ code: 1, stderr: "zfs: not found\n" }]).host)
+      .inventory("tank")
+      .catch((caught: unknown) => caught);
+    expect((other as Error).message).not.toContain("PATH");
+  });
+
   test("inventory: zfs's failure is reported, not what its partial output looked like", async () => {
     const partial = {
       code: 1,
