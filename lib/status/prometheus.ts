@@ -148,10 +148,12 @@ export function statusMetrics(
       "1 when the last run of this config succeeded, else 0.",
       lastRun ? [{ labels: base, value: lastRun.result === "ok" ? 1 : 0 }] : [],
     ),
+    // 0 when none is recorded: `time() - …` then alerts on a job that never succeeded, where
+    // an absent series would silence the alert
     gauge(
       "abgleich_last_success_timestamp_seconds",
-      "When the last successful run of this config finished.",
-      lastSuccess ? [{ labels: base, value: epochSeconds(lastSuccess.finishedAt) }] : [],
+      "When the last successful run of this config finished; 0 when none is recorded.",
+      [{ labels: base, value: lastSuccess ? epochSeconds(lastSuccess.finishedAt) : 0 }],
     ),
   ];
 }

@@ -116,6 +116,13 @@ describe("exposition format", () => {
     );
     expect(text).toContain('abgleich_last_run_success{config="/etc/a.yaml"} 0\n');
     expect(text).not.toContain("abgleich_snapshot_lag");
+    // a job that never succeeded: 0, so `time() - …` alerts rather than finding no series
+    const never = exposition(
+      statusMetrics("/etc/a.yaml", WARNING, NOW, null, { ...state, lastSuccess: null }),
+    );
+    expect(never).toContain('abgleich_last_success_timestamp_seconds{config="/etc/a.yaml"} 0\n');
+    const none = exposition(statusMetrics("/etc/a.yaml", WARNING, NOW, null, null));
+    expect(none).toContain('abgleich_last_success_timestamp_seconds{config="/etc/a.yaml"} 0\n');
   });
 });
 
