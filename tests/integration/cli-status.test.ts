@@ -6,7 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Scenario } from "../../lib/sim/main.ts";
 import { configYaml, createSimEnv, must, type SimEnv } from "../helpers/sim-env.ts";
 
@@ -408,6 +408,28 @@ describe("--prometheus", () => {
       const check = Bun.spawnSync([promtool, "check", "metrics"], { stdin: Bun.file(file) });
       expect(check.stdout.toString() + check.stderr.toString()).toBe("");
       expect(check.exitCode).toBe(0);
+    },
+    LONG_MS,
+  );
+
+  test(
+    "a textfile folder that cannot be made is UNKNOWN, naming the folder and node_exporter's package",
+    async () => {
+      seed(scenario([100]));
+      const config = env.writeConfig(
+        configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
+        "no-folder.yaml",
+      );
+      // a folder below a plain file: it cannot be made, as under a read-only /var
+      const blocker = join(env.dir, "not-a-folder");
+      writeFileSync(blocker, "");
+      const file = join(blocker, "node-exporter", "abgleich.prom");
+      const run = await env.cli(["status", config, "--prometheus", file]);
+      expect(run.code).toBe(3);
+      expect(run.stdout).toContain(`ABGLEICH UNKNOWN - cannot write the textfile ${file}`);
+      expect(run.stdout).toContain(
+        `(the folder ${dirname(file)} does not exist and could not be made: node_exporter's textfile folder comes with prometheus-node-exporter`,
+      );
     },
     LONG_MS,
   );

@@ -4,7 +4,8 @@
 // from judging — an unreadable config, a bad threshold, a host that is down — is UNKNOWN, not
 // the usual exit 2 or 1: a monitoring system reads 2 as CRITICAL.
 
-import { resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { loadConfig } from "../../config/load.ts";
 import type { Config } from "../../config/types.ts";
 import { stages } from "../../engine/stages/index.ts";
@@ -148,7 +149,11 @@ function finish(
     } catch (problem) {
       // a textfile that stays old would look fresh to Prometheus: the check itself failed
       level = UNKNOWN;
-      error = `cannot write the textfile ${prometheus}: ${(problem as Error).message}`;
+      const folder = dirname(resolve(prometheus));
+      const hint = existsSync(folder)
+        ? ""
+        : ` (the folder ${folder} does not exist and could not be made: node_exporter's textfile folder comes with prometheus-node-exporter; install it, or give --prometheus a file in a folder that exists)`;
+      error = `cannot write the textfile ${prometheus}: ${(problem as Error).message}${hint}`;
     }
   }
   if (error !== null || report === null) {
