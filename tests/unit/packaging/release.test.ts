@@ -6,10 +6,13 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import {
+  bundledPackages,
+  changelog,
   control,
   copyright,
   DEB_PATHS,
   glibcNeeded,
+  MAINTAINER_SCRIPTS,
   sharedFiles,
   TARGETS,
 } from "../../../scripts/release.ts";
@@ -50,10 +53,43 @@ describe("control", () => {
     ]);
   });
 
-  test("copyright: the machine-readable header, then the license", () => {
-    expect(copyright("LICENSE TEXT")).toMatch(
-      /^Format: https:\/\/www\.debian\.org\/doc\/packaging-manuals\/copyright-format\/1\.0\/\n[\s\S]*License: GPL-2\.0-or-later\n\nLICENSE TEXT$/,
+  test("copyright: the machine-readable header, abgleich's license, what the binary bundles, each license once", () => {
+    const text = copyright(bundledPackages());
+    expect(text).toStartWith(
+      "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: abgleich\n\nFiles: *\n",
     );
+    // GPL and Apache point to Debian's copies, as policy asks, instead of a full text
+    expect(text).toContain(
+      "License: GPL-2.0-or-later\n On Debian systems, the full text of this license is in\n /usr/share/common-licenses/GPL-2.",
+    );
+    expect(text).toContain("/usr/share/common-licenses/Apache-2.0.");
+    expect(text).not.toContain("GNU GENERAL PUBLIC LICENSE");
+    // every npm package the binary holds, with its version and license, and that license's text
+    for (const name of ["ajv", "commander", "tapable", "yaml", "zx"])
+      expect(text).toMatch(new RegExp(`^ ${name} \\d`, "m"));
+    for (const license of new Set(bundledPackages().map((b) => b.license)))
+      expect(text.split("\n").filter((line) => line === `License: ${license}`)).toHaveLength(1);
+    expect(text).toContain("Bun runtime (MIT)");
+    expect(text).toContain("JavaScriptCore (LGPL-2.1");
+    expect(() => copyright([{ name: "x", version: "1", license: "WTFPL" }])).toThrow(
+      "no license text for WTFPL",
+    );
+  });
+
+  test("maintainer scripts: sh that parses, systemd told after install and removal, a purge takes the enabled timers and the state", () => {
+    for (const [name, script] of Object.entries(MAINTAINER_SCRIPTS)) {
+      const check = Bun.spawnSync(["sh", "-n", "-c", script]);
+      expect(`${name}: ${check.stderr.toString()}`).toBe(`${name}: `);
+      expect(script).toStartWith("#!/bin/sh\nset -e\n");
+    }
+    expect(MAINTAINER_SCRIPTS.postinst).toContain("daemon-reload");
+    expect(MAINTAINER_SCRIPTS.prerm).toContain("systemctl stop 'abgleich@*.timer'");
+    expect(MAINTAINER_SCRIPTS.postrm).toContain('if [ "$1" = purge ]; then');
+    expect(MAINTAINER_SCRIPTS.postrm).toContain("rm -rf /var/lib/abgleich");
+    expect(changelog("1.2.3", "2026-01-02")).toStartWith(
+      "abgleich (1.2.3) unstable; urgency=medium\n",
+    );
+    expect(changelog("1.2.3", "2026-01-02")).toContain("  Fri, 02 Jan 2026 00:00:00 +0000\n");
   });
 });
 
@@ -73,7 +109,18 @@ describe("sharedFiles", () => {
     expect(text(DEB_PATHS.bash)).toContain("complete -F _abgleich abgleich");
     expect(text(DEB_PATHS.zsh).startsWith("#compdef abgleich")).toBe(true);
     expect(text(DEB_PATHS.fish)).toContain("complete -c abgleich");
-    expect(text(`${DEB_PATHS.doc}/copyright`)).toContain("GNU GENERAL PUBLIC LICENSE");
+    expect(text(`${DEB_PATHS.doc}/copyright`)).toContain("/usr/share/common-licenses/GPL-2");
+    expect(
+      gunzipSync(files.get(`${DEB_PATHS.doc}/changelog.gz`) as Uint8Array).toString("utf8"),
+    ).toStartWith("abgleich (1.2.3) unstable;");
+    // what README.md links to ships beside it
+    expect(
+      gunzipSync(files.get(`${DEB_PATHS.doc}/docs/plugins.md.gz`) as Uint8Array).toString("utf8"),
+    ).toContain("definePlugin");
+    expect(JSON.parse(text(`${DEB_PATHS.doc}/docs/events.schema.json`))).toHaveProperty("$schema");
+    expect(text("usr/share/lintian/overrides/abgleich")).toContain(
+      "abgleich: unstripped-binary-or-object [usr/bin/abgleich]\n",
+    );
     expect(text(`${DEB_PATHS.doc}/examples/config.yaml`)).toContain("zpool:");
   });
 
