@@ -19,6 +19,7 @@ import { defaultNamer, type Namer } from "../plan/naming.ts";
 import { exclusionReason, sameDatasets } from "../plan/pairs.ts";
 import { applyPlanned, plannedNames } from "../plan/simulate.ts";
 import type { Action, Comparison, Plan, SendAction } from "../plan/types.ts";
+import { GuidSharing } from "../zfs/list.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
 import { NOT_RUN } from "../zfs/outcome.ts";
 import { ZfsPort } from "../zfs/port.ts";
@@ -445,10 +446,10 @@ export class Run {
   }
 
   /** one side's tree, read once and cached until a stage changes that side */
-  inventory(side: Side): Promise<Inventory> {
+  inventory(side: Side, sharing?: GuidSharing): Promise<Inventory> {
     let pending = this.cache.get(side);
     if (!pending) {
-      pending = this.ports[side].inventory(rootOf(this.config[side]));
+      pending = this.ports[side].inventory(rootOf(this.config[side]), sharing);
       this.cache.set(side, pending);
       pending.catch(() => this.cache.delete(side));
     }
@@ -566,9 +567,11 @@ export class Run {
     sides: readonly Side[],
     afterPlanned = false,
   ): Promise<Inventories> {
+    // both sides read together share their guid strings (a target's snapshots are its source's)
+    const sharing = new GuidSharing();
     const side = (which: Side) =>
       sides.includes(which)
-        ? ((afterPlanned ? this.simulatedView(which) : null) ?? this.inventory(which))
+        ? ((afterPlanned ? this.simulatedView(which) : null) ?? this.inventory(which, sharing))
         : null;
     const [source, target] = await Promise.all([side("source"), side("target")]);
     const empty = (side: Side): Inventory =>
@@ -795,8 +798,9 @@ export class Run {
     before: Inventories,
   ): Promise<Inventories> {
     for (const side of stage.reads) this.cache.delete(side);
+    const sharing = new GuidSharing();
     const fresh = (side: Side) =>
-      stage.reads.includes(side) ? this.inventory(side) : Promise.resolve(before[side]);
+      stage.reads.includes(side) ? this.inventory(side, sharing) : Promise.resolve(before[side]);
     const [source, target] = await Promise.all([fresh("source"), fresh("target")]);
     const now: Inventories = { source, target };
     if (before.otherTargets !== undefined) now.otherTargets = await this.otherTargets();

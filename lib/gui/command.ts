@@ -13,6 +13,7 @@ import { createHooks } from "../engine/hooks.ts";
 import type { Run, StageResult } from "../engine/runner.ts";
 import { stages } from "../engine/stages/index.ts";
 import { compareTrees } from "../plan/compare.ts";
+import { GuidSharing } from "../zfs/list.ts";
 import { EventHub, guiUi } from "./bridge.ts";
 import { browserOpener, parseListen, type WizardFlags } from "./choose.ts";
 import type { StepKey } from "./protocol.ts";
@@ -174,7 +175,11 @@ export async function guiWizard(configPath: string, flags: GuiWizardFlags): Prom
 /** both trees once more after the steps changed them, read as the engine reads them */
 async function compareAfter(run: Run, hub: EventHub): Promise<void> {
   try {
-    const [source, target] = await Promise.all([run.inventory("source"), run.inventory("target")]);
+    const sharing = new GuidSharing();
+    const [source, target] = await Promise.all([
+      run.inventory("source", sharing),
+      run.inventory("target", sharing),
+    ]);
     hub.publish({
       type: "compare",
       view: compareView(compareTrees(source, target, run.config), { source, target }),

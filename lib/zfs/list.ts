@@ -6,7 +6,9 @@
 // by piece (ListParser.push), in one pass per line, and keeps only what the model holds: no
 // text of the whole listing is ever made, and every string kept is made fresh from its bytes.
 // Snapshot names repeat from dataset to dataset (one `zfs snapshot -r` names them all alike), so
-// they are shared, not made again per row.
+// they are shared, not made again per row. Guids repeat from side to side (a target's snapshots
+// are its source's): when both sides are read together (GuidSharing), a guid the other side
+// already made is shared too — a third of a large compare's memory was the two sides' guids.
 
 import type { Bookmark, Dataset, DatasetType, Inventory, Side, Snapshot } from "./model.ts";
 
@@ -95,6 +97,27 @@ const AVAILABLE = bytes("available");
 const UNAVAILABLE = bytes("unavailable");
 
 /**
+ * Both sides' parsers of one read: each dataset's snapshots, by subname, as the first side to
+ * reach it has them so far, for the other side to share their guid strings. Sharing changes
+ * which string object holds a guid, never its text: a guid is shared only when its bytes spell
+ * the other side's exactly.
+ */
+export class GuidSharing {
+  private readonly waiting = new Map<string, Snapshot[]>();
+
+  /** the other side's snapshots of `subname`, or undefined when this side is there first */
+  meet(subname: string, mine: Snapshot[]): Snapshot[] | undefined {
+    const other = this.waiting.get(subname);
+    if (other === undefined) {
+      this.waiting.set(subname, mine);
+      return undefined;
+    }
+    this.waiting.delete(subname);
+    return other;
+  }
+}
+
+/**
  * Parse `zfs list -t all -Hp -o LIST_COLUMNS -r root` output, pushed in pieces of any size as
  * it is read; `end()` gives the Inventory. `where` names the source of the text in errors (e.g.
  * "source (localhost)"). A piece is only read during `push`: its buffer may be reused after.
@@ -116,11 +139,19 @@ export class ListParser {
   private readonly tabs = new Int32Array(COLUMNS + 1);
   /** where the short name of the row parentOf looked at starts (no pair allocated per row) */
   private shortStart = 0;
+  /** the other side's snapshots of the current dataset (GuidSharing), and where they match */
+  private peer: Snapshot[] | undefined;
+  private peerAt = 0;
+  /** the peer's place was looked up by name once for this dataset (a pruned older part) */
+  private peerResynced = false;
+  /** guids taken from the other side's strings (GuidSharing) */
+  sharedGuids = 0;
 
   constructor(
     readonly side: Side,
     readonly root: string,
     readonly where: string,
+    private readonly sharing?: GuidSharing,
   ) {
     this.rootSlash = `${root}/`;
   }
@@ -241,6 +272,36 @@ export class ListParser {
     if (a === z) this.fail(`guid of ${name} is not a number: ""`);
     return b.latin1Slice(a, z);
   }
+  /**
+   * The guid of a snapshot of the current dataset: the other side's string when its bytes
+   * spell it (the same snapshot there, usually at the same place, or from a place found once
+   * by name when older snapshots were pruned on one side), else a new one
+   */
+  private sharedGuid(name: string): string {
+    const peer = this.peer;
+    if (peer !== undefined) {
+      let candidate = peer[this.peerAt];
+      if (candidate !== undefined && candidate.name !== name && !this.peerResynced) {
+        this.peerResynced = true;
+        const at = peer.findIndex((snapshot) => snapshot.name === name);
+        if (at >= 0) {
+          this.peerAt = at;
+          candidate = peer[at];
+        }
+      }
+      if (candidate !== undefined && candidate.name === name) {
+        this.peerAt++;
+        const a = this.from(GUID);
+        const guid = candidate.guid;
+        if (guid.length === this.to(GUID) - a && this.spells(a, guid)) {
+          this.sharedGuids++;
+          return guid;
+        }
+      }
+    }
+    return this.guid(name);
+  }
+
   /** `1.00`, `1.37x`: digits, an optional fraction, an optional `x` */
   private ratio(name: string): number {
     const b = this.b;
@@ -322,7 +383,7 @@ export class ListParser {
       );
       parent.snapshots.push({
         name: short,
-        guid: this.guid(short),
+        guid: parent === this.current ? this.sharedGuid(short) : this.guid(short),
         createtxg: this.number(CREATETXG, short),
         creation: this.number(CREATION, short),
         used: this.number(USED, short),
@@ -404,6 +465,9 @@ export class ListParser {
     this.current = dataset;
     this.datasets.push(dataset);
     byName.set(name, dataset);
+    this.peer = this.sharing?.meet(subname, dataset.snapshots);
+    this.peerAt = 0;
+    this.peerResynced = false;
   }
 }
 

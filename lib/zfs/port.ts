@@ -40,7 +40,7 @@ import {
   zpoolFreeing,
 } from "./commands.ts";
 import { commandFailure, describeHost, missingProgramHint, ZfsCommandError } from "./errors.ts";
-import { ListParser } from "./list.ts";
+import { type GuidSharing, ListParser } from "./list.ts";
 import type { Inventory } from "./model.ts";
 import type { ActionOutcome } from "./outcome.ts";
 
@@ -152,10 +152,11 @@ export class ZfsPort {
   // ---- queries
 
   /** the side's whole tree in one `zfs list`; a root that does not exist is an empty tree */
-  async inventory(root: string): Promise<Inventory> {
+  /** `sharing`: the other side is read at the same time; their parsers share guid strings */
+  async inventory(root: string, sharing?: GuidSharing): Promise<Inventory> {
     const argv = zfsList(root);
     // parsed as it is read: no text of a million rows is ever held
-    const parser = new ListParser(this.host.side, root, this.where);
+    const parser = new ListParser(this.host.side, root, this.where, sharing);
     let parseError: unknown;
     const result = await this.query(argv, (piece) => {
       if (parseError !== undefined) return;

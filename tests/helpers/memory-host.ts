@@ -23,7 +23,7 @@ const row = (cells: (string | number)[]) => cells.join("\t");
 /** zfs guids are numbers: the fixtures' readable guids ("g-a") map to stable numbers */
 const numericGuid = (guid: string) => (/^\d+$/.test(guid) ? guid : String(Bun.hash.wyhash(guid)));
 
-function listRows(datasets: readonly Dataset[], root: string): string {
+export function listRows(datasets: readonly Dataset[], root: string): string {
   const lines: string[] = [];
   for (const d of datasets) {
     if (d.name !== root && !d.name.startsWith(`${root}/`)) continue;

@@ -1,7 +1,15 @@
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { syntheticList } from "../../bench/synthetic.ts";
-import { LIST_COLUMNS, ListParseError, ListParser, parseList } from "../../lib/zfs/list.ts";
+import {
+  GuidSharing,
+  LIST_COLUMNS,
+  ListParseError,
+  ListParser,
+  parseList,
+} from "../../lib/zfs/list.ts";
 import type { Dataset, Inventory, Side } from "../../lib/zfs/model.ts";
+import { listRows } from "../helpers/memory-host.ts";
 
 // rows as real OpenZFS 2.1.11 prints them, with our column set (a bookmark's used, written,
 // ratio, mountpoint, mounted, token, userrefs, encryption and keystatus are all `-`)
@@ -317,3 +325,139 @@ function oddList(): string {
     dataset(i < names.length ? (names[i] as string) : `tank/x y/h/n ${i}`, i);
   return `${lines.join("\n")}\n`;
 }
+
+describe("GuidSharing: both sides parsed together", () => {
+  // A source tree, and a target derived from it as backups, pruning and accidents leave it:
+  // missing datasets, older snapshots pruned, a newer part not sent yet, a snapshot of the
+  // same name but another guid, target-only snapshots.
+  const SOURCE_ROOT = "tank/data";
+  const TARGET_ROOT = "backup/data";
+  const treeArb = fc.array(
+    fc.record({
+      snapshots: fc.integer({ min: 0, max: 9 }),
+      onTarget: fc.boolean(),
+      pruned: fc.integer({ min: 0, max: 4 }),
+      sent: fc.integer({ min: 0, max: 9 }),
+      mismatch: fc.option(fc.integer({ min: 0, max: 8 }), { nil: undefined }),
+      targetOnly: fc.integer({ min: 0, max: 2 }),
+    }),
+    { minLength: 1, maxLength: 6 },
+  );
+  const piecesArb = fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 20 });
+
+  type Shape = typeof treeArb extends fc.Arbitrary<infer T> ? T : never;
+  function trees(shape: Shape) {
+    let guid = 10_000_000_000_000_000_000n;
+    const next = () => String(guid++);
+    const source: Dataset[] = [];
+    const target: Dataset[] = [];
+    shape.forEach((d, index) => {
+      const subname = index === 0 ? "" : `d${index}`;
+      const snapshot = (name: string, createtxg: number) => ({
+        name,
+        guid: next(),
+        createtxg,
+        creation: 1_700_000_000 + createtxg,
+        used: 1,
+        referenced: 2,
+        written: 3,
+        compressratio: 1,
+        userrefs: 0,
+      });
+      const snaps = Array.from({ length: d.snapshots }, (_, s) => snapshot(`s${s}`, 10 + s));
+      const dataset = (root: string, snapshots: typeof snaps): Dataset => ({
+        name: subname === "" ? root : `${root}/${subname}`,
+        subname,
+        type: "filesystem",
+        guid: next(),
+        createtxg: 1,
+        creation: 1_700_000_000,
+        used: 1,
+        referenced: 1,
+        written: 0,
+        compressratio: 1,
+        mountpoint: "-",
+        mounted: null,
+        resumeToken: null,
+        encryption: "off",
+        keystatus: null,
+        bookmarks: [],
+        snapshots,
+      });
+      source.push(dataset(SOURCE_ROOT, snaps));
+      // without the target root, nothing below it can be listed
+      if (!d.onTarget || (index > 0 && target.length === 0)) return;
+      const kept = snaps
+        .slice(Math.min(d.pruned, d.sent), Math.max(d.sent, 0))
+        .map((s, i) => (i === d.mismatch ? { ...s, guid: next() } : { ...s }));
+      for (let t = 0; t < d.targetOnly; t++) kept.push(snapshot(`t${t}`, 100 + t));
+      target.push(dataset(TARGET_ROOT, kept));
+    });
+    return { source, target };
+  }
+
+  test("reads the same trees as apart, whatever order the pieces come in; a guid the other side has is shared", () => {
+    fc.assert(
+      fc.property(treeArb, piecesArb, (shape, sizes) => {
+        const { source, target } = trees(shape);
+        const texts = {
+          source: Buffer.from(listRows(source, SOURCE_ROOT)),
+          target: Buffer.from(listRows(target, TARGET_ROOT)),
+        };
+        const apart = {
+          source: parseList(texts.source.toString(), "source", SOURCE_ROOT, "s"),
+          target: parseList(texts.target.toString(), "target", TARGET_ROOT, "t"),
+        };
+        // target snapshots whose guid the source has at the same name
+        const sourceGuids = new Map(
+          apart.source.datasets.flatMap((d) =>
+            d.snapshots.map((s) => [`${d.subname}@${s.name}`, s.guid]),
+          ),
+        );
+        const alike = apart.target.datasets.reduce(
+          (count, d) =>
+            count +
+            d.snapshots.filter((s) => sourceGuids.get(`${d.subname}@${s.name}`) === s.guid).length,
+          0,
+        );
+        for (const order of ["source first", "target first", "interleaved"] as const) {
+          const sharing = new GuidSharing();
+          const parsers = {
+            source: new ListParser("source", SOURCE_ROOT, "s", sharing),
+            target: new ListParser("target", TARGET_ROOT, "t", sharing),
+          };
+          // in pieces, as connections deliver them: one side after the other, or taking turns
+          const at = { source: 0, target: 0 };
+          let turn = 0;
+          const pick = (): Side =>
+            order === "source first"
+              ? at.source < texts.source.length
+                ? "source"
+                : "target"
+              : order === "target first"
+                ? at.target < texts.target.length
+                  ? "target"
+                  : "source"
+                : turn % 2 === 0
+                  ? "source"
+                  : "target";
+          while (at.source < texts.source.length || at.target < texts.target.length) {
+            const side = pick();
+            const size = sizes[turn % sizes.length] as number;
+            turn++;
+            if (at[side] >= texts[side].length) continue;
+            parsers[side].push(texts[side].subarray(at[side], at[side] + size));
+            at[side] += size;
+          }
+          expect({ source: parsers.source.end(), target: parsers.target.end() }).toEqual(apart);
+          const shared = parsers.source.sharedGuids + parsers.target.sharedGuids;
+          // one side complete before the other: every such guid is shared; taking turns, a
+          // side may reach a snapshot before the other has it
+          if (order === "interleaved") expect(shared).toBeLessThanOrEqual(alike);
+          else expect(shared).toBe(alike);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
