@@ -37,7 +37,7 @@ import { comparisonPieces } from "../lib/cli/render/compare.ts";
 import { plainStyle } from "../lib/cli/render/style.ts";
 import { configWithDefaults } from "../lib/config/types.ts";
 import { compareTrees } from "../lib/plan/compare.ts";
-import { ListParser } from "../lib/zfs/list.ts";
+import { GuidSharing, ListParser } from "../lib/zfs/list.ts";
 import type { Side } from "../lib/zfs/model.ts";
 import { buildBinary } from "../tests/e2e/helpers.ts";
 import { syntheticList } from "./synthetic.ts";
@@ -193,9 +193,11 @@ function phases(dir: string): void {
 
 /** the child of phases(): the steps of `compare` one by one, timed */
 function inProcess(sourceFile: string, targetFile: string): void {
-  // read and parsed a piece at a time, as the port does with `zfs list`'s output
+  // read and parsed a piece at a time, as the port does with `zfs list`'s output, the two
+  // sides sharing their guids as the engine's read of both does
+  const sharing = new GuidSharing();
   const read = (file: string, side: Side, root: string) => {
-    const parser = new ListParser(side, root, `${side} (bench)`);
+    const parser = new ListParser(side, root, `${side} (bench)`, sharing);
     const fd = openSync(file, "r");
     const buffer = Buffer.allocUnsafe(1 << 20);
     for (let count = readSync(fd, buffer); count > 0; count = readSync(fd, buffer))
