@@ -3,7 +3,7 @@
 // own inventories (never a plugin's copy): on every plugin's plan, on the frozen plan that is
 // shown, and on each action immediately before it runs.
 
-import { compareSnapshots, sameDatasets } from "../plan/pairs.ts";
+import { compareSnapshots } from "../plan/pairs.ts";
 import { hasPlanned } from "../plan/simulate.ts";
 import type { Action, Plan } from "../plan/types.ts";
 import type { Dataset, Inventory, Side } from "../zfs/model.ts";
@@ -154,12 +154,6 @@ export function createGuard(
   const arrived = new Map<string, Set<string>>();
   /** subnames whose partial receive an earlier abort-resume of this stage removed */
   const aborted = new Set<string>();
-  // the target is the source itself (two host names, one machine): every snapshot would look
-  // backed up, so nothing may run at all
-  const oneTree = sameDatasets(source, target).map(
-    (pair) =>
-      `${pair.target.name} on the target is ${pair.source.name} on the source (one dataset, guid ${pair.source.guid}): source and target are one tree`,
-  );
 
   /** per subname, the newest snapshot the source shares with each other target */
   const othersNewest = new Map<string, Set<string>>();
@@ -369,7 +363,6 @@ export function createGuard(
       const out: string[] = [];
       const shape = malformed(action);
       if (shape) return [shape];
-      if (oneTree.length > 0) return oneTree.slice(0, 1);
       // what the config leaves out is never touched, whoever planned the action
       for (const subname of subnamesOf(action)) {
         const reason = excluded(subname);

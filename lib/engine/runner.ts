@@ -577,7 +577,7 @@ export class Run {
     const empty = (side: Side): Inventory =>
       deepFreeze({ side, root: rootOf(this.config[side]), datasets: [] });
     const inventories = { source: source ?? empty("source"), target: target ?? empty("target") };
-    if (source && target) this.refuseOneTree(source, target);
+    if (source && target) await this.refuseOneTree(source, target);
     const { hooks } = this.shared;
     // handed to plugins frozen, so nothing can edit the trees the guard reads; freezing a
     // million snapshots takes seconds, so only when a plugin will see them
@@ -604,19 +604,28 @@ export class Run {
     return inventories;
   }
 
-  /**
-   * The target is the source itself when a dataset is on both sides (equal dataset guids): the
-   * config names one machine twice (`localhost` and `127.0.0.1`, `nas` and `nas.lan`), or a
-   * target inside the source tree under another host name. Every snapshot would look backed up
-   * and cleanup would free the only copies, so no stage goes on.
-   */
   /** why the config leaves a subname out, for the guard */
   private readonly excluded = (subname: string) => exclusionReason(subname, this.config);
 
-  private refuseOneTree(source: Inventory, target: Inventory): void {
+  /**
+   * The target is the source itself when a dataset is on both sides (equal dataset guids) in
+   * one pool (equal pool guids): the config names one machine twice (`localhost` and
+   * `127.0.0.1`, `nas` and `nas.lan`), or a target inside the source tree under another host
+   * name. Every snapshot would look backed up and cleanup would free the only copies, so no
+   * stage goes on. A block-level copy of the pool (`zpool split`, which gives the new pool a
+   * guid of its own, or a disk image after `zpool reguid`) keeps the dataset guids and is a
+   * target like any other.
+   */
+  private async refuseOneTree(source: Inventory, target: Inventory): Promise<void> {
     const same = sameDatasets(source, target);
     const first = same[0];
     if (first === undefined) return;
+    const pool = (side: Side) => rootOf(this.config[side]).split("/")[0] as string;
+    const [sourcePool, targetPool] = await Promise.all([
+      this.ports.source.poolGuid(pool("source")),
+      this.ports.target.poolGuid(pool("target")),
+    ]);
+    if (sourcePool !== null && targetPool !== null && sourcePool !== targetPool) return;
     const more = same.length > 1 ? ` (and ${same.length - 1} more)` : "";
     throw new ConfigError({
       file: this.config.file,
@@ -625,8 +634,9 @@ export class Run {
       column: null,
       reason:
         `the target is the source itself: ${first.target.name} on the target (${this.config.target.host}) ` +
-        `is ${first.source.name} on the source (${this.config.source.host}), one dataset (guid ${first.source.guid})${more}; ` +
-        "the two host names reach one machine. Point target.zpool/target.prefix outside the source tree",
+        `is ${first.source.name} on the source (${this.config.source.host}), one dataset (guid ${first.source.guid}) in one pool (guid ${sourcePool ?? "unread"})${more}; ` +
+        "the two host names reach one machine. Point target.zpool/target.prefix outside the source tree " +
+        "(a target pool copied block by block from the source's keeps its guid: give it one of its own with zpool reguid)",
     });
   }
 
@@ -802,6 +812,7 @@ export class Run {
     const fresh = (side: Side) =>
       stage.reads.includes(side) ? this.inventory(side, sharing) : Promise.resolve(before[side]);
     const [source, target] = await Promise.all([fresh("source"), fresh("target")]);
+    if (stage.reads.length === 2) await this.refuseOneTree(source, target);
     const now: Inventories = { source, target };
     if (before.otherTargets !== undefined) now.otherTargets = await this.otherTargets();
     const info = this.stageInfo(stage.stage, stage.side);
@@ -1055,14 +1066,18 @@ export class Run {
   async finish(code: number | null): Promise<{ code: number; summary: RunSummary }> {
     const exit = this.signal.aborted
       ? cancelExitCode(this.signal)
-      : (code ??
-        (this.shared.outcomes.every((outcome) => GOOD.has(outcome.status))
-          ? EXIT_OK
-          : EXIT_FAILED));
+      : (code ?? this.exitOfOutcomes());
     const summary = deepFreeze(this.summary.finish(exit));
     await this.report("a done hook", () => this.shared.hooks.done.promise(summary));
     await this.close();
     return { code: exit, summary };
+  }
+
+  /** 0 when every stage went well; 2 when one ended on a config error (README: Exit codes) */
+  private exitOfOutcomes(): number {
+    const bad = this.shared.outcomes.filter((outcome) => !GOOD.has(outcome.status));
+    if (bad.length === 0) return EXIT_OK;
+    return bad.some((outcome) => outcome.error instanceof ConfigError) ? EXIT_USAGE : EXIT_FAILED;
   }
 
   private async close(): Promise<void> {

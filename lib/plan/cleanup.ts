@@ -178,7 +178,7 @@ function heldReason(held: readonly Snapshot[], ownTag: string): string {
   const hints: string[] = [];
   if (tags.some((tag) => tag.startsWith("abgleich")))
     hints.push(
-      "a hold tagged abgleich:… keeps another target's chain base and goes when that target's backup moves on",
+      "a hold tagged abgleich:… keeps another target's chain base and goes when that target's backup moves on (or is this target's under a name the config no longer gives it: release that one by hand)",
     );
   if (tags.some((tag) => !tag.startsWith("abgleich")) || held.some((s) => s.holds === undefined))
     hints.push(

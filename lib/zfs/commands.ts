@@ -167,6 +167,9 @@ export const zpoolFreeing = (pool: string): string[] => [
   pool,
 ];
 
+/** prints `POOL\tguid\tGUID\t-` */
+export const zpoolGuid = (pool: string): string[] => ["zpool", "get", "-H", "-p", "guid", pool];
+
 /**
  * Split `items` into runs whose `base` argv plus the items fit `budget` bytes as one command
  * line (each item POSIX-quoted, plus a space): the ssh remote command is one argument, limited

@@ -38,6 +38,7 @@ import {
   zfsSnapshot,
   zfsUsed,
   zpoolFreeing,
+  zpoolGuid,
 } from "./commands.ts";
 import { commandFailure, describeHost, missingProgramHint, ZfsCommandError } from "./errors.ts";
 import { type GuidSharing, ListParser } from "./list.ts";
@@ -252,6 +253,15 @@ export class ZfsPort {
   async freeing(pool: string): Promise<number | null> {
     const result = await this.query(zpoolFreeing(pool));
     return result.code === 0 ? parseFreeing(result.stdout, pool) : null;
+  }
+
+  /** the pool's guid (digits), or null when unreadable */
+  async poolGuid(pool: string): Promise<string | null> {
+    const result = await this.query(zpoolGuid(pool));
+    const [name, property, value] = result.stdout.trimEnd().split("\n")[0]?.split("\t") ?? [];
+    return result.code === 0 && name === pool && property === "guid" && /^\d+$/.test(value ?? "")
+      ? (value as string)
+      : null;
   }
 
   /** the dataset's `used` bytes, or null when unreadable */

@@ -16,6 +16,8 @@ export interface MemoryHost extends Host {
   /** argv matching this never answers (until the signal of the call aborts, if any) */
   hangWhen(pattern: RegExp): void;
   down: boolean;
+  /** what `zpool get guid` says of its pool (each memory host is a machine of its own) */
+  poolGuid: string;
 }
 
 const row = (cells: (string | number)[]) => cells.join("\t");
@@ -102,6 +104,7 @@ export function memoryHost(side: Side, inventory: Inventory): MemoryHost {
     calls: [],
     datasets: structuredClone(inventory.datasets),
     down: false,
+    poolGuid: String(Bun.hash.wyhash(`${side}:${inventory.root}`)),
     failWhen(pattern, stderr) {
       failures.push({ pattern, stderr });
     },
@@ -121,7 +124,12 @@ export function memoryHost(side: Side, inventory: Inventory): MemoryHost {
       if (failure) return { code: 1, stdout: "", stderr: failure.stderr };
       const [zfs, verb, ...rest] = argv;
       const byName = (name: string) => host.datasets.find((d) => d.name === name);
-      if (zfs === "zpool" && verb === "get") return ok(`${rest.at(-1)}\tfreeing\t0\t-\n`);
+      if (zfs === "zpool" && verb === "get")
+        return ok(
+          rest.includes("guid")
+            ? `${rest.at(-1)}\tguid\t${host.poolGuid}\t-\n`
+            : `${rest.at(-1)}\tfreeing\t0\t-\n`,
+        );
       if (zfs !== "zfs") return ok();
       switch (verb) {
         case "list": {

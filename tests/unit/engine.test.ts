@@ -229,13 +229,32 @@ describe("the engine owns the plan", () => {
       const result = await stages.cleanup(s.run, side);
       expect(result.outcome.status).toBe("failed");
       expect(result.outcome.error?.message).toMatch(
-        /^\/etc\/abgleich\.yaml: target: the target is the source itself: tank\/data on the target \(127\.0\.0\.1\) is tank\/data on the source \(localhost\), one dataset \(guid \d+\) \(and 3 more\); the two host names reach one machine/,
+        /^\/etc\/abgleich\.yaml: target: the target is the source itself: tank\/data on the target \(127\.0\.0\.1\) is tank\/data on the source \(localhost\), one dataset \(guid \d+\) in one pool \(guid \d+\) \(and 3 more\); the two host names reach one machine/,
       );
     }
     expect((await stages.backup(s.run)).outcome.status).toBe("failed");
     expect(destroys(s.source)).toEqual([]);
-    expect(s.source.calls.filter((argv) => argv[1] !== "list")).toEqual([]);
+    // only reads ran: the trees, and the pools' guids that told one pool from two
+    expect(
+      s.source.calls.filter(
+        (argv) => argv[1] !== "list" && argv.join(" ") !== "zpool get -H -p guid tank",
+      ),
+    ).toEqual([]);
     expect(s.events.filter((e) => e.startsWith("show"))).toEqual([]);
+    // a config error, as README says: exit 2
+    expect(await s.finish()).toBe(2);
+  });
+
+  test("a target pool copied block by block (zpool split: the datasets keep their guids, the pool has its own) is a target like any other", async () => {
+    const s = scene();
+    const sourceGuids = new Map(s.source.datasets.map((d) => [d.subname, d.guid]));
+    for (const dataset of s.target.datasets)
+      dataset.guid = sourceGuids.get(dataset.subname) as string;
+    expect(s.source.poolGuid).not.toBe(s.target.poolGuid);
+    const result = await stages.cleanup(s.run, "source");
+    expect(result.outcome.status).toBe("ok");
+    expect(destroys(s.source)).toHaveLength(4);
+    expect(await s.finish()).toBe(0);
   });
 
   test("a plugin that appends a destroy to the plan it returned, after the first action, never gets it run", async () => {

@@ -78,7 +78,8 @@ describe("planCleanup source", () => {
         subname: "a",
         reason:
           `left 2 held snapshot(s): ${own(2)} (held by other-tool), ${own(3)} (held by abgleich:elsewhere/root); ` +
-          "a hold tagged abgleich:… keeps another target's chain base and goes when that target's backup moves on; " +
+          "a hold tagged abgleich:… keeps another target's chain base and goes when that target's backup moves on " +
+          "(or is this target's under a name the config no longer gives it: release that one by hand); " +
           "any other hold is released by hand (zfs release TAG SNAPSHOT) once nothing needs it",
       },
     ]);
