@@ -36,8 +36,11 @@ export function syntheticList(o: SyntheticOptions): string {
           : `${o.root}/g${d - ((d - 1) % 100)}/d${d}`;
     const crypt =
       o.encrypted !== undefined && d % 10 === 5 ? `aes-256-gcm\t${o.encrypted}` : "off\t-";
+    // a target's dataset was made by its receive: a guid of its own (its snapshots keep the
+    // source's), as on real ZFS, where equal dataset guids mean one dataset
+    const datasetGuid = seed + BigInt(d) * 1000n + (o.chain === "target" ? 999n : 0n);
     parts.push(
-      `${name}\tfilesystem\t1795663151\t${seed + BigInt(d) * 1000n}\t${txg++}\t13000704\t4308992\t0\t1.00\t/${name}\tyes\t-\t-\t${crypt}\n`,
+      `${name}\tfilesystem\t1795663151\t${datasetGuid}\t${txg++}\t13000704\t4308992\t0\t1.00\t/${name}\tyes\t-\t-\t${crypt}\n`,
     );
     const snapName = (s: number) =>
       `2026${String(1 + (s % 12)).padStart(2, "0")}${String(1 + (s % 28)).padStart(2, "0")}${String(s).padStart(2, "0")}_backup`;
