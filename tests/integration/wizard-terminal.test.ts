@@ -74,6 +74,7 @@ function wizard(term = "xterm-256color", args = ["wizard", config]): PtyRun {
       TZ: "UTC",
       TERM: term,
       ABGLEICH_LOCK_DIR: join(env.dir, "locks"),
+      ABGLEICH_STATE_DIR: join(env.dir, "run-state"),
     },
   });
   running.add(run);
