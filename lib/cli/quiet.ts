@@ -4,6 +4,7 @@
 
 import type { ActionOutcome, StageOutcome } from "../engine/hooks.ts";
 import { type StageUi, silentUi } from "../engine/ui.ts";
+import { isNotRun } from "../zfs/outcome.ts";
 import type { CommandIo } from "./io.ts";
 import { type ConsoleUiOptions, consoleUi, describeAction } from "./ui.ts";
 
@@ -26,7 +27,7 @@ export function quietUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
     actionFinished(action, outcome: ActionOutcome) {
       if (!outcome.ok)
         io.warn(
-          `${paint("red", "failed:")} ${describeAction(action)}\n${indent(outcome.error ?? "")}`,
+          `${isNotRun(outcome) ? paint("yellow", "not run:") : paint("red", "failed:")} ${describeAction(action)}\n${indent(outcome.error ?? "")}`,
         );
     },
     warn(text) {

@@ -9,6 +9,7 @@ import {
 } from "../engine/hooks.ts";
 import { type StageUi, silentUi } from "../engine/ui.ts";
 import type { Action, Plan } from "../plan/types.ts";
+import { isNotRun } from "../zfs/outcome.ts";
 import { eventUi } from "./events.ts";
 import { type CommandIo, reportError } from "./io.ts";
 import { canRedraw, createProgress, type Progress } from "./progress.ts";
@@ -93,10 +94,13 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
     },
     actionFinished(action, outcome: ActionOutcome) {
       if (sending.delete(action)) progress?.finish(outcome.ok, action);
-      if (!outcome.ok)
+      if (!outcome.ok) {
+        // held back by an earlier failure: not a failure of its own
+        const held = isNotRun(outcome);
         io.print(
-          `${style.paint("red", "✗ failed:")} ${describeAction(action)}\n${indent(outcome.error ?? "")}`,
+          `${held ? style.paint("yellow", "– not run:") : style.paint("red", "✗ failed:")} ${describeAction(action)}\n${indent(outcome.error ?? "")}`,
         );
+      }
     },
     note(info, text) {
       heading(info);

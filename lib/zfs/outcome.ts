@@ -19,3 +19,7 @@ export interface ActionOutcome {
  * the page's bundle can take it too.
  */
 export const NOT_RUN = "not run";
+
+/** an action held back by an earlier failure (its error starts with NOT_RUN): it never ran */
+export const isNotRun = (outcome: ActionOutcome): boolean =>
+  outcome.ok === false && outcome.error?.startsWith(NOT_RUN) === true;

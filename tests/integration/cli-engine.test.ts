@@ -151,6 +151,9 @@ describe("a failed transfer", () => {
       const run = await env.cli(["backup", config, "--yes"], { env: { PATH: path } });
       expect(run.code).toBe(1);
       expect(run.stdout).toContain("not run: an earlier action for the root failed");
+      // the chain that never ran is not called a failure of its own
+      expect(run.stdout).toContain("– not run: protect the incremental chain");
+      expect(run.stdout).not.toContain("✗ failed: protect the incremental chain");
       expect(`${run.stdout}${run.stderr}`).toMatch(
         /backup: 1 action\(s\) failed: [^\n]*; 1 not run because of it/,
       );
