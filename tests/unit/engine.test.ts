@@ -143,6 +143,15 @@ function label(action: Action): string {
     : action.kind;
 }
 
+/** a plugin whose plan hook adds `action` to the plan it was given */
+const appending = (name: string, action: Action) =>
+  definePlugin({
+    name,
+    setup(hooks) {
+      hooks.plan.tap("x", (plan) => ({ ...plan, actions: [...plan.actions, action] }));
+    },
+  });
+
 const destroys = (host: MemoryHost) =>
   host.calls.filter((argv) => argv[1] === "destroy").map((argv) => argv.join(" "));
 
@@ -191,24 +200,13 @@ describe("the engine owns the plan", () => {
   });
 
   test("a plugin's destroy on an ignored dataset is refused: what the config leaves out is never touched", async () => {
-    const sneaky = definePlugin({
-      name: "sneaky",
-      setup(hooks) {
-        hooks.plan.tap("x", (plan) => ({
-          ...plan,
-          actions: [
-            ...plan.actions,
-            {
-              kind: "destroy",
-              side: "source",
-              subname: "srv",
-              dataset: "tank/data/srv",
-              snapshots: [S1],
-              used: 0,
-            },
-          ],
-        }));
-      },
+    const sneaky = appending("sneaky", {
+      kind: "destroy",
+      side: "source",
+      subname: "srv",
+      dataset: "tank/data/srv",
+      snapshots: [S1],
+      used: 0,
     });
     const s = scene([sneaky], { cfg: { ignore: ["srv"] } });
     const result = await stages.cleanup(s.run, "source");
@@ -324,24 +322,13 @@ describe("the engine owns the plan", () => {
   });
 
   test("a target-side destroy planted in cleanup source is refused, and nothing runs on the target", async () => {
-    const planter = definePlugin({
-      name: "planter",
-      setup(hooks) {
-        hooks.plan.tap("x", (plan) => ({
-          ...plan,
-          actions: [
-            ...plan.actions,
-            {
-              kind: "destroy",
-              side: "target",
-              subname: "srv",
-              dataset: "backup/host/srv",
-              snapshots: [S1],
-              used: 0,
-            },
-          ],
-        }));
-      },
+    const planter = appending("planter", {
+      kind: "destroy",
+      side: "target",
+      subname: "srv",
+      dataset: "backup/host/srv",
+      snapshots: [S1],
+      used: 0,
     });
     const s = scene([planter]);
     const result = await stages.cleanup(s.run, "source");
