@@ -320,8 +320,12 @@ interface Shared {
   mode: RunMode;
   summary: SummaryBuilder;
   outcomes: StageOutcome[];
-  /** lock keys this process holds, with their release */
-  locks: Map<string, () => void>;
+  /**
+   * lock keys this process holds or is taking, with their release: two stages of one workflow
+   * that run at once (`Promise.all` of two targets' backups) share one taking, instead of the
+   * second meeting the first's lock as another run's
+   */
+  locks: Map<string, Promise<() => void>>;
   runs: Run[];
   /**
    * dry run only: each side (by host:root) as it would be after the stages planned so far,
@@ -549,12 +553,16 @@ export class Run {
     const what = command === undefined || command === stage ? stage : `${command}: ${stage}`;
     for (const side of [...sides].sort((a, b) => keyOf(a).localeCompare(keyOf(b)))) {
       const key = keyOf(side);
-      if (this.shared.locks.has(key)) continue;
-      const release = await untilCancelled(
-        lock(key, `abgleich ${what} (${this.config.file}) changing ${side} ${key}`),
-        this.signal,
-      );
-      this.shared.locks.set(key, release);
+      let taking = this.shared.locks.get(key);
+      if (taking === undefined) {
+        taking = lock(key, `abgleich ${what} (${this.config.file}) changing ${side} ${key}`);
+        this.shared.locks.set(key, taking);
+        // refused (or cancelled): nothing is held, a later stage may try again
+        taking.catch(() => {
+          if (this.shared.locks.get(key) === taking) this.shared.locks.delete(key);
+        });
+      }
+      await untilCancelled(taking, this.signal);
     }
   }
 
@@ -1083,7 +1091,8 @@ export class Run {
   private async close(): Promise<void> {
     const hosts = this.shared.runs.flatMap((run) => [run.hosts.source, run.hosts.target]);
     await closeAll(hosts).catch((error) => this.warn(`closing connections: ${messageOf(error)}`));
-    for (const release of this.shared.locks.values()) release();
+    const taken = await Promise.allSettled(this.shared.locks.values());
+    for (const lock of taken) if (lock.status === "fulfilled") lock.value();
     this.shared.locks.clear();
   }
 }

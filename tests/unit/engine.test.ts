@@ -49,6 +49,7 @@ function scene(
   } = {},
 ): Scene {
   const cfg = config(options.cfg);
+  const held = new Set<string>();
   const source = memoryHost(
     "source",
     inventory("source", [
@@ -117,9 +118,12 @@ function scene(
       afterCancelGraceMs: 300,
       ...(options.locks
         ? {
+            // exclusive, as flock is between two takings even in one process
             lock: async (key: string) => {
+              if (held.has(key)) throw new Error(`${key} is in use by pid ${process.pid}`);
+              held.add(key);
               options.locks?.push(key);
-              return () => {};
+              return () => held.delete(key);
             },
           }
         : {}),
@@ -436,6 +440,38 @@ describe("run locks", () => {
     expect(locks).toHaveLength(2);
     expect(locks).toEqual([...locks].sort((a, b) => a.localeCompare(b)));
     for (const key of keys) expect(locks.some((lock) => lock.startsWith(key))).toBe(true);
+    await s.finish();
+  });
+
+  test("two stages of one workflow at once (Promise.all) share the source's lock instead of refusing each other", async () => {
+    const locks: string[] = [];
+    // a second target holding what the first does
+    const offsite = memoryHost(
+      "target",
+      inventory("target", [
+        dst("", history(S1, S2, S3), { name: "offsite/host" }),
+        dst("home", history(S1, S2, S3), { name: "offsite/host/home" }),
+        dst("home/user", history(S1, S2, S3), { name: "offsite/host/home/user" }),
+        dst("srv", history(S1, S2, S3), { name: "offsite/host/srv" }),
+      ]),
+    );
+    const s = scene([], { locks, otherTarget: offsite });
+    let outcomes: string[] = [];
+    await runWorkflow(
+      defineWorkflow(async (run) => {
+        const other = run.with({ target: { zpool: "offsite" } });
+        const results = await Promise.all([run.cleanup("source"), other.cleanup("source")]);
+        outcomes = results.map(
+          (r) => `${r.outcome.status}${r.outcome.error ? `: ${r.outcome.error.message}` : ""}`,
+        );
+      }),
+      s.run,
+      () => {},
+    );
+    // the source was taken once, for both; neither stage met it as another run's
+    expect(locks).toEqual(["localhost:tank/data"]);
+    expect(outcomes).toHaveLength(2);
+    expect(outcomes.filter((outcome) => outcome.includes("in use by"))).toEqual([]);
     await s.finish();
   });
 });
