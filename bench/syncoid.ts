@@ -337,6 +337,14 @@ async function main(): Promise<void> {
           PATH: `${wrapDir}:/usr/sbin:/usr/bin:/sbin:/bin`,
           HOME: env?.dir ?? "/tmp",
           TZ: "UTC",
+          // the benchmark's runs keep their state and locks with it, not in the machine's
+          // /var/lib/abgleich and /run/lock/abgleich
+          ...(env
+            ? {
+                ABGLEICH_STATE_DIR: join(env.dir, "state"),
+                ABGLEICH_LOCK_DIR: join(env.dir, "locks"),
+              }
+            : {}),
         },
         stdin: "ignore",
         stdout: "pipe",
