@@ -170,7 +170,6 @@ const isCancel = (error: unknown, signal: AbortSignal) => signal.aborted || isCa
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
 
-/** subnames an action concerns, for stopping a failed dataset's later actions */
 /**
  * A chain action covers many datasets: the entries of those whose sends failed are dropped
  * (their base did not arrive), so the rest are still protected. When none is left, the action
@@ -811,6 +810,7 @@ export class Run {
    * longer holds, nothing is destroyed.
    */
   private async afterTheYes(
+    info: StageInfo,
     stage: ChangingStage,
     plan: Plan,
     before: Inventories,
@@ -823,7 +823,6 @@ export class Run {
     if (stage.reads.length === 2) await this.refuseOneTree(source, target);
     const now: Inventories = { source, target };
     if (before.otherTargets !== undefined) now.otherTargets = await this.otherTargets();
-    const info = this.stageInfo(stage.stage, stage.side);
     const violations = planViolations(
       info.stage,
       plan,
@@ -857,7 +856,8 @@ export class Run {
       return "declined";
     // the engine's own view, as read for the plan: never a plugin's copy, never a dry run's
     refuseSimulated([inventories.source, inventories.target, ...(inventories.otherTargets ?? [])]);
-    const now = info.stage === "cleanup" ? await this.afterTheYes(stage, plan, inventories) : null;
+    const now =
+      info.stage === "cleanup" ? await this.afterTheYes(info, stage, plan, inventories) : null;
     const guard = createGuard(
       info.stage,
       info.side,

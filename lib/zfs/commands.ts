@@ -157,18 +157,21 @@ export const zfsReceive = (dataset: string): string[] => ["zfs", "receive", "-s"
 
 export const zfsReceiveAbort = (dataset: string): string[] => ["zfs", "receive", "-A", dataset];
 
-/** prints `POOL\tfreeing\tBYTES\t-` */
-export const zpoolFreeing = (pool: string): string[] => [
+/** prints `POOL\tPROPERTY\tVALUE\t-` */
+const zpoolGet = (property: string, pool: string): string[] => [
   "zpool",
   "get",
   "-H",
   "-p",
-  "freeing",
+  property,
   pool,
 ];
 
+/** prints `POOL\tfreeing\tBYTES\t-` */
+export const zpoolFreeing = (pool: string): string[] => zpoolGet("freeing", pool);
+
 /** prints `POOL\tguid\tGUID\t-` */
-export const zpoolGuid = (pool: string): string[] => ["zpool", "get", "-H", "-p", "guid", pool];
+export const zpoolGuid = (pool: string): string[] => zpoolGet("guid", pool);
 
 /**
  * Split `items` into runs whose `base` argv plus the items fit `budget` bytes as one command

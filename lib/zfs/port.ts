@@ -78,9 +78,16 @@ export function parseToname(output: string): string | null {
 
 /** `POOL\tfreeing\tBYTES\t-` of `zpool get -H -p freeing POOL`, or null when it is not that */
 export function parseFreeing(output: string, pool: string): number | null {
-  const [name, property, value] = output.trimEnd().split("\n")[0]?.split("\t") ?? [];
-  if (name !== pool || property !== "freeing" || !/^\d+$/.test(value ?? "")) return null;
-  return Number(value);
+  const value = poolNumber(output, pool, "freeing");
+  return value === null ? null : Number(value);
+}
+
+/** the digits of `POOL\tPROPERTY\tVALUE\t-` (`zpool get -Hp PROPERTY POOL`), or null */
+function poolNumber(output: string, pool: string, property: string): string | null {
+  const [name, named, value] = output.trimEnd().split("\n")[0]?.split("\t") ?? [];
+  return name === pool && named === property && /^\d+$/.test(value ?? "")
+    ? (value as string)
+    : null;
 }
 
 /** one number alone on its line (`zfs list -H -p -o used DS`), or null */
@@ -258,10 +265,7 @@ export class ZfsPort {
   /** the pool's guid (digits), or null when unreadable */
   async poolGuid(pool: string): Promise<string | null> {
     const result = await this.query(zpoolGuid(pool));
-    const [name, property, value] = result.stdout.trimEnd().split("\n")[0]?.split("\t") ?? [];
-    return result.code === 0 && name === pool && property === "guid" && /^\d+$/.test(value ?? "")
-      ? (value as string)
-      : null;
+    return result.code === 0 ? poolNumber(result.stdout, pool, "guid") : null;
   }
 
   /** the dataset's `used` bytes, or null when unreadable */
