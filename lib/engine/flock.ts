@@ -6,6 +6,7 @@ import { dlopen, FFIType, type Pointer, read } from "bun:ffi";
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
+const LOCK_UN = 8;
 const EINTR = 4;
 
 export interface Libc {
@@ -62,4 +63,9 @@ export function tryFlock(lib: Libc, fd: number, path: string): boolean {
     if (errno === lib.ewouldblock) return false;
     if (errno !== EINTR) throw new Error(`cannot lock ${path}: flock failed with errno ${errno}`);
   }
+}
+
+/** drops a lock taken with tryFlock, keeping the file open */
+export function unflock(lib: Libc, fd: number): void {
+  lib.flock(fd, LOCK_UN);
 }

@@ -30,6 +30,10 @@
 // a claim whose process is dead is simply deleted by whoever sees it. "Dead" means
 // process.kill(pid, 0) says ESRCH, or the process under that pid is a zombie or started at
 // another time than the claim records (/proc/PID/stat field 22), so a reused pid does not count.
+// The two mechanisms see each other, should one run load libc and another not (bun:ffi needs
+// the JIT, which BUN_JSC_useJIT=0 or a MemoryDenyWriteExecute= unit turns off): a flock run that
+// placed its lock file gives way to a live claim, and a claim run to a lock file whose process
+// lives.
 // Its limits: runs in different pid namespaces (containers) or hosts sharing one lock directory
 // cannot judge each other's liveness (a claim from another host always counts as alive), and
 // without /proc (macOS, BSD) a reused pid keeps a dead claim alive until that process ends.
@@ -220,9 +224,9 @@ export async function acquireRunLock(request: RunLockRequest): Promise<RunLock> 
     host: hostname(),
   };
 
-  // claims only: a refusal may be a run that started at the same instant and withdraws again;
-  // a few short tries tell such a passer-by from a holder
-  const grace = mechanism === "claims" ? 4 : 0;
+  // a refusal by a claim may be a run that started at the same instant and withdraws again
+  // (flock runs see claims too); a few short tries tell such a passer-by from a holder
+  const grace = 4;
   const begun = Date.now();
   let delay = 5;
   let told = false;
@@ -307,21 +311,29 @@ function attemptFlock(
     }
     if (!placed) closeSync(tempFd);
   }
-  try {
-    sweepDead(dir, hash, self, null); // temp files of runs killed halfway through an attempt
-  } catch {
-    // housekeeping only: the lock is ours either way
-  }
-  return {
-    held: holding(lockPath, () => {
-      try {
-        // only our own file: someone may have removed it by hand and another run made a new one
-        if (sameFile(fstatSync(tempFd), statOrNull(lockPath))) unlinkQuietly(lockPath);
-      } finally {
-        closeSync(tempFd); // the kernel drops the flock here
-      }
-    }),
+  const free = () => {
+    try {
+      // only our own file: someone may have removed it by hand and another run made a new one
+      if (sameFile(fstatSync(tempFd), statOrNull(lockPath))) unlinkQuietly(lockPath);
+    } finally {
+      closeSync(tempFd); // the kernel drops the flock here
+    }
   };
+  // A run that could not load libc holds by a claim, which no flock sees: a live claim wins.
+  // (That run looks for this file after publishing its claim; we look for claims after placing
+  // the file, so of two runs at the same instant at least one sees the other.)
+  let claims: (LockHolder | null)[];
+  try {
+    claims = sweepDead(dir, hash, self, null); // also temp files of runs killed halfway
+  } catch (error) {
+    free();
+    throw error;
+  }
+  if (claims.length > 0) {
+    free();
+    return { holder: earliest(claims) };
+  }
+  return { held: holding(lockPath, free) };
 }
 
 function attemptClaim(dir: string, hash: string, request: RunLockRequest, self: Self): Attempt {
@@ -335,12 +347,48 @@ function attemptClaim(dir: string, hash: string, request: RunLockRequest, self: 
     unlinkQuietly(tempPath);
     throw error;
   }
-  const others = sweepDead(dir, hash, self, `${name}.claim`);
+  let others: (LockHolder | null)[];
+  try {
+    others = sweepDead(dir, hash, self, `${name}.claim`);
+    // a run that loaded libc holds by flock, which this run cannot test: its lock file names it
+    const locker = flockHolder(join(dir, `${hash}.lock`), self);
+    if (locker !== undefined) others.push(locker);
+  } catch (error) {
+    unlinkQuietly(claimPath);
+    throw error;
+  }
   if (others.length === 0) return { held: holding(claimPath, () => unlinkQuietly(claimPath)) };
   unlinkQuietly(claimPath);
-  const holders = others.filter((h) => h !== null);
-  holders.sort((a, b) => a.started.getTime() - b.started.getTime());
-  return { holder: holders[0] ?? null };
+  return { holder: earliest(others) };
+}
+
+/** of several holders, the one that took its lock first (null: none left details) */
+function earliest(holders: readonly (LockHolder | null)[]): LockHolder | null {
+  const known = holders.filter((h) => h !== null);
+  known.sort((a, b) => a.started.getTime() - b.started.getTime());
+  return known[0] ?? null;
+}
+
+/**
+ * The holder a flock lock file names while its process lives; undefined when there is no such
+ * file or its process is gone (killed before it could remove the file: the next flock run
+ * replaces it). A file another host wrote, or one that cannot be read, counts as held.
+ */
+function flockHolder(lockPath: string, self: Self): LockHolder | null | undefined {
+  let content: Record<string, unknown> | null;
+  try {
+    content = JSON.parse(readFileSync(lockPath, "utf8"));
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") return undefined;
+    return null;
+  }
+  const holder = holderOf(content);
+  const foreign = typeof content?.host === "string" && content.host !== self.host;
+  if (holder && !foreign) {
+    const start = typeof content?.procStart === "string" ? content.procStart : "x";
+    if (!alive(holder.pid, start === "x" ? null : start)) return undefined;
+  }
+  return holder;
 }
 
 /** a held lock: release once, by hand or at exit */

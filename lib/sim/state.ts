@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { loadLibc, tryFlock } from "../engine/flock.ts";
+import { loadLibc, tryFlock, unflock } from "../engine/flock.ts";
 import type { TokenFlag } from "./token.ts";
 import type { ZfsVersion } from "./version.ts";
 
@@ -146,7 +146,10 @@ export interface SimState {
 }
 
 export const STATE_FILE = "state.json";
+/** flock(2)ed; while held it names its holder ("PID START"), for processes without libc */
 const LOCK_FILE = "state.lock";
+/** the lock of processes without libc: created exclusively, naming its holder the same way */
+const EXCL_FILE = "state.excl";
 const STALE_LOCK_MS = 30_000;
 const LOCK_TIMEOUT_MS = 20_000;
 
@@ -175,17 +178,30 @@ export function saveState(stateDir: string, state: SimState): void {
   fs.renameSync(tmp, join(stateDir, STATE_FILE));
 }
 
-function lockIsStale(lockPath: string): boolean {
+/** "PID START": this process, as a lock file names its holder */
+function holderLine(): string {
+  return `${process.pid} ${processStart(process.pid) ?? ""}`;
+}
+
+/** the holder a lock file names: alive, gone, or unknown (no such file, nothing written yet) */
+function lockHolder(path: string): "alive" | "gone" | "unknown" {
+  let text: string;
   try {
-    const text = fs.readFileSync(lockPath, "utf8");
-    const pid = Number.parseInt(text, 10);
-    if (Number.isFinite(pid) && pid > 0) {
-      try {
-        process.kill(pid, 0);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ESRCH") return true;
-      }
-    }
+    text = fs.readFileSync(path, "utf8");
+  } catch {
+    return "unknown";
+  }
+  const [pidText, start] = text.trim().split(" ");
+  const pid = Number.parseInt(pidText ?? "", 10);
+  if (!(pid > 0)) return "unknown";
+  return processAlive(pid, start || null) ? "alive" : "gone";
+}
+
+/** an exclusive lock file whose holder is gone, or that stayed empty too long */
+function lockIsStale(lockPath: string): boolean {
+  const holder = lockHolder(lockPath);
+  if (holder !== "unknown") return holder === "gone";
+  try {
     return Date.now() - fs.statSync(lockPath).mtimeMs > STALE_LOCK_MS;
   } catch {
     return false;
@@ -194,22 +210,40 @@ function lockIsStale(lockPath: string): boolean {
 
 /**
  * The state lock: flock(2) on a file that stays, released by the kernel when its holder ends
- * however it ends. Only where no libc loads, a file created exclusively (O_EXCL) and broken when
- * its holder is gone; that judgement can race with a holder that just ended and a new one, which
- * loses an update now and then when many sim processes run at once.
+ * however it ends. Only where no libc loads (bun:ffi needs the JIT: BUN_JSC_useJIT=0 turns it
+ * off), a file created exclusively and broken when its holder is gone; that judgement can race
+ * with a holder that just ended and a new one, which loses an update now and then when many sim
+ * processes run at once. Both kinds can meet on one state (whether libc loads under qemu-user
+ * varies from process to process), so each also looks for the other's holder once it holds its
+ * own lock, and gives way to a live one: at least one of two that start together sees the other.
  */
 function acquireLock(stateDir: string): () => void {
   fs.mkdirSync(stateDir, { recursive: true });
   const lockPath = join(stateDir, LOCK_FILE);
+  const exclPath = join(stateDir, EXCL_FILE);
   const deadline = Date.now() + LOCK_TIMEOUT_MS;
+  const waitOrFail = () => {
+    if (Date.now() > deadline) throw new Error(`sim state is locked: ${lockPath}`);
+    Bun.sleepSync(2);
+  };
   const lib = loadLibc();
   if (lib !== null) {
-    const fd = fs.openSync(lockPath, "a");
+    const fd = fs.openSync(lockPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
     try {
       for (;;) {
-        if (tryFlock(lib, fd, lockPath)) return () => fs.closeSync(fd);
-        if (Date.now() > deadline) throw new Error(`sim state is locked: ${lockPath}`);
-        Bun.sleepSync(2);
+        if (tryFlock(lib, fd, lockPath)) {
+          fs.ftruncateSync(fd, 0);
+          fs.writeSync(fd, holderLine(), 0);
+          if (lockHolder(exclPath) !== "alive") {
+            return () => {
+              fs.ftruncateSync(fd, 0);
+              fs.closeSync(fd);
+            };
+          }
+          fs.ftruncateSync(fd, 0);
+          unflock(lib, fd);
+        }
+        waitOrFail();
       }
     } catch (error) {
       fs.closeSync(fd);
@@ -218,19 +252,19 @@ function acquireLock(stateDir: string): () => void {
   }
   for (;;) {
     try {
-      const fd = fs.openSync(lockPath, "wx");
-      fs.writeSync(fd, String(process.pid));
+      const fd = fs.openSync(exclPath, "wx");
+      fs.writeSync(fd, holderLine());
       fs.closeSync(fd);
-      return () => fs.rmSync(lockPath, { force: true });
+      if (lockHolder(lockPath) !== "alive") return () => fs.rmSync(exclPath, { force: true });
+      fs.rmSync(exclPath, { force: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      if (lockIsStale(lockPath)) {
-        fs.rmSync(lockPath, { force: true });
+      if (lockIsStale(exclPath)) {
+        fs.rmSync(exclPath, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`sim state is locked: ${lockPath}`);
-      Bun.sleepSync(2);
     }
+    waitOrFail();
   }
 }
 

@@ -95,6 +95,63 @@ describe("zfs sim as a process", () => {
     expect(sh("zfs release racer srcpool/data@s1").code).toBe(0);
   });
 
+  // bun:ffi needs the JIT: with BUN_JSC_useJIT=0 no libc loads and the exclusive-file lock is
+  // used; under qemu-user whether libc loads varies from process to process, so both meet
+  test("a sim process without libc waits for a holder with flock, then goes on", async () => {
+    const child = Bun.spawn(["bash", "-c", "zfs hold nojit srcpool/data@s1"], {
+      env: { ...env, BUN_JSC_useJIT: "0" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    // as a flock holder leaves it between holds: there, not naming anyone
+    writeFileSync(join(stateDir, "state.lock"), "");
+    withState(stateDir, () => {
+      Bun.sleepSync(1500);
+      // the other process waited: it did not write the state meanwhile
+      expect(readFileSync(join(stateDir, STATE_FILE), "utf8")).not.toContain('"nojit"');
+      return { save: false, value: null };
+    });
+    expect(await child.exited).toBe(0);
+    expect(sh("zfs holds -H srcpool/data@s1").out).toContain("nojit");
+    expect(sh("zfs release nojit srcpool/data@s1").code).toBe(0);
+  });
+
+  test("a sim process with flock waits for a holder without libc", async () => {
+    const stateModule = join(import.meta.dir, "../../lib/sim/state.ts");
+    const script = `import { withState } from ${JSON.stringify(stateModule)};
+withState(${JSON.stringify(stateDir)}, () => {
+  console.log("held");
+  Bun.sleepSync(1500);
+  return { save: false, value: null };
+});
+console.log("released " + Date.now());`;
+    const holder = Bun.spawn([process.execPath, "-e", script], {
+      env: { ...env, BUN_JSC_useJIT: "0" },
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    const reader = holder.stdout.getReader();
+    let out = "";
+    while (!out.includes("held\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    expect(out).toBe("held\n");
+    const taker = sh("zfs hold withjit srcpool/data@s1 && date +%s%3N");
+    expect(await holder.exited).toBe(0);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    const released = Number(/released (\d+)/.exec(out)?.[1]);
+    expect(taker.code).toBe(0);
+    // the hold was made after the holder let go, not beside it
+    expect(Number(taker.out.trim())).toBeGreaterThanOrEqual(released);
+    expect(sh("zfs release withjit srcpool/data@s1").code).toBe(0);
+  });
+
   test("holds -r: a missing dataset fails, a name found nowhere below is said but no failure", () => {
     // as OpenZFS 2.1.11 and 2.3.2 answer (tests/e2e/differential.ts checks it on both)
     const missing = sh("zfs holds -rH srcpool/nope@s1 srcpool/data@s1");

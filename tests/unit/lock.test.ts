@@ -234,6 +234,57 @@ describe.each(["flock", "claims"] as const)("%s", (mechanism) => {
   });
 });
 
+// One run may load libc and another not (bun:ffi needs the JIT: BUN_JSC_useJIT=0, a unit with
+// MemoryDenyWriteExecute=): each must still see the other's lock.
+describe.each([
+  ["flock", "claims"],
+  ["claims", "flock"],
+] as const)("held by %s, asked for by %s", (holding, asking) => {
+  const request = (dir: string): RunLockRequest => ({
+    key: KEY,
+    description: "second",
+    waitMs: 0,
+    dir,
+    mechanism: asking,
+  });
+
+  test("refused naming the holder, then taken once it is free", async () => {
+    const dir = freshDir();
+    const child = await holderChild("hold", dir, holding);
+    const error = await acquireRunLock(request(dir)).catch((e) => e);
+    expect(error).toBeInstanceOf(LockBusyError);
+    expect(error.holder.pid).toBe(child.pid);
+    expect(error.holder.description).toBe("lock-child hold");
+    child.stdin.end();
+    expect(await child.exited).toBe(0);
+    const lock = await acquireRunLock(request(dir));
+    lock.release();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  test("a holder killed with SIGKILL blocks nobody", async () => {
+    const dir = freshDir();
+    const child = await holderChild("hold", dir, holding);
+    child.kill("SIGKILL");
+    await child.exited;
+    (await acquireRunLock(request(dir))).release();
+  });
+
+  test("racing each other, they never both hold it", async () => {
+    const dir = freshDir();
+    (await acquireRunLock(request(dir))).release(); // creates dir
+    const racers = [holding, asking].map((m) => spawnChild(["race", dir, KEY, m, "400"]));
+    for (const racer of racers) expect(await racer.line()).toBe("ready");
+    writeFileSync(join(dir, "go"), "");
+    for (const racer of racers) {
+      const counts = JSON.parse(await racer.line());
+      expect(await racer.child.exited).toBe(0);
+      expect(counts.overlaps).toBe(0);
+      expect(counts.held).toBeGreaterThan(0);
+    }
+  });
+});
+
 test("a run whose lock file was released and retaken under it does not take it too", async () => {
   // C opens the lock file; before C flocks it, A releases it (unlinks it, then drops the flock)
   // and B takes a new one. C's flock on A's old file now succeeds, but that file is no longer
