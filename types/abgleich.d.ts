@@ -611,11 +611,16 @@ declare module "abgleich" {
     config: Config;
     /** read-only (tree, compare), dry-run, or changing */
     mode: RunMode;
-    /** stages that ran, with their outcome */
+    /** stages that ran, with their outcome and the sides they ran on (`host:pool/prefix`; a
+     * workflow's `run.with()` may give a stage other sides than the config's) */
     stages: {
       stage: StageName;
       side?: Side;
       outcome: StageOutcome;
+      where: {
+        source: string;
+        target: string;
+      };
     }[];
     datasets: DatasetSummary[];
     /** the run's exit code: 0 ok, 1 failed, 2 usage, 130/143 cancelled */

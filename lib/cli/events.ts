@@ -148,6 +148,8 @@ export function summaryEvent(summary: RunSummary): Record<string, unknown> {
     stages: summary.stages.map((s) => ({
       stage: s.stage,
       ...(s.side ? { side: s.side } : {}),
+      source: s.where.source,
+      target: s.where.target,
       status: s.outcome.status,
       error: s.outcome.error?.message ?? null,
     })),

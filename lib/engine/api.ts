@@ -10,8 +10,9 @@ import type { Config, SideConfig } from "../config/types.ts";
 import type { Namer } from "../plan/naming.ts";
 import type { Comparison } from "../plan/types.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
-import { type Hooks, type RunSummary, stageTitle } from "./hooks.ts";
+import type { Hooks, RunSummary } from "./hooks.ts";
 import type { RunOptions, StageResult } from "./runner.ts";
+import { stagesText } from "./summary.ts";
 
 export type { Config, PluginEntry, SideConfig } from "../config/types.ts";
 /** `zpool/prefix` of a side: `rootOf(config.target)` */
@@ -155,9 +156,7 @@ export function isWorkflow(value: unknown): value is Workflow {
 export function summaryText(summary: RunSummary): string {
   const lines: string[] = [];
   const failed = summary.exitCode !== 0;
-  lines.push(
-    `abgleich ${failed ? "FAILED" : "ok"}: ${summary.stages.map((s) => `${stageTitle(s.stage, s.side)} ${s.outcome.status}`).join(", ") || "no stages"}`,
-  );
+  lines.push(`abgleich ${failed ? "FAILED" : "ok"}: ${stagesText(summary) || "no stages"}`);
   for (const d of summary.datasets) {
     const parts: string[] = [];
     if (d.snapshotsMade.length > 0) parts.push(`${d.snapshotsMade.length} snapshot(s) made`);

@@ -1023,7 +1023,10 @@ export class Run {
     if (outcome.error) freeze(outcome.error);
     freeze(outcome);
     this.shared.outcomes.push(outcome);
-    this.summary.stage(info.stage, info.side, outcome);
+    this.summary.stage(info.stage, info.side, outcome, {
+      source: this.where("source"),
+      target: this.where("target"),
+    });
     if (outcome.status === "failed" && outcome.error) {
       const error = outcome.error;
       await this.report("an error hook", () => hooks.error.promise(error, info));

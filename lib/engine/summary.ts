@@ -17,7 +17,13 @@ import {
 import { redact } from "./redact.ts";
 
 export interface SummaryBuilder {
-  stage(stage: StageName, side: Side | undefined, outcome: StageOutcome): void;
+  /** a stage ended; `where`: its sides as `host:pool/prefix` */
+  stage(
+    stage: StageName,
+    side: Side | undefined,
+    outcome: StageOutcome,
+    where: { source: string; target: string },
+  ): void;
   snapshotMade(subname: string, name: string): void;
   sent(subname: string, bytes: number, snapshots: readonly string[]): void;
   destroyed(subname: string, side: Side, snapshots: readonly string[]): void;
@@ -47,9 +53,10 @@ export function createSummaryBuilder(config: Config, mode: RunMode): SummaryBuil
     return entry;
   };
   return {
-    stage: (stage, side, outcome) => {
+    stage: (stage, side, outcome, where) => {
       const clean = redactedOutcome(outcome);
-      stages.push(side === undefined ? { stage, outcome: clean } : { stage, side, outcome: clean });
+      const entry = { stage, outcome: clean, where: { ...where } };
+      stages.push(side === undefined ? entry : { ...entry, side });
     },
     snapshotMade: (subname, name) => {
       dataset(subname).snapshotsMade.push(name);
@@ -122,6 +129,25 @@ export function wasIdle(summary: RunSummary): boolean {
  * `abgleich ok: 2 snapshots made, 1.2 MiB sent (3 snapshots) (snap ok, backup ok, cleanup
  * source nothing-to-do)`. Null for an idle run: there is nothing to say.
  */
+/**
+ * Each stage and how it ended: `snap ok, backup ok`. A workflow that ran a stage on several
+ * targets (or sources) with `run.with()` says which one each was: `backup to nas:backup/tank ok`.
+ */
+export function stagesText(summary: RunSummary): string {
+  const several = (side: Side) => new Set(summary.stages.map((s) => s.where[side])).size > 1;
+  const [sources, targets] = [several("source"), several("target")];
+  return summary.stages
+    .map((s) =>
+      [
+        stageTitle(s.stage, s.side),
+        ...(sources ? [`from ${s.where.source}`] : []),
+        ...(targets ? [`to ${s.where.target}`] : []),
+        s.outcome.status,
+      ].join(" "),
+    )
+    .join(", ");
+}
+
 export function summaryLine(summary: RunSummary): string | null {
   if (wasIdle(summary)) return null;
   const t = summaryTotals(summary);
@@ -132,9 +158,7 @@ export function summaryLine(summary: RunSummary): string | null {
   if (t.snapshotsDestroyed > 0) did.push(`${count(t.snapshotsDestroyed, "snapshot")} destroyed`);
   if (t.conflicts > 0) did.push(count(t.conflicts, "conflict"));
   if (t.failures > 0) did.push(count(t.failures, "failure"));
-  const stages = summary.stages
-    .map((s) => `${stageTitle(s.stage, s.side)} ${s.outcome.status}`)
-    .join(", ");
+  const stages = stagesText(summary);
   const result =
     summary.exitCode === 0
       ? summary.mode === "dry-run"

@@ -10,6 +10,9 @@ import type { RunSummary } from "../../lib/engine/hooks.ts";
 import { summaryLine, wasIdle } from "../../lib/engine/summary.ts";
 import { config } from "./plan/fixtures.ts";
 
+/** the sides a stage ran on, as the summary records them */
+const WHERE = { source: "localhost:tank/data", target: "localhost:backup/tank-data" };
+
 const dir = mkdtempSync(join(tmpdir(), "abg-output-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -93,9 +96,9 @@ describe("summaryLine", () => {
     finishedAt: new Date(1000),
   });
   const idle: RunSummary["stages"] = [
-    { stage: "snap", outcome: { status: "nothing-to-do" } },
-    { stage: "backup", outcome: { status: "nothing-to-do" } },
-    { stage: "cleanup", side: "source", outcome: { status: "nothing-to-do" } },
+    { where: WHERE, stage: "snap", outcome: { status: "nothing-to-do" } },
+    { where: WHERE, stage: "backup", outcome: { status: "nothing-to-do" } },
+    { where: WHERE, stage: "cleanup", side: "source", outcome: { status: "nothing-to-do" } },
   ];
 
   test("an idle run has no line", () => {
@@ -107,7 +110,7 @@ describe("summaryLine", () => {
     const line = summaryLine(
       summary(
         0,
-        [{ stage: "snap", outcome: { status: "ok" } }, ...idle.slice(1)],
+        [{ where: WHERE, stage: "snap", outcome: { status: "ok" } }, ...idle.slice(1)],
         [
           {
             subname: "home",
@@ -129,7 +132,7 @@ describe("summaryLine", () => {
   test("a failure, a conflict alone, and a cancel each say so", () => {
     const failed = summary(
       1,
-      [{ stage: "backup", outcome: { status: "failed" } }],
+      [{ where: WHERE, stage: "backup", outcome: { status: "failed" } }],
       [
         {
           subname: "",
@@ -143,9 +146,11 @@ describe("summaryLine", () => {
       ],
     );
     expect(summaryLine(failed)).toBe("abgleich FAILED (exit 1): 1 conflict (backup failed)");
-    expect(summaryLine(summary(130, [{ stage: "backup", outcome: { status: "cancelled" } }]))).toBe(
-      "abgleich cancelled (exit 130): nothing changed (backup cancelled)",
-    );
+    expect(
+      summaryLine(
+        summary(130, [{ where: WHERE, stage: "backup", outcome: { status: "cancelled" } }]),
+      ),
+    ).toBe("abgleich cancelled (exit 130): nothing changed (backup cancelled)");
     // nothing to do, but a declined question or a failure is never silent
     expect(summaryLine(summary(1, idle))).toStartWith("abgleich FAILED (exit 1)");
   });

@@ -11,6 +11,9 @@ import { checkOptions, pluginHooks } from "../../lib/engine/plugins.ts";
 import notify, { encodedWords } from "../../plugins/notify.ts";
 import { config } from "./plan/fixtures.ts";
 
+/** the sides a stage ran on, as the summary records them */
+const WHERE = { source: "localhost:tank/data", target: "localhost:backup/tank-data" };
+
 interface Received {
   method: string;
   path: string;
@@ -55,8 +58,9 @@ const summary = (exitCode: number, mode: RunSummary["mode"] = "changing"): RunSu
   config: config(),
   mode,
   stages: [
-    { stage: "snap", outcome: { status: "ok" } },
+    { where: WHERE, stage: "snap", outcome: { status: "ok" } },
     {
+      where: WHERE,
       stage: "backup",
       outcome:
         exitCode === 0 ? { status: "ok" } : { status: "failed", error: new Error("send failed") },

@@ -40,6 +40,9 @@ import {
 } from "../../lib/status/state.ts";
 import { config, dst, history, inventory, snap, src } from "./plan/fixtures.ts";
 
+/** the sides a stage ran on, as the summary records them */
+const WHERE = { source: "localhost:tank/data", target: "localhost:backup/tank-data" };
+
 const H = 3600;
 const NOW = 1_800_000_000;
 const LIMITS = { warn: 26 * H, crit: 50 * H };
@@ -313,10 +316,11 @@ describe("the state file", () => {
     config: config({ file: join(dir, "my config.yaml") }),
     mode,
     stages: [
-      { stage: "snap", outcome: { status: "ok" } },
+      { where: WHERE, stage: "snap", outcome: { status: "ok" } },
       exitCode === 0
-        ? { stage: "cleanup", side: "source", outcome: { status: "nothing-to-do" } }
+        ? { where: WHERE, stage: "cleanup", side: "source", outcome: { status: "nothing-to-do" } }
         : {
+            where: WHERE,
             stage: "backup",
             outcome: { status: "failed", error: new Error("backup: boom\nmore") },
           },

@@ -9,6 +9,7 @@ import { defineWorkflow } from "../../lib/engine/api.ts";
 import { createHooks, type RunSummary } from "../../lib/engine/hooks.ts";
 import { pluginHooks } from "../../lib/engine/plugins.ts";
 import { Run } from "../../lib/engine/runner.ts";
+import { stagesText } from "../../lib/engine/summary.ts";
 import { silentUi } from "../../lib/engine/ui.ts";
 import { returnedExitCode, runWorkflow } from "../../lib/engine/workflow.ts";
 import type { Side } from "../../lib/zfs/model.ts";
@@ -80,6 +81,10 @@ describe("runWorkflow", () => {
     expect(code).toBe(1);
     expect(summaries).toHaveLength(1);
     expect(summaries[0]?.stages.map((s) => s.outcome.status)).toEqual(["nothing-to-do", "failed"]);
+    // the summary says which target each stage ran on
+    expect(stagesText(summaries[0]!)).toBe(
+      "cleanup source to localhost:backup/host nothing-to-do, cleanup source to localhost:offsite/host failed",
+    );
   });
 
   test("a workflow's own number wins over the stages' outcomes", async () => {
