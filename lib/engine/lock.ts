@@ -37,6 +37,7 @@
 // Its limits: runs in different pid namespaces (containers) or hosts sharing one lock directory
 // cannot judge each other's liveness (a claim from another host always counts as alive), and
 // without /proc (macOS, BSD) a reused pid keeps a dead claim alive until that process ends.
+// A lock directory on NFS may hide a fresh claim from another client for a while: keep it local.
 //
 // Several keys (source and target) should be taken in sorted order, so two runs that wait can
 // never wait for each other. Taking a key the same process already holds is refused as well.
@@ -64,6 +65,7 @@ import {
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Libc, loadLibc, tryFlock } from "./flock.ts";
+import { procStat } from "./proc.ts";
 
 export interface RunLockRequest {
   /** what the run changes, e.g. "backup target localhost:backup/tank-data"; hashed into a file name */
@@ -91,6 +93,8 @@ export interface LockHolder {
   /** when the holder took the lock */
   started: Date;
   description: string;
+  /** the machine it runs on, when another than this one shares the lock directory */
+  host?: string;
 }
 
 export interface RunLock {
@@ -257,7 +261,7 @@ export async function acquireRunLock(request: RunLockRequest): Promise<RunLock> 
 /** `pid 4242 (abgleich snap …) since 2026-11-26 02:00:01` */
 function holderText(holder: LockHolder | null): string {
   return holder
-    ? `pid ${holder.pid} (${holder.description}) since ${formatLocalTime(holder.started)}`
+    ? `pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ""} (${holder.description}) since ${formatLocalTime(holder.started)}`
     : "another run (it left no details)";
 }
 
@@ -371,20 +375,30 @@ function earliest(holders: readonly (LockHolder | null)[]): LockHolder | null {
 
 /**
  * The holder a flock lock file names while its process lives; undefined when there is no such
- * file or its process is gone (killed before it could remove the file: the next flock run
- * replaces it). A file another host wrote, or one that cannot be read, counts as held.
+ * file, its process is gone (killed before it could remove the file: the next flock run
+ * replaces it) or it names nobody (half-written). A file another host wrote (its processes
+ * cannot be checked from here), or one this user may not read, counts as held.
  */
 function flockHolder(lockPath: string, self: Self): LockHolder | null | undefined {
-  let content: Record<string, unknown> | null;
+  let text: string;
   try {
-    content = JSON.parse(readFileSync(lockPath, "utf8"));
+    text = readFileSync(lockPath, "utf8");
   } catch (error) {
     if (errorCode(error) === "ENOENT") return undefined;
-    return null;
+    return null; // there, but not ours to read: count it
+  }
+  let content: Record<string, unknown> | null;
+  try {
+    content = JSON.parse(text);
+  } catch {
+    // a live flock holder's file is always whole (linked or renamed in once written): this
+    // one was left half-written (a crash, a power loss), and a flock run would replace it
+    return undefined;
   }
   const holder = holderOf(content);
+  if (!holder) return undefined; // not a lock file's JSON: nobody's
   const foreign = typeof content?.host === "string" && content.host !== self.host;
-  if (holder && !foreign) {
+  if (!foreign) {
     const start = typeof content?.procStart === "string" ? content.procStart : "x";
     if (!alive(holder.pid, start === "x" ? null : start)) return undefined;
   }
@@ -436,7 +450,13 @@ function sweepDead(
     }
     const foreign = typeof content?.host === "string" && content.host !== self.host;
     if (!foreign && !alive(Number(pid), start === "x" ? null : start)) {
-      unlinkQuietly(path);
+      try {
+        unlinkQuietly(path);
+      } catch (error) {
+        // another user's, in a shared sticky directory: dead all the same, so it holds nothing
+        const code = errorCode(error);
+        if (code !== "EPERM" && code !== "EACCES") throw error;
+      }
       continue;
     }
     if (kind === "claim") live.push(holderOf(content));
@@ -460,11 +480,16 @@ function holderJson(request: RunLockRequest, self: Self): string {
 
 function holderOf(content: Record<string, unknown> | null): LockHolder | null {
   if (!content) return null;
-  const { pid, started, description } = content;
+  const { pid, started, description, host } = content;
   if (typeof pid !== "number" || typeof started !== "string") return null;
   const date = new Date(started);
   if (Number.isNaN(date.getTime())) return null;
-  return { pid, started: date, description: typeof description === "string" ? description : "" };
+  const holder = {
+    pid,
+    started: date,
+    description: typeof description === "string" ? description : "",
+  };
+  return typeof host === "string" && host !== hostname() ? { ...holder, host } : holder;
 }
 
 function readHolder(fd: number): LockHolder | null {
@@ -480,18 +505,6 @@ function readHolder(fd: number): LockHolder | null {
 /** /proc/PID/stat field 22 (start time in clock ticks after boot); null without /proc */
 function procStart(pid: number): string | null {
   return procStat(pid)?.start ?? null;
-}
-
-function procStat(pid: number): { state: string; start: string } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ")"
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const [state, start] = [fields[0], fields[19]];
-    return state && start ? { state, start } : null;
-  } catch {
-    return null;
-  }
 }
 
 /** false only when sure: no such process, a zombie, or another process under a reused pid */

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { loadLibc, tryFlock, unflock } from "../engine/flock.ts";
+import { procStat } from "../engine/proc.ts";
 import type { TokenFlag } from "./token.ts";
 import type { ZfsVersion } from "./version.ts";
 
@@ -150,7 +151,9 @@ export const STATE_FILE = "state.json";
 const LOCK_FILE = "state.lock";
 /** the lock of processes without libc: created exclusively, naming its holder the same way */
 const EXCL_FILE = "state.excl";
-const STALE_LOCK_MS = 30_000;
+/** an exclusive lock file still empty after this long lost its writer (open and write are
+ * back to back); well inside LOCK_TIMEOUT_MS, so the next caller does not time out on it */
+const STALE_LOCK_MS = 5_000;
 const LOCK_TIMEOUT_MS = 20_000;
 
 export function emptyState(): SimState {
@@ -222,8 +225,8 @@ function acquireLock(stateDir: string): () => void {
   const lockPath = join(stateDir, LOCK_FILE);
   const exclPath = join(stateDir, EXCL_FILE);
   const deadline = Date.now() + LOCK_TIMEOUT_MS;
-  const waitOrFail = () => {
-    if (Date.now() > deadline) throw new Error(`sim state is locked: ${lockPath}`);
+  const waitOrFail = (path: string) => {
+    if (Date.now() > deadline) throw new Error(`sim state is locked: ${path}`);
     Bun.sleepSync(2);
   };
   const lib = loadLibc();
@@ -243,7 +246,7 @@ function acquireLock(stateDir: string): () => void {
           fs.ftruncateSync(fd, 0);
           unflock(lib, fd);
         }
-        waitOrFail();
+        waitOrFail(lockPath);
       }
     } catch (error) {
       fs.closeSync(fd);
@@ -264,23 +267,13 @@ function acquireLock(stateDir: string): () => void {
         continue;
       }
     }
-    waitOrFail();
-  }
-}
-
-/** The fields of /proc/PID/stat after COMM (which may hold spaces and parentheses), or null. */
-function procStat(pid: number): string[] | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return null;
+    waitOrFail(exclPath);
   }
 }
 
 /** A process's start time (clock ticks since boot), to tell it from a later one with its pid. */
 export function processStart(pid: number): string | null {
-  return procStat(pid)?.[19] ?? null;
+  return procStat(pid)?.start ?? null;
 }
 
 /**
@@ -288,8 +281,8 @@ export function processStart(pid: number): string | null {
  * and, given its start time, not a later process that got the same pid.
  */
 export function processAlive(pid: number, start?: string | null): boolean {
-  const fields = procStat(pid);
-  if (fields) return fields[0] !== "Z" && (!start || fields[19] === start);
+  const now = procStat(pid);
+  if (now) return now.state !== "Z" && now.state !== "X" && (!start || now.start === start);
   if (fs.existsSync("/proc/self/stat")) return false;
   try {
     process.kill(pid, 0);

@@ -30,8 +30,8 @@ function freshDir(): string {
 }
 
 /** a child process (tests/helpers/lock-child.ts) and its stdout, line by line */
-function spawnChild(args: string[]) {
-  const child = Bun.spawn([process.execPath, CHILD, ...args], {
+function spawnChild(args: string[], prefix: string[] = []) {
+  const child = Bun.spawn([...prefix, process.execPath, CHILD, ...args], {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",
@@ -59,8 +59,13 @@ function spawnChild(args: string[]) {
 }
 
 /** a child process holding the lock (mode "exit": about to exit without releasing it) */
-async function holderChild(mode: "hold" | "exit", dir: string, mechanism: LockMechanism) {
-  const { child, line } = spawnChild([mode, dir, KEY, mechanism]);
+async function holderChild(
+  mode: "hold" | "exit",
+  dir: string,
+  mechanism: LockMechanism,
+  prefix: string[] = [],
+) {
+  const { child, line } = spawnChild([mode, dir, KEY, mechanism], prefix);
   expect(await line()).toBe("held");
   return child;
 }
@@ -284,6 +289,58 @@ describe.each([
     }
   });
 });
+
+describe("a claims run and a flock lock file left behind", () => {
+  const lockFile = (dir: string) =>
+    join(dir, `${new Bun.CryptoHasher("sha256").update(KEY).digest("hex").slice(0, 32)}.lock`);
+  const request = (dir: string) => ({
+    key: KEY,
+    description: "claims",
+    waitMs: 0,
+    dir,
+    mechanism: "claims" as const,
+  });
+
+  test("a half-written one (a crash, a power loss) holds nothing", async () => {
+    const dir = freshDir();
+    (await acquireRunLock(request(dir))).release(); // creates dir
+    writeFileSync(lockFile(dir), '{"pid": 4');
+    (await acquireRunLock(request(dir))).release();
+  });
+
+  test("another machine's holds, and the refusal names that machine", async () => {
+    const dir = freshDir();
+    (await acquireRunLock(request(dir))).release();
+    const started = new Date().toISOString();
+    const holder = { pid: 4242, started, description: "abgleich backup", host: "elsewhere" };
+    writeFileSync(lockFile(dir), JSON.stringify(holder));
+    const error = await acquireRunLock(request(dir)).catch((e) => e);
+    expect(error).toBeInstanceOf(LockBusyError);
+    expect(error.message).toContain("in use by pid 4242 on elsewhere (abgleich backup)");
+  });
+});
+
+// qemu-user answers a process's own /proc/PID/stat itself, with another start time than the
+// kernel's: what a holder wrote about itself then differed from what others read, and a live
+// holder looked like a reused pid (CI runs the arm64 binary so). Not on a machine without it.
+const QEMU = Bun.which(process.arch === "arm64" ? "qemu-aarch64" : "qemu-x86_64");
+describe.skipIf(QEMU === null).each(["flock", "claims"] as const)(
+  "a holder under qemu-user (%s)",
+  (holding) => {
+    test("is seen alive by either kind of run", async () => {
+      const dir = freshDir();
+      const child = await holderChild("hold", dir, holding, [QEMU as string]);
+      for (const asking of ["claims", "flock"] as const) {
+        const request = { key: KEY, description: "native", waitMs: 0, dir, mechanism: asking };
+        const error = await acquireRunLock(request).catch((e) => e);
+        expect(error).toBeInstanceOf(LockBusyError);
+        expect(error.holder.description).toBe("lock-child hold");
+      }
+      child.stdin.end();
+      expect(await child.exited).toBe(0);
+    }, 60_000);
+  },
+);
 
 test("a run whose lock file was released and retaken under it does not take it too", async () => {
   // C opens the lock file; before C flocks it, A releases it (unlinks it, then drops the flock)
