@@ -37,13 +37,18 @@ export const zfsListName = (dataset: string): string[] => [
 ];
 
 /** prints the dataset's `used` in bytes */
-export const zfsUsed = (dataset: string): string[] => [
+export const zfsUsed = (dataset: string): string[] => zfsNumber("used", dataset);
+
+/** prints the bytes the dataset (and what is received below it) may still take */
+export const zfsAvailable = (dataset: string): string[] => zfsNumber("available", dataset);
+
+const zfsNumber = (property: "used" | "available", dataset: string): string[] => [
   "zfs",
   "list",
   "-H",
   "-p",
   "-o",
-  "used",
+  property,
   dataset,
 ];
 

@@ -22,6 +22,7 @@ import {
   NO_PROGRAMS,
   pairWords,
   shownBookmarkProgram,
+  zfsAvailable,
   zfsBookmarkProgram,
   zfsBookmarks,
   zfsDestroyBookmarks,
@@ -271,6 +272,12 @@ export class ZfsPort {
   /** the dataset's `used` bytes, or null when unreadable */
   async used(dataset: string): Promise<number | null> {
     const result = await this.query(zfsUsed(dataset));
+    return result.code === 0 ? parseBytes(result.stdout) : null;
+  }
+
+  /** the dataset's `available` bytes, or null when unreadable */
+  async available(dataset: string): Promise<number | null> {
+    const result = await this.query(zfsAvailable(dataset));
     return result.code === 0 ? parseBytes(result.stdout) : null;
   }
 

@@ -258,6 +258,10 @@ describe("target pool full", () => {
       );
       const full = await env.cli(["backup", config, "--yes"]);
       expect(full.code).toBe(1);
+      // said with the plan, before anything is sent
+      expect(full.stderr).toContain(
+        "warning: the transfers need about 100.1 MiB and dst has 79.9 MiB available: they may stop",
+      );
       expect(full.stdout).toContain("cannot receive new filesystem stream: out of space");
       // what to do about it, and what happens then
       expect(full.stdout).toContain(
@@ -270,6 +274,7 @@ describe("target pool full", () => {
       env.growPool("dst", 1024 * 1024 * 1024);
       const again = await env.cli(["backup", config, "--yes", "--json"]);
       expect(again.code).toBe(0);
+      expect(again.stdout).not.toContain("they may stop"); // room enough now
       const plan = planOf(again.stdout);
       expect(sendsOf(plan).map((a) => a.mode)).toEqual(["resume"]);
       expect(env.guid(`dst/backup@${day(1)}`)).toBe(env.guid(`src/data@${day(1)}`));

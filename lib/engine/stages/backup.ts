@@ -2,6 +2,8 @@
 // conflicts and skip them. Each transfer is one OS pipeline from the source host to the target
 // host; bytes never pass through JavaScript.
 
+import { formatBytes } from "../../cli/render/units.ts";
+import { rootOf } from "../../config/types.ts";
 import { planBackup, type TokenInfo } from "../../plan/backup.ts";
 import { holdTags, withChain } from "../../plan/chain.ts";
 import type { Action, ChainAction, Plan, SendAction } from "../../plan/types.ts";
@@ -292,6 +294,32 @@ async function sendBatch(
   );
 }
 
+const sum = (values: Iterable<number>) => {
+  let total = 0;
+  for (const value of values) total += value;
+  return total;
+};
+
+/**
+ * Where the sends land and the bytes it has left: the target root, or before the first backup
+ * its parent; null when unreadable (the check is a warning, never a reason to stop).
+ */
+async function roomOnTarget(
+  run: Run,
+  target: Inventory,
+): Promise<{ dataset: string; available: number } | null> {
+  const root = rootOf(run.config.target);
+  const dataset =
+    target.datasets.length > 0 || !root.includes("/") ? root : root.slice(0, root.lastIndexOf("/"));
+  try {
+    const available = await run.ports.target.available(dataset);
+    return available === null ? null : { dataset, available };
+  } catch (error) {
+    if (run.signal.aborted || isCancelError(error)) throw error;
+    return null;
+  }
+}
+
 export function backupStage(run: Run): ChangingStage {
   /** chosen once per stage when it plans a send (tools asked once per host, not per dataset) */
   let wire: StageWire = NO_WIRE;
@@ -318,7 +346,17 @@ export function backupStage(run: Run): ChangingStage {
         run.namer().isOwn,
       );
       // nothing to send (the unattended run's usual case): no host is asked for its tools
-      if (plan.actions.some((action) => action.kind === "send")) wire = await prepareWire(run);
+      if (plan.actions.some((action) => action.kind === "send")) {
+        const [chosen, room] = await Promise.all([prepareWire(run), roomOnTarget(run, target)]);
+        wire = chosen;
+        const needed = sum(estimateSends(plan, source, tokens).values());
+        if (room !== null && needed > room.available) {
+          const pool = run.config.target.zpool;
+          run.ui.warn(
+            `the transfers need about ${formatBytes(needed)} and ${room.dataset} has ${formatBytes(room.available)} available: they may stop with "out of space" (what arrived is kept, and the next backup resumes it); free space on ${pool} (cleanup target, or destroy what it no longer needs) or grow the pool first`,
+          );
+        }
+      }
       return plan;
     },
     estimate: async (plan: Plan) => estimateSends(plan, sourceTree, tokens),
