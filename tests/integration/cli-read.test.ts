@@ -211,7 +211,7 @@ describe("compare", () => {
     expect(text.stdout).toContain(
       `! guid-mismatch: dst/backup/${ODD}: snapshot(s) s1 exist on both sides`,
     );
-    expect(text.stdout).toContain("3 datasets, 3 conflicts");
+    expect(text.stdout).toContain("3 datasets (1 ignored), 3 conflicts");
     expectReadOnly(env.calls());
   });
 

@@ -104,7 +104,7 @@ describe("renderComparison", () => {
         "cache (ignored)  ◐",
         "old                      ◑",
         "",
-        "4 datasets, 1 conflict",
+        "4 datasets (1 ignored), 1 conflict",
         "● on both sides   ◐ source only   ◑ target only   x same name, different guid",
       ].join("\n"),
     );

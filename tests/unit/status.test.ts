@@ -242,6 +242,23 @@ describe("the judgement", () => {
     expect(report.perfdata).toContain("conflicts=1 resume_pending=1");
   });
 
+  test("a dataset only on the target (its source gone) is a WARNING naming both ways out", () => {
+    const source = history(at("s1", 3));
+    const report = statusReport(
+      input({
+        config: config({ ignore: ["old"] }),
+        source: inventory("source", [src("", source)]),
+        target: inventory("target", [dst("", source), dst("photos", source), dst("old", source)]),
+      }),
+    );
+    expect(report.datasets.map((d) => d.subname)).toEqual([""]);
+    expect(report.level).toBe(WARNING);
+    // an ignored one (removed on purpose, said so) is not watched
+    expect(report.problems.map((p) => p.text)).toEqual([
+      "photos: only on the target, the source has no such dataset: restore it from the backup, or if it was removed on purpose add it to ignore",
+    ]);
+  });
+
   test("the last run: none recorded, failed, or its last success too long ago", () => {
     const fresh = history(at("s1", 1));
     const trees = {

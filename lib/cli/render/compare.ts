@@ -314,8 +314,10 @@ export function comparisonJson(cmp: Comparison): ComparisonJson {
   };
 }
 
-/** a one-line count for the end of the human output, e.g. "3 datasets, 1 conflict" */
+/** a one-line count for the end of the human output, e.g. "3 datasets (1 ignored), 1 conflict" */
 export function comparisonSummary(cmp: Comparison): string {
   const conflicts = cmp.rows.reduce((sum, row) => sum + row.conflicts.length, 0);
-  return `${plural(cmp.rows.length, "dataset")}, ${plural(conflicts, "conflict")}`;
+  const ignored = cmp.rows.filter((row) => row.ignored).length;
+  const datasets = `${plural(cmp.rows.length, "dataset")}${ignored > 0 ? ` (${ignored} ignored)` : ""}`;
+  return `${datasets}, ${plural(conflicts, "conflict")}`;
 }
