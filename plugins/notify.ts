@@ -133,6 +133,9 @@ export function summaryJson(summary: RunSummary) {
     finishedAt: summary.finishedAt.toISOString(),
     stages: summary.stages.map((s) => ({
       stage: s.stage,
+      ...(s.side ? { side: s.side } : {}),
+      source: s.where.source,
+      target: s.where.target,
       status: s.outcome.status,
       error: s.outcome.error?.message,
     })),

@@ -756,8 +756,10 @@ export class Run {
         : new Map<SendAction, number>();
       ui.showPlan(info, plan, estimates);
       status = await this.act(info, stage, plan, estimates, results, inventories);
-      // conflicts and planning errors fail the stage, even when everything else went well
-      if (troubles > 0 && (status === "ok" || status === "nothing-to-do")) status = "failed";
+      // conflicts and planning errors fail the stage, even when everything else went well (or
+      // would have: a dry run's too, so a cron'd dry run sees them)
+      if (troubles > 0 && (status === "ok" || status === "nothing-to-do" || status === "dry-run"))
+        status = "failed";
     } catch (error) {
       if (isCancel(error, this.signal)) {
         status = "cancelled";

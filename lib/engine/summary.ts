@@ -125,29 +125,31 @@ export function wasIdle(summary: RunSummary): boolean {
 }
 
 /**
- * The whole run in one line, for `--quiet` logs: what changed, then each stage's status, e.g.
- * `abgleich ok: 2 snapshots made, 1.2 MiB sent (3 snapshots) (snap ok, backup ok, cleanup
- * source nothing-to-do)`. Null for an idle run: there is nothing to say.
- */
-/**
  * Each stage and how it ended: `snap ok, backup ok`. A workflow that ran a stage on several
  * targets (or sources) with `run.with()` says which one each was: `backup to nas:backup/tank ok`.
  */
 export function stagesText(summary: RunSummary): string {
-  const several = (side: Side) => new Set(summary.stages.map((s) => s.where[side])).size > 1;
+  // `where?.`: a plugin may hand in a summary it built itself, without the sides
+  const several = (side: Side) => new Set(summary.stages.map((s) => s.where?.[side])).size > 1;
   const [sources, targets] = [several("source"), several("target")];
   return summary.stages
     .map((s) =>
       [
         stageTitle(s.stage, s.side),
-        ...(sources ? [`from ${s.where.source}`] : []),
-        ...(targets ? [`to ${s.where.target}`] : []),
+        ...(sources && s.where ? [`from ${s.where.source}`] : []),
+        // snap never touches a target
+        ...(targets && s.where && s.stage !== "snap" ? [`to ${s.where.target}`] : []),
         s.outcome.status,
       ].join(" "),
     )
     .join(", ");
 }
 
+/**
+ * The whole run in one line, for `--quiet` logs: what changed, then each stage's status, e.g.
+ * `abgleich ok: 2 snapshots made, 1.2 MiB sent (3 snapshots) (snap ok, backup ok, cleanup
+ * source nothing-to-do)`. Null for an idle run: there is nothing to say.
+ */
 export function summaryLine(summary: RunSummary): string | null {
   if (wasIdle(summary)) return null;
   const t = summaryTotals(summary);

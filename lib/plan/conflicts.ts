@@ -116,8 +116,9 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
         `the target has ${after.length} snapshot(s) after the newest common one ${newest.source.name}: ${abbreviateNames(after)}`,
         "Backup sends nothing to it. Those snapshots are on the target alone: if they hold data " +
           "you still need (the source was rolled back, or restored from an older snapshot), keep " +
-          `them by renaming the target dataset (zfs rename '${target.name}' …), and the next ` +
-          "backup sends the source afresh; otherwise roll back the target by hand " +
+          `them by renaming the target dataset out of the target root (zfs rename '${target.name}' …; ` +
+          "its children go with it), and the next backup sends the source afresh; otherwise roll " +
+          "back the target by hand " +
           `(e.g. zfs rollback -r '${target.name}@${newest.target.name}'), then run backup again.`,
       ),
     );

@@ -153,7 +153,7 @@ const LOCK_FILE = "state.lock";
 const EXCL_FILE = "state.excl";
 /** an exclusive lock file still empty after this long lost its writer (open and write are
  * back to back); well inside LOCK_TIMEOUT_MS, so the next caller does not time out on it */
-const STALE_LOCK_MS = 5_000;
+const STALE_LOCK_MS = 10_000;
 const LOCK_TIMEOUT_MS = 20_000;
 
 export function emptyState(): SimState {

@@ -208,11 +208,13 @@ export function statusReport(input: StatusInput): StatusReport {
   for (const pair of pairDatasets(input.source, input.target, input.config)) {
     if (pair.excluded !== null) continue; // left out of backups on purpose: not watched
     if (pair.source === undefined) {
-      // its source is gone: destroyed by mistake (restore it) or on purpose (then say so)
-      problems.push({
-        level: WARNING,
-        text: `${shown(pair.subname)}: only on the target, the source has no such dataset: restore it from the backup, or if it was removed on purpose add it to ignore`,
-      });
+      // its source is gone: destroyed by mistake (restore it) or on purpose (then say so);
+      // without the source root at all, that one CRITICAL says it for every dataset
+      if (input.source.datasets.length > 0)
+        problems.push({
+          level: WARNING,
+          text: `${shown(pair.subname)}: only on the target, the source has no such dataset: restore it from the backup, or if it was removed on purpose add it to ignore`,
+        });
       continue;
     }
     datasets.push(datasetStatus(pair.subname, pair.source, pair.target, input, problems));

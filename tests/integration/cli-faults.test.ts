@@ -211,6 +211,11 @@ describe("conflicts", () => {
       for (const argv of setup) expect(env.zfs(...argv).code).toBe(0);
       const before = new Map(kids.map((k) => [k, env.snapshots(`dst/backup/${k}`)]));
 
+      // a dry run sees the conflicts too, beside the send it would make: exit 1
+      const dry = await env.cli(["backup", config, "--dry-run"]);
+      expect(dry.stdout).toContain("Plan: 1 transfer");
+      expect(dry.code).toBe(1);
+
       const run = await env.cli(["backup", config, "--yes", "--json"]);
       expect(run.code).toBe(1);
       const plan = planOf(run.stdout);

@@ -257,6 +257,14 @@ describe("the judgement", () => {
     expect(report.problems.map((p) => p.text)).toEqual([
       "photos: only on the target, the source has no such dataset: restore it from the backup, or if it was removed on purpose add it to ignore",
     ]);
+    // no source root at all: that one CRITICAL, not a warning per dataset besides
+    const rootless = statusReport(
+      input({
+        source: inventory("source", []),
+        target: inventory("target", [dst("", source), dst("photos", source)]),
+      }),
+    );
+    expect(rootless.problems.map((p) => p.level)).toEqual([CRITICAL]);
   });
 
   test("the last run: none recorded, failed, or its last success too long ago", () => {

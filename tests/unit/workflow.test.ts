@@ -87,6 +87,27 @@ describe("runWorkflow", () => {
     );
   });
 
+  test("the stages' text names the target of each stage that has one, when there were two", () => {
+    const ok = { status: "ok" } as const;
+    const [nas, usb] = ["nas:backup/tank", "usb:offsite/tank"];
+    const stage = (name: "snap" | "backup", target: string) => ({
+      stage: name,
+      outcome: ok,
+      where: { source: "localhost:tank/data", target },
+    });
+    const summary = (stages: ReturnType<typeof stage>[]) => ({ stages }) as unknown as RunSummary;
+    expect(stagesText(summary([stage("snap", nas), stage("backup", nas)]))).toBe(
+      "snap ok, backup ok",
+    );
+    expect(
+      stagesText(summary([stage("snap", nas), stage("backup", nas), stage("backup", usb)])),
+    ).toBe(`snap ok, backup to ${nas} ok, backup to ${usb} ok`);
+    // a summary a plugin built without the sides
+    expect(stagesText({ stages: [{ stage: "snap", outcome: ok }] } as unknown as RunSummary)).toBe(
+      "snap ok",
+    );
+  });
+
   test("a workflow's own number wins over the stages' outcomes", async () => {
     const { run } = open((side) => memoryHost(side, inventory(side, [])));
     const own = await runWorkflow(

@@ -300,22 +300,24 @@ const sum = (values: Iterable<number>) => {
   return total;
 };
 
+interface Room {
+  dataset: string;
+  available: number;
+}
+
 /**
  * Where the sends land and the bytes it has left: the target root, or before the first backup
- * its parent; null when unreadable (the check is a warning, never a reason to stop).
+ * its parent; null when unreadable or cancelled (the check is a warning, never a reason to
+ * stop, and the stage notices a cancel itself).
  */
-async function roomOnTarget(
-  run: Run,
-  target: Inventory,
-): Promise<{ dataset: string; available: number } | null> {
+async function roomOnTarget(run: Run, target: Inventory): Promise<Room | null> {
   const root = rootOf(run.config.target);
   const dataset =
     target.datasets.length > 0 || !root.includes("/") ? root : root.slice(0, root.lastIndexOf("/"));
   try {
     const available = await run.ports.target.available(dataset);
     return available === null ? null : { dataset, available };
-  } catch (error) {
-    if (run.signal.aborted || isCancelError(error)) throw error;
+  } catch {
     return null;
   }
 }
@@ -325,6 +327,8 @@ export function backupStage(run: Run): ChangingStage {
   let wire: StageWire = NO_WIRE;
   let tokens: ReadonlyMap<string, TokenInfo> = new Map();
   let sourceTree: Inventory | null = null;
+  /** the target's room for the sends, asked while planning (never rejects) */
+  let room: Promise<Room | null> = Promise.resolve(null);
   return {
     stage: "backup",
     reads: ["source", "target"],
@@ -347,19 +351,26 @@ export function backupStage(run: Run): ChangingStage {
       );
       // nothing to send (the unattended run's usual case): no host is asked for its tools
       if (plan.actions.some((action) => action.kind === "send")) {
-        const [chosen, room] = await Promise.all([prepareWire(run), roomOnTarget(run, target)]);
-        wire = chosen;
-        const needed = sum(estimateSends(plan, source, tokens).values());
-        if (room !== null && needed > room.available) {
-          const pool = run.config.target.zpool;
-          run.ui.warn(
-            `the transfers need about ${formatBytes(needed)} and ${room.dataset} has ${formatBytes(room.available)} available: they may stop with "out of space" (what arrived is kept, and the next backup resumes it); free space on ${pool} (cleanup target, or destroy what it no longer needs) or grow the pool first`,
-          );
-        }
+        // the target's room is asked beside the tools, and judged on the plan as shown
+        room = roomOnTarget(run, target);
+        wire = await prepareWire(run);
       }
       return plan;
     },
-    estimate: async (plan: Plan) => estimateSends(plan, sourceTree, tokens),
+    estimate: async (plan: Plan) => {
+      const estimates = estimateSends(plan, sourceTree, tokens);
+      const free = await room;
+      const needed = sum(estimates.values());
+      // an aborted partial receive frees what it held first: the room read is too small then
+      const aborts = plan.actions.some((action) => action.kind === "abort-resume");
+      if (free !== null && !aborts && needed > free.available) {
+        const pool = run.config.target.zpool;
+        run.ui.warn(
+          `the transfers need about ${formatBytes(needed)} and ${free.dataset} has ${formatBytes(free.available)} available: they may stop with "out of space" (what arrived is kept, and the next backup resumes it); free space on ${pool} (cleanup target, or destroy what it no longer needs) or grow the pool first`,
+        );
+      }
+      return estimates;
+    },
     // over ssh, sends share a session per host; between local pools there is none to share,
     // and a direct or one-host wire carries one transfer per ssh command
     batchSize: (action: Action) =>

@@ -188,7 +188,7 @@ describe("planBackup: conflicts are skipped and explained", () => {
     expect(conflict?.message).toContain("2 snapshot(s) after the newest common one s2: t1, t2");
     // they may be the only copies of newer data: keeping them is said first
     expect(conflict?.message).toContain(
-      "keep them by renaming the target dataset (zfs rename 'backup/host/a' …)",
+      "keep them by renaming the target dataset out of the target root (zfs rename 'backup/host/a' …;",
     );
     expect(conflict?.message).toContain("otherwise roll back the target by hand");
     expect(conflict?.message).toContain("zfs rollback -r 'backup/host/a@s2'");
