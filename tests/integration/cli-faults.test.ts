@@ -289,6 +289,32 @@ describe("target pool full", () => {
   );
 });
 
+describe("room on the target", () => {
+  test(
+    "an incremental larger than the target root's room is warned of with the plan, naming the root",
+    async () => {
+      env.seed(
+        oneDataset({
+          srcSize: "2G",
+          dstSize: "400M",
+          snapshots: [{ name: "data", snapshots: [{ name: day(1), written: "10M" }] }],
+        }),
+      );
+      const first = await env.cli(["backup", config, "--yes"]);
+      expect(first.code).toBe(0);
+      expect(first.stderr).not.toContain("they may stop");
+      expect(env.zfs("sim-write", "src/data", "500M").code).toBe(0);
+      expect(env.zfs("snapshot", `src/data@${day(2)}`).code).toBe(0);
+      const dry = await env.cli(["backup", config, "--dry-run"]);
+      expect(dry.code).toBe(0);
+      expect(dry.stderr).toMatch(
+        /warning: the transfers need about 500\.\d MiB and dst\/backup has \d+\.\d MiB available: they may stop/,
+      );
+    },
+    LONG_MS,
+  );
+});
+
 describe("the chain's protection", () => {
   test(
     "a new base that cannot be bookmarked keeps the old base's hold and bookmark",
