@@ -173,11 +173,12 @@ export function quoteShort(value: string, max = 60): string {
   return JSON.stringify(value.length > max ? `${value.slice(0, max)}...` : value);
 }
 
-function unknownKeyReason(key: string, known: string[]): string {
+/** `unknown key (did you mean `keep_snapshots`?); allowed here: …` (a plugin's: "option") */
+export function unknownKeyReason(key: string, known: string[], noun = "key"): string {
   const close = known.filter((candidate) => editDistance(key, candidate) <= 2);
   const suggestion =
     close.length > 0 ? ` (did you mean ${close.map((k) => `\`${k}\``).join(" or ")}?)` : "";
-  return `unknown key${suggestion}; allowed here: ${known.join(", ")}`;
+  return `unknown ${noun}${suggestion}; allowed here: ${known.join(", ")}`;
 }
 
 /** Levenshtein distance, for "did you mean" on typos such as `keep_snapshot`. */

@@ -9,6 +9,7 @@ import type { default as Ajv, ErrorObject } from "ajv";
 import { BUNDLED_PLUGINS } from "../../plugins/index.ts";
 import { ConfigError } from "../config/errors.ts";
 import type { Config } from "../config/types.ts";
+import { unknownKeyReason } from "../config/validate.ts";
 import { formatKeyPath, nodeAt, type PathSegment, parseYaml, positionOf } from "../config/yaml.ts";
 import type { OptionsParser, OptionsSchema, Plugin, PluginContext } from "./api.ts";
 import * as api from "./api.ts";
@@ -174,7 +175,8 @@ let ajv: Ajv | undefined;
 function schemaCompiler(): Ajv {
   if (ajv === undefined) {
     const { default: AjvClass } = require("ajv") as typeof import("ajv");
-    ajv = new AjvClass({ allErrors: false, useDefaults: true, strict: false });
+    // verbose: an error carries its schema, whose keys name what an unknown option could be
+    ajv = new AjvClass({ allErrors: false, useDefaults: true, strict: false, verbose: true });
   }
   return ajv;
 }
@@ -240,8 +242,14 @@ function describeSchemaError(error: ErrorObject | undefined): {
     .map((part) => (/^\d+$/.test(part) ? Number(part) : part));
   const params = error.params as Record<string, unknown>;
   switch (error.keyword) {
-    case "additionalProperties":
-      return { path: [...path, String(params.additionalProperty)], reason: "unknown option" };
+    case "additionalProperties": {
+      const key = String(params.additionalProperty);
+      const known = Object.keys((error.parentSchema?.properties ?? {}) as object);
+      return {
+        path: [...path, key],
+        reason: known.length > 0 ? unknownKeyReason(key, known, "option") : "unknown option",
+      };
+    }
     case "required":
       return { path, reason: `missing required option "${String(params.missingProperty)}"` };
     case "enum":

@@ -66,7 +66,11 @@ describe("loading plugins", () => {
       "  - name: notify\n    options:\n      ntfy:\n        url: http://x\n        topic: t\n",
     );
     expect(unknown.keyPath).toBe("plugins[0].options.ntfy.topic");
-    expect(unknown.reason).toBe("unknown option");
+    expect(unknown.reason).toStartWith("unknown option; allowed here: ");
+    // a typo: the option it could be is named
+    const typo = await loadError("  - name: notify\n    options:\n      timout: 5\n");
+    expect(typo.keyPath).toBe("plugins[0].options.timout");
+    expect(typo.reason).toStartWith("unknown option (did you mean `timeout`?); allowed here: ");
     const missing = await loadError(
       "  - name: notify\n    options:\n      webhook: { preset: slack }\n",
     );
