@@ -125,24 +125,27 @@ export function wasIdle(summary: RunSummary): boolean {
 }
 
 /**
- * Each stage and how it ended: `snap ok, backup ok`. A workflow that ran a stage on several
- * targets (or sources) with `run.with()` says which one each was: `backup to nas:backup/tank ok`.
+ * Each stage's name: `snap`, `cleanup source`. A workflow that ran a stage on several targets
+ * (or sources) with `run.with()` says which one each was: `backup to nas:backup/tank`.
  */
-export function stagesText(summary: RunSummary): string {
+export function stageNames(summary: RunSummary): string[] {
   // `where?.`: a plugin may hand in a summary it built itself, without the sides
   const several = (side: Side) => new Set(summary.stages.map((s) => s.where?.[side])).size > 1;
   const [sources, targets] = [several("source"), several("target")];
-  return summary.stages
-    .map((s) =>
-      [
-        stageTitle(s.stage, s.side),
-        ...(sources && s.where ? [`from ${s.where.source}`] : []),
-        // snap never touches a target
-        ...(targets && s.where && s.stage !== "snap" ? [`to ${s.where.target}`] : []),
-        s.outcome.status,
-      ].join(" "),
-    )
-    .join(", ");
+  return summary.stages.map((s) =>
+    [
+      stageTitle(s.stage, s.side),
+      ...(sources && s.where ? [`from ${s.where.source}`] : []),
+      // snap never touches a target
+      ...(targets && s.where && s.stage !== "snap" ? [`to ${s.where.target}`] : []),
+    ].join(" "),
+  );
+}
+
+/** each stage and how it ended: `snap ok, backup to nas:backup/tank failed` (see stageNames) */
+export function stagesText(summary: RunSummary): string {
+  const names = stageNames(summary);
+  return summary.stages.map((s, i) => `${names[i]} ${s.outcome.status}`).join(", ");
 }
 
 /**

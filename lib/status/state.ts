@@ -21,7 +21,8 @@ import {
 } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, extname, isAbsolute, join, resolve } from "node:path";
-import { type RunSummary, stageTitle } from "../engine/hooks.ts";
+import type { RunSummary } from "../engine/hooks.ts";
+import { stageNames } from "../engine/summary.ts";
 
 export type RunResult = "ok" | "failed" | "declined" | "cancelled";
 
@@ -97,7 +98,7 @@ export function runRecord(summary: RunSummary): RunRecord | null {
           : "failed";
   const failure = summary.stages.find((entry) => entry.outcome.error)?.outcome.error;
   return {
-    stages: summary.stages.map((entry) => stageTitle(entry.stage, entry.side)),
+    stages: stageNames(summary),
     result,
     exitCode: summary.exitCode,
     startedAt: summary.startedAt.toISOString(),

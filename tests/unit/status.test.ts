@@ -373,6 +373,16 @@ describe("the state file", () => {
     });
     expect(second?.lastSuccess).toEqual(first?.lastSuccess ?? null);
     expect(warnings).toEqual([]);
+    // a workflow that backed up to two targets: the record says which stage went where
+    const offsite = { ...WHERE, target: "usb:offsite/tank" };
+    const two = summary(0);
+    two.stages.push({ where: offsite, stage: "backup", outcome: { status: "ok" } });
+    recordRun(two, (text) => warnings.push(text), env);
+    expect(readRunState(file)?.lastRun.stages).toEqual([
+      "snap",
+      `cleanup source to ${WHERE.target}`,
+      "backup to usb:offsite/tank",
+    ]);
   });
 
   test("a long error is kept to 300 characters, cut after a whole word and marked", () => {
