@@ -65,7 +65,7 @@ import {
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Libc, loadLibc, tryFlock } from "./flock.ts";
-import { procStat } from "./proc.ts";
+import { processAlive, processStart } from "./proc.ts";
 
 export interface RunLockRequest {
   /** what the run changes, e.g. "backup target localhost:backup/tank-data"; hashed into a file name */
@@ -224,7 +224,7 @@ export async function acquireRunLock(request: RunLockRequest): Promise<RunLock> 
   const hash = createHash("sha256").update(key).digest("hex").slice(0, 32);
   const self: Self = {
     pid: process.pid,
-    procStart: procStart(process.pid) ?? "x",
+    procStart: processStart(process.pid) ?? "x",
     host: hostname(),
   };
 
@@ -397,12 +397,22 @@ function flockHolder(lockPath: string, self: Self): LockHolder | null | undefine
   }
   const holder = holderOf(content);
   if (!holder) return undefined; // not a lock file's JSON: nobody's
+  const start = typeof content?.procStart === "string" ? content.procStart : "x";
+  return gone(content, holder.pid, start, self) ? undefined : holder;
+}
+
+/**
+ * Whether the holder a lock file or claim names has ended: a process of this machine no longer
+ * alive (`start` "x": written where there was no /proc). Another machine's cannot be judged here.
+ */
+function gone(
+  content: Record<string, unknown> | null,
+  pid: number,
+  start: string,
+  self: Self,
+): boolean {
   const foreign = typeof content?.host === "string" && content.host !== self.host;
-  if (!foreign) {
-    const start = typeof content?.procStart === "string" ? content.procStart : "x";
-    if (!alive(holder.pid, start === "x" ? null : start)) return undefined;
-  }
-  return holder;
+  return !foreign && !processAlive(pid, start === "x" ? null : start);
 }
 
 /** a held lock: release once, by hand or at exit */
@@ -448,8 +458,7 @@ function sweepDead(
     } catch {
       // gone meanwhile, or a temp file half written: judged by its name alone
     }
-    const foreign = typeof content?.host === "string" && content.host !== self.host;
-    if (!foreign && !alive(Number(pid), start === "x" ? null : start)) {
+    if (gone(content, Number(pid), start, self)) {
       try {
         unlinkQuietly(path);
       } catch (error) {
@@ -500,26 +509,6 @@ function readHolder(fd: number): LockHolder | null {
   } catch {
     return null;
   }
-}
-
-/** /proc/PID/stat field 22 (start time in clock ticks after boot); null without /proc */
-function procStart(pid: number): string | null {
-  return procStat(pid)?.start ?? null;
-}
-
-/** false only when sure: no such process, a zombie, or another process under a reused pid */
-function alive(pid: number, start: string | null): boolean {
-  if (!(pid > 0)) return true; // kill(0) or kill(-n) would mean process groups: never guess
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if (errorCode(error) === "ESRCH") return false;
-    if (errorCode(error) !== "EPERM") return true;
-  }
-  const now = procStat(pid);
-  if (!now) return true;
-  if (now.state === "Z" || now.state === "X") return false;
-  return start === null || now.start === start;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { loadLibc, tryFlock, unflock } from "../engine/flock.ts";
-import { procStat } from "../engine/proc.ts";
+import { processAlive, processStart } from "../engine/proc.ts";
 import type { TokenFlag } from "./token.ts";
 import type { ZfsVersion } from "./version.ts";
 
@@ -271,26 +271,8 @@ function acquireLock(stateDir: string): () => void {
   }
 }
 
-/** A process's start time (clock ticks since boot), to tell it from a later one with its pid. */
-export function processStart(pid: number): string | null {
-  return procStat(pid)?.start ?? null;
-}
-
-/**
- * Whether a process lives: not a zombie (it has exited, its parent has not reaped it yet),
- * and, given its start time, not a later process that got the same pid.
- */
-export function processAlive(pid: number, start?: string | null): boolean {
-  const now = procStat(pid);
-  if (now) return now.state !== "Z" && now.state !== "X" && (!start || now.start === start);
-  if (fs.existsSync("/proc/self/stat")) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== "ESRCH";
-  }
-}
+// the liveness judgement the run locks use too (re-exported for the receive claims)
+export { processAlive, processStart };
 
 /**
  * Ends the receives whose process died without ending them (killed, crashed), as the kernel

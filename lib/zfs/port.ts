@@ -270,14 +270,18 @@ export class ZfsPort {
   }
 
   /** the dataset's `used` bytes, or null when unreadable */
-  async used(dataset: string): Promise<number | null> {
-    const result = await this.query(zfsUsed(dataset));
-    return result.code === 0 ? parseBytes(result.stdout) : null;
+  used(dataset: string): Promise<number | null> {
+    return this.bytes(zfsUsed(dataset));
   }
 
   /** the dataset's `available` bytes, or null when unreadable */
-  async available(dataset: string): Promise<number | null> {
-    const result = await this.query(zfsAvailable(dataset));
+  available(dataset: string): Promise<number | null> {
+    return this.bytes(zfsAvailable(dataset));
+  }
+
+  /** the one number a `zfs list -H -p -o PROPERTY` prints, or null when unreadable */
+  private async bytes(argv: string[]): Promise<number | null> {
+    const result = await this.query(argv);
     return result.code === 0 ? parseBytes(result.stdout) : null;
   }
 

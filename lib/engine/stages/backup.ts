@@ -294,12 +294,6 @@ async function sendBatch(
   );
 }
 
-const sum = (values: Iterable<number>) => {
-  let total = 0;
-  for (const value of values) total += value;
-  return total;
-};
-
 interface Room {
   dataset: string;
   available: number;
@@ -360,7 +354,7 @@ export function backupStage(run: Run): ChangingStage {
     estimate: async (plan: Plan) => {
       const estimates = estimateSends(plan, sourceTree, tokens);
       const free = await room;
-      const needed = sum(estimates.values());
+      const needed = [...estimates.values()].reduce((total, bytes) => total + bytes, 0);
       // an aborted partial receive frees what it held first: the room read is too small then
       const aborts = plan.actions.some((action) => action.kind === "abort-resume");
       if (free !== null && !aborts && needed > free.available) {
