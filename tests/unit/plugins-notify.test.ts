@@ -145,6 +145,11 @@ describe("notify", () => {
       summary: {
         config: "/etc/abgleich.yaml",
         exitCode: 0,
+        // each stage with the sides it ran on
+        stages: [
+          { stage: "snap", status: "ok", ...WHERE },
+          { stage: "backup", status: "ok", ...WHERE },
+        ],
         datasets: [{ subname: "home", bytesSent: 3145728 }],
       },
     });
