@@ -703,7 +703,8 @@ export function historyScript(steps: readonly Step[], sim: boolean): string {
       `cat "$tmp/out"; printf '@@err\\n'; cat "$tmp/err"`,
     );
   });
-  lines.push(`printf '@@end\\n'`, `rm -rf "$tmp"`);
+  // the key files sit at fixed paths (the keylocation property compared on both sides names them)
+  lines.push(`printf '@@end\\n'`, `rm -rf "$tmp"`, `rm -f ${KEY} ${WRONG_KEY} ${SHORT_KEY}`);
   return lines.join("\n");
 }
 
