@@ -7,10 +7,12 @@ import { ConfigError } from "../config/errors.ts";
 import { isCancelError } from "../engine/cancel.ts";
 import { EXIT_FAILED, EXIT_USAGE } from "../engine/exit.ts";
 import { redact } from "../engine/redact.ts";
+import { localIsoTime } from "../engine/time.ts";
 import { HostDownError } from "../hosts/host.ts";
 import { colorEnabled, createStyle, type Style } from "./render/style.ts";
 
 export { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../engine/exit.ts";
+export { localIsoTime };
 
 export interface GlobalFlags {
   json?: boolean;
@@ -50,16 +52,6 @@ export interface CommandIo {
   emit(value: unknown): void;
   /** one NDJSON event: its name, the run id and the time, then `fields` (docs/events.schema.json) */
   event(name: string, fields?: Record<string, unknown>): void;
-}
-
-/** ISO 8601 in local time with its UTC offset: `2026-11-30T12:04:05+01:00` (with `ms`, `.123`) */
-export function localIsoTime(date: Date, ms = false): string {
-  const two = (n: number) => String(n).padStart(2, "0");
-  const offset = -date.getTimezoneOffset();
-  const sign = offset < 0 ? "-" : "+";
-  const abs = Math.abs(offset);
-  const fraction = ms ? `.${String(date.getMilliseconds()).padStart(3, "0")}` : "";
-  return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())}T${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}${fraction}${sign}${two(Math.floor(abs / 60))}:${two(abs % 60)}`;
 }
 
 /**

@@ -36,6 +36,8 @@ export interface Session {
   makeUi?: (io: CommandIo) => StageUi;
   /** the command, when its stages go by other names (`run nightly`, `wizard`): for the lock */
   command?: string;
+  /** a failure before the body (the config, a plugin): handed to the command, not reported */
+  startFailed?: (error: unknown) => void;
 }
 
 /** what tests (and the GUI) replace: the signal, the hooks, where plugin lines go, run options */
@@ -144,7 +146,8 @@ export async function runSession(
     return finished.code;
   } catch (error) {
     // the config or a plugin could not be loaded: nothing ran
-    reportError(io, error);
+    if (session.startFailed) session.startFailed(error);
+    else reportError(io, error);
     return exitCodeOfError(error, signal);
   } finally {
     cancel?.dispose();

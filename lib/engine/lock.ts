@@ -66,6 +66,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Libc, loadLibc, tryFlock } from "./flock.ts";
 import { processAlive, processStart } from "./proc.ts";
+import { localIsoTime } from "./time.ts";
 
 export interface RunLockRequest {
   /** what the run changes, e.g. "backup target localhost:backup/tank-data"; hashed into a file name */
@@ -258,10 +259,10 @@ export async function acquireRunLock(request: RunLockRequest): Promise<RunLock> 
   }
 }
 
-/** `pid 4242 (abgleich snap …) since 2026-11-26 02:00:01` */
+/** `pid 4242 (abgleich snap …) since 2026-11-26T02:00:01+01:00` */
 function holderText(holder: LockHolder | null): string {
   return holder
-    ? `pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ""} (${holder.description}) since ${formatLocalTime(holder.started)}`
+    ? `pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ""} (${holder.description}) since ${localIsoTime(holder.started)}`
     : "another run (it left no details)";
 }
 
@@ -571,15 +572,6 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     const timer = setTimeout(done, ms);
     signal?.addEventListener("abort", done, { once: true });
   });
-}
-
-/** "2025-06-24 10:00:00", local time */
-function formatLocalTime(date: Date): string {
-  const two = (n: number) => String(n).padStart(2, "0");
-  return (
-    `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} ` +
-    `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}`
-  );
 }
 
 function formatMs(ms: number): string {

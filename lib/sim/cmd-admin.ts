@@ -56,7 +56,11 @@ export function zfsCreate(ctx: SimContext, args: string[]): number {
   return withState(ctx.stateDir, (state) => {
     if (!state.pools[poolOf(name)])
       throw new ZfsError(`cannot create '${name}': no such pool '${poolOf(name)}'`);
-    if (state.datasets[name]) throw new ZfsError(`cannot create '${name}': dataset already exists`);
+    if (state.datasets[name]) {
+      // as zfs does: with -p an existing dataset is what was asked for, silently
+      if (parsed.flags.has("p")) return { save: false, value: 0 };
+      throw new ZfsError(`cannot create '${name}': dataset already exists`);
+    }
     const missing: string[] = [];
     for (let p = parentOf(name); p && !state.datasets[p]; p = parentOf(p)) missing.unshift(p);
     if (missing.length > 0 && !parsed.flags.has("p"))

@@ -3,8 +3,8 @@
 // never reads half a file. Timestamps rather than ages: a textfile is read long after it was
 // written, and `time() - abgleich_…_timestamp_seconds` stays right however late.
 
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { epochSeconds } from "./duration.ts";
 import { LEVEL_NAMES, type Level, type StatusReport } from "./report.ts";
 import { type RunState, writeFileAtomically } from "./state.ts";
@@ -158,8 +158,12 @@ export function statusMetrics(
   ];
 }
 
-/** write the textfile atomically (temp file in the same folder, then rename) */
+/**
+ * Write the textfile atomically (temp file in the same folder, then rename). The folder is not
+ * made: it is node_exporter's, and one made from a mistyped path would be read by no one.
+ */
 export function writeTextfile(file: string, text: string): void {
-  mkdirSync(dirname(file), { recursive: true });
+  const folder = dirname(resolve(file));
+  if (!existsSync(folder)) throw new Error(`the folder ${folder} does not exist`);
   writeFileAtomically(file, text);
 }

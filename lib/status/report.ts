@@ -96,6 +96,8 @@ export interface StatusInput {
   stateProblem?: string | null;
   /** how the source host is called in messages */
   sourceHost?: string;
+  /** the target host's name, for the message when the target root is missing */
+  targetHost?: string;
 }
 
 const newest = (dataset: Dataset | undefined, now: number): NewestSnapshot | null => {
@@ -242,6 +244,15 @@ export function statusReport(input: StatusInput): StatusReport {
       const level = ageLevel(age, thresholds);
       if (level > OK) problems.push({ level, text: `no successful run for ${formatAge(age)}` });
     }
+  }
+
+  if (input.source.datasets.length > 0 && input.target.datasets.length === 0) {
+    // every dataset is behind then; this says why (a first backup to come, or a wrong name),
+    // after what the last run says (which names its own error)
+    problems.push({
+      level: WARNING,
+      text: `target root ${input.target.root} does not exist${input.targetHost ? ` on ${input.targetHost}` : ""}: no backup there yet, or check target.zpool and target.prefix`,
+    });
   }
 
   // the worst first, so the first line names what matters

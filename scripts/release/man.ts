@@ -94,11 +94,13 @@ export function manPage(model: CliModel, { version, date }: ManPageOptions): str
     ".SH EXIT STATUS",
     ".TP",
     ".B 0",
-    roff("success, including nothing to do, a dry run, `--help` and `--version`"),
+    roff(
+      "success, including nothing to do, a dry run that found nothing wrong, `--help` and `--version`",
+    ),
     ".TP",
     ".B 1",
     roff(
-      "an action or a check failed, a conflict was found, a host was down, the user declined (or there was no terminal to ask and no `--yes`), or another run holds the run lock",
+      "an action or a check failed, a conflict was found (also by a dry run), a host was down, the user declined (or there was no terminal to ask and no `--yes`), or another run holds the run lock",
     ),
     ".TP",
     ".B 2",
@@ -141,6 +143,19 @@ export function manPage(model: CliModel, { version, date }: ManPageOptions): str
     roff(
       "runs the nightly workflow once a night: `systemctl enable --now abgleich@NAME.timer`; its output is in `journalctl -u abgleich@NAME`",
     ),
+    ".TP",
+    ".I /usr/lib/systemd/system/abgleich-status@.timer",
+    roff(
+      "writes the status for Prometheus every 15 minutes, as abgleich-NAME.prom in node_exporter's textfile folder (Debian's, in /var/lib/prometheus): `systemctl enable --now abgleich-status@NAME.timer`",
+    ),
+    ".TP",
+    ".I /var/lib/abgleich/",
+    roff(
+      "the state files: each config's last run and last successful run, which `status` reads (as root; see ABGLEICH_STATE_DIR)",
+    ),
+    ".TP",
+    ".I /run/lock/abgleich/",
+    roff("the run locks (as root; see ABGLEICH_LOCK_DIR)"),
     ".TP",
     ".I /usr/share/doc/abgleich/examples/",
     roff("example configurations"),

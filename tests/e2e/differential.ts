@@ -58,6 +58,8 @@ const cryptList = (label: string, root: string): Step => ({
 export const HISTORY: Step[] = [
   { label: "create src", zfs: ["create", `${P}/src`] },
   { label: "create child", zfs: ["create", `${P}/src/child`] },
+  { label: "create: already exists", zfs: ["create", `${P}/src/child`] },
+  { label: "create -p: already exists (silently done)", zfs: ["create", "-p", `${P}/src/child`] },
   { label: "write f1", write: { dataset: `${P}/src`, file: "f1", bytes: 2 * MiB } },
   { label: "write c1", write: { dataset: `${P}/src/child`, file: "c1", bytes: 100_000 } },
   { label: "snapshot -r s1", zfs: ["snapshot", "-r", `${P}/src@s1`] },

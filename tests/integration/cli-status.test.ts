@@ -5,7 +5,7 @@
 // the node_exporter textfile, checked by `promtool check metrics` where Prometheus is installed.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Scenario } from "../../lib/sim/main.ts";
 import { configYaml, createSimEnv, must, type SimEnv } from "../helpers/sim-env.ts";
@@ -303,6 +303,32 @@ describe("trouble", () => {
   );
 
   test(
+    "a plugin that cannot load is UNKNOWN with its cause on the first line; --json stays one document",
+    async () => {
+      seed(scenario([1]));
+      const plugged = env.writeConfig(
+        configYaml(
+          { zpool: "src", prefix: "data" },
+          { zpool: "dst", prefix: "backup" },
+          "plugins:\n  - name: hooks\n    options:\n      before:\n        bakup: echo hi\n",
+        ),
+        "bad-plugin.yaml",
+      );
+      const text = await env.cli(["status", plugged]);
+      expect(text.code).toBe(3);
+      expect(firstLineOf(text.stdout)).toMatch(
+        /^ABGLEICH UNKNOWN - .*bakup: unknown option \(did you mean `backup`\?\)/,
+      );
+      const json = await env.cli(["status", plugged, "--json"]);
+      expect(json.code).toBe(3);
+      const doc = JSON.parse(json.stdout) as { status: string; error: string };
+      expect(doc.status).toBe("UNKNOWN");
+      expect(doc.error).toContain("bakup: unknown option");
+    },
+    LONG_MS,
+  );
+
+  test(
     "an unreadable config, a bad threshold or option is UNKNOWN (3), where other commands say 2",
     async () => {
       const missing = join(env.dir, "missing.yaml");
@@ -371,6 +397,7 @@ describe("--prometheus", () => {
       expect((await env.cli(["backup", odd, "--yes"])).code).toBe(0);
       snapshotAgo("src/data/home@s2", 1);
       const file = join(env.dir, "textfile", "abgleich.prom");
+      mkdirSync(dirname(file)); // node_exporter's folder: there before abgleich writes into it
       const run = await env.cli(["status", odd, "--prometheus", file]);
       expect(run.code).toBe(0);
       const text = readFileSync(file, "utf8");
@@ -413,22 +440,28 @@ describe("--prometheus", () => {
   );
 
   test(
-    "a textfile folder that cannot be made is UNKNOWN, naming the folder and node_exporter's package",
+    "a textfile folder that does not exist (a typo) is UNKNOWN naming it, and is not made",
     async () => {
       seed(scenario([100]));
       const config = env.writeConfig(
         configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
         "no-folder.yaml",
       );
-      // a folder below a plain file: it cannot be made, as under a read-only /var
-      const blocker = join(env.dir, "not-a-folder");
-      writeFileSync(blocker, "");
-      const file = join(blocker, "node-exporter", "abgleich.prom");
+      const file = join(env.dir, "node-exporer", "abgleich.prom");
       const run = await env.cli(["status", config, "--prometheus", file]);
       expect(run.code).toBe(3);
-      expect(run.stdout).toContain(`ABGLEICH UNKNOWN - cannot write the textfile ${file}`);
-      expect(run.stdout).toContain(
-        `(the folder ${dirname(file)} does not exist and could not be made: node_exporter's textfile folder comes with prometheus-node-exporter`,
+      expect(firstLineOf(run.stdout)).toBe(
+        `ABGLEICH UNKNOWN - cannot write the textfile ${file}: the folder ${dirname(file)} does not exist: give --prometheus a file in the folder node_exporter reads (its --collector.textfile.directory; Debian's prometheus-node-exporter makes /var/lib/prometheus/node-exporter)`,
+      );
+      // a folder made from a mistyped path would be read by no one
+      expect(existsSync(dirname(file))).toBe(false);
+      // a write that fails in a folder that is there: UNKNOWN with the system's reason
+      const blocked = join(env.dir, "blocked.prom");
+      mkdirSync(blocked); // a folder where the file should go: the rename onto it fails
+      const failed = await env.cli(["status", config, "--prometheus", blocked]);
+      expect(failed.code).toBe(3);
+      expect(firstLineOf(failed.stdout)).toStartWith(
+        `ABGLEICH UNKNOWN - cannot write the textfile ${blocked}: `,
       );
     },
     LONG_MS,

@@ -215,6 +215,12 @@ console.log("released " + Date.now());`;
       code: 1,
       err: "cannot create 'srcpool/a/b/c': parent does not exist\n",
     });
+    // an existing dataset: refused, except with -p, which zfs takes as done
+    expect(sh("zfs create srcpool/x")).toMatchObject({
+      code: 1,
+      err: "cannot create 'srcpool/x': dataset already exists\n",
+    });
+    expect(sh("zfs create -p srcpool/x")).toMatchObject({ code: 0, out: "", err: "" });
     const table = sh("zfs list -o name,used,refer,mountpoint srcpool/x").out;
     expect(table).toBe(
       "NAME        USED     REFER  MOUNTPOINT\nsrcpool/x    96K       96K  /srcpool/x\n",

@@ -98,7 +98,7 @@ describe.each(["flock", "claims"] as const)("%s", (mechanism) => {
     expect(error.message).toMatch(
       new RegExp(
         `^${KEY} is in use by pid ${process.pid} \\(abgleich backup /etc/abgleich/nightly.yaml\\) ` +
-          "since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d; wait for it with --wait",
+          "since \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d[+-]\\d\\d:\\d\\d; wait for it with --wait",
       ),
     );
     first.release();

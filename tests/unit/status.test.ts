@@ -38,7 +38,7 @@ import {
   stateDirectory,
   stateFile,
 } from "../../lib/status/state.ts";
-import { config, dst, history, inventory, snap, src } from "./plan/fixtures.ts";
+import { config, dst, history, inventory, snap, src, TARGET_ROOT } from "./plan/fixtures.ts";
 
 /** the sides a stage ran on, as the summary records them */
 const WHERE = { source: "localhost:tank/data", target: "localhost:backup/tank-data" };
@@ -265,6 +265,30 @@ describe("the judgement", () => {
       }),
     );
     expect(rootless.problems.map((p) => p.level)).toEqual([CRITICAL]);
+  });
+
+  test("a missing target root is named, with both readings: no backup yet, or a wrong name", () => {
+    const source = history(at("s1", 3));
+    const report = statusReport(
+      input({
+        source: inventory("source", [src("", source), src("home", source)]),
+        target: inventory("target", []),
+        targetHost: "nas",
+      }),
+    );
+    expect(report.level).toBe(WARNING);
+    expect(report.problems[0]?.text).toBe(
+      `target root ${TARGET_ROOT} does not exist on nas: no backup there yet, or check target.zpool and target.prefix`,
+    );
+    expect(report.summary).toStartWith("target root ");
+    // with the target there, nothing of the kind
+    const there = statusReport(
+      input({
+        source: inventory("source", [src("", source)]),
+        target: inventory("target", [dst("", source)]),
+      }),
+    );
+    expect(there.problems).toEqual([]);
   });
 
   test("the last run: none recorded, failed, or its last success too long ago", () => {

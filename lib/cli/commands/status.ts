@@ -59,6 +59,9 @@ interface Outcome {
   error: string | null;
 }
 
+/** where Debian's prometheus-node-exporter reads textfiles (and the shipped status unit writes) */
+const DEBIAN_TEXTFILE_FOLDER = "/var/lib/prometheus/node-exporter";
+
 const unknown = (error: string): Outcome => ({ level: UNKNOWN, report: null, error });
 
 export async function statusCommand(configPath: string, flags: StatusFlags): Promise<number> {
@@ -100,6 +103,7 @@ async function check(
     return unknown((error as Error).message);
   }
   let judged = null as Outcome | null;
+  let startError = null as string | null;
   const code = await runSession(
     configPath,
     flags,
@@ -108,6 +112,11 @@ async function check(
       summary: "never",
       // what goes wrong is reported by this command, on its first line (and as JSON)
       makeUi: (io) => ({ ...silentUi, warn: (text) => io.warn(`warning: ${text}`) }),
+      // a plugin that cannot load: its message is the check's first line, and --json stays one
+      // document
+      startFailed: (error) => {
+        startError = (error as Error).message ?? String(error);
+      },
     },
     async (run) => {
       const { outcome, inventories } = await stages.compare(run);
@@ -123,14 +132,14 @@ async function check(
         target: inventories.target,
         thresholds,
         sourceHost: run.hosts.source.name,
+        targetHost: run.hosts.target.name,
       });
       judged = { level: report.level, report, error: null };
       return report.level;
     },
   );
   if (code > UNKNOWN) return code;
-  // the session could not start (a plugin failed to load): it said why on stderr
-  return judged ?? unknown("abgleich could not start the check (see the error above)");
+  return judged ?? unknown(startError ?? `the check ended with exit code ${code} before judging`);
 }
 
 function finish(
@@ -152,7 +161,7 @@ function finish(
       const folder = dirname(resolve(prometheus));
       const hint = existsSync(folder)
         ? ""
-        : ` (the folder ${folder} does not exist and could not be made: node_exporter's textfile folder comes with prometheus-node-exporter; install it, or give --prometheus a file in a folder that exists)`;
+        : `: give --prometheus a file in the folder node_exporter reads (its --collector.textfile.directory; Debian's prometheus-node-exporter makes ${DEBIAN_TEXTFILE_FOLDER})`;
       error = `cannot write the textfile ${prometheus}: ${(problem as Error).message}${hint}`;
     }
   }
