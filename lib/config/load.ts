@@ -277,7 +277,9 @@ function throwOnYamlError({ doc, lines }: ParsedYaml, file: string): void {
   const detail = error.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "") ?? "";
   throw new ConfigError({
     file,
-    keyPath: formatKeyPath(keyPathAtOffset(doc, offset)),
+    keyPath: formatKeyPath(
+      keyPathAtOffset(doc, offset, { keysBefore: error.code !== "DUPLICATE_KEY" }),
+    ),
     line,
     column: col,
     reason: `${what}: ${detail}`,

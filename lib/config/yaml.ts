@@ -99,13 +99,19 @@ function isNodeLike(value: unknown): value is Node {
 }
 
 /** The key path of the deepest map key or sequence item whose range holds `offset`. */
-export function keyPathAtOffset(doc: Document, offset: number): PathSegment[] {
+export function keyPathAtOffset(
+  doc: Document,
+  offset: number,
+  { keysBefore = false } = {},
+): PathSegment[] {
   const path: PathSegment[] = [];
   let node: unknown = doc.contents;
   for (;;) {
     if (isMap(node)) {
       const pair = node.items.find((item) => isPair(item) && pairContains(item, offset));
       if (pair === undefined || !isScalar(pair.key)) return path;
+      // at a syntax error the parser's guesses begin: a key made from the bad text is not one
+      if (keysBefore && (pair.key.range?.[0] ?? offset) >= offset) return path;
       path.push(String(pair.key.value));
       node = pair.value;
     } else if (isSeq(node)) {

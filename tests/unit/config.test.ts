@@ -535,6 +535,14 @@ describe("file-level problems", () => {
     expect(error.message).toStartWith(`test.yaml:${error.line}:${error.column}: `);
   });
 
+  test("a syntax error's key path stops where the bad text begins: no key made from it", () => {
+    // one space too many: the parser reads `tank prefix` as a key nested under zpool
+    const error = errorOf("source:\n  zpool: tank\n   prefix: data\ntarget:\n  zpool: b\n");
+    expect(error.reason).toContain("YAML syntax error");
+    expect(error.keyPath).toBe("source.zpool");
+    expect([error.line, error.column]).toEqual([2, 10]);
+  });
+
   test("a tab used as indentation is a syntax error at its line", () => {
     const error = errorOf("source:\n\tzpool: tank\ntarget:\n  zpool: b\n");
     expect(error.reason).toContain("YAML syntax error");
