@@ -102,6 +102,27 @@ describe("standalone binary", () => {
     expect(existsSync(callersLocks)).toBe(false);
   }, 30_000);
 
+  test("demo --keep keeps its pools and says a command that reads them, this binary by its path", () => {
+    const cwd = emptyDir("demo-keep");
+    const demo = run(["demo", "--keep"], { cwd });
+    expect(demo.code).toBe(0);
+    const kept = /^kept: (\S+)$/m.exec(demo.stdout)?.[1];
+    const tryLine = /^ {2}try: (.+)$/m.exec(demo.stdout)?.[1];
+    expect(kept).toBeString();
+    expect(tryLine).toContain(binary);
+    try {
+      // as a user pastes it: a shell, and no abgleich on PATH
+      const again = Bun.spawnSync(["/bin/sh", "-c", tryLine as string], {
+        env: { PATH: MINIMAL_PATH, HOME: cwd, TZ: "UTC", NO_COLOR: "1" },
+      });
+      expect(again.stderr.toString()).toBe("");
+      expect(again.exitCode).toBe(0);
+      expect(again.stdout.toString()).toStartWith("SOURCE tank/data on localhost\n");
+    } finally {
+      rmSync(kept as string, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   describe("tree and compare against a simulated config", () => {
     const sim = join(dir, "sim");
     const configPath = join(sim, "config.yaml");

@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { shellJoin } from "../../hosts/quote.ts";
 import { localDateStamp } from "../../plan/naming.ts";
 import { type Scenario, seedState, simMain, writeShims } from "../../sim/main.ts";
 import { commandIo, EXIT_OK, type GlobalFlags } from "../io.ts";
@@ -164,7 +165,12 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
     io.print(
       `\n${io.style.paint(["bold", "green"], "Demo complete.")} Try it on your own pools: see README.md.`,
     );
-    if (flags.keep) io.print(`kept: ${dir} (PATH=${binDir}:$PATH abgleich tree ${configPath})`);
+    if (flags.keep) {
+      // this very abgleich (a source checkout has none on PATH), with the demo's state and locks
+      const self = compiled ? [process.execPath] : [process.execPath, process.argv[1] ?? ""];
+      const env = `PATH=${binDir}:$PATH ABGLEICH_STATE_DIR=${process.env.ABGLEICH_STATE_DIR} ABGLEICH_LOCK_DIR=${process.env.ABGLEICH_LOCK_DIR}`;
+      io.print(`kept: ${dir}\n  try: ${env} ${shellJoin([...self, "tree", configPath])}`);
+    }
     return EXIT_OK;
   } catch (error) {
     io.warn((error as Error).message);
