@@ -174,8 +174,16 @@ function datasetStatus(
     status.notes.push(note);
     if (level > OK) problems.push({ level, text: `${shown(subname)}: ${text}` });
   };
-  for (const conflict of conflicts)
-    raise(CRITICAL, `conflict: ${conflict.kind}`, `conflict (${conflict.kind}), backup skips it`);
+  if (conflicts.length > 0) {
+    // one problem per dataset, as perfdata counts them: a recreated dataset has two kinds
+    const kinds = conflicts.map((conflict) => conflict.kind);
+    status.level = CRITICAL;
+    status.notes.push(...kinds.map((kind) => `conflict: ${kind}`));
+    problems.push({
+      level: CRITICAL,
+      text: `${shown(subname)}: ${kinds.length > 1 ? "conflicts" : "conflict"} (${kinds.join(", ")}), backup skips it`,
+    });
+  }
   if (status.waitingSince !== null) {
     const age = now - status.waitingSince;
     const level = ageLevel(age, thresholds);

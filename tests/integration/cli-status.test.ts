@@ -219,7 +219,7 @@ describe("trouble", () => {
       const run = await env.cli(["status", config]);
       expect(run.code).toBe(2);
       expect(firstLineOf(run.stdout)).toStartWith(
-        "ABGLEICH CRITICAL - (root): conflict (guid-mismatch), backup skips it;",
+        "ABGLEICH CRITICAL - (root): conflicts (guid-mismatch, no-common), backup skips it;",
       );
       expect(run.stdout).toMatch(/^\(root\) .*conflict: guid-mismatch/m);
       expect(run.stdout).toMatch(

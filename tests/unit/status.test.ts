@@ -240,6 +240,15 @@ describe("the judgement", () => {
     expect(report.datasets[1]?.notes).toContain("resume pending");
     expect(report.level).toBe(CRITICAL);
     expect(report.perfdata).toContain("conflicts=1 resume_pending=1");
+    // one dataset, one problem: both kinds named together, as perfdata counts one
+    expect(report.problems.map((p) => p.text)).toEqual([
+      "(root): conflicts (guid-mismatch, no-common), backup skips it",
+    ]);
+    expect(report.datasets[0]?.notes).toEqual([
+      "conflict: guid-mismatch",
+      "conflict: no-common",
+      "behind 2h",
+    ]);
   });
 
   test("a dataset only on the target (its source gone) is a WARNING naming both ways out", () => {
