@@ -100,7 +100,7 @@ describe("standalone binary", () => {
     expect(demo.stdout).toContain("Demo complete.");
     expect(readdirSync(cwd)).toEqual([]);
     expect(existsSync(callersLocks)).toBe(false);
-  }, 30_000);
+  }, 90_000);
 
   test("demo --keep keeps its pools and says a command that reads them, this binary by its path", () => {
     const cwd = emptyDir("demo-keep");
@@ -121,7 +121,7 @@ describe("standalone binary", () => {
     } finally {
       rmSync(kept as string, { recursive: true, force: true });
     }
-  }, 30_000);
+  }, 90_000);
 
   describe("tree and compare against a simulated config", () => {
     const sim = join(dir, "sim");
@@ -202,7 +202,7 @@ describe("standalone binary", () => {
       child.kill("SIGINT");
       expect(await child.exited).toBe(130);
       expect(readdirSync(cwd)).toEqual([]);
-    }, 30_000);
+    }, 90_000);
 
     test("a missing config is a configuration error (exit 2) naming the file, not a stack trace", () => {
       const cwd = emptyDir("missing");

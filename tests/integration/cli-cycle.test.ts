@@ -7,8 +7,8 @@ import type { Scenario } from "../../lib/sim/main.ts";
 import { configYaml, createSimEnv, jsonEvents, must, type SimEnv } from "../helpers/sim-env.ts";
 
 const ODD = "a b:c.d-e";
-/** a test with many CLI runs (each ~0.3 s on two busy cores) */
-const LONG_MS = 20_000;
+/** a test with many CLI runs (each ~0.3 s on two idle cores, several times that under load) */
+const LONG_MS = 90_000;
 /** dated like abgleich's own snapshots (digits 2, no suffix), so cleanup recognises them */
 const day = (n: number) => `202601010${n}`;
 

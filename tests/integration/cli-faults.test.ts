@@ -9,8 +9,8 @@ import type { Scenario } from "../../lib/sim/main.ts";
 import { configYaml, createSimEnv, jsonEvents, must, type SimEnv } from "../helpers/sim-env.ts";
 
 const day = (n: number) => `202601010${n}`;
-/** a test with several CLI runs (each ~0.3 s on two busy cores) */
-const LONG_MS = 20_000;
+/** a test with several CLI runs (each ~0.3 s on two idle cores, several times that under load) */
+const LONG_MS = 90_000;
 
 interface PlanEvent {
   actions: { kind: string; mode?: string; subname: string; to?: string }[];

@@ -16,7 +16,8 @@ import {
 } from "../helpers/sim-env.ts";
 import { freePort, type SshdHandle, startSshd } from "../helpers/sshd.ts";
 
-const SSH_TIMEOUT_MS = 20_000;
+/** a timeout catches a hang only: ssh to a test server is slow on a loaded machine */
+const SSH_TIMEOUT_MS = 60_000;
 
 /** names ZFS allows that a shell would split or glob: space, ':', '.', '-' */
 const ODD = "a b:c.d-e";

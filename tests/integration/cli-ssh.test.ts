@@ -9,8 +9,8 @@ import { type SshdHandle, startSshd } from "../helpers/sshd.ts";
 
 const ODD = "a b:c.d-e";
 const day = (n: number) => `202601010${n}`;
-/** many CLI runs, each with ssh connections to two servers */
-const LONG_MS = 30_000;
+/** many CLI runs, each with ssh connections to two servers (a timeout catches a hang only) */
+const LONG_MS = 90_000;
 
 let env: SimEnv;
 let sourceSshd: SshdHandle;

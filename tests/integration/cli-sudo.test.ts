@@ -11,8 +11,8 @@ import type { Scenario } from "../../lib/sim/main.ts";
 import { createSimEnv, type SimEnv } from "../helpers/sim-env.ts";
 import { type SshdHandle, startSshd } from "../helpers/sshd.ts";
 
-/** several CLI runs in one test (each ~0.3 s on two busy cores) */
-const LONG_MS = 20_000;
+/** several CLI runs in one test (each ~0.3 s on two idle cores, several times that under load) */
+const LONG_MS = 90_000;
 const day = (n: number) => `202601010${n}`;
 
 const scenario: Scenario = {

@@ -63,7 +63,7 @@ describe("readStdout", () => {
     expect(out.pieces.length).toBeGreaterThan(5);
     expect(Math.max(...out.pieces)).toBeLessThanOrEqual(1 << 20);
     expect(readdirSync(spoolDir)).toEqual([]);
-  }, 30_000);
+  }, 60_000);
 
   test("the output goes through a file of its own in TMPDIR, readable by us only", async () => {
     const out = reader();
@@ -111,5 +111,5 @@ describe("readStdout", () => {
     );
     await expect(timedOut).rejects.toBeInstanceOf(CommandTimeoutError);
     expect(readdirSync(spoolDir)).toEqual([]);
-  }, 20_000);
+  }, 60_000);
 });

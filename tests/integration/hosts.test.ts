@@ -27,7 +27,7 @@ const shimDir = join(scratch, "shims");
 const marker = join(scratch, `pwned-${crypto.randomUUID()}`);
 const noTuning = { compression: false, cipher: "", configFile: "" };
 /** a timed-out test makes bun kill its child processes; with 2 busy cores, leave room */
-const SSH_TEST_TIMEOUT_MS = 20_000;
+const SSH_TEST_TIMEOUT_MS = 60_000;
 
 let sshd: SshdHandle;
 const hosts: SshHost[] = [];

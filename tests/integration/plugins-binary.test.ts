@@ -176,7 +176,7 @@ describe("the compiled binary", () => {
       { text: expect.stringContaining("abgleich ok: snap ok, backup ok, cleanup source ok") },
     ]);
     expect(stdout).toContain("snap");
-  }, 30_000);
+  }, 90_000);
 
   test("runs a user workflow file written in TypeScript; its return value is the exit code", async () => {
     const configPath = join(dir, "plain.yaml");
@@ -184,7 +184,7 @@ describe("the compiled binary", () => {
     const { code, stderr } = await run("./compare.ts", configPath);
     expect(stderr).toContain("rows 2 namer-own true");
     expect(code).toBe(3);
-  }, 20_000);
+  }, 60_000);
 
   test("a syntax error in a user plugin is exit 2 naming file, line and column", async () => {
     const configPath = join(dir, "broken.yaml");
@@ -193,7 +193,7 @@ describe("the compiled binary", () => {
     expect(code).toBe(2);
     expect(stderr).toContain(`${join(dir, "broken.ts")}:4:`);
     expect(stderr).toContain("cannot be loaded");
-  }, 20_000);
+  }, 60_000);
 
   test("an unknown plugin name or workflow is exit 2", async () => {
     const configPath = join(dir, "unknown.yaml");
@@ -204,5 +204,5 @@ describe("the compiled binary", () => {
     const unknownWorkflow = await run("weekly", configPath);
     expect(unknownWorkflow.code).toBe(2);
     expect(unknownWorkflow.stderr).toContain("no bundled workflow of this name (bundled: nightly)");
-  }, 20_000);
+  }, 60_000);
 });

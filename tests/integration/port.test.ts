@@ -11,7 +11,7 @@ import { ZfsPort } from "../../lib/zfs/port.ts";
 import { createSimEnv, type SimEnv } from "../helpers/sim-env.ts";
 
 /** each sim call starts a process; 20,000 snapshots take a few seconds on a busy machine */
-const SLOW_TEST_MS = 30_000;
+const SLOW_TEST_MS = 60_000;
 
 let env: SimEnv;
 let savedPath: string | undefined;
