@@ -43,10 +43,10 @@ export interface CommandIo {
   runId: string;
   print(text: string): void;
   warn(text: string): void;
-  /** an informational line for the log (a plugin's, a workflow's): stderr, an event in JSON
-   * mode, nothing with --quiet */
+  /** an informational line for the log (a plugin's, a workflow's): stderr, an event in a log's
+   * JSON mode, nothing with --quiet */
   log(text: string): void;
-  /** detail for -v only: stderr, or an event in JSON mode */
+  /** detail for -v only: stderr, or an event in a log's JSON mode */
   debug(text: string, fields?: Record<string, unknown>): void;
   /** one JSON document or event per line on stdout */
   emit(value: unknown): void;
@@ -170,13 +170,15 @@ export function commandIo(flags: GlobalFlags, kind: OutputKind = "document"): Co
     warn: (text) => {
       err.write(line(text));
     },
+    // a log's lines are events with --json; a document's stdout is the one document, so its
+    // lines go to stderr whatever the format
     log: (text) => {
-      if (json) event("log", { text });
+      if (json && kind === "log") event("log", { text });
       else if (!quiet) err.write(line(text));
     },
     debug: (text, fields = {}) => {
       if (!verbose) return;
-      if (json) event("debug", { text, ...fields });
+      if (json && kind === "log") event("debug", { text, ...fields });
       else err.write(line(text));
     },
     emit,

@@ -74,7 +74,9 @@ export async function runSession(
   const signal = environment.signal ?? (cancel as { signal: AbortSignal }).signal;
   const pluginIo: PluginIo = environment.pluginIo ?? {
     log: (text) => io.log(text),
-    warn: (text) => (io.json ? io.event("warning", { text }) : io.warn(`warning: ${text}`)),
+    // an event in a changing run's stream; tree, compare and status print one document
+    warn: (text) =>
+      io.json && !session.readOnly ? io.event("warning", { text }) : io.warn(`warning: ${text}`),
   };
   try {
     // frozen before any plugin's setup sees it: what the engine plans with is what was loaded

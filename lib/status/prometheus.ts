@@ -3,7 +3,7 @@
 // never reads half a file. Timestamps rather than ages: a textfile is read long after it was
 // written, and `time() - abgleich_…_timestamp_seconds` stays right however late.
 
-import { existsSync } from "node:fs";
+import { statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { epochSeconds } from "./duration.ts";
 import { LEVEL_NAMES, type Level, type StatusReport } from "./report.ts";
@@ -164,6 +164,12 @@ export function statusMetrics(
  */
 export function writeTextfile(file: string, text: string): void {
   const folder = dirname(resolve(file));
-  if (!existsSync(folder)) throw new Error(`the folder ${folder} does not exist`);
+  try {
+    statSync(folder);
+  } catch (error) {
+    // only a missing folder is called so; one that cannot be looked into says its own reason
+    if ((error as NodeJS.ErrnoException).code === "ENOENT")
+      throw new Error(`the folder ${folder} does not exist`);
+  }
   writeFileAtomically(file, text);
 }

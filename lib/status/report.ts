@@ -254,12 +254,15 @@ export function statusReport(input: StatusInput): StatusReport {
     }
   }
 
-  if (input.source.datasets.length > 0 && input.target.datasets.length === 0) {
-    // every dataset is behind then; this says why (a first backup to come, or a wrong name),
-    // after what the last run says (which names its own error)
-    problems.push({
-      level: WARNING,
-      text: `target root ${input.target.root} does not exist${input.targetHost ? ` on ${input.targetHost}` : ""}: no backup there yet, or check target.zpool and target.prefix`,
+  if (datasets.length > 0 && input.target.datasets.length === 0) {
+    // every watched dataset is behind then, each a problem of its own: this says why (a first
+    // backup to come, or a wrong name), first among the worst of them, so the first line has it
+    const made = input.config.includeRoot
+      ? "no backup there yet"
+      : "create it (backup does not, with include_root: no)";
+    problems.unshift({
+      level: Math.max(WARNING, ...datasets.map((d) => d.level)) as Level,
+      text: `target root ${input.target.root} does not exist${input.targetHost ? ` on ${input.targetHost}` : ""}: ${made}, or check target.zpool and target.prefix`,
     });
   }
 

@@ -20,8 +20,8 @@ all) SERIES=(2.1 2.3) ;;
   ;;
 esac
 
-# bun prints " N pass", " N fail" and (for errors between tests) " N error" summary lines.
-count() { grep -E "^ *[0-9]+ $1\$" "$2" | tail -n 1 | tr -dc '0-9' || true; }
+# bun prints " N pass", " N fail" and (for errors between tests) " N error(s)" summary lines.
+count() { grep -aE "^ *[0-9]+ $1s?\$" "$2" | tail -n 1 | tr -dc '0-9' || true; }
 
 total_passed=0
 total_failed=0
@@ -48,7 +48,7 @@ for series in "${SERIES[@]}"; do
 
   test_start=$(date +%s)
   set +e
-  ABGLEICH_VM_DIR="$image_dir" node_modules/.bin/bun test tests/e2e "$@" 2>&1 | tee "$test_log"
+  ABGLEICH_VM_DIR="$image_dir" node_modules/.bin/bun test --timeout 60000 tests/e2e "$@" 2>&1 | tee "$test_log"
   status=${PIPESTATUS[0]}
   set -e
   test_seconds=$(($(date +%s) - test_start))

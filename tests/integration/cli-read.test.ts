@@ -176,6 +176,21 @@ describe("tree", () => {
 });
 
 describe("compare", () => {
+  test("--json -v: stdout is the one document; the commands traced go to stderr", async () => {
+    env.seed(mismatchScenario);
+    for (const command of [
+      ["compare", localConfig],
+      ["tree", localConfig, "source"],
+      ["status", localConfig],
+    ]) {
+      const run = await env.cli([...command, "--json", "-v"]);
+      // one JSON value, not a line of events before it
+      const doc = JSON.parse(run.stdout) as Record<string, unknown>;
+      expect(doc).not.toHaveProperty("event");
+      expect(run.stderr).toContain("source (localhost) runs: zfs list");
+    }
+  });
+
   test("localhost: source-only rows, a guid mismatch called out as a conflict, exit 0, read-only", async () => {
     env.seed(mismatchScenario);
     const json = await env.cli(["compare", localConfig, "--json"]);

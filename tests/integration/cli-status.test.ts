@@ -85,12 +85,13 @@ describe("freshness", () => {
       seed(scenario([100, 3]));
       const before = await env.cli(["status", config]);
       expectOnlyReads(0);
-      // nothing sent yet, and the oldest snapshot waits 100 h: CRITICAL, with no run recorded
+      // nothing sent yet, and the oldest snapshot waits 100 h: CRITICAL, first saying why (no
+      // target root yet), with no run recorded
       expect(before.code).toBe(2);
       expect(firstLineOf(before.stdout)).toStartWith(
-        "ABGLEICH CRITICAL - (root): 2 snapshots not on the target, the oldest for 4d 4h;",
+        "ABGLEICH CRITICAL - target root dst/backup does not exist on localhost: no backup there yet, or check target.zpool and target.prefix; (root): 2 snapshots not on the target, the oldest for 4d 4h;",
       );
-      expect(before.stdout).toContain("no run recorded in");
+      expect(before.stdout).toContain("last run: none recorded");
       expect(stateFiles()).toEqual([]);
 
       expect((await env.cli(["backup", config, "--yes"])).code).toBe(0);

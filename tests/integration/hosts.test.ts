@@ -20,6 +20,7 @@ import {
   SshHost,
 } from "../../lib/hosts/index.ts";
 import { runPipeline } from "../../lib/run/pipeline.ts";
+import { pidFrom } from "../helpers/pid-file.ts";
 import { freePort, type SshdHandle, startSshd } from "../helpers/sshd.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "abg-hosttest-"));
@@ -312,9 +313,8 @@ describe("SshHost against a real sshd", () => {
         pidFile,
       ];
       const running = runPipeline([host.wrap(sender), ["wc", "-c"]], { signal: controller.signal });
-      while (!existsSync(pidFile)) await Bun.sleep(10);
+      const remotePid = await pidFrom(pidFile);
       await Bun.sleep(100);
-      const remotePid = Number(await Bun.file(pidFile).text());
       expect(existsSync(`/proc/${remotePid}`)).toBe(true);
       controller.abort();
       expect((await running).cancelled).toBe(true);
@@ -387,8 +387,7 @@ function hung(marker: string) {
   return {
     argv: ["sh", "-c", 'echo $$ >"$1"; exec sleep 20', "sh", pidFile],
     async started(): Promise<void> {
-      for (let i = 0; i < 500 && !existsSync(pidFile); i++) await Bun.sleep(10);
-      if (!existsSync(pidFile)) throw new Error(`${marker} did not start`);
+      await pidFrom(pidFile, 5000);
       await Bun.sleep(50);
     },
     /** is the "remote" command (it runs on this machine too) still running, five seconds on? */

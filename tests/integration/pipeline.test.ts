@@ -10,6 +10,7 @@ import {
   runPipeline,
   UNKNOWN_CODE,
 } from "../../lib/run/pipeline.ts";
+import { pidFrom } from "../helpers/pid-file.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "abg-pipetest-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -94,8 +95,7 @@ describe("runPipeline", () => {
       // a runner killed outright cannot remove its temporary folder: keep it in ours
       { stdout: "ignore", stderr: "ignore", env: { ...process.env, TMPDIR: scratch } },
     );
-    for (let i = 0; i < 100 && !existsSync(pidFile); i++) await Bun.sleep(50);
-    const pid = Number(readFileSync(pidFile, "utf8").trim());
+    const pid = await pidFrom(pidFile);
     expect(isGone(pid)).toBe(false);
     runner.kill("SIGKILL");
     await runner.exited;

@@ -298,6 +298,39 @@ describe("the judgement", () => {
       }),
     );
     expect(there.problems).toEqual([]);
+    // past crit every dataset is CRITICAL: the cause is still first, as CRITICAL
+    const old = history(at("s1", 60));
+    const late = statusReport(
+      input({
+        source: inventory("source", [src("", old), src("a", old), src("b", old), src("c", old)]),
+        target: inventory("target", []),
+      }),
+    );
+    expect(late.level).toBe(CRITICAL);
+    expect(late.problems[0]).toMatchObject({ level: CRITICAL });
+    expect(late.summary).toStartWith(`target root ${TARGET_ROOT} does not exist: no backup there`);
+    // nothing watched (every dataset ignored, or include_root: no and no children): no target
+    // root is needed, so none is missed
+    const ignored = statusReport(
+      input({
+        config: config({ ignore: ["", "a"] }),
+        source: inventory("source", [src("", old), src("a", old)]),
+        target: inventory("target", []),
+      }),
+    );
+    expect(ignored.datasets).toEqual([]);
+    expect(ignored.problems.some((p) => p.text.includes("target root"))).toBe(false);
+    // include_root: no: backup does not make the root, the user does
+    const rootless = statusReport(
+      input({
+        config: config({ includeRoot: false }),
+        source: inventory("source", [src("", old), src("a", old)]),
+        target: inventory("target", []),
+      }),
+    );
+    expect(rootless.problems[0]?.text).toContain(
+      "does not exist: create it (backup does not, with include_root: no), or check",
+    );
   });
 
   test("the last run: none recorded, failed, or its last success too long ago", () => {

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { shellJoin } from "../../hosts/quote.ts";
+import { shellJoin, shellQuote } from "../../hosts/quote.ts";
 import { localDateStamp } from "../../plan/naming.ts";
 import { type Scenario, seedState, simMain, writeShims } from "../../sim/main.ts";
 import { commandIo, EXIT_OK, type GlobalFlags } from "../io.ts";
@@ -167,8 +167,14 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
     );
     if (flags.keep) {
       // this very abgleich (a source checkout has none on PATH), with the demo's state and locks
-      const self = compiled ? [process.execPath] : [process.execPath, process.argv[1] ?? ""];
-      const env = `PATH=${binDir}:$PATH ABGLEICH_STATE_DIR=${process.env.ABGLEICH_STATE_DIR} ABGLEICH_LOCK_DIR=${process.env.ABGLEICH_LOCK_DIR}`;
+      const self = compiled
+        ? [process.execPath]
+        : [process.execPath, ...process.execArgv, process.argv[1] ?? ""];
+      const env = [
+        `PATH=${shellQuote(binDir)}:"$PATH"`,
+        `ABGLEICH_STATE_DIR=${shellQuote(join(dir, "run-state"))}`,
+        `ABGLEICH_LOCK_DIR=${shellQuote(join(dir, "locks"))}`,
+      ].join(" ");
       io.print(`kept: ${dir}\n  try: ${env} ${shellJoin([...self, "tree", configPath])}`);
     }
     return EXIT_OK;
