@@ -7,10 +7,11 @@ import { EXIT_FAILED } from "../engine/exit.ts";
 import type { ActionOutcome, RunSummary, StageInfo, StageOutcome } from "../engine/hooks.ts";
 import { REDACTED_TOKEN } from "../engine/redact.ts";
 import { summaryLine, summaryTotals, wasIdle } from "../engine/summary.ts";
+import { localIsoTime } from "../engine/time.ts";
 import type { StageUi } from "../engine/ui.ts";
 import { HostDownError } from "../hosts/host.ts";
 import type { Action, Plan, SendAction } from "../plan/types.ts";
-import { type CommandIo, errorEvent, localIsoTime } from "./io.ts";
+import { type CommandIo, errorEvent } from "./io.ts";
 import { planJson } from "./render/plan.ts";
 import { describeAction } from "./ui.ts";
 

@@ -12,7 +12,6 @@ import { HostDownError } from "../hosts/host.ts";
 import { colorEnabled, createStyle, type Style } from "./render/style.ts";
 
 export { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../engine/exit.ts";
-export { localIsoTime };
 
 export interface GlobalFlags {
   json?: boolean;

@@ -5,6 +5,8 @@
 // so that two receives into one target — two processes — never both begin. Payload bytes
 // are consumed without holding the lock; the snapshot is applied (under the lock) as soon
 // as its end record arrives, like the real per-snapshot commit, and the claim ends there.
+
+import { processStart } from "../engine/proc.ts";
 import { compactExtents, datasetWritten, freeBytes, poolAvailable } from "./accounting.ts";
 import type { SimContext } from "./context.ts";
 import { receivedCrypt } from "./crypt.ts";
@@ -20,7 +22,6 @@ import {
   type PartialReceive,
   parentOf,
   poolOf,
-  processStart,
   type SimDataset,
   type SimState,
   withState,

@@ -271,9 +271,6 @@ function acquireLock(stateDir: string): () => void {
   }
 }
 
-// the liveness judgement the run locks use too (re-exported for the receive claims)
-export { processAlive, processStart };
-
 /**
  * Ends the receives whose process died without ending them (killed, crashed), as the kernel
  * does when a receiving process goes away: with -s the partial stays resumable; without, a

@@ -169,20 +169,19 @@ function datasetStatus(
     level: OK,
     notes: [],
   };
-  const raise = (level: Level, note: string, text: string) => {
+  const raise = (level: Level, notes: string | readonly string[], text: string) => {
     if (level > status.level) status.level = level;
-    status.notes.push(note);
+    status.notes.push(...(typeof notes === "string" ? [notes] : notes));
     if (level > OK) problems.push({ level, text: `${shown(subname)}: ${text}` });
   };
   if (conflicts.length > 0) {
     // one problem per dataset, as perfdata counts them: a recreated dataset has two kinds
     const kinds = conflicts.map((conflict) => conflict.kind);
-    status.level = CRITICAL;
-    status.notes.push(...kinds.map((kind) => `conflict: ${kind}`));
-    problems.push({
-      level: CRITICAL,
-      text: `${shown(subname)}: ${kinds.length > 1 ? "conflicts" : "conflict"} (${kinds.join(", ")}), backup skips it`,
-    });
+    raise(
+      CRITICAL,
+      kinds.map((kind) => `conflict: ${kind}`),
+      `${kinds.length > 1 ? "conflicts" : "conflict"} (${kinds.join(", ")}), backup skips it`,
+    );
   }
   if (status.waitingSince !== null) {
     const age = now - status.waitingSince;

@@ -3,7 +3,7 @@
 // down, and hostile names from the configuration or from `zfs` output.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Scenario } from "../../lib/sim/main.ts";
 import {
@@ -188,6 +188,28 @@ describe("compare", () => {
       const doc = JSON.parse(run.stdout) as Record<string, unknown>;
       expect(doc).not.toHaveProperty("event");
       expect(run.stderr).toContain("source (localhost) runs: zfs list");
+    }
+    // a plugin's log and warning lines, too: on stderr, beside the one document
+    writeFileSync(
+      join(env.dir, "chatty.ts"),
+      'export default { name: "chatty", setup(_hooks, { log, warn }) { log("chatty log"); warn("chatty warning"); } };\n',
+    );
+    const plugged = env.writeConfig(
+      configYaml(
+        { zpool: "src", prefix: "data" },
+        { zpool: "dst", prefix: "backup" },
+        "plugins:\n  - path: ./chatty.ts\n",
+      ),
+      "chatty.yaml",
+    );
+    for (const command of [
+      ["compare", plugged],
+      ["status", plugged],
+    ]) {
+      const run = await env.cli([...command, "--json"]);
+      expect(JSON.parse(run.stdout)).not.toHaveProperty("event");
+      expect(run.stderr).toContain("[chatty] chatty log");
+      expect(run.stderr).toContain("warning: [chatty] chatty warning");
     }
   });
 

@@ -5,9 +5,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { closeSync, fstatSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { localIsoTime, logStream, wantsTimestamps } from "../../lib/cli/io.ts";
+import { logStream, wantsTimestamps } from "../../lib/cli/io.ts";
 import type { RunSummary } from "../../lib/engine/hooks.ts";
 import { summaryLine, wasIdle } from "../../lib/engine/summary.ts";
+import { localIsoTime } from "../../lib/engine/time.ts";
 import { config } from "./plan/fixtures.ts";
 
 /** the sides a stage ran on, as the summary records them */

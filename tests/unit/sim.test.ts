@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { inflateSync } from "node:zlib";
+import { processAlive, processStart } from "../../lib/engine/proc.ts";
 import {
   BASE_FS,
   compactExtents,
@@ -20,7 +21,7 @@ import {
   parseSize,
 } from "../../lib/sim/format.ts";
 import { buildState } from "../../lib/sim/scenario.ts";
-import { processAlive, processStart, reapReceives, type SimDataset } from "../../lib/sim/state.ts";
+import { reapReceives, type SimDataset } from "../../lib/sim/state.ts";
 import { decodeToken, describeToken, encodeToken, fletcher4Word0 } from "../../lib/sim/token.ts";
 
 // A token printed by real OpenZFS 2.1.11 (transcript ex1).

@@ -87,6 +87,8 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
   const stateDir = join(dir, "state");
   const binDir = join(dir, "bin");
   const configPath = join(dir, "demo.yaml");
+  const runStateDir = join(dir, "run-state");
+  const lockDir = join(dir, "locks");
   const savedPath = process.env.PATH;
   const savedStateDir = process.env.ABGLEICH_STATE_DIR;
   const savedLockDir = process.env.ABGLEICH_LOCK_DIR;
@@ -100,10 +102,10 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
     writeFileSync(configPath, DEMO_CONFIG);
     process.env.PATH = `${binDir}:${savedPath ?? ""}`;
     // the runs' state files (for `status`) belong to the demo too, and go with its directory
-    process.env.ABGLEICH_STATE_DIR = join(dir, "run-state");
+    process.env.ABGLEICH_STATE_DIR = runStateDir;
     // and so are its run locks: the simulated tank/data is not a real pool of that name, whose
     // runs (or a test's) must neither block the demo nor be blocked by it
-    process.env.ABGLEICH_LOCK_DIR = join(dir, "locks");
+    process.env.ABGLEICH_LOCK_DIR = lockDir;
     const run = { ...flags, yes: true };
     const cfg = "demo.yaml";
     const check = (code: number, what: string) => {
@@ -172,8 +174,8 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
         : [process.execPath, ...process.execArgv, process.argv[1] ?? ""];
       const env = [
         `PATH=${shellQuote(binDir)}:"$PATH"`,
-        `ABGLEICH_STATE_DIR=${shellQuote(join(dir, "run-state"))}`,
-        `ABGLEICH_LOCK_DIR=${shellQuote(join(dir, "locks"))}`,
+        `ABGLEICH_STATE_DIR=${shellQuote(runStateDir)}`,
+        `ABGLEICH_LOCK_DIR=${shellQuote(lockDir)}`,
       ].join(" ");
       io.print(`kept: ${dir}\n  try: ${env} ${shellJoin([...self, "tree", configPath])}`);
     }
