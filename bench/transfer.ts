@@ -129,6 +129,7 @@ async function abgleichTransfer(
     token: null,
     raw: false,
     fromBookmark: false,
+    keepUnmounted: false,
   };
   const outcome = await runSend(SOURCE, TARGET, action, {
     signal: new AbortController().signal,

@@ -66,6 +66,7 @@ function malformed(action: Action): string | null {
         isStringList(a.snapshots) &&
         typeof a.raw === "boolean" &&
         typeof a.fromBookmark === "boolean" &&
+        typeof a.keepUnmounted === "boolean" &&
         ["full", "incremental", "resume"].includes(a.mode as string)
         ? null
         : "a malformed send action";
@@ -285,6 +286,14 @@ export function createGuard(
     // encrypted data stays encrypted: only a raw stream carries it without the key
     if (from.encryption !== "off" && action.mode !== "resume" && !action.raw) {
       out.push(`${from.name} is encrypted and would be sent as plaintext (not raw)`);
+    }
+    // a receive's canmount is set once, on a filesystem's first: volumes refuse the property,
+    // and on a later receive it would undo a `zfs set canmount` made on the backup since
+    if (action.keepUnmounted && (action.mode !== "full" || from.type !== "filesystem")) {
+      const send = action.mode === "incremental" ? "an incremental send" : `a ${action.mode} send`;
+      out.push(
+        `${send} into ${action.targetDataset} that sets canmount (only a filesystem's full receive does)`,
+      );
     }
     if (action.mode === "resume") {
       if (!into?.resumeToken || into.resumeToken !== action.token)

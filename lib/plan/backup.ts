@@ -45,6 +45,7 @@ function send(
     // never plaintext by accident: an encrypted source is always sent raw
     raw: source.encryption !== "off",
     fromBookmark,
+    keepUnmounted: mode === "full" && source.type === "filesystem",
   };
 }
 

@@ -34,6 +34,13 @@ export interface SendAction {
   raw: boolean;
   /** the incremental's base `from` is the source's bookmark `ds#from` (its snapshot is gone) */
   fromBookmark: boolean;
+  /**
+   * `zfs receive -o canmount=noauto`: a new filesystem is received so that `zfs mount -a` (at
+   * boot) leaves it unmounted, where a write would make the next backup refuse it. True for a
+   * filesystem's full send; false for volumes, incrementals and resumes (a partial receive
+   * keeps what its first receive set)
+   */
+  keepUnmounted: boolean;
 }
 
 /** `zfs receive -A`: a partial receive whose source snapshot is gone */

@@ -59,7 +59,7 @@ export async function runSend(
   options: SendOptions,
 ): Promise<ActionOutcome> {
   const send = zfsSend(sendSpec(action), { progress: true });
-  const receive = zfsReceive(action.targetDataset);
+  const receive = zfsReceive(action.targetDataset, { keepUnmounted: action.keepUnmounted });
   const pipeline = wirePipeline(send, receive, source, target, options.wire ?? PLAIN_WIRE, {
     direct: options.direct,
     expectedBytes: options.expectedBytes,
@@ -168,7 +168,9 @@ export async function runSendBatch(
     : null;
   const pipeline = wireBatch(
     actions.map((action) => zfsSend(sendSpec(action), { progress: true })),
-    actions.map((action) => zfsReceive(action.targetDataset)),
+    actions.map((action) =>
+      zfsReceive(action.targetDataset, { keepUnmounted: action.keepUnmounted }),
+    ),
     source,
     target,
     options.wire,

@@ -5,8 +5,14 @@ import { BOOKMARK_PROGRAM } from "../zfs/programs.ts";
 import { compactExtents, poolAvailable, reclaimable } from "./accounting.ts";
 import type { SimContext } from "./context.ts";
 import { createCrypt } from "./crypt.ts";
-import { addDataset, validDatasetName, validSnapshotName, writeData } from "./datasets.ts";
-import { parseOptions, usageError, ZfsError } from "./errors.ts";
+import {
+  addDataset,
+  autoMounts,
+  validDatasetName,
+  validSnapshotName,
+  writeData,
+} from "./datasets.ts";
+import { parseOptions, parseProps, usageError, ZfsError } from "./errors.ts";
 import { nicebytes, parseSize } from "./format.ts";
 import { keyOf } from "./props.ts";
 import {
@@ -28,17 +34,6 @@ const RAW_FIRST_MOUNT = 87040;
 
 /** Snapshots need a little free space for their metadata, as in real pools. */
 const SNAPSHOT_SPACE = 1024 * 1024;
-
-function parseProps(verb: string, values: Array<[string, string]>): Record<string, string> {
-  const props: Record<string, string> = {};
-  for (const [letter, value] of values) {
-    if (letter !== "o") continue;
-    const eq = value.indexOf("=");
-    if (eq <= 0) throw usageError(verb, `missing '=' for property=value argument`);
-    props[value.slice(0, eq)] = value.slice(eq + 1);
-  }
-  return props;
-}
 
 export function zfsCreate(ctx: SimContext, args: string[]): number {
   const parsed = parseOptions("create", args, "PnpuvsV:b:o:");
@@ -79,7 +74,7 @@ export function zfsCreate(ctx: SimContext, args: string[]): number {
     addDataset(state, name, {
       type: volsize !== null ? "volume" : "filesystem",
       volsize: volsize ?? 0,
-      mounted: !parsed.flags.has("u"),
+      mounted: !parsed.flags.has("u") && autoMounts(props),
       props,
       creation,
       crypt,
@@ -545,6 +540,7 @@ export function zfsMount(ctx: SimContext, args: string[]): number {
       ? Object.values(state.datasets).filter(
           (d) =>
             d.type === "filesystem" &&
+            autoMounts(d.props) &&
             !d.mounted &&
             !d.partial &&
             (!d.crypt || keyOf(state, d)?.loaded),
@@ -555,6 +551,8 @@ export function zfsMount(ctx: SimContext, args: string[]): number {
           if (ds.type !== "filesystem")
             throw new ZfsError(`cannot mount '${name}': not a filesystem`);
           if (ds.mounted) throw new ZfsError(`cannot mount '${name}': filesystem already mounted`);
+          if (ds.props.canmount === "off")
+            throw new ZfsError(`cannot mount '${name}': 'canmount' property is set to 'off'`);
           if (ds.crypt && !keyOf(state, ds)?.loaded)
             throw new ZfsError(`cannot mount '${name}': encryption key not loaded`);
           return ds;

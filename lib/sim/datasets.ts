@@ -126,3 +126,7 @@ export function writeData(
   if (fits < bytes)
     throw new ZfsError(`sim-write: error writing to '${ds.name}': No space left on device`);
 }
+
+/** `canmount=noauto` and `off` keep a filesystem from being mounted by create and `mount -a` */
+export const autoMounts = (props: Record<string, string>) =>
+  props.canmount === undefined || props.canmount === "on";

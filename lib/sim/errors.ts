@@ -141,3 +141,15 @@ export function lastValue(parsed: ParsedArgs, letter: string): string | undefine
   for (const [key, value] of parsed.values) if (key === letter) found = value;
   return found;
 }
+
+/** the `-o property=value` options of a parsed command line */
+export function parseProps(verb: string, values: Array<[string, string]>): Record<string, string> {
+  const props: Record<string, string> = {};
+  for (const [letter, value] of values) {
+    if (letter !== "o") continue;
+    const eq = value.indexOf("=");
+    if (eq <= 0) throw usageError(verb, `missing '=' for property=value argument`);
+    props[value.slice(0, eq)] = value.slice(eq + 1);
+  }
+  return props;
+}

@@ -240,7 +240,7 @@ export function propValue(ctx: PropContext, node: Node, prop: string, parsable: 
       return stat(ds.mounted ? "yes" : "no");
     case "canmount":
       if (!isDataset || ds.type === "volume") return stat("-");
-      return dflt("on");
+      return ds.props.canmount ? { value: ds.props.canmount, source: "local" } : dflt("on");
     case "readonly":
       if (!isDataset) return stat("-");
       return dflt("off");

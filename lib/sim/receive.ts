@@ -10,8 +10,8 @@ import { processStart } from "../engine/proc.ts";
 import { compactExtents, datasetWritten, freeBytes, poolAvailable } from "./accounting.ts";
 import type { SimContext } from "./context.ts";
 import { receivedCrypt } from "./crypt.ts";
-import { addDataset } from "./datasets.ts";
-import { parseOptions, usageError, ZfsError } from "./errors.ts";
+import { addDataset, autoMounts } from "./datasets.ts";
+import { parseOptions, parseProps, usageError, ZfsError } from "./errors.ts";
 import { nicebytes } from "./format.ts";
 import { keyOf, tokenOf } from "./props.ts";
 import {
@@ -225,6 +225,7 @@ function applySnapshot(
     wasNew &&
     options.mount &&
     ds.type === "filesystem" &&
+    autoMounts(ds.props) &&
     (!ds.crypt || keyOf(state, ds)?.loaded)
   )
     ds.mounted = true;
@@ -251,6 +252,7 @@ function begin(
   part: StreamSnapshot,
   names: { dataset: string; snapshot: string },
   flags: Set<string>,
+  props: Record<string, string>,
   prefix: string,
   claim: InFlightReceive,
   creation: number,
@@ -272,6 +274,9 @@ function begin(
       throw new ZfsError(`${prefix}: destination '${name}' does not exist`);
     const found = check(state, header, part, name, names.snapshot, flags, prefix);
     const space = poolAvailable(state, poolOf(name));
+    // checked before the kernel is asked: a volume's stream with -o canmount is refused whole
+    if (props.canmount !== undefined && header.type === "volume")
+      throw new ZfsError(`${prefix}: property 'canmount' does not apply to datasets of this type`);
     if (!found.ok || flags.has("n")) return { save: false, value: { check: found, space } };
     let ds = state.datasets[name];
     claim.newfs = !ds;
@@ -284,6 +289,8 @@ function begin(
         creation,
         ...receivedCrypt(state, name, state.datasets[parent ?? ""], header.raw, prefix),
       });
+    // a partial receive shows them already, and keeps them for its resume
+    Object.assign(ds.props, props);
     if (claim.resumable && !header.resume) {
       const partial: PartialReceive = {
         toguid: part.guid,
@@ -352,6 +359,18 @@ function receivedLine(bytes: number, started: number): string {
   return `received ${nicebytes(bytes)} stream in ${seconds} seconds (${nicebytes(Math.floor(bytes / seconds))}/sec)\n`;
 }
 
+/** what the sim's receive sets with `-o`: canmount only (abgleich's `-o canmount=noauto`) */
+function receivedProps(values: Array<[string, string]>): Record<string, string> {
+  const props = parseProps("receive", values);
+  for (const [prop, value] of Object.entries(props)) {
+    if (prop !== "canmount")
+      throw new ZfsError(`sim: zfs receive -o ${prop} is not simulated (only canmount)`);
+    if (!["on", "off", "noauto"].includes(value))
+      throw new ZfsError(`sim: zfs receive -o canmount=${value} is not simulated`);
+  }
+  return props;
+}
+
 export function zfsReceive(ctx: SimContext, args: string[]): number {
   const parsed = parseOptions("receive", args, "vMnsFhuAdeo:x:");
   if (parsed.operands.length === 0) throw usageError("receive", "missing snapshot argument");
@@ -359,6 +378,7 @@ export function zfsReceive(ctx: SimContext, args: string[]): number {
   const operand = parsed.operands[0] as string;
   if (parsed.flags.has("A")) return abort(ctx, operand);
   const flags = parsed.flags;
+  const props = receivedProps(parsed.values);
   const verbose = flags.has("v");
   const dry = flags.has("n");
   const reader = new FdReader(ctx.stdinFd);
@@ -410,6 +430,7 @@ export function zfsReceive(ctx: SimContext, args: string[]): number {
       part,
       { dataset: name, snapshot: fullName },
       flags,
+      props,
       prefix,
       claim,
       creation,

@@ -157,8 +157,23 @@ export const zfsSend = (
   return argv;
 };
 
-/** `-s` keeps a partial receive resumable, `-u` leaves it unmounted; never `-F` */
-export const zfsReceive = (dataset: string): string[] => ["zfs", "receive", "-s", "-u", dataset];
+/**
+ * `-s` keeps a partial receive resumable, `-u` leaves it unmounted; never `-F`. With
+ * `keepUnmounted`, `-o canmount=noauto`: the new filesystem is not mounted by `zfs mount -a`
+ * at boot either (only a filesystem's first, full receive: volumes refuse the property, and an
+ * incremental would undo a `zfs set canmount` made since)
+ */
+export const zfsReceive = (
+  dataset: string,
+  options: { keepUnmounted?: boolean } = {},
+): string[] => [
+  "zfs",
+  "receive",
+  "-s",
+  "-u",
+  ...(options.keepUnmounted ? ["-o", "canmount=noauto"] : []),
+  dataset,
+];
 
 export const zfsReceiveAbort = (dataset: string): string[] => ["zfs", "receive", "-A", dataset];
 

@@ -249,7 +249,59 @@ export const HISTORY: Step[] = [
   ...BOOKMARKS(),
   ...SEND_FLAGS(),
   { label: "final list", list: P },
+  // last: its `mount -a` mounts what it may of the whole pool
+  ...CANMOUNT(),
 ];
+
+/** abgleich's first receive of a filesystem sets canmount=noauto: `mount -a` leaves it alone */
+function CANMOUNT(): Step[] {
+  const props = (label: string, dataset: string, columns = "canmount,mounted"): Step => ({
+    label,
+    zfs: ["get", "-H", "-o", "name,property,value,source", columns, dataset],
+    stdout: "compare",
+  });
+  const noauto = ["-o", "canmount=noauto"];
+  return [
+    {
+      label: "full with -o canmount=noauto",
+      send: ["send", `${P}/re@c`],
+      receive: ["receive", "-s", "-u", ...noauto, `${P}/cm`],
+    },
+    props("canmount after the full", `${P}/cm`),
+    {
+      label: "incremental without -o",
+      send: ["send", "-i", "@c", `${P}/re@e`],
+      receive: ["receive", "-s", "-u", `${P}/cm`],
+    },
+    props("canmount kept by the incremental", `${P}/cm`),
+    {
+      label: "cut full with -o canmount=noauto",
+      send: ["send", `${P}/re@c`],
+      receive: ["receive", "-s", "-u", ...noauto, `${P}/cmcut`],
+      cut: STALL,
+    },
+    props("canmount of the partial receive", `${P}/cmcut`, "canmount"),
+    { label: "resume without -o", resume: `${P}/cmcut` },
+    props("canmount after the resume", `${P}/cmcut`),
+    {
+      label: "raw full with -o canmount=noauto",
+      send: ["send", "-w", `${P}/enc@e1`],
+      receive: ["receive", "-s", "-u", ...noauto, `${P}/cmraw`],
+    },
+    props("canmount of the raw receive", `${P}/cmraw`, "canmount,mounted,keystatus"),
+    { label: "snapshot vol@v1", zfs: ["snapshot", `${P}/vol@v1`] },
+    {
+      label: "volume with -o canmount=noauto",
+      send: ["send", `${P}/vol@v1`],
+      receive: ["receive", "-s", "-u", ...noauto, `${P}/cmvol`],
+    },
+    { label: "the refused volume is not there", zfs: ["list", "-H", "-o", "name", `${P}/cmvol`] },
+    { label: "mount -a", sh: "zfs mount -a >/dev/null 2>&1; true" },
+    props("mount -a leaves canmount=noauto alone", `${P}/cm`),
+    { label: "mount by name", zfs: ["mount", `${P}/cm`] },
+    props("mounted by name", `${P}/cm`),
+  ];
+}
 
 /** native encryption: properties, keys, raw and decrypting sends and receives */
 function ENCRYPTION(): Step[] {

@@ -223,6 +223,35 @@ export async function writeFile(vm: Vm, path: string, bytes: number): Promise<vo
   await vm.sshOk(`head -c ${Math.floor(bytes)} /dev/urandom >> ${shellQuote(path)} && zpool sync`);
 }
 
+/**
+ * `zfs mount -a`, then each filesystem below root that is still unmounted by name: abgleich
+ * receives them with canmount=noauto, which `mount -a` leaves alone (checked here). Returns
+ * what `mount -a` left unmounted.
+ */
+export async function mountBackups(vm: Vm, root: string): Promise<string[]> {
+  await vm.sshOk("zfs mount -a");
+  const rows = await vm.sshOk(
+    shellJoin(["zfs", "list", "-H", "-t", "filesystem", "-o", "name,mounted", "-r", root]),
+  );
+  const unmounted = rows
+    .split("\n")
+    .map((line) => line.split("\t"))
+    .filter(([name, mounted]) => name && mounted === "no")
+    .map(([name]) => name ?? "");
+  for (const name of unmounted) await vm.sshOk(shellJoin(["zfs", "mount", name]));
+  return unmounted;
+}
+
+/** `canmount` of every dataset below root (volumes: `-`), by name */
+export async function canmountOf(vm: Vm, root: string): Promise<Map<string, string>> {
+  const rows = await zfsList(vm, root, ["name", "canmount"]);
+  return new Map(
+    rows
+      .filter((row) => !row.name?.includes("@"))
+      .map((row) => [row.name ?? "", row.canmount ?? ""]),
+  );
+}
+
 /** sha256 of files, in order */
 export async function sha256(vm: Vm, paths: readonly string[]): Promise<string[]> {
   const out = await vm.sshOk(shellJoin(["sha256sum", "--", ...paths]));

@@ -10,7 +10,7 @@ const SCENARIO_MS = 300_000;
 const USER = "abg";
 /** what the README's "Without root" section names, per side */
 const SOURCE_PERMISSIONS = "snapshot,send,hold,release,bookmark,destroy,mount,diff";
-const TARGET_PERMISSIONS = "create,receive,hold,release,destroy,mount";
+const TARGET_PERMISSIONS = "create,receive,canmount,hold,release,destroy,mount";
 
 let vm: Vm;
 let env: E2eEnv;

@@ -7,10 +7,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readText } from "../helpers/stdout.ts";
 import {
   BOOT_TIMEOUT_MS,
+  canmountOf,
   E2eEnv,
   guidsOf,
   jsonEvents,
   listTree,
+  mountBackups,
   plannedSnapshots,
   planOf,
   sha256,
@@ -103,6 +105,14 @@ describe("one VM", () => {
       expect(tree.get(`${dst}/vol`)?.type).toBe("volume");
       for (const sub of ["", "/home", "/home/user", `/${ODD}`, "/vol"])
         await expectSameSnapshots(`${src}${sub}`, `${dst}${sub}`, [s1]);
+      // not mounted at boot: each filesystem's first receive set canmount=noauto
+      const filesystems = [dst, `${dst}/${ODD}`, `${dst}/home`, `${dst}/home/user`];
+      expect(await canmountOf(vm, dst)).toEqual(
+        new Map<string, string>([
+          ...filesystems.map((name): [string, string] => [name, "noauto"]),
+          [`${dst}/vol`, "-"],
+        ]),
+      );
 
       // new data in one dataset only: one new snapshot, one incremental
       await writeFile(vm, `/${src}/home/user/f2`, 100_000);
@@ -120,8 +130,8 @@ describe("one VM", () => {
       expect(again.code).toBe(0);
       expect(again.stdout).toContain("Nothing to do.");
 
-      // the bytes arrived: checksums of the files on both sides
-      await vm.sshOk(shellJoin(["zfs", "mount", "-a"]));
+      // the bytes arrived: checksums of the files on both sides (mount -a mounts none of them)
+      expect((await mountBackups(vm, dst)).sort()).toEqual(filesystems.sort());
       const files = ["home/user/f", "home/user/f2", `${ODD}/f g`];
       expect(
         await sha256(
@@ -440,7 +450,14 @@ describe("one VM", () => {
       ]);
       await expectSameSnapshots(src, dst, [day(1)]);
       await expectSameSnapshots(`${src}/child`, `${dst}/child`, [day(1)]);
-      await vm.sshOk(shellJoin(["zfs", "mount", "-a"]));
+      // the resumed receive kept the canmount its cut first receive set
+      expect(await canmountOf(vm, dst)).toEqual(
+        new Map([
+          [dst, "noauto"],
+          [`${dst}/child`, "noauto"],
+        ]),
+      );
+      await mountBackups(vm, dst);
       expect(await sha256(vm, [`/${dst}/f`, `/${dst}/child/f`])).toEqual(
         await sha256(vm, [`/${src}/f`, `/${src}/child/f`]),
       );

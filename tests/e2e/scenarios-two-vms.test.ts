@@ -12,6 +12,7 @@ import {
   guidsOf,
   jsonEvents,
   listTree,
+  mountBackups,
   plannedSnapshots,
   planOf,
   sha256,
@@ -113,7 +114,7 @@ describe("two VMs, relayed through this machine", () => {
       ]);
       await expectSameSnapshots(`${odd}/in ${ODD}`, `${dst}/${ODD}/in ${ODD}`, [s1, s2]);
 
-      await target.sshOk(shellJoin(["zfs", "mount", "-a"]));
+      await mountBackups(target, dst);
       const files = [`${ODD}/f g`, `${ODD}/in ${ODD}/$x;y`];
       expect(
         await sha256(

@@ -19,6 +19,7 @@ const action: SendAction = {
   token: null,
   raw: false,
   fromBookmark: false,
+  keepUnmounted: false,
 };
 
 /** a "remote" host whose commands are stand-ins run locally */

@@ -103,6 +103,7 @@ beforeAll(() => {
                 { name: "e", written: "2M", changes: ["/r3"] },
               ],
             },
+            { name: "vol", type: "volume", volsize: "16M", snapshots: [{ name: "a" }] },
           ],
         },
         { name: "dst", size: "1G" },
@@ -199,6 +200,40 @@ describe("a second receive of what the target already has", () => {
       code: 1,
       err: busy("incremental stream", "dst/part"),
     });
+  });
+});
+
+describe("receive -o canmount=noauto (abgleich's first receive of a filesystem)", () => {
+  const canmount = (name: string) => sh(`zfs get -H -o value,source canmount ${name}`).out;
+  test("set locally, kept by later receives, skipped by mount -a, refused for a volume", () => {
+    sh("zfs create dst/bk");
+    expect(pipe("send src/re@c", "receive -s -u -o canmount=noauto dst/bk/re")).toMatchObject({
+      code: 0,
+    });
+    expect(canmount("dst/bk/re")).toBe("noauto\tlocal\n");
+    expect(pipe("send -i @c src/re@e", "receive -s -u dst/bk/re").code).toBe(0);
+    expect(canmount("dst/bk/re")).toBe("noauto\tlocal\n");
+    expect(sh("zfs mount -a").code).toBe(0);
+    expect(sh("zfs get -H -o name,value mounted dst/bk dst/bk/re").out).toBe(
+      "dst/bk\tyes\ndst/bk/re\tno\n",
+    );
+    // zfs mount by name still mounts it (noauto is only the automatic mount)
+    expect(sh("zfs mount dst/bk/re").code).toBe(0);
+    expect(pipe("send src/vol@a", "receive -s -u -o canmount=noauto dst/bk/vol")).toMatchObject({
+      code: 1,
+      err: "cannot receive new filesystem stream: property 'canmount' does not apply to datasets of this type\n",
+    });
+    expect(sh("zfs list dst/bk/vol").code).toBe(1);
+  });
+
+  test("a cut first receive shows it already, and its resume keeps it", () => {
+    const cut = sh(`head -c ${STALL} ${dir}/full.c | zfs receive -s -u -o canmount=noauto dst/cut`);
+    expect(cut.code).toBe(1);
+    expect(canmount("dst/cut")).toBe("noauto\tlocal\n");
+    const token = sh("zfs get -H -o value receive_resume_token dst/cut").out.trim();
+    expect(pipe(`send -t ${token}`, "receive -s -u dst/cut").code).toBe(0);
+    expect(canmount("dst/cut")).toBe("noauto\tlocal\n");
+    expect(sh("zfs list -H -o name -t snapshot dst/cut").out).toBe("dst/cut@c\n");
   });
 });
 

@@ -179,6 +179,7 @@ describe("secrets", () => {
       token,
       raw: false,
       fromBookmark: false,
+      keepUnmounted: false,
     };
     const info = backupInfo();
     ui.showPlan(info, { ...plan, actions: [send] }, new Map());

@@ -18,6 +18,7 @@ const send = (subname: string, mode: SendAction["mode"] = "full"): SendAction =>
   token: null,
   raw: false,
   fromBookmark: false,
+  keepUnmounted: false,
 });
 const chain = (subnames: string[]): Action => ({
   kind: "chain",

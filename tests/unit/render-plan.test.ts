@@ -40,6 +40,7 @@ const incremental: SendAction = {
   token: null,
   raw: false,
   fromBookmark: false,
+  keepUnmounted: false,
 };
 const full: SendAction = {
   kind: "send",
@@ -53,6 +54,7 @@ const full: SendAction = {
   token: null,
   raw: false,
   fromBookmark: false,
+  keepUnmounted: true,
 };
 const resume: SendAction = {
   kind: "send",
@@ -66,6 +68,7 @@ const resume: SendAction = {
   token: "1-abc-def",
   raw: false,
   fromBookmark: false,
+  keepUnmounted: false,
 };
 const abort: AbortResumeAction = {
   kind: "abort-resume",
@@ -112,9 +115,20 @@ describe("renderPlan, one section per action kind (colour off, exact text)", () 
         "tank/data/home  backup/data/home  incremental  2026112501  2026112602          2",
         "tank/data/new   backup/data/new   full         -           2026112601          1",
         "tank/data/big   backup/data/big   resume       -           2026112602          1",
+        "  new filesystems arrive with canmount=noauto: zfs mount -a (at boot) leaves them unmounted, so nothing writes to them between backups",
         "",
         "Plan: 3 transfers.",
       ].join("\n"),
+    );
+  });
+
+  test("no canmount line when no send sets it (a volume's full send, incrementals, resumes)", () => {
+    const volume: SendAction = { ...full, keepUnmounted: false };
+    const out = renderPlan(plan({ actions: [incremental, volume, resume] }), plainStyle);
+    expect(out).not.toContain("canmount");
+    expect(planView(plan({ actions: [volume] }), new Map()).actions[0]?.text).not.toContain("canmount");
+    expect(planView(plan({ actions: [full] }), new Map()).actions[0]?.text).toEndWith(
+      "(1 snapshot(s)), canmount=noauto",
     );
   });
 

@@ -302,6 +302,7 @@ describe("sudo that wants a password", () => {
           token: null,
           raw: false,
           fromBookmark: false,
+          keepUnmounted: false,
         },
         { signal: new AbortController().signal, onBytes: () => {} },
       );

@@ -142,6 +142,7 @@ const send = (subname: string, mode: SendAction["mode"] = "full"): SendAction =>
   token: null,
   raw: false,
   fromBookmark: false,
+  keepUnmounted: false,
 });
 
 function fakeTerminal(isTTY: boolean, rows = 10) {

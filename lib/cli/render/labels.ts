@@ -33,3 +33,7 @@ export function encryptionWords(dataset: {
 
 /** after a snapshot to destroy that only abgleich's own hold keeps (an old chain base) */
 export const RELEASED_FIRST = "(abgleich's own hold released first)";
+
+/** under a plan with a filesystem's first receive: what `keepUnmounted` does to it */
+export const KEPT_UNMOUNTED =
+  "new filesystems arrive with canmount=noauto: zfs mount -a (at boot) leaves them unmounted, so nothing writes to them between backups";

@@ -15,7 +15,7 @@ import type {
   SnapshotAction,
 } from "../../plan/types.ts";
 import { conflictLines } from "./compare.ts";
-import { plural, RELEASED_FIRST, subnameLabel } from "./labels.ts";
+import { KEPT_UNMOUNTED, plural, RELEASED_FIRST, subnameLabel } from "./labels.ts";
 import type { Style, StyleFormat } from "./style.ts";
 import { renderTable, type TableRow } from "./table.ts";
 import { formatBytes, paintBytes } from "./units.ts";
@@ -95,7 +95,10 @@ function sendSection(
     ];
   });
   const title = `Transfers (${actions.length}):`;
-  return `${style.paint("bold", title)}\n${renderTable(columns, rows, { style })}`;
+  const note = actions.some((action) => action.keepUnmounted)
+    ? `\n${style.paint("dim", `  ${KEPT_UNMOUNTED}`)}`
+    : "";
+  return `${style.paint("bold", title)}\n${renderTable(columns, rows, { style })}${note}`;
 }
 
 function abortSection(actions: AbortResumeAction[], style: Style): string | null {

@@ -233,6 +233,8 @@ async function resumeSteps(run: Run, action: SendAction): Promise<SendAction[] |
     snapshots: [name],
     token,
     fromBookmark: false,
+    // the partial receive keeps the canmount its first receive set
+    keepUnmounted: false,
   };
   const follow: SendAction[] =
     rest.length === 0
@@ -246,6 +248,7 @@ async function resumeSteps(run: Run, action: SendAction): Promise<SendAction[] |
             snapshots: rest,
             token: null,
             fromBookmark: false,
+            keepUnmounted: false,
           },
         ];
   return [resume, ...follow];

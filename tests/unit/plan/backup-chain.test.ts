@@ -55,6 +55,39 @@ describe("encrypted sources", () => {
   });
 });
 
+describe("backups are not mounted at boot", () => {
+  test("a filesystem's full send sets canmount=noauto; a volume's and every later one does not", () => {
+    const source = inventory("source", [
+      src("", history("s1", "s2")),
+      src("fs", history("s1")),
+      src("vol", history("s1"), { type: "volume", mounted: null }),
+    ]);
+    const target = inventory("target", [dst("", history("s1"))]);
+    const plan = planBackup(source, target, config());
+    const sends = plan.actions as SendAction[];
+    expect(sends.map((s) => `${s.subname || "(root)"} ${s.mode} ${s.keepUnmounted}`)).toEqual([
+      "(root) incremental false",
+      "fs full true",
+      "vol full false",
+    ]);
+    expect(planViolations("backup", plan, source, target)).toEqual([]);
+  });
+
+  test("the guard refuses canmount on a volume's receive or on a later one", () => {
+    const source = inventory("source", [
+      src("", history("s1", "s2")),
+      src("vol", history("s1"), { type: "volume", mounted: null }),
+    ]);
+    const target = inventory("target", [dst("", history("s1"))]);
+    const plan = planBackup(source, target, config());
+    const actions = (plan.actions as SendAction[]).map((s) => ({ ...s, keepUnmounted: true }));
+    expect(planViolations("backup", { ...plan, actions }, source, target)).toEqual([
+      "an incremental send into backup/host that sets canmount (only a filesystem's full receive does)",
+      "a full send into backup/host/vol that sets canmount (only a filesystem's full receive does)",
+    ]);
+  });
+});
+
 describe("bookmarks keep the chain", () => {
   const full = history("s1", "s2", "s3", "s4");
   const [s1, s2, s3, s4] = full as [Snapshot, Snapshot, Snapshot, Snapshot];

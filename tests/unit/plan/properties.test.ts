@@ -136,6 +136,7 @@ describe("backup properties", () => {
               [
                 "from",
                 "fromBookmark",
+                "keepUnmounted",
                 "kind",
                 "mode",
                 "raw",
@@ -148,6 +149,9 @@ describe("backup properties", () => {
               ].sort(),
             );
             expect(["full", "incremental", "resume"]).toContain(action.mode);
+            // canmount is set on a filesystem's first receive only, never on a volume
+            const from = s.source.datasets.find((d) => d.subname === action.subname);
+            expect(action.keepUnmounted).toBe(action.mode === "full" && from?.type === "filesystem");
           } else {
             expect(keys).toEqual(["kind", "reason", "subname", "targetDataset"]);
           }
