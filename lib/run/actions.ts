@@ -42,8 +42,22 @@ export function sendSpec(action: SendAction): SendSpec {
   }
 }
 
+/**
+ * The lines where `zfs receive` said it could not set a property, though the stream arrived and
+ * it exited 0 (`cannot receive canmount property on DS: permission denied`, for a user that
+ * `zfs allow` gave `receive` but not `canmount`)
+ */
+export function refusedProperties(stderr: string): string[] {
+  return stderr
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => /^cannot receive \S+ property on /.test(line));
+}
+
 export interface SendOptions {
   signal: AbortSignal;
+  /** a property the receive could not set, though the transfer succeeded (refusedProperties) */
+  onRefusedProperty?: (line: string) => void;
   onBytes: (bytes: number) => void;
   expectedBytes?: number | null;
   /** the stage's wire (chooseWire): compression, buffer, limit, direct; none: `send | receive` */
@@ -78,6 +92,8 @@ export async function runSend(
   );
   const durationMs = Math.round(performance.now() - started);
   if (result.ok) {
+    const receiveErrors = result.stderr[pipeline.commands.length - 1] ?? "";
+    for (const line of refusedProperties(receiveErrors)) options.onRefusedProperty?.(line);
     // zfs prints progress once a second: a short transfer ends before its first line, so the
     // estimate stands in for the count when it is larger
     const bytes = Math.max(counter.total(), options.expectedBytes ?? 0);
@@ -147,6 +163,8 @@ export interface BatchOptions {
   /** transfer `index` arrived (its receive succeeded), told as it happens */
   arrived: (index: number, outcome: ActionOutcome) => void;
   onBytes: (index: number, bytes: number) => void;
+  /** transfer `index` arrived, but its receive could not set a property (refusedProperties) */
+  onRefusedProperty?: (index: number, line: string) => void;
 }
 
 /**
@@ -228,6 +246,10 @@ export async function runSendBatch(
   const receiveCode = (index: number) => report.codes[pipeline.receives[index] as number];
   const firstFailure = actions.findIndex((_, index) => receiveCode(index) !== 0);
   const failedAt = firstFailure < 0 ? actions.length : firstFailure;
+  for (let index = 0; index < failedAt; index++) {
+    const receiveErrors = report.stderr[pipeline.receives[index] as number] ?? "";
+    for (const line of refusedProperties(receiveErrors)) options.onRefusedProperty?.(index, line);
+  }
   const carriers = pipeline.commands.flatMap((_, index) =>
     pipeline.sends.includes(index) || pipeline.receives.includes(index) ? [] : [index],
   );

@@ -3,7 +3,7 @@
 // and cleanup target; `status` reads the result. A permission taken away is a clear failure.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { BOOT_TIMEOUT_MS, E2eEnv, guidsOf, shellJoin, snapshotsOf } from "./helpers.ts";
+import { BOOT_TIMEOUT_MS, canmountOf, E2eEnv, guidsOf, shellJoin, snapshotsOf } from "./helpers.ts";
 import { bootVm, createPools, stopAllVms, type Vm } from "./vm.ts";
 
 const SCENARIO_MS = 300_000;
@@ -74,6 +74,13 @@ describe("an unprivileged user with the documented zfs allow permissions", () =>
         guidsOf(vm, "dstpool/nr/backup"),
       ]);
       for (const name of source) expect(dst.get(name)).toBe(src.get(name) ?? "missing");
+      // the canmount permission let each first receive keep its backup from mount -a
+      expect(await canmountOf(vm, "dstpool/nr/backup")).toEqual(
+        new Map([
+          ["dstpool/nr/backup", "noauto"],
+          ["dstpool/nr/backup/child", "noauto"],
+        ]),
+      );
 
       const cleanSource = await env.cli(["cleanup", config, "--yes"]);
       expect(`${cleanSource.code} ${cleanSource.stderr}`).toBe("0 ");
@@ -114,6 +121,41 @@ describe("an unprivileged user with the documented zfs allow permissions", () =>
         expect(`${backup.stdout}\n${backup.stderr}`).toContain("permission denied");
       } finally {
         await vm.sshOk(shellJoin(["zfs", "allow", "-u", USER, "hold", "dstpool/nr"]));
+      }
+    },
+    SCENARIO_MS,
+  );
+
+  test(
+    "without the canmount permission, a new dataset arrives (exit 0) and the warning names the fix",
+    async () => {
+      await vm.sshOk(shellJoin(["zfs", "unallow", "-u", USER, "canmount", "dstpool/nr"]));
+      try {
+        await vm.sshOk(
+          `zfs create srcpool/nr/data/late && head -c 100000 /dev/urandom > /srcpool/nr/data/late/f && zpool sync`,
+        );
+        const config = env.writeConfig(
+          "nr-nocanmount",
+          { zpool: "srcpool", prefix: "nr/data", vm, user: USER },
+          { zpool: "dstpool", prefix: "nr/backup", vm, user: USER },
+        );
+        expect((await env.cli(["snap", config, "--yes"])).code).toBe(0);
+        const backup = await env.cli(["backup", config, "--yes"]);
+        expect(backup.code).toBe(0);
+        const text = `${backup.stdout}\n${backup.stderr}`;
+        // real OpenZFS receives the stream, sets nothing, says so and exits 0
+        expect(text).toContain(
+          "dstpool/nr/backup/late arrived, but zfs receive said: cannot receive canmount property on dstpool/nr/backup/late: permission denied.",
+        );
+        expect(text).toContain(`zfs allow -u ${USER} canmount dstpool/nr/backup`);
+        expect(await snapshotsOf(vm, "dstpool/nr/backup/late")).toEqual(
+          await snapshotsOf(vm, "srcpool/nr/data/late"),
+        );
+        expect((await canmountOf(vm, "dstpool/nr/backup/late")).get("dstpool/nr/backup/late")).toBe(
+          "on",
+        );
+      } finally {
+        await vm.sshOk(shellJoin(["zfs", "allow", "-u", USER, "canmount", "dstpool/nr"]));
       }
     },
     SCENARIO_MS,

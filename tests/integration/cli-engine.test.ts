@@ -109,7 +109,7 @@ describe("a failed transfer", () => {
       // the receive of big's full stream fails (as a full pool or a vanished disk would)
       const path = wrapZfs(
         "failing",
-        `case "$*" in "receive -s -u dst/backup/big") cat >/dev/null; echo "cannot receive new filesystem stream: out of space" >&2; exit 1;; esac`,
+        `case "$*" in "receive -s -u -o canmount=noauto dst/backup/big") cat >/dev/null; echo "cannot receive new filesystem stream: out of space" >&2; exit 1;; esac`,
       );
       const run = await env.cli(["backup", config, "--yes"], { env: { PATH: path } });
       expect(run.code).toBe(1);
@@ -146,7 +146,7 @@ describe("a failed transfer", () => {
       );
       const path = wrapZfs(
         "failing-root",
-        `case "$*" in "receive -s -u dst/backup") cat >/dev/null; echo "cannot receive new filesystem stream: out of space" >&2; exit 1;; esac`,
+        `case "$*" in "receive -s -u -o canmount=noauto dst/backup") cat >/dev/null; echo "cannot receive new filesystem stream: out of space" >&2; exit 1;; esac`,
       );
       const run = await env.cli(["backup", config, "--yes"], { env: { PATH: path } });
       expect(run.code).toBe(1);
@@ -158,6 +158,33 @@ describe("a failed transfer", () => {
         /backup: 1 action\(s\) failed: [^\n]*; 1 not run because of it/,
       );
       expect(env.calls().filter((c) => /^zfs (hold|bookmark|release) /.test(c))).toEqual([]);
+    },
+    LONG_MS,
+  );
+
+  test(
+    "a receive that arrives but cannot set canmount (a user without the permission): a warning naming the fix, exit 0",
+    async () => {
+      seedSmall();
+      const config = env.writeConfig(
+        configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
+        "no-canmount.yaml",
+      );
+      // as OpenZFS does for a `zfs allow` user without `canmount`: the stream arrives, the
+      // property is not set, a line on stderr, exit 0
+      const path = wrapZfs(
+        "no-canmount",
+        `case "$*" in "receive -s -u -o canmount=noauto dst/backup") ${env.binDir}/zfs receive -s -u dst/backup; c=$?; echo "cannot receive canmount property on dst/backup: permission denied" >&2; exit $c;; esac`,
+      );
+      const run = await env.cli(["backup", config, "--yes"], { env: { PATH: path } });
+      expect(run.code).toBe(0);
+      expect(env.snapshots("dst/backup").length).toBeGreaterThan(0);
+      const text = `${run.stdout}${run.stderr}`;
+      expect(text).toContain(
+        "dst/backup arrived, but zfs receive said: cannot receive canmount property on dst/backup: permission denied.",
+      );
+      expect(text).toContain("zfs allow -u USER canmount dst/backup");
+      expect(text).toContain("zfs set canmount=noauto dst/backup");
     },
     LONG_MS,
   );

@@ -130,7 +130,9 @@ describe("the wire on the simulator", () => {
     expect(run.stdout.indexOf("── backup ──")).toBeLessThan(run.stdout.indexOf("wire: zstd"));
     expect(run.stdout.match(/── backup ──/g)).toHaveLength(1);
     // the last stage, the receive, is blamed: not zstd -d or mbuffer before it
-    expect(text).toMatch(/command failed \(stage (\d) of \1\): zfs receive -s -u dst\/backup/);
+    expect(text).toMatch(
+      /command failed \(stage (\d) of \1\): zfs receive -s -u -o 'canmount=noauto' dst\/backup/,
+    );
   }, 60_000);
 
   test("Ctrl-C mid-stream with compression on: the target keeps a resume token", async () => {
@@ -184,7 +186,7 @@ describe("the wire on the simulator", () => {
     expect(transfers).toHaveLength(2);
     for (const line of transfers) {
       expect(line).toStartWith("sh -c ");
-      expect(line).toMatch(/zfs receive -s -u '?dst\/backup/);
+      expect(line).toMatch(/zfs receive -s -u -o '?canmount=noauto'? '?dst\/backup/);
       expect(line).not.toMatch(/zstd|lz4|mbuffer|ssh /);
     }
     // a receive that fails there is still the receive's failure, with what it said
@@ -192,7 +194,7 @@ describe("the wire on the simulator", () => {
     const full = await env.cli(["backup", config, "--yes"], { env: { PATH: PATH() } });
     expect(full.code).toBe(1);
     expect(full.stdout + full.stderr).toMatch(
-      /command failed \(stage 2 of 2\): zfs receive -s -u dst\/backup\n.*exit code: 1\n.*stderr:\n.*out of space/,
+      /command failed \(stage 2 of 2\): zfs receive -s -u -o 'canmount=noauto' dst\/backup\n.*exit code: 1\n.*stderr:\n.*out of space/,
     );
   }, 60_000);
 
@@ -295,13 +297,42 @@ describe("batches: several datasets per ssh session", () => {
     expect(failed).toHaveLength(1);
     const error = String(failed[0]?.error);
     // reported as that transfer's own receive, with its message
-    expect(error).toContain("zfs receive -s -u dst/backup/c3");
+    expect(error).toContain("zfs receive -s -u -o 'canmount=noauto' dst/backup/c3");
     expect(error).toContain("refused for the test");
     expect(done).toHaveLength(6);
     // c4 and c5 went again, in a batch of their own
     const groups = await groupsOf();
     const again = groups.filter((l) => l.includes("/c4") && !l.includes("/c3"));
     expect(again.length).toBe(2);
+  }, 60_000);
+
+  test("a receive in a batch that arrives but cannot set canmount (a user without the permission) is warned of", async () => {
+    seedTree();
+    // as OpenZFS does for a `zfs allow` user without `canmount`: the stream arrives, the
+    // property is not set, a line on stderr, exit 0
+    const unallowed = join(env.dir, "unallowed-zfs");
+    mkdirSync(unallowed, { recursive: true });
+    const real = Bun.which("zfs", { PATH: env.path });
+    writeFileSync(
+      join(unallowed, "zfs"),
+      `#!/bin/sh\ncase "$*" in "receive -s -u -o canmount=noauto dst/backup/c2") '${real}' receive -s -u dst/backup/c2; c=$?; echo "cannot receive canmount property on dst/backup/c2: permission denied" >&2; exit $c;; esac\nexec '${real}' "$@"\n`,
+    );
+    chmodSync(join(unallowed, "zfs"), 0o755);
+    const config = remoteConfig("transfer:\n  compression: zstd\n  buffer: off\n", "u.yaml");
+    const run = await env.cli(["backup", config, "--yes"], {
+      env: { PATH: `${unallowed}:${PATH()}` },
+    });
+    expect(run.code).toBe(0);
+    for (const child of CHILDREN)
+      expect(env.guid(`dst/backup/${child}@2026010101`)).toBe(
+        env.guid(`src/data/${child}@2026010101`),
+      );
+    const text = run.stdout + run.stderr;
+    expect(text).toContain(
+      "dst/backup/c2 arrived, but zfs receive said: cannot receive canmount property on dst/backup/c2: permission denied.",
+    );
+    expect(text).toContain("zfs set canmount=noauto dst/backup/c2");
+    expect(text.match(/arrived, but zfs receive said/g)).toHaveLength(1);
   }, 60_000);
 });
 

@@ -126,7 +126,9 @@ describe("renderPlan, one section per action kind (colour off, exact text)", () 
     const volume: SendAction = { ...full, keepUnmounted: false };
     const out = renderPlan(plan({ actions: [incremental, volume, resume] }), plainStyle);
     expect(out).not.toContain("canmount");
-    expect(planView(plan({ actions: [volume] }), new Map()).actions[0]?.text).not.toContain("canmount");
+    expect(planView(plan({ actions: [volume] }), new Map()).actions[0]?.text).not.toContain(
+      "canmount",
+    );
     expect(planView(plan({ actions: [full] }), new Map()).actions[0]?.text).toEndWith(
       "(1 snapshot(s)), canmount=noauto",
     );

@@ -144,6 +144,17 @@ async function firstFailure(steps: (() => Promise<ActionOutcome>)[]): Promise<Ac
   return { ok: true, durationMs };
 }
 
+/**
+ * A transfer arrived but its receive could not set a property (a non-root target user without
+ * the `canmount` permission): the backup is whole, but not kept from being mounted at boot
+ */
+function warnRefusedProperty(run: Run, action: SendAction, line: string): void {
+  const { user } = run.config.target;
+  run.ui.warn(
+    `${action.targetDataset} arrived, but zfs receive said: ${line}. So zfs mount -a (at boot) mounts it, and whatever writes there makes the next backup refuse it; let the target's user set it (zfs allow -u ${user === "" ? "USER" : user} canmount ${rootOf(run.config.target)}), then: zfs set canmount=noauto ${action.targetDataset}`,
+  );
+}
+
 /** the wait before retry `attempt` (1, 2, …): 1 s, 2 s, 4 s, … at most 30 s */
 export const retryDelayMs = (attempt: number) => Math.min(30_000, 1000 * 2 ** (attempt - 1));
 
@@ -167,6 +178,7 @@ async function sendWithRetries(
       signal: run.signal,
       expectedBytes: step === action ? expected : null,
       onBytes: (bytes) => run.progress(action, done + bytes, expected),
+      onRefusedProperty: (line) => warnRefusedProperty(run, action, line),
       ...wire,
     });
   const first = ran ?? (await attempt(action));
@@ -283,6 +295,8 @@ async function sendBatch(
     },
     onBytes: (index, bytes) =>
       run.progress(actions[index] as SendAction, bytes, expected[index] ?? null),
+    onRefusedProperty: (index, line) =>
+      warnRefusedProperty(run, actions[index] as SendAction, line),
   });
   return Promise.all(
     outcomes.map(async (ran, index) => {

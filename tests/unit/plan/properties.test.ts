@@ -151,7 +151,9 @@ describe("backup properties", () => {
             expect(["full", "incremental", "resume"]).toContain(action.mode);
             // canmount is set on a filesystem's first receive only, never on a volume
             const from = s.source.datasets.find((d) => d.subname === action.subname);
-            expect(action.keepUnmounted).toBe(action.mode === "full" && from?.type === "filesystem");
+            expect(action.keepUnmounted).toBe(
+              action.mode === "full" && from?.type === "filesystem",
+            );
           } else {
             expect(keys).toEqual(["kind", "reason", "subname", "targetDataset"]);
           }
