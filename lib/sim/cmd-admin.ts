@@ -551,8 +551,6 @@ export function zfsMount(ctx: SimContext, args: string[]): number {
           if (ds.type !== "filesystem")
             throw new ZfsError(`cannot mount '${name}': not a filesystem`);
           if (ds.mounted) throw new ZfsError(`cannot mount '${name}': filesystem already mounted`);
-          if (ds.props.canmount === "off")
-            throw new ZfsError(`cannot mount '${name}': 'canmount' property is set to 'off'`);
           if (ds.crypt && !keyOf(state, ds)?.loaded)
             throw new ZfsError(`cannot mount '${name}': encryption key not loaded`);
           return ds;
