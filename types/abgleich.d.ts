@@ -360,8 +360,8 @@ declare module "abgleich" {
     /**
      * `zfs receive -o canmount=noauto`: a new filesystem is received so that `zfs mount -a` (at
      * boot) leaves it unmounted, where a write would make the next backup refuse it. True for a
-     * filesystem's full send; false for volumes, incrementals and resumes (a partial receive
-     * keeps what its first receive set)
+     * filesystem's first receive (a full send, or the resume of a cut one); false for volumes
+     * (they refuse the property) and incrementals (it would undo a `zfs set canmount` made since)
      */
     keepUnmounted: boolean;
   }

@@ -3,6 +3,7 @@
 // own inventories (never a plugin's copy): on every plugin's plan, on the frozen plan that is
 // shown, and on each action immediately before it runs.
 
+import { isPartialFullReceive } from "../plan/conflicts.ts";
 import { compareSnapshots } from "../plan/pairs.ts";
 import { hasPlanned } from "../plan/simulate.ts";
 import type { Action, Plan } from "../plan/types.ts";
@@ -287,12 +288,19 @@ export function createGuard(
     if (from.encryption !== "off" && action.mode !== "resume" && !action.raw) {
       out.push(`${from.name} is encrypted and would be sent as plaintext (not raw)`);
     }
-    // a receive's canmount is set once, on a filesystem's first: volumes refuse the property,
-    // and on a later receive it would undo a `zfs set canmount` made on the backup since
-    if (action.keepUnmounted && (action.mode !== "full" || from.type !== "filesystem")) {
+    // canmount=noauto on a filesystem's first receive (full, or the resume of a cut one), and
+    // only there: volumes refuse the property, and on a later receive it would undo a `zfs set
+    // canmount` made on the backup since; without it the backup is mounted at boot
+    const firstReceive =
+      action.mode === "full" ||
+      (action.mode === "resume" && into !== undefined && isPartialFullReceive(into));
+    const keepUnmounted = firstReceive && from.type === "filesystem";
+    if (action.keepUnmounted !== keepUnmounted) {
       const send = action.mode === "incremental" ? "an incremental send" : `a ${action.mode} send`;
       out.push(
-        `${send} into ${action.targetDataset} that sets canmount (only a filesystem's full receive does)`,
+        action.keepUnmounted
+          ? `${send} into ${action.targetDataset} that sets canmount (only a filesystem's first receive does)`
+          : `${send} into ${action.targetDataset} without canmount=noauto (a new backup would be mounted at boot)`,
       );
     }
     if (action.mode === "resume") {

@@ -31,6 +31,8 @@ function send(
   snapshots: readonly Snapshot[],
   token: string | null = null,
   fromBookmark = false,
+  /** the dataset's first receive: a full send, or the resume of a cut one */
+  firstReceive = mode === "full",
 ): SendAction {
   return {
     kind: "send",
@@ -45,7 +47,7 @@ function send(
     // never plaintext by accident: an encrypted source is always sent raw
     raw: source.encryption !== "off",
     fromBookmark,
-    keepUnmounted: mode === "full" && source.type === "filesystem",
+    keepUnmounted: firstReceive && source.type === "filesystem",
   };
 }
 
@@ -152,7 +154,18 @@ export function planBackup(
         const resumed = dataset.snapshots.find((snapshot) => snapshot.name === resume.to);
         if (resumed === undefined) continue;
         plan.actions.push(
-          send(dataset, targetName, "resume", null, resume.to, [resumed], existing.resumeToken),
+          send(
+            dataset,
+            targetName,
+            "resume",
+            null,
+            resume.to,
+            [resumed],
+            existing.resumeToken,
+            false,
+            // a cut first receive: its resume sets canmount too (the cut one may not have)
+            isPartialFullReceive(existing),
+          ),
         );
         plan.actions.push(...incrementalFrom(dataset, resume.to, targetName));
         willExist.add(subname);

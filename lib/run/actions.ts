@@ -43,15 +43,15 @@ export function sendSpec(action: SendAction): SendSpec {
 }
 
 /**
- * The lines where `zfs receive` said it could not set a property, though the stream arrived and
- * it exited 0 (`cannot receive canmount property on DS: permission denied`, for a user that
- * `zfs allow` gave `receive` but not `canmount`)
+ * The lines where `zfs receive` said it could not set canmount (the one property abgleich sets),
+ * though the stream arrived and it exited 0 (`cannot receive canmount property on DS:
+ * permission denied`, for a user that `zfs allow` gave `receive` but not `canmount`)
  */
 export function refusedProperties(stderr: string): string[] {
   return stderr
     .split("\n")
     .map((line) => line.trim())
-    .filter((line) => /^cannot receive \S+ property on /.test(line));
+    .filter((line) => line.startsWith("cannot receive canmount property on "));
 }
 
 export interface SendOptions {

@@ -365,7 +365,8 @@ function receivedProps(values: Array<[string, string]>): Record<string, string> 
   for (const [prop, value] of Object.entries(props)) {
     if (prop !== "canmount")
       throw new ZfsError(`sim: zfs receive -o ${prop} is not simulated (only canmount)`);
-    if (!["on", "off", "noauto"].includes(value))
+    // only what abgleich sets, and the differential holds to real ZFS
+    if (value !== "noauto")
       throw new ZfsError(`sim: zfs receive -o canmount=${value} is not simulated`);
   }
   return props;

@@ -19,8 +19,8 @@ export type Step =
   | { label: string; write: { dataset: string; file: string; bytes: number } }
   /** `zfs send SEND | [head -c CUT |] zfs receive RECEIVE`; the result is the receive's */
   | { label: string; send: string[]; receive: string[]; cut?: number }
-  /** resume the dataset's saved receive with `zfs send -t TOKEN` */
-  | { label: string; resume: string }
+  /** resume the dataset's saved receive with `zfs send -t TOKEN`, receive options after `-s -u` */
+  | { label: string; resume: string; options?: string[] }
   /** `zfs list -t all -Hp -o LIST_COLUMNS -r POOL`, normalized */
   | { label: string; list: string }
   /**
@@ -283,6 +283,15 @@ function CANMOUNT(): Step[] {
     props("canmount of the partial receive", `${P}/cmcut`, "canmount"),
     { label: "resume without -o", resume: `${P}/cmcut` },
     props("canmount after the resume", `${P}/cmcut`),
+    {
+      label: "cut full without -o",
+      send: ["send", `${P}/re@c`],
+      receive: ["receive", "-s", "-u", `${P}/cmcut2`],
+      cut: STALL,
+    },
+    props("canmount of a partial receive without -o", `${P}/cmcut2`, "canmount"),
+    { label: "resume with -o canmount=noauto", resume: `${P}/cmcut2`, options: noauto },
+    props("canmount set by the resume", `${P}/cmcut2`),
     {
       label: "raw full with -o canmount=noauto",
       send: ["send", "-w", `${P}/enc@e1`],
@@ -725,7 +734,7 @@ export function stepCommand(step: Step, sim: boolean, written: Set<string>): str
   }
   if ("resume" in step) {
     const token = `"$(${shellJoin(["zfs", "get", "-H", "-o", "value", "receive_resume_token", step.resume])})"`;
-    return `zfs send -t ${token} | ${shellJoin(["zfs", "receive", "-s", "-u", step.resume])}`;
+    return `zfs send -t ${token} | ${shellJoin(["zfs", "receive", "-s", "-u", ...(step.options ?? []), step.resume])}`;
   }
   return shellJoin([
     "zfs",

@@ -4,6 +4,7 @@
 
 import { formatBytes } from "../../cli/render/units.ts";
 import { rootOf } from "../../config/types.ts";
+import { shellJoin } from "../../hosts/quote.ts";
 import { planBackup, type TokenInfo } from "../../plan/backup.ts";
 import { holdTags, withChain } from "../../plan/chain.ts";
 import type { Action, ChainAction, Plan, SendAction } from "../../plan/types.ts";
@@ -150,8 +151,9 @@ async function firstFailure(steps: (() => Promise<ActionOutcome>)[]): Promise<Ac
  */
 function warnRefusedProperty(run: Run, action: SendAction, line: string): void {
   const { user } = run.config.target;
+  const allow = ["zfs", "allow", "-u", user === "" ? "USER" : user, "canmount"];
   run.ui.warn(
-    `${action.targetDataset} arrived, but zfs receive said: ${line}. So zfs mount -a (at boot) mounts it, and whatever writes there makes the next backup refuse it; let the target's user set it (zfs allow -u ${user === "" ? "USER" : user} canmount ${rootOf(run.config.target)}), then: zfs set canmount=noauto ${action.targetDataset}`,
+    `${action.targetDataset} arrived, but zfs receive said: ${line}. So zfs mount -a (at boot) mounts it where it inherits a mountpoint, and whatever writes there makes the next backup refuse it; let the target's user set canmount (${shellJoin([...allow, rootOf(run.config.target)])}), then: ${shellJoin(["zfs", "set", "canmount=noauto", action.targetDataset])}`,
   );
 }
 
@@ -245,8 +247,8 @@ async function resumeSteps(run: Run, action: SendAction): Promise<SendAction[] |
     snapshots: [name],
     token,
     fromBookmark: false,
-    // the partial receive keeps the canmount its first receive set
-    keepUnmounted: false,
+    // the resume of a cut first receive sets canmount as the first receive did
+    keepUnmounted: action.mode !== "incremental" && action.keepUnmounted,
   };
   const follow: SendAction[] =
     rest.length === 0

@@ -82,9 +82,38 @@ describe("backups are not mounted at boot", () => {
     const plan = planBackup(source, target, config());
     const actions = (plan.actions as SendAction[]).map((s) => ({ ...s, keepUnmounted: true }));
     expect(planViolations("backup", { ...plan, actions }, source, target)).toEqual([
-      "an incremental send into backup/host that sets canmount (only a filesystem's full receive does)",
-      "a full send into backup/host/vol that sets canmount (only a filesystem's full receive does)",
+      "an incremental send into backup/host that sets canmount (only a filesystem's first receive does)",
+      "a full send into backup/host/vol that sets canmount (only a filesystem's first receive does)",
     ]);
+  });
+
+  test("the guard refuses a filesystem's full send without it: the plan shows one line for all", () => {
+    const source = inventory("source", [src("", history("s1"))]);
+    const target = inventory("target", []);
+    const plan = planBackup(source, target, config());
+    const actions = (plan.actions as SendAction[]).map((s) => ({ ...s, keepUnmounted: false }));
+    expect(planViolations("backup", { ...plan, actions }, source, target)).toEqual([
+      "a full send into backup/host without canmount=noauto (a new backup would be mounted at boot)",
+    ]);
+  });
+
+  test("the resume of a cut first receive sets it (the cut one may not have); of an incremental not", () => {
+    const source = inventory("source", [src("", history("s1", "s2")), src("cut", history("s1"))]);
+    const target = inventory("target", [
+      dst("", history("s1"), { resumeToken: "1-incremental" }),
+      dst("cut", [], { resumeToken: "1-full" }),
+    ]);
+    const tokens = new Map([
+      ["", { ok: true as const, toname: "tank/data@s2" }],
+      ["cut", { ok: true as const, toname: "tank/data/cut@s1" }],
+    ]);
+    const plan = planBackup(source, target, config(), tokens);
+    const sends = plan.actions as SendAction[];
+    expect(sends.map((s) => `${s.subname || "(root)"} ${s.mode} ${s.keepUnmounted}`)).toEqual([
+      "(root) resume false",
+      "cut resume true",
+    ]);
+    expect(planViolations("backup", plan, source, target)).toEqual([]);
   });
 });
 

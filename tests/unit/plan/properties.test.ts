@@ -149,11 +149,13 @@ describe("backup properties", () => {
               ].sort(),
             );
             expect(["full", "incremental", "resume"]).toContain(action.mode);
-            // canmount is set on a filesystem's first receive only, never on a volume
+            // canmount is set on a filesystem's first receive only (a full send, or the
+            // resume of a cut one), never on a volume
             const from = s.source.datasets.find((d) => d.subname === action.subname);
-            expect(action.keepUnmounted).toBe(
-              action.mode === "full" && from?.type === "filesystem",
-            );
+            const into = s.target.datasets.find((d) => d.subname === action.subname);
+            const first =
+              action.mode === "full" || (action.mode === "resume" && into?.snapshots.length === 0);
+            expect(action.keepUnmounted).toBe(first && from?.type === "filesystem");
           } else {
             expect(keys).toEqual(["kind", "reason", "subname", "targetDataset"]);
           }
