@@ -99,7 +99,7 @@ describe("runPipeline", () => {
     expect(isGone(pid)).toBe(false);
     runner.kill("SIGKILL");
     await runner.exited;
-    for (let i = 0; i < 60; i++) {
+    for (let i = 0; i < 200; i++) {
       if (isGone(pid)) return true;
       await Bun.sleep(50);
     }
@@ -115,7 +115,7 @@ describe("runPipeline", () => {
       true,
     );
     // the runner's temporary folder (status, stderr files) is removed by the script itself
-    for (let i = 0; i < 40 && folders().length > 0; i++) await Bun.sleep(50);
+    for (let i = 0; i < 200 && folders().length > 0; i++) await Bun.sleep(50);
     expect(folders()).toEqual([]);
   });
 
@@ -127,7 +127,7 @@ describe("runPipeline", () => {
     // as ssh with its stdin held: the command ends when that stdin does
     const stage1 = recordingPid(pidFile, ["sh", "-c", "cat >/dev/null"]);
     expect(await killRunnerOf([stage1, ["cat"]], pidFile, { holdStdin: true })).toBe(true);
-    for (let i = 0; i < 40 && folders().length > 0; i++) await Bun.sleep(50);
+    for (let i = 0; i < 200 && folders().length > 0; i++) await Bun.sleep(50);
     expect(folders()).toEqual([]);
   });
 

@@ -4,7 +4,7 @@
 
 import { formatBytes } from "../../cli/render/units.ts";
 import { rootOf } from "../../config/types.ts";
-import { shellJoin } from "../../hosts/quote.ts";
+import { shellJoin, shellQuote } from "../../hosts/quote.ts";
 import { planBackup, type TokenInfo } from "../../plan/backup.ts";
 import { holdTags, withChain } from "../../plan/chain.ts";
 import type { Action, ChainAction, Plan, SendAction } from "../../plan/types.ts";
@@ -151,9 +151,10 @@ async function firstFailure(steps: (() => Promise<ActionOutcome>)[]): Promise<Ac
  */
 function warnRefusedProperty(run: Run, action: SendAction, line: string): void {
   const { user } = run.config.target;
-  const allow = ["zfs", "allow", "-u", user === "" ? "USER" : user, "canmount"];
+  const allow = shellJoin(["zfs", "allow", "-u", user === "" ? "USER" : user, "canmount"]);
+  const root = shellQuote(rootOf(run.config.target));
   run.ui.warn(
-    `${action.targetDataset} arrived, but zfs receive said: ${line}. So zfs mount -a (at boot) mounts it where it inherits a mountpoint, and whatever writes there makes the next backup refuse it; let the target's user set canmount (${shellJoin([...allow, rootOf(run.config.target)])}), then: ${shellJoin(["zfs", "set", "canmount=noauto", action.targetDataset])}`,
+    `${action.targetDataset} arrived, but zfs receive said: ${line}. So zfs mount -a (at boot) mounts it where it inherits a mountpoint, and whatever writes there makes the next backup refuse it; let the target's user set canmount (${allow} ${root}), then: zfs set canmount=noauto ${shellQuote(action.targetDataset)}`,
   );
 }
 
