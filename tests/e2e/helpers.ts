@@ -24,7 +24,7 @@ export const REPO = resolve(import.meta.dir, "../..");
  */
 export const BOOT_TIMEOUT_MS = 2 * READY_TIMEOUT_MS + 90_000;
 /** a CLI run that does not end within this is killed: a hang fails the test, not the suite */
-const CLI_TIMEOUT_MS = 150_000;
+const CLI_TIMEOUT_MS = 300_000;
 
 export interface RunResult {
   code: number;

@@ -24,7 +24,7 @@ import {
 } from "./helpers.ts";
 import { bootVm, createPools, stopAllVms, type Vm } from "./vm.ts";
 
-const SCENARIO_MS = 150_000;
+const SCENARIO_MS = 360_000;
 /** a space, and ZFS's other allowed odd characters */
 const ODD = "a b:c.d-e";
 const day = (n: number) => `202601010${n}`;

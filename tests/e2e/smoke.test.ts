@@ -21,7 +21,7 @@ import {
 } from "./vm.ts";
 
 /** per test: each does a few ssh round trips under TCG; bun's default of 5 s is too short */
-const TEST_TIMEOUT_MS = 60_000;
+const TEST_TIMEOUT_MS = 120_000;
 
 afterAll(stopAllVms);
 

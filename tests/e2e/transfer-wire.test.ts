@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { BOOT_TIMEOUT_MS, E2eEnv, guidsOf, jsonEvents, shellJoin } from "./helpers.ts";
 import { bootVm, createPools, stopAllVms, type Vm } from "./vm.ts";
 
-const SCENARIO_MS = 240_000;
+const SCENARIO_MS = 360_000;
 const MiB = 1024 * 1024;
 
 let source: Vm;
