@@ -151,10 +151,10 @@ async function firstFailure(steps: (() => Promise<ActionOutcome>)[]): Promise<Ac
  */
 function warnRefusedProperty(run: Run, action: SendAction, line: string): void {
   const { user } = run.config.target;
-  const allow = shellJoin(["zfs", "allow", "-u", user === "" ? "USER" : user, "canmount"]);
-  const root = shellQuote(rootOf(run.config.target));
+  const login = user === "" ? "USER" : user;
+  const allow = shellJoin(["zfs", "allow", "-u", login, "canmount", rootOf(run.config.target)]);
   run.ui.warn(
-    `${action.targetDataset} arrived, but zfs receive said: ${line}. So zfs mount -a (at boot) mounts it where it inherits a mountpoint, and whatever writes there makes the next backup refuse it; let the target's user set canmount (${allow} ${root}), then: zfs set canmount=noauto ${shellQuote(action.targetDataset)}`,
+    `${action.targetDataset} arrived, but zfs receive said: ${line}. So zfs mount -a (at boot) mounts it where it inherits a mountpoint, and whatever writes there makes the next backup refuse it; let the target's user set canmount (${allow}), then: zfs set canmount=noauto ${shellQuote(action.targetDataset)}`,
   );
 }
 
