@@ -49,7 +49,7 @@ export function renderStatus(report: StatusReport, style: Style): string {
     const notes = d.notes.length === 0 ? "ok" : d.notes.join(", ");
     return [
       d.subname === "" ? "(root)" : d.subname,
-      d.source?.name ?? "-",
+      d.source?.name ?? (d.exists.source ? "-" : "(gone)"),
       d.source ? formatAge(d.source.ageSeconds) : "-",
       d.target?.name ?? (d.exists.target ? "-" : "(missing)"),
       d.target ? formatAge(d.target.ageSeconds) : "-",
@@ -99,6 +99,7 @@ export function statusJson(report: StatusReport, config: string): Record<string,
       status: LEVEL_NAMES[d.level],
       source: d.source && { ...d.source, creation: iso(d.source.creation) },
       target: d.target && { ...d.target, creation: iso(d.target.creation) },
+      sourceExists: d.exists.source,
       targetExists: d.exists.target,
       lagSnapshots: d.lagSnapshots,
       lagBytes: d.lagBytes,

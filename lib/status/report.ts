@@ -40,7 +40,7 @@ export interface NewestSnapshot {
 
 export interface DatasetStatus {
   subname: string;
-  /** null: the dataset has no snapshot on that side (see `exists`) */
+  /** null: the dataset has no snapshot on that side, or is not there (see `exists`) */
   source: NewestSnapshot | null;
   target: NewestSnapshot | null;
   exists: { source: boolean; target: boolean };
@@ -203,10 +203,39 @@ function datasetStatus(
   return status;
 }
 
+/** a row for a dataset only on the target: nothing to lag behind, but its source is gone */
+function sourceGone(
+  subname: string,
+  target: Dataset,
+  now: number,
+  problems: Problem[],
+): DatasetStatus {
+  problems.push({
+    level: WARNING,
+    text: `${shown(subname)}: only on the target, the source has no such dataset: restore it from the backup, or if it was removed on purpose add it to ignore`,
+  });
+  return {
+    subname,
+    source: null,
+    target: newest(target, now),
+    exists: { source: false, target: true },
+    lagSnapshots: 0,
+    lagBytes: 0,
+    waitingSince: null,
+    unsnapshottedBytes: 0,
+    conflicts: [],
+    // nothing can resume it without its source
+    resumePending: false,
+    level: WARNING,
+    notes: ["source gone"],
+  };
+}
+
 /** the whole configuration's status: every dataset, the last run, one level */
 export function statusReport(input: StatusInput): StatusReport {
   const { now, thresholds, state } = input;
   const problems: Problem[] = [];
+  /** one row per dataset, those only on the target included */
   const datasets: DatasetStatus[] = [];
   if (input.source.datasets.length === 0) {
     problems.push({
@@ -219,11 +248,8 @@ export function statusReport(input: StatusInput): StatusReport {
     if (pair.source === undefined) {
       // its source is gone: destroyed by mistake (restore it) or on purpose (then say so);
       // without the source root at all, that one CRITICAL says it for every dataset
-      if (input.source.datasets.length > 0)
-        problems.push({
-          level: WARNING,
-          text: `${shown(pair.subname)}: only on the target, the source has no such dataset: restore it from the backup, or if it was removed on purpose add it to ignore`,
-        });
+      if (input.source.datasets.length > 0 && pair.target !== undefined)
+        datasets.push(sourceGone(pair.subname, pair.target, now, problems));
       continue;
     }
     datasets.push(datasetStatus(pair.subname, pair.source, pair.target, input, problems));
@@ -253,14 +279,16 @@ export function statusReport(input: StatusInput): StatusReport {
     }
   }
 
-  if (datasets.length > 0 && input.target.datasets.length === 0) {
+  /** the datasets backed up: those with a source */
+  const watched = datasets.filter((d) => d.exists.source);
+  if (watched.length > 0 && input.target.datasets.length === 0) {
     // every watched dataset is behind then, each a problem of its own: this says why (a first
     // backup to come, or a wrong name), first among the worst of them, so the first line has it
     const made = input.config.includeRoot
       ? "no backup there yet"
       : "create it (backup does not, with include_root: no)";
     problems.unshift({
-      level: Math.max(WARNING, ...datasets.map((d) => d.level)) as Level,
+      level: Math.max(WARNING, ...watched.map((d) => d.level)) as Level,
       text: `target root ${input.target.root} does not exist${input.targetHost ? ` on ${input.targetHost}` : ""}: ${made}, or check target.zpool and target.prefix`,
     });
   }
@@ -268,13 +296,13 @@ export function statusReport(input: StatusInput): StatusReport {
   // the worst first, so the first line names what matters
   problems.sort((a, b) => b.level - a.level);
   const level: Level = problems[0]?.level ?? OK;
-  const newestBackup = datasets.reduce<number | null>(
+  const newestBackup = watched.reduce<number | null>(
     (max, d) =>
       d.target !== null && (max === null || d.target.creation > max) ? d.target.creation : max,
     null,
   );
   const context = [
-    plural(datasets.length, "dataset"),
+    plural(watched.length, "dataset"),
     newestBackup === null ? "no backup yet" : `newest backup ${formatAge(now - newestBackup)} ago`,
   ];
   if (lastRun !== null && lastRun.result === "ok")
@@ -289,7 +317,7 @@ export function statusReport(input: StatusInput): StatusReport {
   const waiting = datasets.flatMap((d) => (d.waitingSince === null ? [] : [now - d.waitingSince]));
   const limits = `${thresholds.warn};${thresholds.crit};0`;
   const perf = [
-    `datasets=${datasets.length}`,
+    `datasets=${watched.length}`,
     `lag_snapshots=${lagSnapshots}`,
     `lag_bytes=${lagBytes}B`,
     `behind=${Math.max(0, ...waiting)}s;${limits}`,

@@ -24,6 +24,7 @@ import {
 import { firstLine, renderStatus } from "../../lib/status/render.ts";
 import {
   CRITICAL,
+  LEVEL_NAMES,
   OK,
   type StatusInput,
   statusReport,
@@ -260,12 +261,22 @@ describe("the judgement", () => {
         target: inventory("target", [dst("", source), dst("photos", source), dst("old", source)]),
       }),
     );
-    expect(report.datasets.map((d) => d.subname)).toEqual([""]);
+    // a row of its own in the table and the JSON, but not counted among the datasets backed up
+    expect(report.datasets.map((d) => [d.subname, d.exists, LEVEL_NAMES[d.level]])).toEqual([
+      ["", { source: true, target: true }, "OK"],
+      ["photos", { source: false, target: true }, "WARNING"],
+    ]);
     expect(report.level).toBe(WARNING);
     // an ignored one (removed on purpose, said so) is not watched
     expect(report.problems.map((p) => p.text)).toEqual([
       "photos: only on the target, the source has no such dataset: restore it from the backup, or if it was removed on purpose add it to ignore",
     ]);
+    expect(report.summary).toContain("; 1 dataset, newest backup");
+    expect(report.perfdata).toStartWith("datasets=1 lag_snapshots=0 ");
+    const row = renderStatus(report, plainStyle)
+      .split("\n")
+      .find((line) => line.startsWith("photos"));
+    expect(row?.split(/\s{2,}/)).toEqual(["photos", "(gone)", "-", "s1", "3h", "0", "source gone"]);
     // no source root at all: that one CRITICAL, not a warning per dataset besides
     const rootless = statusReport(
       input({
