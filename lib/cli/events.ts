@@ -53,6 +53,8 @@ export function actionFields(action: Action): Record<string, unknown> {
         mode: action.mode,
         raw: action.raw,
         from: action.from,
+        fromBookmark: action.fromBookmark,
+        keepUnmounted: action.keepUnmounted,
         snapshots: action.snapshots.map((name) => `${action.targetDataset}@${name}`),
       };
     case "abort-resume":

@@ -210,7 +210,12 @@ describe("--json events", () => {
       ).plan as { actions: { mode?: string; token?: string }[] };
       expect(plan.actions.find((a) => a.mode === "resume")?.token).toBe("<resume token>");
       const sent = resumed.events.filter((e) => e.event === "action-done" && e.kind === "send");
-      expect(sent.map((e) => e.mode)).toEqual(["resume", "full", "incremental"]);
+      expect(sent.map((e) => [e.mode, e.keepUnmounted, e.fromBookmark])).toEqual([
+        // the resume of a cut first receive sets canmount as that receive did
+        ["resume", true, false],
+        ["full", true, false],
+        ["incremental", false, false],
+      ]);
       for (const e of sent) expect(e.bytes).toBeGreaterThan(0);
       const summary = must(resumed.events.at(-1), "summary");
       expect(summary).toMatchObject({ event: "summary", status: "ok", exitCode: 0 });
