@@ -33,6 +33,15 @@ export function isPartialFullReceive(target: Dataset): boolean {
   return target.snapshots.length === 0 && target.resumeToken !== null;
 }
 
+/**
+ * Where a write to the target most likely came from: it is mounted (a backup received before
+ * abgleich set canmount=noauto is mounted at boot), so say how to keep it from happening again
+ */
+function whileMounted(target: Dataset): string {
+  if (target.mounted !== true) return "";
+  return ` It is mounted (at ${target.mountpoint}), which is where something wrote: unless you are reading it now, unmount it (zfs unmount '${target.name}') and keep boot from mounting it again (zfs set canmount=noauto '${target.name}').`;
+}
+
 /** conflicts of a pair, most fundamental first; empty when an incremental send is safe */
 export function pairConflicts(subname: string, source: Dataset, target: Dataset): Conflict[] {
   // nothing to compare yet: backup skips a source without snapshots anyway
@@ -80,7 +89,8 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
           "target-modified",
           `the target has ${target.written} bytes written since ${viaBookmark.target.name}, the source's bookmark #${viaBookmark.bookmark.name}`,
           "Backup sends nothing to it. Roll back the target by hand " +
-            `(zfs rollback '${target.name}@${viaBookmark.target.name}'), then run backup again.`,
+            `(zfs rollback '${target.name}@${viaBookmark.target.name}'), then run backup again.` +
+            whileMounted(target),
         ),
       );
     }
@@ -129,7 +139,8 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
         `the target has ${target.written} bytes written since the newest common snapshot ${newest.source.name}`,
         "Backup sends nothing to it. Roll back the target by hand " +
           `(zfs rollback '${target.name}@${newest.target.name}'), then run backup again; ` +
-          "setting readonly=on on the target keeps this from happening again.",
+          "setting readonly=on on the target keeps this from happening again." +
+          whileMounted(target),
       ),
     );
   }

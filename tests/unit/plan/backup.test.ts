@@ -206,6 +206,24 @@ describe("planBackup: conflicts are skipped and explained", () => {
     expect(conflict?.message).toContain("readonly=on");
   });
 
+  test("target-modified on a mounted target: where the write came from, and how to keep it unmounted", () => {
+    const mounted = dst("a", history("s1"), {
+      written: 4096,
+      mounted: true,
+      mountpoint: "/backup/host/a",
+    });
+    const [conflict] = only(["s1", "s2"], mounted);
+    expect(conflict?.message).toContain(
+      "It is mounted (at /backup/host/a), which is where something wrote: unless you are reading it now, unmount it (zfs unmount 'backup/host/a') and keep boot from mounting it again (zfs set canmount=noauto 'backup/host/a').",
+    );
+    // not mounted: not said
+    const [unmounted] = only(
+      ["s1", "s2"],
+      dst("a", history("s1"), { written: 4096, mounted: false }),
+    );
+    expect(unmounted?.message).not.toContain("mounted");
+  });
+
   test("target-modified also when already up to date: the target diverged", () => {
     const [conflict] = only(["s1"], dst("a", history("s1"), { written: 1 }));
     expect(conflict?.kind).toBe("target-modified");
