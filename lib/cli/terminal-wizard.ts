@@ -169,6 +169,31 @@ export interface WizardUiOptions {
 }
 
 /** the wizard's view: the console's plan tables, its own questions, the live action list */
+/**
+ * The question before a step: run it, skip to the next, or quit (recorded in `answers`, so a
+ * skipped step's `declined` is told from a quit). The typed confirmation stays: only the pool's
+ * name, typed, destroys backups. True: run it.
+ */
+async function askWizardStep(
+  io: CommandIo,
+  info: StageInfo,
+  danger: boolean,
+  steps: readonly StepTitle[],
+  yes: boolean,
+  answers: Map<StepTitle, StepAnswer>,
+): Promise<boolean> {
+  const title = stepTitle(info);
+  const next = steps[steps.indexOf(title) + 1] ?? null;
+  let answer = await askStep(`Run ${title}?`, next, {
+    ...promptOptions(io, info),
+    assumeYes: yes,
+  });
+  if (answer === "run" && danger && !(await confirmTargetDanger(io, info, false)))
+    answer = info.signal.aborted ? "quit" : "skip";
+  answers.set(title, answer);
+  return answer === "run";
+}
+
 export function wizardUi(
   io: CommandIo,
   base: StageUi,
@@ -275,15 +300,7 @@ export function wizardUi(
     },
 
     async confirm(info, _plan, danger) {
-      const title = stepTitle(info);
-      const next = steps[steps.indexOf(title) + 1] ?? null;
-      const prompt = promptOptions(io, info);
-      let answer = await askStep(`Run ${title}?`, next, { ...prompt, assumeYes: options.yes });
-      // the typed confirmation stays: only the pool's name, typed, destroys backups
-      if (answer === "run" && danger && !(await confirmTargetDanger(io, info, false)))
-        answer = info.signal.aborted ? "quit" : "skip";
-      answers.set(title, answer);
-      if (answer !== "run") return false;
+      if (!(await askWizardStep(io, info, danger, steps, options.yes, answers))) return false;
       print(style.paint("bold", "Actions:"));
       listing = true;
       if (live) draw();
@@ -393,8 +410,24 @@ export function terminalWizard(configPath: string, flags: ChangeFlags): Promise<
         ? undefined
         : (io) => {
             const options = { yes: flags.yes === true, yesDestroyTarget: false };
-            // --quiet: failures, warnings and the summary line, as for every command
-            if (io.quiet) return quietUi(io, options);
+            // --quiet: failures, warnings and the summary line, as for every command; a question
+            // that must be asked is the wizard's (n skips the step), on stderr
+            if (io.quiet) {
+              const quiet = quietUi(io, options);
+              const asked = new Map<StepTitle, StepAnswer>();
+              answers = asked;
+              const onStderr = { ...io, out: io.err, style: io.errStyle };
+              return {
+                ...quiet,
+                confirm: (info, _plan, danger) => {
+                  if (options.yes && !danger) {
+                    asked.set(stepTitle(info), "run");
+                    return Promise.resolve(true);
+                  }
+                  return askWizardStep(onStderr, info, danger, steps, options.yes, asked);
+                },
+              };
+            }
             const ui = wizardUi(io, consoleUi(io, options), {
               yes: flags.yes === true,
               steps,

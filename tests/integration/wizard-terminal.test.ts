@@ -227,4 +227,25 @@ describe.skipIf(!hasScript)("the terminal wizard in a pseudo-terminal (80 column
     expect(run.output()).not.toContain(ESC);
     expect(run.output()).toMatch(/\(root\) \(full\): done, [\d.]+ MiB in /);
   }, 60_000);
+
+  test("--quiet: n at a step's question skips it as without --quiet, and the wizard ends well", async () => {
+    seed("1M");
+    const before = env.calls().length;
+    const run = wizard("xterm-256color", ["wizard", config, "--quiet"]);
+    await answer(run, /Run snap\? y = yes, n = skip to backup, q = quit \[y\/N\/q\] $/, "n\r");
+    await answer(run, /Run backup\?.*\[y\/N\/q\] $/, "y\r");
+    await answer(run, /Run cleanup source\?.*\[y\/N\/q\] $/, "n\r");
+    // cleanup target has nothing to do here: no question
+    expect(await run.exited).toBe(0);
+    const text = stripAnsi(run.output());
+    // the one summary line, the skipped steps no failure
+    expect(text).toMatch(
+      /abgleich ok: .* sent .*\(snap declined, backup ok, cleanup source declined/,
+    );
+    expect(text).not.toContain("FAILED");
+    const calls = env.calls().slice(before);
+    expect(calls.some((call) => call.startsWith("zfs snapshot"))).toBe(false);
+    expect(calls.some((call) => call.startsWith("zfs receive"))).toBe(true);
+    expect(calls.some((call) => /^zfs destroy .*@/.test(call))).toBe(false);
+  }, 90_000);
 });
