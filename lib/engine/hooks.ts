@@ -176,16 +176,28 @@ const TAP_METHODS: Record<HookName, readonly ("tap" | "tapPromise" | "tapAsync")
   done: ["tap", "tapPromise", "tapAsync"],
 };
 
+/**
+ * What the engine checks a plan against besides the PlanInfo plugins see: which snapshots are
+ * abgleich's own, and the other targets of this run. Set by the engine for the PlanInfo it
+ * hands to the plan hook, so each plugin's plan is checked by every rule the plan as a whole is
+ * (the engine checks the whole plan again after the last plugin, whatever this holds).
+ */
+export const planChecks = new WeakMap<
+  PlanInfo,
+  { isOwn: (name: string) => boolean; otherTargets: readonly Inventory[] }
+>();
+
 /** a plan a plugin returned from the plan hook, checked before the next plugin sees it */
 function checkedPlan(plugin: string, plan: unknown, info: PlanInfo): Plan {
+  const more = planChecks.get(info);
   const violations = planViolations(
     info.stage,
     plan as Plan,
     info.source,
     info.target,
     info.side,
-    undefined,
-    undefined,
+    more?.isOwn,
+    more?.otherTargets,
     (subname) => exclusionReason(subname, info.config),
   );
   if (violations.length > 0) throw new SafetyError(violations, `plugin "${plugin}"`);

@@ -36,7 +36,7 @@ import type {
   StageName,
   StageOutcome,
 } from "./hooks.ts";
-import { pluginHooks } from "./hooks.ts";
+import { planChecks, pluginHooks } from "./hooks.ts";
 import { createSummaryBuilder, type SummaryBuilder } from "./summary.ts";
 import type { StageUi } from "./ui.ts";
 
@@ -685,6 +685,10 @@ export class Run {
     let result = plan;
     if (hooks.plan.isUsed()) {
       const planInfo = Object.freeze({ ...info, source: inv.source, target: inv.target });
+      planChecks.set(planInfo, {
+        isOwn: this.namer().isOwn,
+        otherTargets: inv.otherTargets ?? [],
+      });
       result = (await this.fire(hooks.plan.promise(clone(plan), planInfo))) as Plan;
     }
     let owned: Plan;

@@ -377,6 +377,8 @@ describe("the engine owns the plan", () => {
     expect(result.outcome.error?.message).toContain(
       "tank/data/srv@before-upgrade is not one of abgleich's own snapshots",
     );
+    // refused as the plugin returned it, so the message names the plugin
+    expect(result.outcome.error?.message).toContain('plugin "tidy" broke a safety rule');
     expect(destroys(s.source)).toEqual([]);
   });
 
