@@ -3,10 +3,8 @@
 // docs/events.schema.json, and no secret in any line, event or notification.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import Ajv2020 from "ajv/dist/2020.js";
 import type { Scenario } from "../../lib/sim/main.ts";
+import { expectValidEvent, validateEvent } from "../helpers/events-schema.ts";
 import {
   configYaml,
   createSimEnv,
@@ -45,25 +43,11 @@ const scenario: Scenario = {
   ],
 };
 
-const schema = JSON.parse(
-  readFileSync(join(import.meta.dir, "../../docs/events.schema.json"), "utf8"),
-) as Record<string, unknown>;
-const ajv = new Ajv2020({ allErrors: true, strict: true });
-ajv.addFormat("uuid", /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
-// what the README promises: ISO 8601 local time with its offset
-ajv.addFormat("date-time", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?[+-]\d\d:\d\d$/);
-const validate = ajv.compile(schema);
-
 /** every line of a --json run is one valid event, all of one run; the events */
 function checkedEvents(run: RunResult): Record<string, unknown>[] {
   const events = jsonEvents(run.stdout);
   expect(events.length).toBeGreaterThan(0);
-  for (const event of events) {
-    if (!validate(event))
-      throw new Error(
-        `event does not match docs/events.schema.json: ${JSON.stringify(event)}\n${ajv.errorsText(validate.errors)}`,
-      );
-  }
+  for (const event of events) expectValidEvent(event);
   expect(new Set(events.map((e) => e.runId)).size).toBe(1);
   return events;
 }
@@ -261,7 +245,7 @@ describe("--json events", () => {
         noTotals,
         { ...summary, status: "fine" },
       ])
-        expect(validate(JSON.parse(JSON.stringify(broken)))).toBe(false);
+        expect(validateEvent(JSON.parse(JSON.stringify(broken)))).toBe(false);
     },
     LONG_MS * 2,
   );

@@ -3,6 +3,7 @@
 // each snapshot (table and --json), and a second cleanup right after has nothing to do.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { expectValidEvent } from "../helpers/events-schema.ts";
 import { configYaml, createSimEnv, jsonEvents, type SimEnv } from "../helpers/sim-env.ts";
 
 /** a test with several CLI runs (each ~0.3 s on two idle cores, several times that under load) */
@@ -74,6 +75,8 @@ describe("cleanup with retention", () => {
         {},
       );
       expect(target.code).toBe(0);
+      // the plan event with its retention verdicts, as docs/events.schema.json describes it
+      for (const event of jsonEvents(target.stdout)) expectValidEvent(event);
       const plan = jsonEvents(target.stdout).find((e) => e.event === "plan")?.plan as {
         retention: {
           dataset: string;
