@@ -25,7 +25,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--no-color", "no colours (also NO_COLOR=1 or TERM=dumb)")
     .option(
       "-q, --quiet",
-      "errors, warnings and one summary line only; nothing at all when there was nothing to do",
+      "errors, warnings and one summary line only, nothing at all when there was nothing to do (tree and compare print what they show, status its first line)",
     )
     .option("-v, --verbose", "more detail: each command run on a host")
     .showHelpAfterError("(run with --help for usage)")
@@ -70,7 +70,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .option("-n, --dry-run", "print the plan and stop")
       .option(
         "--wait [duration]",
-        "when another run changes the same pool, wait for it (at most DURATION: 90s, 30m, 2h) instead of refusing",
+        "when another run changes the same pool/prefix, wait for it (at most DURATION: 90s, 30m, 2h) instead of refusing",
         (value: string) => {
           // checked here, so a bad duration is a usage error (exit 2) before anything is read
           try {
@@ -105,7 +105,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
   changing(
     program
       .command("cleanup")
-      .description("destroy snapshots the other side makes redundant (source by default)")
+      .description(
+        "destroy old snapshots: on the source (default) those the target holds, on the target those beyond its keep rules",
+      )
       .argument("<config>", "configuration file (YAML)")
       .argument("[side]", "source (default) or target"),
   )

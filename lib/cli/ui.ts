@@ -1,6 +1,7 @@
 // The console's StageUi: the plan as tables and the y/N question on a terminal, progress while
 // sending, and in --json mode newline-delimited events on stdout and nothing else.
 
+import { rootOf, type SideConfig } from "../config/types.ts";
 import {
   type ActionOutcome,
   type StageInfo,
@@ -23,6 +24,21 @@ export interface ConsoleUiOptions {
   yesDestroyTarget: boolean;
 }
 
+/** a side's root and the machine it is on: `backup/host on nas`, `tank on admin@nas:2222` */
+export function placeOf(side: SideConfig): string {
+  const login = side.user === "" ? "" : `${side.user}@`;
+  const port = side.port === null ? "" : `:${side.port}`;
+  return `${rootOf(side)} on ${login}${side.host}${port}`;
+}
+
+/** the sides a stage changes or sends between, as its plan is shown: which machine, which pool */
+export function stagePlace(info: StageInfo): string {
+  const { source, target } = info.config;
+  if (info.stage === "backup") return `source ${placeOf(source)} → target ${placeOf(target)}`;
+  if (info.stage === "cleanup" && info.side === "target") return `target ${placeOf(target)}`;
+  return `source ${placeOf(source)}`;
+}
+
 export function describeAction(action: Action): string {
   switch (action.kind) {
     case "snapshot":
@@ -34,7 +50,7 @@ export function describeAction(action: Action): string {
     case "destroy":
       return `destroy ${action.side} ${action.dataset}@${action.snapshots.join(",")}`;
     case "chain":
-      return `protect the incremental chain of ${action.entries.length} dataset(s): hold the newest common snapshot on both sides, bookmark it, release older holds`;
+      return `protect the incremental chain of ${action.entries.length} dataset(s): hold the newest common snapshot on both sides, bookmark it, release older holds, destroy abgleich's older bookmarks`;
   }
 }
 
@@ -60,6 +76,7 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
   return {
     showPlan(info, plan, estimates) {
       heading(info);
+      io.print(style.paint("dim", stagePlace(info)));
       // -v: a cleanup with retention lists every kept snapshot with its rules, not only counts
       io.print(
         renderPlan(plan, style, {
@@ -164,7 +181,7 @@ export function confirmTargetDanger(
 ): Promise<boolean> {
   const pool = info.config.target.zpool;
   return confirmDanger(
-    `DANGER: this destroys snapshots on the TARGET ${pool}: history that exists nowhere else.`,
+    `DANGER: this destroys snapshots on the TARGET ${placeOf(info.config.target)}: history that exists nowhere else.`,
     pool,
     // without a terminal only this flag answers; say so rather than "--yes", which was given
     {

@@ -72,7 +72,7 @@ export function actionView(
       return {
         kind: action.kind,
         dataset: datasetsCell(action.entries.map((entry) => entry.subname)),
-        text: `protect the incremental chain of ${action.entries.length} dataset(s)${action.entries.length > MANY ? ` (${action.entries.map((entry) => label(entry.subname)).join(", ")})` : ""}: hold the newest common snapshot on both sides, bookmark it, release older holds`,
+        text: `protect the incremental chain of ${action.entries.length} dataset(s)${action.entries.length > MANY ? ` (${action.entries.map((entry) => label(entry.subname)).join(", ")})` : ""}: hold the newest common snapshot on both sides, bookmark it, release older holds, destroy abgleich's older bookmarks`,
         bytes: null,
         measure: null,
       };

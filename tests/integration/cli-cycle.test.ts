@@ -78,8 +78,14 @@ describe("full cycle on localhost", () => {
       expect(env.snapshots("src/data")).toEqual([day(1)]);
       expect(env.snapshots(`src/data/${ODD}`)).toEqual([day(1)]);
 
+      // (each line off a terminal begins with its time)
+      expect(snap.stdout).toMatch(/── snap ──\n\S+ source src\/data on localhost\n/);
       const backup = await env.cli(["backup", config, "--yes"]);
       expect(backup.stdout).toContain("backup: ok");
+      // the plan says which machine and pool each side is
+      expect(backup.stdout).toMatch(
+        /── backup ──\n\S+ source src\/data on localhost → target dst\/backup on localhost\n/,
+      );
       expect(backup.code).toBe(0);
       const guids = snapshotGuids();
       for (const sub of ["", "/home", `/${ODD}`]) {
@@ -93,6 +99,7 @@ describe("full cycle on localhost", () => {
 
       const cleanup = await env.cli(["cleanup", config, "--yes"]);
       expect(cleanup.code).toBe(0);
+      expect(cleanup.stdout).toMatch(/── cleanup source ──\n\S+ source src\/data on localhost\n/);
       expect(cleanup.stdout).toMatch(/space freed on source src\/data/);
       expect(env.snapshots("src/data/home")).toEqual([today]);
       expect(env.snapshots("dst/backup/home")).toEqual([day(1), today]);

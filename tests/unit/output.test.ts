@@ -6,6 +6,7 @@ import { closeSync, fstatSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { logStream, wantsTimestamps } from "../../lib/cli/io.ts";
+import { placeOf, stagePlace } from "../../lib/cli/ui.ts";
 import type { RunSummary } from "../../lib/engine/hooks.ts";
 import { summaryLine, wasIdle } from "../../lib/engine/summary.ts";
 import { localIsoTime } from "../../lib/engine/time.ts";
@@ -154,5 +155,23 @@ describe("summaryLine", () => {
     ).toBe("abgleich cancelled (exit 130): nothing changed (backup cancelled)");
     // nothing to do, but a declined question or a failure is never silent
     expect(summaryLine(summary(1, idle))).toStartWith("abgleich FAILED (exit 1)");
+  });
+});
+
+describe("where a plan acts", () => {
+  test("each side's root and machine, with the login and port the config gives", () => {
+    const cfg = config({
+      target: { ...config().target, host: "nas", user: "backup", port: 2222 },
+    });
+    expect(placeOf(cfg.source)).toBe("tank/data on localhost");
+    expect(placeOf(cfg.target)).toBe("backup/host on backup@nas:2222");
+    const info = (stage: "snap" | "backup" | "cleanup", side?: "source" | "target") =>
+      stagePlace({ stage, side, config: cfg } as Parameters<typeof stagePlace>[0]);
+    expect(info("backup")).toBe(
+      "source tank/data on localhost → target backup/host on backup@nas:2222",
+    );
+    expect(info("snap")).toBe("source tank/data on localhost");
+    expect(info("cleanup", "source")).toBe("source tank/data on localhost");
+    expect(info("cleanup", "target")).toBe("target backup/host on backup@nas:2222");
   });
 });

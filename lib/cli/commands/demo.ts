@@ -160,7 +160,9 @@ export async function demoCommand(flags: GlobalFlags & { keep?: boolean }): Prom
     shell(["abgleich", "compare", cfg]);
     check(await compareCommand(configPath, flags), "compare");
 
-    step("9. status: is the backup fresh? (for monitoring: exit 0 OK, 1 WARNING, 2 CRITICAL)");
+    step(
+      "9. status: is the backup fresh? (for monitoring: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)",
+    );
     shell(["abgleich", "status", cfg]);
     check(await statusCommand(configPath, flags), "status");
 
