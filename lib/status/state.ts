@@ -73,7 +73,6 @@ export function stateFile(configFile: string, env: Env = process.env, uid?: numb
 
 const CANCELLED_CODES = new Set([130, 143]);
 
-/** a finished run's summary as a record; null for runs that change nothing */
 /** the recorded error's first line is kept this long at most (status shows it in one line) */
 const MAX_ERROR_CHARS = 300;
 
@@ -85,6 +84,7 @@ export function shortened(text: string, max: number): string {
   return `${(space > max / 2 ? cut.slice(0, space) : cut).trimEnd()}…`;
 }
 
+/** a finished run's summary as a record; null for runs that change nothing */
 export function runRecord(summary: RunSummary): RunRecord | null {
   if (summary.mode !== "changing") return null;
   const statuses = summary.stages.map((entry) => entry.outcome.status);
@@ -97,8 +97,14 @@ export function runRecord(summary: RunSummary): RunRecord | null {
           ? "declined"
           : "failed";
   const failure = summary.stages.find((entry) => entry.outcome.error)?.outcome.error;
+  // a step skipped in the wizard (declined, the run still ok) did not run
+  const names = stageNames(summary);
+  const stages =
+    result === "ok"
+      ? names.filter((_, index) => summary.stages[index]?.outcome.status !== "declined")
+      : names;
   return {
-    stages: stageNames(summary),
+    stages,
     result,
     exitCode: summary.exitCode,
     startedAt: summary.startedAt.toISOString(),

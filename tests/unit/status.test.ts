@@ -462,6 +462,23 @@ describe("the state file", () => {
     ]);
   });
 
+  test("a wizard's skipped step (declined, the run ok) is not among the stages it ran", () => {
+    const env = { ABGLEICH_STATE_DIR: join(dir, "skipped") };
+    const run = summary(0);
+    run.stages.push({
+      where: WHERE,
+      stage: "cleanup",
+      side: "target",
+      outcome: { status: "declined" },
+    });
+    recordRun(run, () => {}, env);
+    const file = stateFile(join(dir, "my config.yaml"), env);
+    expect(readRunState(file)?.lastRun).toMatchObject({
+      stages: ["snap", "cleanup source"],
+      result: "ok",
+    });
+  });
+
   test("a long error is kept to 300 characters, cut after a whole word and marked", () => {
     const words = "Roll back or destroy the target's newer snapshots by hand ".repeat(8);
     const kept = shortened(words, 300);
