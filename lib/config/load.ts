@@ -195,14 +195,18 @@ function checkStatus(config: Config, parsed: ParsedYaml, file: string): void {
 }
 
 /** `zpool/prefix` must fit ZFS's name length: a rule across two keys, so the schema cannot say it. */
-function checkRoots(config: Config, parsed: ParsedYaml, file: string): void {
+/** why the two roots cannot be backed up one into the other, and the key to blame; null: fine */
+function rootsProblem(
+  config: Pick<Config, "source" | "target">,
+): { path: PathSegment[]; message: string } | null {
   for (const side of ["source", "target"] as const) {
     const root = rootOf(config[side]);
     const reason = checkDatasetName(root);
     if (reason === null) continue;
-    const path = [side, "prefix"];
-    const message = `the root ${quoteShort(root)} is not a valid dataset name: ${reason}`;
-    throw valueProblem(parsed, file, path, message, nodeAt(parsed.doc, path));
+    return {
+      path: [side, "prefix"],
+      message: `the root ${quoteShort(root)} is not a valid dataset name: ${reason}`,
+    };
   }
   // On one host, a target inside the source tree (or the reverse, or the same root) would back
   // the tree up into itself, and cleanup would free snapshots that exist nowhere else.
@@ -212,19 +216,51 @@ function checkRoots(config: Config, parsed: ParsedYaml, file: string): void {
     config.source.host === config.target.host &&
     (within(target, source) || within(source, target))
   ) {
-    const path = ["target", "prefix"];
-    const message =
-      source === target
-        ? `source and target are the same dataset ${quoteShort(source)} on ${config.source.host}`
-        : `source ${quoteShort(source)} and target ${quoteShort(target)} on ${config.source.host} lie inside each other: a backup must go to a separate tree`;
-    throw valueProblem(
-      parsed,
-      file,
-      path,
-      message,
-      nodeAt(parsed.doc, path) ?? nodeAt(parsed.doc, ["target"]),
-    );
+    return {
+      path: ["target", "prefix"],
+      message:
+        source === target
+          ? `source and target are the same dataset ${quoteShort(source)} on ${config.source.host}`
+          : `source ${quoteShort(source)} and target ${quoteShort(target)} on ${config.source.host} lie inside each other: a backup must go to a separate tree`,
+    };
   }
+  return null;
+}
+
+function checkRoots(config: Config, parsed: ParsedYaml, file: string): void {
+  const problem = rootsProblem(config);
+  if (problem === null) return;
+  const node =
+    nodeAt(parsed.doc, problem.path) ??
+    (problem.path[0] === "target" ? nodeAt(parsed.doc, ["target"]) : null);
+  throw valueProblem(parsed, file, problem.path, problem.message, node);
+}
+
+/**
+ * Sides given by code, not by a file (a workflow's `run.with()`): checked by the same schema and
+ * root rules as a config file's, each problem a ConfigError naming `where` and the key.
+ */
+export function checkedSides(
+  sides: { source: unknown; target: unknown },
+  where: string,
+): { source: SideConfig; target: SideConfig } {
+  const fail = (path: PathSegment[], reason: string) =>
+    new ConfigError({
+      file: where,
+      keyPath: formatKeyPath(path),
+      line: null,
+      column: null,
+      reason,
+    });
+  const problem = checkAgainstSchema(sides);
+  if (problem !== null) throw fail(problem.path, problem.reason);
+  const checked = {
+    source: toSide(sides.source as RawSide),
+    target: toSide(sides.target as RawSide),
+  };
+  const roots = rootsProblem(checked);
+  if (roots !== null) throw fail(roots.path, roots.message);
+  return checked;
 }
 
 /** The document as plain JS data; refuses what has no faithful plain form. */

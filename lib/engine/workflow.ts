@@ -3,6 +3,7 @@
 // (lib/cli/commands/run.ts); running it is the engine's, through the same runner as every
 // command.
 
+import { checkedSides } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import type { Side } from "../zfs/model.ts";
 import type { SidesChange, Workflow, WorkflowRun } from "./api.ts";
@@ -26,7 +27,13 @@ export function workflowRun(run: Run, log: (text: string) => void): WorkflowRun 
     options: current.options,
     snap: () => stages.snap(current),
     backup: () => stages.backup(current),
-    cleanup: (side: Side = "source") => stages.cleanup(current, side),
+    cleanup: (side: Side = "source") => {
+      if (side !== "source" && side !== "target")
+        throw new Error(
+          `run.cleanup(side): side must be "source" or "target", not ${JSON.stringify(side)}`,
+        );
+      return stages.cleanup(current, side);
+    },
     compare: async () => {
       const { comparison } = dataOf(current, await stages.compare(current));
       if (!comparison) throw new Error("compare produced no comparison");
@@ -35,11 +42,16 @@ export function workflowRun(run: Run, log: (text: string) => void): WorkflowRun 
     tree: async (side?: Side) =>
       dataOf(current, await stages.tree(current, side ? [side] : undefined)).inventories,
     with(change: SidesChange) {
-      const config: Config = {
-        ...current.config,
-        source: { ...current.config.source, ...change.source },
-        target: { ...current.config.target, ...change.target },
-      };
+      // checked as a config file's sides are: a typo in a key, a bad name, a target inside
+      // the source are configuration errors here too, before anything runs against them
+      const sides = checkedSides(
+        {
+          source: { ...current.config.source, ...change?.source },
+          target: { ...current.config.target, ...change?.target },
+        },
+        `run.with() in the workflow (config ${current.config.file})`,
+      );
+      const config: Config = { ...current.config, ...sides };
       return over(current.with(config));
     },
     namer: () => current.namer(),

@@ -108,6 +108,52 @@ describe("runWorkflow", () => {
     );
   });
 
+  test("run.with() checks the sides as a config file's: a typo, a bad name, a target inside the source", async () => {
+    const { run } = open((side) => memoryHost(side, inventory(side, [])));
+    const refusals: unknown[] = [];
+    const own = await runWorkflow(
+      defineWorkflow(async (flow) => {
+        const tries: (() => unknown)[] = [
+          // the config's source is tank/data on localhost
+          () => flow.with({ target: { zpool: "tank", prefix: "data/inner" } }),
+          () => flow.with({ target: { zpool: "-o" } }),
+          () => flow.with({ target: { zpol: "offsite" } as never }),
+          () => flow.cleanup("both" as never),
+        ];
+        for (const attempt of tries) {
+          try {
+            attempt();
+            refusals.push("not refused");
+          } catch (error) {
+            refusals.push(error);
+          }
+        }
+        // a good change still works
+        expect(
+          flow.with({ target: { zpool: "offsite", host: "nas" } }).config.target,
+        ).toMatchObject({
+          zpool: "offsite",
+          host: "nas",
+          prefix: "host",
+        });
+      }),
+      run,
+      () => {},
+    );
+    expect(own).toBeNull();
+    const [inside, option, typo, both] = refusals as Error[];
+    expect(inside).toBeInstanceOf(ConfigError);
+    expect(inside?.message).toContain(
+      'run.with() in the workflow (config /etc/abgleich.yaml): target.prefix: source "tank/data" and target "tank/data/inner" on localhost lie inside each other',
+    );
+    expect(option).toBeInstanceOf(ConfigError);
+    expect(option?.message).toContain("target.zpool");
+    expect(typo).toBeInstanceOf(ConfigError);
+    expect(typo?.message).toContain("zpol");
+    expect(both?.message).toBe('run.cleanup(side): side must be "source" or "target", not "both"');
+    await run.finish(own);
+  });
+
   test("a workflow's own number wins over the stages' outcomes", async () => {
     const { run } = open((side) => memoryHost(side, inventory(side, [])));
     const own = await runWorkflow(
