@@ -56,7 +56,7 @@ const schema = {
     before: perStage,
     after: perStage,
     on_error: { ...commandList, default: [] },
-    timeout: { type: "number", exclusiveMinimum: 0, default: 300 },
+    timeout: { type: "number", exclusiveMinimum: 0, maximum: 2_147_483, default: 300 },
     shell: { type: "string", minLength: 1, default: "/bin/sh" },
   },
 } as const;

@@ -41,7 +41,7 @@ const schema = {
       default: ["done"],
     },
     only_failures: { type: "boolean", default: false },
-    timeout: { type: "number", exclusiveMinimum: 0, default: 10 },
+    timeout: { type: "number", exclusiveMinimum: 0, maximum: 2_147_483, default: 10 },
     title: { type: "string", minLength: 1, default: "abgleich" },
     ntfy: {
       type: "object",

@@ -106,6 +106,9 @@ function checkFiles(
   );
 }
 
+/** the largest `transfer.buffer` and `bwlimit`: more is a typo (and past 1e21 not a number mbuffer or pv reads) */
+const MAX_TRANSFER_SIZE = 1024 ** 4;
+
 /** the smallest `transfer.buffer` mbuffer is given: it needs room for a few of its blocks */
 export const MIN_BUFFER = 1024 * 1024;
 
@@ -140,6 +143,20 @@ function checkTransfer(config: Config, parsed: ParsedYaml, file: string): void {
       file,
       path,
       `a buffer of ${buffer} bytes is too small for mbuffer: give at least 1M, or off for none`,
+      nodeAt(parsed.doc, path),
+    );
+  }
+  for (const key of ["buffer", "bwlimit"] as const) {
+    const value = config.transfer[key];
+    if (typeof value !== "number" || value <= MAX_TRANSFER_SIZE) continue;
+    const path = ["transfer", key];
+    throw valueProblem(
+      parsed,
+      file,
+      path,
+      key === "buffer"
+        ? "a buffer of more than 1T is memory no host has to spare: give a size such as 64M or 1G, or off"
+        : "a limit of more than 1T per second limits nothing: give a rate such as 10M, or off",
       nodeAt(parsed.doc, path),
     );
   }

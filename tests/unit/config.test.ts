@@ -164,6 +164,9 @@ describe("defaults and empty values", () => {
   test("command_timeout is whole seconds, at least 1", () => {
     expect(parseConfig(`${MINIMAL}command_timeout: 1\n`, "t.yaml").commandTimeout).toBe(1);
     expect(parseConfig(`${MINIMAL}command_timeout: 7200\n`, "t.yaml").commandTimeout).toBe(7200);
+    expect(parseConfig(`${MINIMAL}command_timeout: 2147483\n`, "t.yaml").commandTimeout).toBe(
+      2147483,
+    );
   });
 
   test("keep_backlog accepts -1, 0 and n", () => {
@@ -355,7 +358,14 @@ const BAD_VALUES: [string, string, string, string, [number, number]][] = [
     "command_timeout 0",
     `${MINIMAL}command_timeout: 0\n`,
     "command_timeout",
-    "must be at least 1, got 0",
+    "must be between 1 and 2147483, got 0",
+    [5, 18],
+  ],
+  [
+    "command_timeout past what a timer can wait",
+    `${MINIMAL}command_timeout: 2147484\n`,
+    "command_timeout",
+    "2147483",
     [5, 18],
   ],
   [
@@ -748,6 +758,8 @@ describe("transfer", () => {
     ["buffer: yes", "  buffer: yes\n", "transfer.buffer", "must be auto, off, or a size"],
     ["a fractional byte count", "  buffer: 1.5\n", "transfer.buffer", "a size such as 64M"],
     ["a buffer mbuffer cannot use", "  buffer: 100k\n", "transfer.buffer", "at least 1M"],
+    ["a buffer no host has", "  buffer: 99999999999T\n", "transfer.buffer", "more than 1T"],
+    ["a limit that limits nothing", "  bwlimit: 2T\n", "transfer.bwlimit", "more than 1T"],
     ["a negative rate", "  bwlimit: -1\n", "transfer.bwlimit", "must be at least 0, got -1"],
     ["an unparsable rate", "  bwlimit: fast\n", "transfer.bwlimit", "such as 10M"],
     ["bwlimit: auto", "  bwlimit: auto\n", "transfer.bwlimit", "must be off or a rate"],
