@@ -21,6 +21,7 @@ import { applyPlanned, plannedNames } from "../plan/simulate.ts";
 import type { Action, Comparison, Plan, SendAction } from "../plan/types.ts";
 import { GuidSharing } from "../zfs/list.ts";
 import type { Inventory, Side } from "../zfs/model.ts";
+import { checkSnapshotShortName } from "../zfs/names.ts";
 import { NOT_RUN } from "../zfs/outcome.ts";
 import { ZfsPort } from "../zfs/port.ts";
 import { cancelExitCode, isCancelError, untilCancelled, withinGrace } from "./cancel.ts";
@@ -311,6 +312,30 @@ const parentOf = (subname: string): string | null =>
 const isBelow = (subname: string, failed: string) =>
   subname === failed || failed === "" || subname.startsWith(`${failed}/`);
 
+/** a namer's answer, if it is one: `{name}` with a valid snapshot name, or `{error}` */
+function checkedName(named: unknown): { name: string } | { error: string } {
+  const shown = (value: unknown) => {
+    try {
+      return JSON.stringify(value) ?? String(value);
+    } catch {
+      return String(value);
+    }
+  };
+  if (typeof named === "object" && named !== null) {
+    const { name, error } = named as { name?: unknown; error?: unknown };
+    if (typeof error === "string") return { error };
+    if (typeof name === "string") {
+      const bad = checkSnapshotShortName(name);
+      return bad === null
+        ? { name }
+        : { error: `the naming scheme gave the name ${shown(name)}, which zfs refuses: ${bad}` };
+    }
+  }
+  return {
+    error: `the naming scheme's next() returned ${shown(named)}, not {name} or {error}: a naming plugin's mistake`,
+  };
+}
+
 /** what several runs share when a workflow opens more with `run.with()` */
 interface Shared {
   hooks: EngineHooks;
@@ -428,8 +453,12 @@ export class Run {
     }
     // bound and frozen: a class-based namer works, and nobody can swap isOwn later
     // `utc` goes along: retention counts its periods in the time the names are written in
+    const next = namer.next.bind(namer);
     this.namerInForce = freeze({
-      next: namer.next.bind(namer),
+      // what a naming plugin returns is checked here, so a wrong shape or a name zfs would
+      // refuse is a plan error naming the plugin's result, not an internal error or a failed
+      // `zfs snapshot`
+      next: (existing: readonly string[], now: Date) => checkedName(next(existing, now)),
       isOwn: namer.isOwn.bind(namer),
       ...(namer.utc === true ? { utc: true } : {}),
     });

@@ -855,6 +855,34 @@ describe("what a careless plugin or workflow must not break", () => {
   });
 });
 
+describe("a naming plugin's names", () => {
+  const namerGiving = (value: unknown) =>
+    scene([
+      definePlugin({
+        name: "mynames",
+        setup(hooks) {
+          hooks.namer.tap("x", (previous) => ({ ...previous, next: () => value }) as never);
+        },
+      }),
+    ]).run.namer();
+
+  test("a wrong shape or a name zfs refuses is an error of the plan, not an internal error", () => {
+    const now = new Date(2026, 10, 30);
+    expect(namerGiving("2026113001").next([], now)).toEqual({
+      error: `the naming scheme's next() returned "2026113001", not {name} or {error}: a naming plugin's mistake`,
+    });
+    expect(namerGiving(undefined).next([], now)).toMatchObject({
+      error: expect.stringContaining("returned undefined"),
+    });
+    for (const bad of ["bad/slash", "x@y", ""])
+      expect(namerGiving({ name: bad }).next([], now)).toMatchObject({
+        error: expect.stringContaining(`gave the name ${JSON.stringify(bad)}, which zfs refuses`),
+      });
+    expect(namerGiving({ name: "nightly-1" }).next([], now)).toEqual({ name: "nightly-1" });
+    expect(namerGiving({ error: "used up" }).next([], now)).toEqual({ error: "used up" });
+  });
+});
+
 describe("large trees", () => {
   test("a cleanup of 20,000 snapshots: a few destroy commands within the argument limit, the newest common one kept", async () => {
     const names = Array.from(
