@@ -79,5 +79,12 @@ export async function runWorkflow(
   run: Run,
   log: (text: string) => void,
 ): Promise<number | null> {
-  return returnedExitCode(await workflow.run(workflowRun(run, log)));
+  const returned = await workflow.run(workflowRun(run, log));
+  const code = returnedExitCode(returned);
+  // a number meant as the exit code that is none (999, -1, "3") is said, not dropped silently
+  if (code === null && returned !== undefined && returned !== null)
+    run.ui.warn(
+      `the workflow returned ${typeof returned === "string" ? JSON.stringify(returned) : String(returned)}, which is no exit code (an integer 0 to 255): the stages' outcome decides it`,
+    );
+  return code;
 }

@@ -154,6 +154,42 @@ describe("runWorkflow", () => {
     await run.finish(own);
   });
 
+  test("a return value that is no exit code is said, and the stages decide", async () => {
+    for (const [value, shown] of [
+      [999, "999"],
+      [-1, "-1"],
+      ["3", '"3"'],
+    ] as const) {
+      const warnings: string[] = [];
+      const hooks = createHooks();
+      const run = Run.open(
+        config(),
+        hooks,
+        { ...silentUi, warn: (text) => warnings.push(text) },
+        {
+          yes: true,
+          dryRun: false,
+          json: false,
+          interactive: false,
+          signal: new AbortController().signal,
+          now: () => new Date(2026, 10, 26, 12),
+          hostFor: (side) => memoryHost(side, inventory(side, [])),
+        },
+        "changing",
+      );
+      const own = await runWorkflow(
+        defineWorkflow(async () => value as never),
+        run,
+        () => {},
+      );
+      expect(own).toBeNull();
+      expect(warnings).toEqual([
+        `the workflow returned ${shown}, which is no exit code (an integer 0 to 255): the stages' outcome decides it`,
+      ]);
+      await run.finish(own);
+    }
+  });
+
   test("a workflow's own number wins over the stages' outcomes", async () => {
     const { run } = open((side) => memoryHost(side, inventory(side, [])));
     const own = await runWorkflow(
