@@ -9,6 +9,7 @@ import { EXIT_FAILED, EXIT_USAGE } from "../engine/exit.ts";
 import { redact } from "../engine/redact.ts";
 import { localIsoTime } from "../engine/time.ts";
 import { HostDownError } from "../hosts/host.ts";
+import { outputLost } from "./lost.ts";
 import { colorEnabled, createStyle, type Style } from "./render/style.ts";
 
 export { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../engine/exit.ts";
@@ -104,23 +105,27 @@ export function wantsTimestamps(
 /**
  * The stream with writes that survive a closed reader (`abgleich backup --json | head`): once
  * the pipe is gone, output is dropped and the run goes on to its end instead of crashing
- * halfway through a plan.
+ * halfway through a plan. Any other write error (a log on a full disk) drops the output too,
+ * the run going on, and is kept for lostOutput.
  */
-export function survivingClosedPipe(stream: NodeJS.WriteStream): NodeJS.WriteStream {
+export function survivingClosedPipe(
+  stream: NodeJS.WriteStream,
+  name = "stdout",
+): NodeJS.WriteStream {
   let closed = false;
-  const isClosedPipe = (error: unknown) => (error as NodeJS.ErrnoException)?.code === "EPIPE";
-  stream.on("error", (error) => {
-    if (isClosedPipe(error)) closed = true;
-    else throw error;
-  });
+  const failed = (error: unknown) => {
+    closed = true;
+    const code = (error as NodeJS.ErrnoException)?.code;
+    if (code !== "EPIPE") outputLost(name, error as NodeJS.ErrnoException);
+  };
+  stream.on("error", failed);
   const guarded = Object.create(stream) as NodeJS.WriteStream;
   guarded.write = ((...args: Parameters<NodeJS.WriteStream["write"]>) => {
     if (closed) return false;
     try {
       return stream.write(...args);
     } catch (error) {
-      if (!isClosedPipe(error)) throw error;
-      closed = true;
+      failed(error);
       return false;
     }
   }) as NodeJS.WriteStream["write"];
@@ -128,7 +133,7 @@ export function survivingClosedPipe(stream: NodeJS.WriteStream): NodeJS.WriteStr
 }
 
 const stdout = survivingClosedPipe(process.stdout);
-const stderr = survivingClosedPipe(process.stderr);
+const stderr = survivingClosedPipe(process.stderr, "stderr");
 
 /**
  * The output of one command. A `log` (the changing commands) is stamped with the time where

@@ -3,11 +3,12 @@
 
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
-import { EXIT_FAILED, EXIT_USAGE } from "../engine/exit.ts";
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../engine/exit.ts";
 import { parseWaitDuration } from "../engine/wait.ts";
 import type { Side } from "../zfs/model.ts";
 import type { StatusFlags } from "./commands/status.ts";
 import type { GlobalFlags } from "./io.ts";
+import { lostOutput, outputLost } from "./lost.ts";
 
 // Each command's module is loaded when that command runs: `--help`, `--version` and the
 // simulator (which the demo and the tests start for every zfs call) load none of the others.
@@ -236,5 +237,32 @@ if (import.meta.main) {
   // until the run says otherwise, an exit is a failure: a plugin that calls process.exit()
   // in a hook must not turn a failed run into exit 0
   process.exitCode = EXIT_FAILED;
-  process.exitCode = await main(process.argv.slice(2));
+  // help and --version write before the output code is loaded: their write errors too
+  process.stdout.on("error", (error) => outputLost("stdout", error));
+  process.stderr.on("error", (error) => outputLost("stderr", error));
+  const code = await main(process.argv.slice(2));
+  // what is still being written: a write error (a full disk) shows once it is done
+  const flushed = (stream: NodeJS.WriteStream) =>
+    new Promise<void>((resolve) => {
+      try {
+        stream.write("", () => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  // the error of a write the stream took comes a turn of the event loop later
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  const lost = lostOutput();
+  if (lost.length > 0) {
+    // the run itself went as its code says; its output did not arrive, which is a failure
+    try {
+      process.stderr.write(
+        `abgleich: output could not be written (${lost.join("; ")}); the run ended with exit ${code}\n`,
+      );
+    } catch {
+      // stderr is gone too: the exit code is all there is
+    }
+  }
+  process.exitCode = lost.length > 0 && code === EXIT_OK ? EXIT_FAILED : code;
 }

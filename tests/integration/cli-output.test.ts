@@ -3,9 +3,11 @@
 // docs/events.schema.json, and no secret in any line, event or notification.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
 import type { Scenario } from "../../lib/sim/main.ts";
 import { expectValidEvent, validateEvent } from "../helpers/events-schema.ts";
 import {
+  CLI_MAIN,
   configYaml,
   createSimEnv,
   jsonEvents,
@@ -140,6 +142,26 @@ describe("log lines", () => {
       expect(verbose.stderr).toContain("source (localhost) runs: zfs snapshot");
       const plain = await env.cli(["snap", config, "--yes"]);
       expect(plain.stderr).not.toContain(" runs: ");
+    },
+    LONG_MS,
+  );
+});
+
+describe("output that cannot be written", () => {
+  test.skipIf(!existsSync("/dev/full"))(
+    "stdout on a full disk: the run goes on, one line says the output was lost, exit 1",
+    async () => {
+      const child = Bun.spawn([process.execPath, CLI_MAIN, "tree", config], {
+        cwd: env.dir,
+        env: { PATH: env.path, HOME: env.dir, TZ: "UTC" },
+        stdout: Bun.file("/dev/full"),
+        stderr: "pipe",
+      });
+      const stderr = await new Response(child.stderr).text();
+      expect(await child.exited).toBe(1);
+      expect(stderr).toBe(
+        "abgleich: output could not be written (stdout: ENOSPC); the run ended with exit 0\n",
+      );
     },
     LONG_MS,
   );
