@@ -4,6 +4,7 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../engine/exit.ts";
+import { redact } from "../engine/redact.ts";
 import { parseWaitDuration } from "../engine/wait.ts";
 import type { Side } from "../zfs/model.ts";
 import type { StatusFlags } from "./commands/status.ts";
@@ -233,15 +234,17 @@ export async function main(argv: readonly string[]): Promise<number> {
   return code;
 }
 
-if (import.meta.main) {
-  // until the run says otherwise, an exit is a failure: a plugin that calls process.exit()
-  // in a hook must not turn a failed run into exit 0
-  process.exitCode = EXIT_FAILED;
-  // help and --version write before the output code is loaded: their write errors too
-  process.stdout.on("error", (error) => outputLost("stdout", error));
-  process.stderr.on("error", (error) => outputLost("stderr", error));
-  const code = await main(process.argv.slice(2));
-  // what is still being written: a write error (a full disk) shows once it is done
+/** say one line on stderr, whatever state it is in */
+function sayOnStderr(text: string): void {
+  try {
+    process.stderr.write(`${redact(text)}\n`);
+  } catch {
+    // stderr is gone: the exit code is all there is
+  }
+}
+
+/** wait for what is still being written: a write error (a full disk) shows once it is done */
+async function flushOutput(): Promise<void> {
   const flushed = (stream: NodeJS.WriteStream) =>
     new Promise<void>((resolve) => {
       try {
@@ -253,16 +256,34 @@ if (import.meta.main) {
   await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   // the error of a write the stream took comes a turn of the event loop later
   await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+if (import.meta.main) {
+  // until the run says otherwise, an exit is a failure: a plugin that calls process.exit()
+  // in a hook must not turn a failed run into exit 0
+  process.exitCode = EXIT_FAILED;
+  // help and --version write before the output code is loaded: their write errors too
+  process.stdout.on("error", (error) => outputLost("stdout", error));
+  process.stderr.on("error", (error) => outputLost("stderr", error));
+  // an error nothing awaited or caught (a plugin's promise left rejected, a throw in its
+  // timer): one line naming it, the run goes on, and cannot end as a success
+  let unhandled = 0;
+  const stray = (error: unknown) => {
+    unhandled++;
+    const text = error instanceof Error ? error.message : String(error);
+    sayOnStderr(
+      `abgleich: error nothing handled (a plugin's or workflow's promise or timer, or abgleich's own mistake): ${text}`,
+    );
+  };
+  process.on("unhandledRejection", stray);
+  process.on("uncaughtException", stray);
+  const code = await main(process.argv.slice(2));
+  await flushOutput();
   const lost = lostOutput();
-  if (lost.length > 0) {
-    // the run itself went as its code says; its output did not arrive, which is a failure
-    try {
-      process.stderr.write(
-        `abgleich: output could not be written (${lost.join("; ")}); the run ended with exit ${code}\n`,
-      );
-    } catch {
-      // stderr is gone too: the exit code is all there is
-    }
-  }
-  process.exitCode = lost.length > 0 && code === EXIT_OK ? EXIT_FAILED : code;
+  // the run itself went as its code says; its output did not arrive, which is a failure
+  if (lost.length > 0)
+    sayOnStderr(
+      `abgleich: output could not be written (${lost.join("; ")}); the run ended with exit ${code}`,
+    );
+  process.exitCode = (lost.length > 0 || unhandled > 0) && code === EXIT_OK ? EXIT_FAILED : code;
 }

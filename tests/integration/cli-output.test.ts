@@ -167,6 +167,48 @@ describe("output that cannot be written", () => {
   );
 });
 
+describe("errors nothing handled", () => {
+  test(
+    "a plugin's forgotten promise and its timer's throw: one line each, the run goes on, exit 1",
+    async () => {
+      env.writeFile(
+        "stray.ts",
+        [
+          "export default {",
+          '  name: "stray",',
+          "  setup(hooks) {",
+          '    hooks.beforeStage.tap("x", () => {',
+          '      Promise.reject(new Error("forgotten promise"));',
+          '      setTimeout(() => { throw new Error("timer throw"); }, 1);',
+          "    });",
+          "  },",
+          "};",
+          "",
+        ].join("\n"),
+      );
+      const stray = env.writeConfig(
+        configYaml(
+          { zpool: "src", prefix: "data" },
+          { zpool: "dst", prefix: "backup" },
+          "plugins:\n  - path: ./stray.ts\n",
+        ),
+        "stray.yaml",
+      );
+      const run = await env.cli(["tree", stray]);
+      expect(run.code).toBe(1);
+      const said = run.stderr.split("\n").filter((line) => line.includes("error nothing handled"));
+      expect(said).toEqual([
+        "abgleich: error nothing handled (a plugin's or workflow's promise or timer, or abgleich's own mistake): forgotten promise",
+        "abgleich: error nothing handled (a plugin's or workflow's promise or timer, or abgleich's own mistake): timer throw",
+      ]);
+      // no stack trace, and the tree was still shown
+      expect(run.stderr).not.toContain("Bun v");
+      expect(run.stdout).toContain("SOURCE src/data");
+    },
+    LONG_MS,
+  );
+});
+
 describe("--json events", () => {
   test(
     "every event of snap, backup (cut, resumed), cleanup, the nightly workflow and a bad config matches the schema",
