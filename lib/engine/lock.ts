@@ -63,7 +63,7 @@ import {
   writeSync,
 } from "node:fs";
 import { hostname, tmpdir } from "node:os";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { type Libc, loadLibc, tryFlock } from "./flock.ts";
 import { processAlive, processStart } from "./proc.ts";
 import { localIsoTime } from "./time.ts";
@@ -142,7 +142,22 @@ const SYSTEM_DIR = "/run/lock/abgleich";
 export function lockDirectory(env: Record<string, string | undefined> = process.env): string {
   const explicit = env.ABGLEICH_LOCK_DIR;
   if (explicit) {
-    mkdirSync(explicit, { recursive: true, mode: 0o700 });
+    // relative, runs started in two folders would lock in two places and never meet
+    if (!isAbsolute(explicit))
+      throw new Error(
+        `ABGLEICH_LOCK_DIR must be an absolute path, not ${JSON.stringify(explicit)}: runs started in other folders would not see each other's locks`,
+      );
+    try {
+      mkdirSync(explicit, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new Error(
+        `ABGLEICH_LOCK_DIR ${explicit} cannot be the lock directory (${errorCode(error) === "EEXIST" ? "it is a file" : (error as Error).message}): point it at a folder, or unset it for the default`,
+      );
+    }
+    if (!statSync(explicit).isDirectory())
+      throw new Error(
+        `ABGLEICH_LOCK_DIR ${explicit} is not a folder: point it at one, or unset it for the default`,
+      );
     return explicit;
   }
   const uid = process.getuid?.() ?? null;

@@ -387,6 +387,15 @@ test("the lock file is closed on exec, so zfs and ssh children do not keep it he
 test("lockDirectory takes ABGLEICH_LOCK_DIR and creates it", () => {
   const dir = join(freshDir(), "nested");
   expect(lockDirectory({ ABGLEICH_LOCK_DIR: dir })).toBe(dir);
+  // relative, or a file: refused, naming the variable
+  expect(() => lockDirectory({ ABGLEICH_LOCK_DIR: "locks" })).toThrow(
+    'ABGLEICH_LOCK_DIR must be an absolute path, not "locks"',
+  );
+  const file = join(dir, "..", "a-file");
+  writeFileSync(file, "");
+  expect(() => lockDirectory({ ABGLEICH_LOCK_DIR: file })).toThrow(
+    `ABGLEICH_LOCK_DIR ${file} cannot be the lock directory (it is a file)`,
+  );
   expect(readdirSync(dir)).toEqual([]);
 });
 
