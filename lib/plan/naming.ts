@@ -57,7 +57,8 @@ export function defaultNamer({ digits, suffix }: DefaultNamerOptions): Namer {
         return {
           error:
             `no snapshot name left for ${date}: ${last} already uses the highest counter ` +
-            `that ${digits} digit(s) allow; raise 'digits' in the configuration or wait until tomorrow`,
+            `that ${digits} digit(s) allow; wait until tomorrow, or raise 'digits' in the configuration ` +
+            `(names with the old width are then not abgleich's own: cleanup leaves them to you)`,
         };
       }
       const name = `${date}${String(counter).padStart(digits, "0")}${suffix}`;
