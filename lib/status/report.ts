@@ -14,7 +14,7 @@ import { pairConflicts } from "../plan/conflicts.ts";
 import { bookmarkBase, compareSnapshots, pairDatasets } from "../plan/pairs.ts";
 import type { ConflictKind } from "../plan/types.ts";
 import type { Dataset, Inventory, Snapshot } from "../zfs/model.ts";
-import { formatAge, secondsSince } from "./duration.ts";
+import { epochSeconds, formatAge, secondsSince } from "./duration.ts";
 import type { RunRecord, RunState } from "./state.ts";
 
 export const OK = 0;
@@ -128,6 +128,9 @@ function lagOf(
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const shown = (subname: string) => (subname === "" ? "(root)" : subname);
+
+/** how far in the future a run's record may be (clocks of one machine drift, NTP steps) */
+const FUTURE_SLACK = 300;
 
 /** the level an age earns against the thresholds */
 export function ageLevel(seconds: number, thresholds: Thresholds): Level {
@@ -269,6 +272,16 @@ export function statusReport(input: StatusInput): StatusReport {
       problems.push({
         level: WARNING,
         text: `last run (${lastRun.stages.join(", ") || "no stage"}) ${lastRun.result} ${ago(lastRun.finishedAt)} ago${lastRun.error ? `: ${lastRun.error}` : ""}`,
+      });
+    // a record from the future (the clock went back since) says nothing about freshness: it
+    // would read "0s ago" until the clock caught up, however long the timer has been dead
+    const future = [lastRun, lastSuccess].find(
+      (record) => record !== null && epochSeconds(record.finishedAt) > now + FUTURE_SLACK,
+    );
+    if (future)
+      problems.push({
+        level: WARNING,
+        text: `the state file dates a run ${future.finishedAt}, after now: this machine's clock went back (or the file came from another); the next run's record replaces it`,
       });
     if (lastSuccess === null)
       problems.push({ level: WARNING, text: "no successful run recorded yet" });

@@ -384,6 +384,21 @@ describe("the judgement", () => {
     expect(stale.summary).toStartWith("no successful run for 3d");
     const unreadable = statusReport(input({ ...trees, stateProblem: "the state file is damaged" }));
     expect(unreadable.level).toBe(UNKNOWN);
+    // a record from the future (the clock went back) is no proof of freshness: a WARNING; a
+    // few minutes of drift are not
+    const ahead = run("ok", NOW + 3600);
+    const future = statusReport(
+      input({ ...trees, state: { ...goodState, lastRun: ahead, lastSuccess: ahead } }),
+    );
+    expect(future.level).toBe(WARNING);
+    expect(future.summary).toStartWith(
+      `the state file dates a run ${ahead.finishedAt}, after now: this machine's clock went back`,
+    );
+    const drift = run("ok", NOW + 60);
+    expect(
+      statusReport(input({ ...trees, state: { ...goodState, lastRun: drift, lastSuccess: drift } }))
+        .level,
+    ).toBe(OK);
   });
 
   test("the first line is one line: a message's line breaks become spaces", () => {
