@@ -32,6 +32,29 @@ const STEPS: [StepKey, (run: Run) => Promise<StageResult>][] = [
   ["cleanup-target", (run) => stages.cleanup(run, "target")],
 ];
 
+/** the server, or an error that names the address and what to give instead */
+function listenOrSay(
+  listen: { hostname: string; port: number },
+  options: Parameters<typeof startGuiServer>[0],
+): ReturnType<typeof startGuiServer> {
+  try {
+    return startGuiServer(options);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === "EADDRINUSE"
+        ? "the port is taken"
+        : code === "EADDRNOTAVAIL"
+          ? "no address of this machine"
+          : code === "EACCES"
+            ? "a port below 1024 needs root"
+            : (error as Error).message;
+    throw new Error(
+      `--listen ${listen.hostname}:${listen.port}: cannot listen there (${why}); give an address of this machine (127.0.0.1, 0.0.0.0 or one of its own) and a free port, or leave --listen out`,
+    );
+  }
+}
+
 export async function guiWizard(configPath: string, flags: GuiWizardFlags): Promise<number> {
   let listen: { hostname: string; port: number };
   try {
@@ -85,7 +108,7 @@ export async function guiWizard(configPath: string, flags: GuiWizardFlags): Prom
       flags,
       { readOnly: false, summary: "always", command: "wizard", makeUi: () => ui },
       async (run, io) => {
-        server = startGuiServer({
+        server = listenOrSay(listen, {
           ...listen,
           token,
           assets: await loadPage(),
