@@ -115,8 +115,7 @@ export function survivingClosedPipe(
   let closed = false;
   const failed = (error: unknown) => {
     closed = true;
-    const code = (error as NodeJS.ErrnoException)?.code;
-    if (code !== "EPIPE") outputLost(name, error as NodeJS.ErrnoException);
+    outputLost(name, error as NodeJS.ErrnoException);
   };
   stream.on("error", failed);
   const guarded = Object.create(stream) as NodeJS.WriteStream;

@@ -4,9 +4,12 @@
 
 const lost = new Map<string, NodeJS.ErrnoException>();
 
-/** keep the first write error of `name` (stdout, stderr) */
+/**
+ * Keep the first write error of `name` (stdout, stderr). A closed reader (EPIPE: `| head`) is
+ * none: it took what it wanted.
+ */
 export function outputLost(name: string, error: NodeJS.ErrnoException): void {
-  if (!lost.has(name)) lost.set(name, error);
+  if (error?.code !== "EPIPE" && !lost.has(name)) lost.set(name, error);
 }
 
 /** what could not be written, e.g. `stdout: ENOSPC` */
