@@ -73,6 +73,9 @@ export function withinGrace<T>(
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
+/** a signal repeated within this is the first one delivered twice (to the process and its group) */
+export const SAME_SIGNAL_MS = 200;
+
 /**
  * Listen for SIGINT and SIGTERM for the length of a run. The first aborts the signal (reason
  * "SIGINT"/"SIGTERM") and tells the user what happens next; a second exits at once.
@@ -82,9 +85,16 @@ export function cancelOnSignals(say: (text: string) => void): {
   dispose(): void;
 } {
   const controller = new AbortController();
+  let first = 0;
   const handlers = (["SIGINT", "SIGTERM"] as const).map((name) => {
     const handler = () => {
-      if (controller.signal.aborted) process.exit(cancelExitCode(controller.signal));
+      if (controller.signal.aborted) {
+        // the same signal again within moments is one sender's, not a second wish: `timeout`
+        // and `kill -- -PGID` signal the process and its group, so it arrives twice at once
+        if (name === controller.signal.reason && performance.now() - first < SAME_SIGNAL_MS) return;
+        process.exit(cancelExitCode(controller.signal));
+      }
+      first = performance.now();
       say(
         `\n${name === "SIGINT" ? "interrupted" : "terminated"}: cancelling (a running transfer stays resumable; ${name === "SIGINT" ? "Ctrl-C" : "the signal"} again to quit at once)`,
       );

@@ -135,3 +135,39 @@ test("killed outright (kill -9) mid-stream: the transfer stops with it, the next
   expect(again.code).toBe(0);
   expect(env.guid("dst/backup@2026010101")).toBe(env.guid("src/data@2026010101"));
 }, 60_000);
+
+test("SIGTERM to the process and its group at once (`timeout`, `kill -- -PGID`): one cancel, not a quit", async () => {
+  env.seed({
+    now: 1_767_225_600,
+    pools: [
+      {
+        name: "src",
+        size: "64G",
+        datasets: [{ name: "data", snapshots: [{ name: "2026010101", written: "6G" }] }],
+      },
+      { name: "dst", size: "64G" },
+    ],
+  });
+  const child = Bun.spawn([process.execPath, CLI_MAIN, "backup", config, "--yes", "--json"], {
+    env: { ...process.env, PATH: env.path, TZ: "UTC" },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const out = readText(child.stdout);
+  const err = readText(child.stderr);
+  await out.until('"event":"progress"');
+  child.kill("SIGTERM");
+  // the second as soon as the first was taken (two sent at once merge into one before that)
+  await err.until("terminated: cancelling");
+  child.kill("SIGTERM");
+  const stdout = await out.rest();
+  expect(await child.exited).toBe(143);
+  // the cancel ran its course: the stage's end, the cancel and the summary were told
+  const events = jsonEvents(stdout);
+  expect(events.find((e) => e.event === "stage-done")?.status).toBe("cancelled");
+  expect(events.at(-1)).toMatchObject({ event: "summary", status: "cancelled", exitCode: 143 });
+  expect(env.list().get("dst/backup")?.token).toBeTruthy();
+  const again = await env.cli(["backup", config, "--yes", "--json"]);
+  expect(again.code).toBe(0);
+}, 60_000);
