@@ -39,6 +39,21 @@ beforeAll(() => {
 
 afterAll(() => env?.remove());
 
+/** one dataset big enough that its transfer runs for seconds, nothing on the target */
+function seedOneBigDataset(): void {
+  env.seed({
+    now: 1_767_225_600,
+    pools: [
+      {
+        name: "src",
+        size: "64G",
+        datasets: [{ name: "data", snapshots: [{ name: "2026010101", written: "6G" }] }],
+      },
+      { name: "dst", size: "64G" },
+    ],
+  });
+}
+
 test("SIGINT mid-stream: cancelled before the next action, token kept, next backup resumes", async () => {
   const child = Bun.spawn([process.execPath, CLI_MAIN, "backup", config, "--yes", "--json"], {
     env: { ...process.env, PATH: env.path, TZ: "UTC" },
@@ -101,17 +116,7 @@ function transfersRunning(): string[] {
 }
 
 test("killed outright (kill -9) mid-stream: the transfer stops with it, the next backup resumes", async () => {
-  env.seed({
-    now: 1_767_225_600,
-    pools: [
-      {
-        name: "src",
-        size: "64G",
-        datasets: [{ name: "data", snapshots: [{ name: "2026010101", written: "6G" }] }],
-      },
-      { name: "dst", size: "64G" },
-    ],
-  });
+  seedOneBigDataset();
   const child = Bun.spawn([process.execPath, CLI_MAIN, "backup", config, "--yes", "--json"], {
     // killed outright, it cannot remove its pipeline's temporary folder: keep that in the env's
     env: { ...process.env, PATH: env.path, TZ: "UTC", TMPDIR: env.dir },
@@ -137,17 +142,7 @@ test("killed outright (kill -9) mid-stream: the transfer stops with it, the next
 }, 60_000);
 
 test("SIGTERM to the process and its group at once (`timeout`, `kill -- -PGID`): one cancel, not a quit", async () => {
-  env.seed({
-    now: 1_767_225_600,
-    pools: [
-      {
-        name: "src",
-        size: "64G",
-        datasets: [{ name: "data", snapshots: [{ name: "2026010101", written: "6G" }] }],
-      },
-      { name: "dst", size: "64G" },
-    ],
-  });
+  seedOneBigDataset();
   const child = Bun.spawn([process.execPath, CLI_MAIN, "backup", config, "--yes", "--json"], {
     env: { ...process.env, PATH: env.path, TZ: "UTC" },
     stdin: "ignore",

@@ -16,7 +16,10 @@ import type { Side } from "../../lib/zfs/model.ts";
 import { type MemoryHost, memoryHost } from "../helpers/memory-host.ts";
 import { config, dst, history, inventory, src } from "./plan/fixtures.ts";
 
-function open(hosts: (side: Side, target: string) => MemoryHost) {
+function open(
+  hosts: (side: Side, target: string) => MemoryHost,
+  warn: (text: string) => void = () => {},
+) {
   const hooks = createHooks();
   const summaries: RunSummary[] = [];
   pluginHooks(hooks, "t").done.tap("t", (summary) => {
@@ -25,7 +28,7 @@ function open(hosts: (side: Side, target: string) => MemoryHost) {
   const run = Run.open(
     config(),
     hooks,
-    { ...silentUi, confirm: async () => true },
+    { ...silentUi, confirm: async () => true, warn },
     {
       yes: true,
       dryRun: false,
@@ -161,21 +164,9 @@ describe("runWorkflow", () => {
       ["3", '"3"'],
     ] as const) {
       const warnings: string[] = [];
-      const hooks = createHooks();
-      const run = Run.open(
-        config(),
-        hooks,
-        { ...silentUi, warn: (text) => warnings.push(text) },
-        {
-          yes: true,
-          dryRun: false,
-          json: false,
-          interactive: false,
-          signal: new AbortController().signal,
-          now: () => new Date(2026, 10, 26, 12),
-          hostFor: (side) => memoryHost(side, inventory(side, [])),
-        },
-        "changing",
+      const { run } = open(
+        (side) => memoryHost(side, inventory(side, [])),
+        (text) => warnings.push(text),
       );
       const own = await runWorkflow(
         defineWorkflow(async () => value as never),
