@@ -236,16 +236,15 @@ function inProcess(sourceFile: string, targetFile: string): void {
     const [start] = marks[0] as [number, number];
     return `parse ${step(1)} + ${step(2)}, compare ${step(3)}, render ${step(4)}, all ${Math.round(end - start)} ms (${chars} chars)`;
   };
-  const first = round();
-  const status = readFileSync("/proc/self/status", "utf8");
-  const peakKiB = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  console.log(`${first}, peak RSS ${Math.round(peakKiB / 1024)} MiB`);
+  const peakMiB = () => {
+    const status = readFileSync("/proc/self/status", "utf8");
+    return Math.round(Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
+  };
+  console.log(`${round()}, peak RSS ${peakMiB()} MiB`);
   // the same steps again in this process, the first round's garbage collected: the heap's
   // pages are mapped by now, so this is the code's cost where memory's first touch is cheap
   Bun.gc(true);
-  const second = round();
-  const after = Number(/VmHWM:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0);
-  console.log(`  again            ${second}, peak RSS ${Math.round(after / 1024)} MiB`);
+  console.log(`  again            ${round()}, peak RSS ${peakMiB()} MiB`);
 }
 
 function main(): void {

@@ -168,7 +168,6 @@ export interface WizardUiOptions {
   now?: () => number;
 }
 
-/** the wizard's view: the console's plan tables, its own questions, the live action list */
 /**
  * The question before a step: run it, skip to the next, or quit (recorded in `answers`, so a
  * skipped step's `declined` is told from a quit). The typed confirmation stays: only the pool's
@@ -194,6 +193,7 @@ async function askWizardStep(
   return answer === "run";
 }
 
+/** the wizard's view: the console's plan tables, its own questions, the live action list */
 export function wizardUi(
   io: CommandIo,
   base: StageUi,

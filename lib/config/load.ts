@@ -211,8 +211,11 @@ function checkStatus(config: Config, parsed: ParsedYaml, file: string): void {
   );
 }
 
-/** `zpool/prefix` must fit ZFS's name length: a rule across two keys, so the schema cannot say it. */
-/** why the two roots cannot be backed up one into the other, and the key to blame; null: fine */
+/**
+ * Why the two roots will not do, and the key to blame; null: fine. `zpool/prefix` must fit ZFS's
+ * name length (a rule across two keys, so the schema cannot say it), and neither may lie inside
+ * the other on one host.
+ */
 function rootsProblem(
   config: Pick<Config, "source" | "target">,
 ): { path: PathSegment[]; message: string } | null {

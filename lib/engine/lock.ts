@@ -147,6 +147,7 @@ export function lockDirectory(env: Record<string, string | undefined> = process.
       throw new Error(
         `ABGLEICH_LOCK_DIR must be an absolute path, not ${JSON.stringify(explicit)}: runs started in other folders would not see each other's locks`,
       );
+    // made if missing; a file there (or on the way) fails mkdir, so what it returns is a folder
     try {
       mkdirSync(explicit, { recursive: true, mode: 0o700 });
     } catch (error) {
@@ -154,10 +155,6 @@ export function lockDirectory(env: Record<string, string | undefined> = process.
         `ABGLEICH_LOCK_DIR ${explicit} cannot be the lock directory (${errorCode(error) === "EEXIST" ? "it is a file" : (error as Error).message}): point it at a folder, or unset it for the default`,
       );
     }
-    if (!statSync(explicit).isDirectory())
-      throw new Error(
-        `ABGLEICH_LOCK_DIR ${explicit} is not a folder: point it at one, or unset it for the default`,
-      );
     return explicit;
   }
   const uid = process.getuid?.() ?? null;

@@ -81,8 +81,9 @@ export async function runWorkflow(
 ): Promise<number | null> {
   const returned = await workflow.run(workflowRun(run, log));
   const code = returnedExitCode(returned);
-  // a number meant as the exit code that is none (999, -1, "3") is said, not dropped silently
-  if (code === null && returned !== undefined && returned !== null)
+  // a number or text meant as the exit code that is none (999, -1, "3") is said, not dropped
+  // silently; anything else (`async (run) => run.backup()` returns a stage's result) is no code
+  if (code === null && (typeof returned === "number" || typeof returned === "string"))
     run.ui.warn(
       `the workflow returned ${typeof returned === "string" ? JSON.stringify(returned) : String(returned)}, which is no exit code (an integer 0 to 255): the stages' outcome decides it`,
     );

@@ -181,6 +181,24 @@ describe("runWorkflow", () => {
     }
   });
 
+  test("what is no number nor text is no attempt at an exit code: no warning", async () => {
+    for (const value of [{ outcome: { status: "ok" } }, true, null]) {
+      const warnings: string[] = [];
+      const { run } = open(
+        (side) => memoryHost(side, inventory(side, [])),
+        (text) => warnings.push(text),
+      );
+      const own = await runWorkflow(
+        defineWorkflow(async () => value as never),
+        run,
+        () => {},
+      );
+      expect(own).toBeNull();
+      expect(warnings).toEqual([]);
+      await run.finish(own);
+    }
+  });
+
   test("a workflow's own number wins over the stages' outcomes", async () => {
     const { run } = open((side) => memoryHost(side, inventory(side, [])));
     const own = await runWorkflow(
