@@ -141,6 +141,8 @@ test(
     expect(env.snapshots("dst/backup")).toEqual([day(3)]);
     expect(env.snapshots("dst/backup/home")).toEqual([made]);
 
+    // the summary comes after the last step's status: the trees are read again in between
+    await page.locator("#summary").waitFor({ timeout: 60_000 });
     expect(await page.locator("#summary-result").textContent()).toContain("exit code 0");
     // both trees read again: every dataset in sync now
     expect(await page.locator("#compare-title").textContent()).toContain("after the run");
@@ -180,6 +182,7 @@ test(
     expect(await stopped.count()).toBe(1);
     expect(await stopped.textContent()).toContain("the next backup resumes");
     expect(await step(page, "backup").locator("tr[data-state=not-run]").count()).toBe(1);
+    await page.locator("#summary").waitFor({ timeout: 60_000 });
     expect(await page.locator("#summary-result").textContent()).toContain("exit code 130");
     expect(await closeAndExit(page, first)).toBe(130);
     expect(env.list().get("dst/backup")?.token).toEqual(expect.any(String));
