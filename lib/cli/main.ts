@@ -220,13 +220,22 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram((c) => {
     code = c;
   });
+  // commander shows the help on stderr when it stands for an error: no command given, or
+  // `help` of a command there is none of
+  let helpForAnError = false;
+  program.configureOutput({
+    writeErr: (text) => {
+      helpForAnError = true;
+      process.stderr.write(text);
+    },
+  });
   try {
     await program.parseAsync([...argv], { from: "user" });
   } catch (error) {
     if (error instanceof CommanderError) {
       // --help, `help COMMAND` and --version end with code 0; usage errors are exit 2 (README:
       // Exit codes)
-      if (isHelp(error)) return 0;
+      if (isHelp(error)) return helpForAnError ? EXIT_USAGE : 0;
       return error.exitCode === 0 || error.exitCode === EXIT_UNKNOWN ? error.exitCode : EXIT_USAGE;
     }
     throw error;

@@ -105,7 +105,7 @@ export function manPage(model: CliModel, { version, date }: ManPageOptions): str
     ".TP",
     ".B 2",
     roff(
-      "usage or configuration error: an unknown command or option, a refused argument, a problem in the configuration file; nothing ran",
+      "usage or configuration error: no command given, an unknown command or option, a refused argument, a problem in the configuration file; nothing ran",
     ),
     ".TP",
     '.BR 130 " / " 143',

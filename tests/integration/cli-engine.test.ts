@@ -279,6 +279,19 @@ describe("preflight", () => {
     expect(run.stderr).toContain('side must be "source" or "target", not "sideways"');
     expect(env.calls()).toEqual([]);
   });
+
+  test("no command, or help of a command there is none of: the help on stderr, exit 2; asked for, on stdout, exit 0", async () => {
+    for (const args of [[], ["-v"], ["help", "frob"]]) {
+      const run = await env.cli(args);
+      expect({ args, code: run.code, stdout: run.stdout }).toEqual({ args, code: 2, stdout: "" });
+      expect(run.stderr).toContain("Usage: abgleich [options] [command]");
+    }
+    for (const args of [["--help"], ["help"], ["help", "snap"]]) {
+      const run = await env.cli(args);
+      expect({ args, code: run.code, stderr: run.stderr }).toEqual({ args, code: 0, stderr: "" });
+      expect(run.stdout).toContain("Usage: abgleich");
+    }
+  });
 });
 
 describe("a plugin that calls process.exit()", () => {
