@@ -4,7 +4,7 @@
 // - ZFS resume tokens (they name datasets, guids and offsets, and let anyone resume the stream),
 // - the value of an HTTP Authorization header, and the password of a URL (`https://u:pw@host`),
 // - every value the configuration marks as a secret (a plugin option named like a token,
-//   password or key, and every header value), registered once the config is loaded.
+//   password or key, a header such as X-Api-Key included), registered once the config is loaded.
 
 /** what stands in a redacted text for what was there */
 export const REDACTED = "<redacted>";
@@ -17,7 +17,13 @@ const AUTHORIZATION =
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)[^/\s@]+@/gi;
 
 /** option names whose values are secrets, wherever they sit in a plugin's options */
-const SECRET_KEY = /token|passw|secret|api[_-]?key|private[_-]?key|credential|auth|cookie|-key$/i;
+const SECRET_WORD = /token|passw|secret|credential|auth|cookie|api[_-]?key|private[_-]?key/i;
+/** a key by its name: `key`, `api_key`, `X-Api-Key`, `accessKey` (not `monkey` or `keyring`) */
+const KEY_NAME = /(?:^|[_-])key$/i;
+const CAMEL_KEY = /[a-z0-9]Key$/;
+
+const isSecretName = (name: string): boolean =>
+  SECRET_WORD.test(name) || KEY_NAME.test(name) || CAMEL_KEY.test(name);
 
 const secrets = new Set<string>();
 
@@ -63,7 +69,7 @@ export function redactDeep<T>(value: T): T {
 export function secretsOf(options: unknown, key = ""): string[] {
   if (typeof options === "string") {
     const found: string[] = [];
-    if (SECRET_KEY.test(key)) found.push(options);
+    if (isSecretName(key)) found.push(options);
     for (const match of options.matchAll(/:\/\/[^/\s:@]*:([^/\s@]+)@/g))
       if (match[1]) found.push(match[1]);
     return found;

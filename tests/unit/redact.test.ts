@@ -69,4 +69,24 @@ describe("redact", () => {
       `ntfy said 401 for ${REDACTED}; ${REDACTED}; abgleich nas`,
     );
   });
+
+  test("a key by its name is a secret: key, access_key, accessKey, apikey; monkey and keyring not", () => {
+    const options = {
+      key: "k-plain-1",
+      access_key: "k-snake-2",
+      accessKey: "k-camel-3",
+      apikey: "k-api-4",
+      "Signing-Key": "k-header-5",
+      monkey: "not-a-secret",
+      keyring: "/etc/keyring",
+      keys: ["a", "b"],
+    };
+    expect(secretsOf(options).sort()).toEqual([
+      "k-api-4",
+      "k-camel-3",
+      "k-header-5",
+      "k-plain-1",
+      "k-snake-2",
+    ]);
+  });
 });
