@@ -55,6 +55,11 @@ export interface DatasetStatus {
   conflicts: { kind: ConflictKind; message: string }[];
   /** a cut receive left a token on the target; the next backup resumes it */
   resumePending: boolean;
+  /**
+   * creation of the newest snapshot the target holds of the source's (by guid, or by a source
+   * bookmark): its newest backup. A snapshot made on the target by hand is none.
+   */
+  backedUpAt: number | null;
   level: Level;
   /** short notes for the table, e.g. `behind 30h`, `conflict: target-ahead` */
   notes: string[];
@@ -78,7 +83,7 @@ export interface StatusReport {
   lastRun: RunRecord | null;
   lastSuccess: RunRecord | null;
   stateFile: string;
-  /** creation of the newest target snapshot of any dataset, null when the target has none */
+  /** the newest `backedUpAt` of any dataset, null when the target has no backup yet */
   newestBackup: number | null;
 }
 
@@ -106,6 +111,14 @@ const newest = (dataset: Dataset | undefined, now: number): NewestSnapshot | nul
     ? null
     : { name: snapshot.name, creation: snapshot.creation, ageSeconds: now - snapshot.creation };
 };
+
+/** the newest backup of a dataset: the newest target snapshot that came from the source */
+function backedUpAt(source: Dataset, target: Dataset | undefined): number | null {
+  if (target === undefined || target.snapshots.length === 0) return null;
+  const common = compareSnapshots(source, target).newestCommon;
+  if (common !== undefined) return common.target.creation;
+  return bookmarkBase(source, target)?.target.creation ?? null;
+}
 
 /** the source snapshots the target lacks, oldest first, as the next backup would send them */
 function lagOf(
@@ -169,6 +182,7 @@ function datasetStatus(
     unsnapshottedBytes: source.written,
     conflicts,
     resumePending: target?.resumeToken != null,
+    backedUpAt: backedUpAt(source, target),
     level: OK,
     notes: [],
   };
@@ -229,6 +243,7 @@ function sourceGone(
     conflicts: [],
     // nothing can resume it without its source
     resumePending: false,
+    backedUpAt: null,
     level: WARNING,
     notes: ["source gone"],
   };
@@ -311,7 +326,7 @@ export function statusReport(input: StatusInput): StatusReport {
   const level: Level = problems[0]?.level ?? OK;
   const newestBackup = watched.reduce<number | null>(
     (max, d) =>
-      d.target !== null && (max === null || d.target.creation > max) ? d.target.creation : max,
+      d.backedUpAt !== null && (max === null || d.backedUpAt > max) ? d.backedUpAt : max,
     null,
   );
   const context = [

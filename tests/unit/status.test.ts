@@ -179,6 +179,21 @@ describe("the judgement", () => {
     expect(report.summary).toBe("1 dataset, newest backup 4w 2d ago, last run ok 1h ago");
   });
 
+  test("the newest backup is the newest snapshot that came from the source: one made on the target by hand is none", () => {
+    const source = history(at("s1", 50), at("s2", 30));
+    const byHand = snap("by-hand", { guid: "made-on-target", creation: NOW - 1 * H });
+    const report = statusReport(
+      input({
+        source: inventory("source", [src("", source)]),
+        target: inventory("target", [dst("", [...source, byHand])]),
+      }),
+    );
+    expect(report.datasets[0]?.target?.name).toBe("by-hand");
+    expect(report.datasets[0]?.backedUpAt).toBe(NOW - 30 * H);
+    expect(report.newestBackup).toBe(NOW - 30 * H);
+    expect(report.summary).toContain("newest backup 1d 6h ago");
+  });
+
   test("what the target lacks: counted from the newest common snapshot, aged by the oldest of it", () => {
     const source = history(at("s1", 60), at("s2", 30, 200), at("s3", 2, 300));
     const report = statusReport(
