@@ -121,6 +121,74 @@ declare module "abgleich" {
     AdditionalOptions = UnsetAdditionalOptions,
   > extends AsyncHook<T, R, AdditionalOptions> {}
 
+  type Side = "source" | "target";
+
+  type DatasetType = "filesystem" | "volume";
+
+  interface Snapshot {
+    /** short name, after the `@` */
+    name: string;
+    guid: string;
+    createtxg: number;
+    /** seconds since the epoch; a received snapshot keeps the sender's */
+    creation: number;
+    used: number;
+    referenced: number;
+    /** bytes written between the previous snapshot and this one */
+    written: number;
+    compressratio: number;
+    /** user holds; a held snapshot cannot be destroyed */
+    userrefs: number;
+    /** the tags of those holds (`zfs holds`), read for held snapshots only */
+    holds?: string[];
+  }
+
+  /** a bookmark (`ds#name`): a snapshot's place in history, kept after the snapshot is gone */
+  interface Bookmark {
+    /** short name, after the `#` */
+    name: string;
+    guid: string;
+    createtxg: number;
+    creation: number;
+  }
+
+  interface Dataset {
+    /** full name, e.g. `tank/data/home` */
+    name: string;
+    /** name relative to the side's root: "" for the root itself */
+    subname: string;
+    type: DatasetType;
+    guid: string;
+    createtxg: number;
+    creation: number;
+    used: number;
+    referenced: number;
+    /** bytes written since the newest snapshot */
+    written: number;
+    compressratio: number;
+    mountpoint: string;
+    /** null for volumes */
+    mounted: boolean | null;
+    /** token of a partial `zfs receive -s`, null when none */
+    resumeToken: string | null;
+    /** `off`, or the cipher (`aes-256-gcm`, …) of an encrypted dataset */
+    encryption: string;
+    /** null when not encrypted; `unavailable` on a target that received raw and has no key */
+    keystatus: "available" | "unavailable" | null;
+    /** in createtxg order, oldest first */
+    bookmarks: Bookmark[];
+    /** in createtxg order, oldest first */
+    snapshots: Snapshot[];
+  }
+
+  interface Inventory {
+    side: Side;
+    /** `zpool` or `zpool/prefix` */
+    root: string;
+    /** parents before children, in `zfs list` order; empty when the root does not exist */
+    datasets: Dataset[];
+  }
+
   /** `0 B`, `512 B`, `1.0 KiB`, `1.9 MiB`, `12.4 GiB`, `3.0 TiB` */
   function formatBytes(bytes: number): string;
 
@@ -252,74 +320,6 @@ declare module "abgleich" {
   }
 
   function defaultNamer({ digits, suffix }: DefaultNamerOptions): Namer;
-
-  type Side = "source" | "target";
-
-  type DatasetType = "filesystem" | "volume";
-
-  interface Snapshot {
-    /** short name, after the `@` */
-    name: string;
-    guid: string;
-    createtxg: number;
-    /** seconds since the epoch; a received snapshot keeps the sender's */
-    creation: number;
-    used: number;
-    referenced: number;
-    /** bytes written between the previous snapshot and this one */
-    written: number;
-    compressratio: number;
-    /** user holds; a held snapshot cannot be destroyed */
-    userrefs: number;
-    /** the tags of those holds (`zfs holds`), read for held snapshots only */
-    holds?: string[];
-  }
-
-  /** a bookmark (`ds#name`): a snapshot's place in history, kept after the snapshot is gone */
-  interface Bookmark {
-    /** short name, after the `#` */
-    name: string;
-    guid: string;
-    createtxg: number;
-    creation: number;
-  }
-
-  interface Dataset {
-    /** full name, e.g. `tank/data/home` */
-    name: string;
-    /** name relative to the side's root: "" for the root itself */
-    subname: string;
-    type: DatasetType;
-    guid: string;
-    createtxg: number;
-    creation: number;
-    used: number;
-    referenced: number;
-    /** bytes written since the newest snapshot */
-    written: number;
-    compressratio: number;
-    mountpoint: string;
-    /** null for volumes */
-    mounted: boolean | null;
-    /** token of a partial `zfs receive -s`, null when none */
-    resumeToken: string | null;
-    /** `off`, or the cipher (`aes-256-gcm`, …) of an encrypted dataset */
-    encryption: string;
-    /** null when not encrypted; `unavailable` on a target that received raw and has no key */
-    keystatus: "available" | "unavailable" | null;
-    /** in createtxg order, oldest first */
-    bookmarks: Bookmark[];
-    /** in createtxg order, oldest first */
-    snapshots: Snapshot[];
-  }
-
-  interface Inventory {
-    side: Side;
-    /** `zpool` or `zpool/prefix` */
-    root: string;
-    /** parents before children, in `zfs list` order; empty when the root does not exist */
-    datasets: Dataset[];
-  }
 
   /** one `zfs snapshot` call per pool: all of its snapshots are taken atomically */
   interface SnapshotAction {
@@ -908,8 +908,16 @@ declare module "abgleich" {
 
   function isWorkflow(value: unknown): value is Workflow;
 
-  /** the summary, as one short text (for notifications and logs) */
-  function summaryText(summary: RunSummary): string;
+  /**
+   * The summary, as one short text (for notifications and logs). `conflictsShown`: the reader
+   * has just seen each conflict whole in the plan, so a dataset's are counted, not quoted again.
+   */
+  function summaryText(
+    summary: RunSummary,
+    options?: {
+      conflictsShown?: boolean;
+    },
+  ): string;
 
   export {
     AbortResumeAction,

@@ -144,7 +144,8 @@ export async function runSession(
       const line = session.readOnly ? null : summaryLine(finished.summary);
       if (line !== null) io.print(line);
     } else if (show === "always" || (show === "on-failure" && finished.code !== 0))
-      io.print(summaryText(finished.summary));
+      // the console ui has shown each conflict whole in its plan
+      io.print(summaryText(finished.summary, { conflictsShown: true }));
     return finished.code;
   } catch (error) {
     // the config or a plugin could not be loaded: nothing ran

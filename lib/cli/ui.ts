@@ -8,7 +8,7 @@ import {
   type StageOutcome,
   stageTitle,
 } from "../engine/hooks.ts";
-import { type StageUi, silentUi } from "../engine/ui.ts";
+import { PlanTroubles, type StageUi, silentUi } from "../engine/ui.ts";
 import type { Action, Plan } from "../plan/types.ts";
 import { isNotRun } from "../zfs/outcome.ts";
 import { eventUi } from "./events.ts";
@@ -135,8 +135,13 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
             : "red";
       io.print(`${style.paint(colour, `${title(info)}: ${outcome.status}`)}\n`);
       headed = null;
-      // the reason goes where errors go, so a script reading stdout still sees it in the log
-      if (outcome.error) io.warn(`${io.errStyle.paint("red", "error:")} ${outcome.error.message}`);
+      // the reason goes where errors go, so a script reading stdout still sees it in the log;
+      // conflicts the plan just showed whole are named only
+      const error = outcome.error;
+      if (error)
+        io.warn(
+          `${io.errStyle.paint("red", "error:")} ${error instanceof PlanTroubles ? error.brief : error.message}`,
+        );
     },
   };
 }

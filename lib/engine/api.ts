@@ -5,6 +5,7 @@
 // A plugin is a plain object: a name, optional options checking, and a setup that taps the
 // hooks it cares about (Rollup style). A workflow is one async function that runs stages.
 
+import { plural } from "../cli/render/labels.ts";
 import { formatBytes } from "../cli/render/units.ts";
 import type { Config, SideConfig } from "../config/types.ts";
 import type { Namer } from "../plan/naming.ts";
@@ -152,20 +153,34 @@ export function isWorkflow(value: unknown): value is Workflow {
   );
 }
 
-/** the summary, as one short text (for notifications and logs) */
-export function summaryText(summary: RunSummary): string {
+/**
+ * The summary, as one short text (for notifications and logs). `conflictsShown`: the reader
+ * has just seen each conflict whole in the plan, so a dataset's are counted, not quoted again.
+ */
+export function summaryText(
+  summary: RunSummary,
+  options: { conflictsShown?: boolean } = {},
+): string {
   const lines: string[] = [];
   const failed = summary.exitCode !== 0;
   lines.push(`abgleich ${failed ? "FAILED" : "ok"}: ${stagesText(summary) || "no stages"}`);
   for (const d of summary.datasets) {
     const parts: string[] = [];
-    if (d.snapshotsMade.length > 0) parts.push(`${d.snapshotsMade.length} snapshot(s) made`);
+    if (d.snapshotsMade.length > 0)
+      parts.push(`${plural(d.snapshotsMade.length, "snapshot")} made`);
     if (d.bytesSent > 0 || d.snapshotsReceived.length > 0) {
-      parts.push(`${formatBytes(d.bytesSent)} sent (${d.snapshotsReceived.length} snapshot(s))`);
+      parts.push(
+        `${formatBytes(d.bytesSent)} sent (${plural(d.snapshotsReceived.length, "snapshot")})`,
+      );
     }
     const destroyed = d.destroyed.reduce((n, entry) => n + entry.snapshots.length, 0);
     if (destroyed > 0) parts.push(`${destroyed} destroyed`);
-    if (d.conflicts.length > 0) parts.push(`conflict: ${d.conflicts.join("; ")}`);
+    if (d.conflicts.length > 0)
+      parts.push(
+        options.conflictsShown
+          ? `${plural(d.conflicts.length, "conflict")}, shown in the plan`
+          : `conflict: ${d.conflicts.join("; ")}`,
+      );
     if (d.failures.length > 0) parts.push(`failed: ${d.failures.join("; ")}`);
     if (parts.length > 0)
       lines.push(`${d.subname === "" ? "(root)" : d.subname}: ${parts.join(", ")}`);

@@ -39,7 +39,7 @@ import type {
 } from "./hooks.ts";
 import { planChecks, pluginHooks } from "./hooks.ts";
 import { createSummaryBuilder, type SummaryBuilder } from "./summary.ts";
-import type { StageUi } from "./ui.ts";
+import { PlanTroubles, type StageUi } from "./ui.ts";
 
 /** how long a hook that was running at a cancel may take to say what the cancel stopped */
 const HOOK_CANCEL_GRACE_MS = 1000;
@@ -780,10 +780,7 @@ export class Run {
         this.summary.conflict(conflict.subname, conflict.message);
       for (const problem of plan.errors) this.summary.failure(problem.subname, problem.message);
       const troubles = plan.conflicts.length + plan.errors.length;
-      if (troubles > 0)
-        failure = new Error(
-          `${stage.stage}: ${[...plan.conflicts.map((c) => `${c.subname || "(root)"}: ${c.message}`), ...plan.errors.map((e) => `${e.subname || "(root)"}: ${e.message}`)].join("; ")}`,
-        );
+      if (troubles > 0) failure = new PlanTroubles(stage.stage, plan);
       const estimates = stage.estimate
         ? await untilCancelled(stage.estimate(plan), this.signal)
         : new Map<SendAction, number>();

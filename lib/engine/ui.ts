@@ -31,3 +31,30 @@ export const silentUi: StageUi = {
   warn() {},
   stageFinished() {},
 };
+
+/**
+ * A stage failed by its plan's conflicts and errors. The message holds each of them whole (for
+ * logs, notifications and the state record); `brief` names them only, for a ui that has just
+ * shown the plan with them.
+ */
+export class PlanTroubles extends Error {
+  readonly brief: string;
+  constructor(stage: string, plan: Pick<Plan, "conflicts" | "errors">) {
+    const named = (list: readonly { subname: string }[]) =>
+      [...new Set(list.map((entry) => entry.subname || "(root)"))].join(", ");
+    const whole = [...plan.conflicts, ...plan.errors].map(
+      (entry) => `${entry.subname || "(root)"}: ${entry.message}`,
+    );
+    super(`${stage}: ${whole.join("; ")}`);
+    this.name = "PlanTroubles";
+    const parts: string[] = [];
+    const { conflicts, errors } = plan;
+    if (conflicts.length > 0)
+      parts.push(
+        `${conflicts.length} ${conflicts.length === 1 ? "conflict" : "conflicts"} (${named(conflicts)})`,
+      );
+    if (errors.length > 0)
+      parts.push(`${errors.length} ${errors.length === 1 ? "error" : "errors"} (${named(errors)})`);
+    this.brief = `${stage}: ${parts.join(" and ")}, shown in the plan above with what to do`;
+  }
+}

@@ -47,7 +47,7 @@ export function actionView(
       return {
         kind: action.kind,
         dataset: label(action.subname),
-        text: `${action.mode}${action.raw ? " raw (encrypted)" : ""} send ${action.sourceDataset}${from} to @${marked(planned, action.sourceDataset, action.to)} → ${action.targetDataset} (${action.snapshots.length} snapshot(s))${action.keepUnmounted ? ", canmount=noauto" : ""}`,
+        text: `${action.mode}${action.raw ? " raw (encrypted)" : ""} send ${action.sourceDataset}${from} to @${marked(planned, action.sourceDataset, action.to)} → ${action.targetDataset} (${action.snapshots.length} ${action.snapshots.length === 1 ? "snapshot" : "snapshots"})${action.keepUnmounted ? ", canmount=noauto" : ""}`,
         bytes: estimate ?? null,
         measure: "sends",
       };

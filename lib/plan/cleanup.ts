@@ -119,7 +119,10 @@ export function planCleanup(
     const release = doomed.filter(onlyOwnHolds).map((snapshot) => snapshot.name);
     if (foreign.length > 0) {
       const names = abbreviateNames(foreign.map((snapshot) => snapshot.name));
-      skip(subname, `left ${foreign.length} snapshot(s) not named by abgleich: ${names}`);
+      skip(
+        subname,
+        `left ${foreign.length} ${foreign.length === 1 ? "snapshot" : "snapshots"} not named by abgleich: ${names}`,
+      );
     }
     if (held.length > 0) skip(subname, heldReason(held, tag));
     let report: RetentionReport | null = null;
@@ -184,5 +187,5 @@ function heldReason(held: readonly Snapshot[], ownTag: string): string {
     hints.push(
       "any other hold is released by hand (zfs release TAG SNAPSHOT) once nothing needs it",
     );
-  return `left ${held.length} held snapshot(s): ${names}${hints.length > 0 ? `; ${hints.join("; ")}` : ""}`;
+  return `left ${held.length} held ${held.length === 1 ? "snapshot" : "snapshots"}: ${names}${hints.length > 0 ? `; ${hints.join("; ")}` : ""}`;
 }

@@ -4,11 +4,14 @@
 // target-only snapshots, and what the user can do.
 
 import type { Dataset } from "../zfs/model.ts";
-import { bookmarkBase, compareSnapshots, type SnapshotOverlap } from "./pairs.ts";
+import { bookmarkBase, compareSnapshots } from "./pairs.ts";
 import type { Conflict, ConflictKind } from "./types.ts";
 
+/** how many names a message lists before it shortens the list to its ends */
+export const NAMES_SHOWN = 6;
+
 /** a list of names, shortened to its ends when long */
-export function abbreviateNames(names: readonly string[], keep = 6): string {
+export function abbreviateNames(names: readonly string[], keep = NAMES_SHOWN): string {
   if (names.length === 0) return "none";
   if (names.length <= keep) return names.join(", ");
   const head = names.slice(0, keep - 2);
@@ -16,12 +19,14 @@ export function abbreviateNames(names: readonly string[], keep = 6): string {
   return `${head.join(", ")}, … ${names.length - keep} more …, ${tail.join(", ")}`;
 }
 
-function situation(overlap: SnapshotOverlap): string {
-  const common = overlap.newestCommon?.source.name;
+/** where a pair's snapshots are, as every planner's conflict message says it */
+export function situationText(
+  conflict: Pick<Conflict, "common" | "sourceOnly" | "targetOnly">,
+): string {
   return (
-    `newest common snapshot: ${common ?? "none"}; ` +
-    `source only: ${abbreviateNames(overlap.sourceOnly)}; ` +
-    `target only: ${abbreviateNames(overlap.targetOnly)}`
+    `newest common snapshot: ${conflict.common ?? "none"}; ` +
+    `source only: ${abbreviateNames(conflict.sourceOnly)}; ` +
+    `target only: ${abbreviateNames(conflict.targetOnly)}`
   );
 }
 
@@ -47,13 +52,16 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
   // nothing to compare yet: backup skips a source without snapshots anyway
   if (source.snapshots.length === 0 || isPartialFullReceive(target)) return [];
   const overlap = compareSnapshots(source, target);
-  const make = (kind: ConflictKind, what: string, todo: string): Conflict => ({
-    subname,
-    kind,
-    message: `${target.name}: ${what} (${situation(overlap)}). ${todo}`,
+  const where = {
     common: overlap.newestCommon?.source.name ?? null,
     sourceOnly: overlap.sourceOnly,
     targetOnly: overlap.targetOnly,
+  };
+  const make = (kind: ConflictKind, what: string, todo: string): Conflict => ({
+    subname,
+    kind,
+    message: `${target.name}: ${what} (${situationText(where)}). ${todo}`,
+    ...where,
   });
 
   if (source.type !== target.type) {
@@ -123,7 +131,7 @@ export function pairConflicts(subname: string, source: Dataset, target: Dataset)
     conflicts.push(
       make(
         "target-ahead",
-        `the target has ${after.length} snapshot(s) after the newest common one ${newest.source.name}: ${abbreviateNames(after)}`,
+        `the target has ${after.length} ${after.length === 1 ? "snapshot" : "snapshots"} after the newest common one ${newest.source.name}: ${abbreviateNames(after)}`,
         "Backup sends nothing to it. Those snapshots are on the target alone: if they hold data " +
           "you still need (the source was rolled back, or restored from an older snapshot), keep " +
           `them by renaming the target dataset out of the target root (zfs rename '${target.name}' …; ` +

@@ -243,6 +243,20 @@ describe("conflicts", () => {
       ]) {
         expect(text.stdout + text.stderr).toContain(`${kind}: dst/backup/${k}`);
       }
+      // each said whole once, in the plan; stderr and the summary name them
+      const message = must(
+        plan.conflicts.find((c: { subname: string }) => c.subname === "ahead"),
+        "ahead",
+      ).message as string;
+      expect((text.stdout + text.stderr).split(message)).toHaveLength(2);
+      expect(text.stderr).toContain(
+        "error: backup: 5 conflicts (ahead, mismatch, modified, nocommon), shown in the plan above with what to do",
+      );
+      expect(text.stdout).toContain("ahead: 1 conflict, shown in the plan");
+      // --quiet shows no plan: its error line holds each whole
+      const quiet = await env.cli(["backup", config, "--yes", "--quiet"]);
+      expect(quiet.code).toBe(1);
+      expect(quiet.stderr).toContain(`ahead: ${message}`);
       // the setup above bypassed the logging shims: these are the CLI's calls only
       expectNoDataLoss(env.calls());
     },

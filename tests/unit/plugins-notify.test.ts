@@ -120,7 +120,7 @@ describe("notify", () => {
       ["POST", "/backups", "abgleich", "4", "floppy_disk,warning"],
     ]);
     expect(received[0]?.body).toBe(
-      "abgleich ok: snap ok, backup ok\nhome: 1 snapshot(s) made, 3.0 MiB sent (1 snapshot(s)), 2 destroyed",
+      "abgleich ok: snap ok, backup ok\nhome: 1 snapshot made, 3.0 MiB sent (1 snapshot), 2 destroyed",
     );
     expect(received[1]?.body).toContain("abgleich FAILED: snap ok, backup failed");
     expect(received[1]?.body).toContain("failed: zfs receive exited 1");
@@ -237,7 +237,7 @@ describe("notify", () => {
       "To: root@localhost, ops@example.org\nFrom: abgleich@nas\nSubject: nas Bcc: evil@example.org: abgleich ok",
     );
     expect(mail).not.toContain("\nBcc:");
-    expect(mail).toContain("\n\nabgleich ok: snap ok, backup ok\nhome: 1 snapshot(s) made");
+    expect(mail).toContain("\n\nabgleich ok: snap ok, backup ok\nhome: 1 snapshot made");
   });
 
   test("a sendmail that fails is a warning with its exit code and stderr", async () => {

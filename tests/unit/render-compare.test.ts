@@ -15,6 +15,7 @@ import {
   visibleWidth,
 } from "../../lib/cli/render/style.ts";
 import { renderTable, type TableRow } from "../../lib/cli/render/table.ts";
+import { situationText } from "../../lib/plan/conflicts.ts";
 import type { CompareSide, Comparison, Conflict, Presence } from "../../lib/plan/types.ts";
 
 const ESC = "\u001b";
@@ -175,6 +176,20 @@ describe("conflictLines", () => {
 
   test("no second line when there is nothing to add", () => {
     expect(conflictLines({ ...targetAhead, common: null, targetOnly: [] })).toHaveLength(1);
+  });
+
+  test("no second line when the message says where the snapshots are, whole; one when it shortened a list", () => {
+    const where = { common: "s1", sourceOnly: [], targetOnly: ["t1", "t2"] };
+    const message = `backup/x: the target has 2 snapshots after s1 (${situationText(where)}). Roll back.`;
+    expect(conflictLines({ ...targetAhead, ...where, message })).toEqual([
+      `target-ahead: ${message}`,
+    ]);
+    const many = { ...where, targetOnly: Array.from({ length: 9 }, (_, i) => `t${i}`) };
+    const shortened = `backup/x: … (${situationText(many)}). Roll back.`;
+    expect(conflictLines({ ...targetAhead, ...many, message: shortened })).toEqual([
+      `target-ahead: ${shortened}`,
+      `newest common: s1; only on target: ${many.targetOnly.join(", ")}`,
+    ]);
   });
 });
 

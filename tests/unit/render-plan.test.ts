@@ -130,7 +130,7 @@ describe("renderPlan, one section per action kind (colour off, exact text)", () 
       "canmount",
     );
     expect(planView(plan({ actions: [full] }), new Map()).actions[0]?.text).toEndWith(
-      "(1 snapshot(s)), canmount=noauto",
+      "(1 snapshot), canmount=noauto",
     );
   });
 

@@ -1,6 +1,7 @@
 // `abgleich compare`: source and target side by side, one row per subname and per snapshot,
 // a mark in the column of each side that has it. Problems are spelled out under their dataset.
 
+import { NAMES_SHOWN, situationText } from "../../plan/conflicts.ts";
 import type {
   CompareDatasetRow,
   CompareSide,
@@ -65,9 +66,16 @@ function marks(
   ];
 }
 
-/** `kind: message`, then which snapshots are where, so the reader knows what to do */
+/**
+ * `kind: message`, then which snapshots are where, so the reader knows what to do; that second
+ * line only when the message does not already say it whole (a planner's shortens long lists, a
+ * plugin's may not say it at all)
+ */
 export function conflictLines(conflict: Conflict): string[] {
   const lines = [`${conflict.kind}: ${conflict.message}`];
+  const listedWhole =
+    conflict.sourceOnly.length <= NAMES_SHOWN && conflict.targetOnly.length <= NAMES_SHOWN;
+  if (listedWhole && conflict.message.includes(situationText(conflict))) return lines;
   const facts: string[] = [];
   if (conflict.common !== null) facts.push(`newest common: ${conflict.common}`);
   if (conflict.sourceOnly.length > 0)

@@ -214,7 +214,7 @@ function rowWords(row: CompareRowView): { state: string; words: Child[] } {
     return {
       state: "behind",
       words: [
-        `◐ ${row.sourceOnly} snapshot(s) to send${row.newestCommon ? ` after ${row.newestCommon}` : ""}`,
+        `◐ ${row.sourceOnly} ${row.sourceOnly === 1 ? "snapshot" : "snapshots"} to send${row.newestCommon ? ` after ${row.newestCommon}` : ""}`,
       ],
     };
   return {

@@ -185,7 +185,7 @@ describe("planBackup: conflicts are skipped and explained", () => {
       sourceOnly: ["s3"],
       targetOnly: ["t1", "t2"],
     });
-    expect(conflict?.message).toContain("2 snapshot(s) after the newest common one s2: t1, t2");
+    expect(conflict?.message).toContain("2 snapshots after the newest common one s2: t1, t2");
     // they may be the only copies of newer data: keeping them is said first
     expect(conflict?.message).toContain(
       "keep them by renaming the target dataset out of the target root (zfs rename 'backup/host/a' …;",

@@ -39,10 +39,10 @@ describe("planCleanup source", () => {
     const plan = planCleanup(s, t, config(), "source", namer);
     expect(plan.actions[0]?.snapshots).toEqual([own(1)]);
     expect(plan.skipped).toEqual([
-      { subname: "a", reason: "left 1 snapshot(s) not named by abgleich: manual" },
+      { subname: "a", reason: "left 1 snapshot not named by abgleich: manual" },
       {
         subname: "a",
-        reason: `left 1 held snapshot(s): ${own(2)}; any other hold is released by hand (zfs release TAG SNAPSHOT) once nothing needs it`,
+        reason: `left 1 held snapshot: ${own(2)}; any other hold is released by hand (zfs release TAG SNAPSHOT) once nothing needs it`,
       },
     ]);
   });
@@ -77,7 +77,7 @@ describe("planCleanup source", () => {
       {
         subname: "a",
         reason:
-          `left 2 held snapshot(s): ${own(2)} (held by other-tool), ${own(3)} (held by abgleich:elsewhere/root); ` +
+          `left 2 held snapshots: ${own(2)} (held by other-tool), ${own(3)} (held by abgleich:elsewhere/root); ` +
           "a hold tagged abgleich:… keeps another target's chain base and goes when that target's backup moves on " +
           "(or is this target's under a name the config no longer gives it: release that one by hand); " +
           "any other hold is released by hand (zfs release TAG SNAPSHOT) once nothing needs it",
