@@ -24,11 +24,16 @@ export interface ConsoleUiOptions {
   yesDestroyTarget: boolean;
 }
 
-/** a side's root and the machine it is on: `backup/host on nas`, `tank on admin@nas:2222` */
-export function placeOf(side: SideConfig): string {
+/** the machine a side is on, as ssh is told: `nas`, `admin@nas:2222` */
+export function machineOf(side: SideConfig): string {
   const login = side.user === "" ? "" : `${side.user}@`;
   const port = side.port === null ? "" : `:${side.port}`;
-  return `${rootOf(side)} on ${login}${side.host}${port}`;
+  return `${login}${side.host}${port}`;
+}
+
+/** a side's root and the machine it is on: `backup/host on nas`, `tank on admin@nas:2222` */
+export function placeOf(side: SideConfig): string {
+  return `${rootOf(side)} on ${machineOf(side)}`;
 }
 
 /** the sides a stage changes or sends between, as its plan is shown: which machine, which pool */

@@ -51,10 +51,12 @@ export class PlanTroubles extends Error {
     const { conflicts, errors } = plan;
     if (conflicts.length > 0)
       parts.push(
-        `${conflicts.length} ${conflicts.length === 1 ? "conflict" : "conflicts"} (${named(conflicts)})`,
+        `${conflicts.length} ${conflicts.length === 1 ? "conflict" : "conflicts"} in ${named(conflicts)}`,
       );
     if (errors.length > 0)
-      parts.push(`${errors.length} ${errors.length === 1 ? "error" : "errors"} (${named(errors)})`);
+      parts.push(
+        `${errors.length} ${errors.length === 1 ? "error" : "errors"} in ${named(errors)}`,
+      );
     this.brief = `${stage}: ${parts.join(" and ")}, shown in the plan above with what to do`;
   }
 }

@@ -4,7 +4,7 @@
 
 import type { ActionOutcome, StageInfo } from "../engine/hooks.ts";
 import { redactDeep } from "../engine/redact.ts";
-import type { StageUi } from "../engine/ui.ts";
+import { PlanTroubles, type StageUi } from "../engine/ui.ts";
 import type { Action, ChainAction } from "../plan/types.ts";
 import type { AnswerRequest, GuiEvent, StepKey } from "./protocol.ts";
 import { narrowedChainView, planView, stepKeyOf } from "./view.ts";
@@ -255,7 +255,11 @@ export function guiUi(
         type: "stage",
         step,
         status: outcome.status,
-        error: outcome.error?.message ?? null,
+        // the step's plan shows its conflicts whole: the error names them
+        error:
+          outcome.error instanceof PlanTroubles
+            ? outcome.error.brief
+            : (outcome.error?.message ?? null),
       });
     },
   };

@@ -238,6 +238,10 @@ test(
     const conflicts = (await step(page, "backup").locator(".conflicts").textContent()) ?? "";
     expect(conflicts).toContain("same snapshot name, different data");
     expect(conflicts).toContain("(root)");
+    // the step's error names the conflict the plan shows whole
+    expect(await page.locator("#notes-backup li.error").textContent()).toBe(
+      "✗ backup: 2 conflicts in (root), shown in the plan above with what to do",
+    );
     // the wizard stops at the failed step: once the run is over, the rest say so
     await page.locator("#summary:not([hidden])").waitFor({ timeout: 60_000 });
     expect(await stepStatus(page, "cleanup-source")).toContain("not run: the run ended");

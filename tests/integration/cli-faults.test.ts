@@ -250,7 +250,7 @@ describe("conflicts", () => {
       ).message as string;
       expect((text.stdout + text.stderr).split(message)).toHaveLength(2);
       expect(text.stderr).toContain(
-        "error: backup: 5 conflicts (ahead, mismatch, modified, nocommon), shown in the plan above with what to do",
+        "error: backup: 5 conflicts in ahead, mismatch, modified, nocommon, shown in the plan above with what to do",
       );
       expect(text.stdout).toContain("ahead: 1 conflict, shown in the plan");
       // --quiet shows no plan: its error line holds each whole

@@ -5,6 +5,7 @@ import type { Side } from "../../zfs/model.ts";
 import type { GlobalFlags } from "../io.ts";
 import { renderTree, treeJson } from "../render/tree.ts";
 import { runSession } from "../session.ts";
+import { machineOf } from "../ui.ts";
 
 export function treeCommand(
   configPath: string,
@@ -22,8 +23,8 @@ export function treeCommand(
       return null;
     }
     const blocks = trees.map((inv) => {
-      const host = run.config[inv.side].host;
-      const title = `${io.style.paint("bold", inv.side.toUpperCase())} ${inv.root} ${io.style.paint("dim", `on ${host}`)}`;
+      const machine = machineOf(run.config[inv.side]);
+      const title = `${io.style.paint("bold", inv.side.toUpperCase())} ${inv.root} ${io.style.paint("dim", `on ${machine}`)}`;
       return `${title}\n${renderTree(inv, { ...options, style: io.style })}`;
     });
     io.print(blocks.join("\n\n"));
