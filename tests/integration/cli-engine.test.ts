@@ -401,6 +401,58 @@ describe("one run per target", () => {
   );
 });
 
+describe("a zfs diff that fails", () => {
+  test(
+    "refused or timed out: the dataset is snapshotted as changed, with a warning naming why; exit 0",
+    async () => {
+      const seedSmallChange = () =>
+        env.seed({
+          now: 1_767_225_600,
+          pools: [
+            {
+              name: "src",
+              size: "1G",
+              // a small change: only `zfs diff` can decide
+              datasets: [{ name: "data", snapshots: [{ name: day(1) }], written: "4K" }],
+            },
+            { name: "dst", size: "1G" },
+          ],
+        });
+      seedSmallChange();
+      const refused = wrapZfs(
+        "diff-refused",
+        `if [ "$1" = diff ]; then echo "cannot diff: permission denied" >&2; exit 1; fi`,
+      );
+      const config = env.writeConfig(
+        configYaml(
+          { zpool: "src", prefix: "data" },
+          { zpool: "dst", prefix: "backup" },
+          "command_timeout: 2\n",
+        ),
+        "diff-fails.yaml",
+      );
+      const run = await env.cli(["snap", config, "--yes"], { env: { PATH: refused } });
+      expect(run.code).toBe(0);
+      expect(run.stderr).toContain(
+        `warning: zfs diff src/data@${day(1)} failed, so it is snapshotted as changed:`,
+      );
+      expect(run.stderr).toContain("permission denied");
+      expect(env.snapshots("src/data")).toHaveLength(2);
+
+      seedSmallChange();
+      const hung = wrapZfs("diff-hangs", `if [ "$1" = diff ]; then exec sleep 4244; fi`);
+      const late = await env.cli(["snap", config, "--yes"], { env: { PATH: hung } });
+      expect(late.code).toBe(0);
+      expect(late.stderr).toContain(
+        `warning: zfs diff src/data@${day(1)} failed, so it is snapshotted as changed:`,
+      );
+      expect(env.snapshots("src/data")).toHaveLength(2);
+      expect(processesWith("sleep 4244")).toEqual([]);
+    },
+    LONG_MS,
+  );
+});
+
 describe("one SIGINT cancels whatever waits", () => {
   test(
     "a hung zfs diff: exit 130 at once, no zfs left running, nothing changed",

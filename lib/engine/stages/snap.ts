@@ -5,6 +5,7 @@
 import { decideChanges, planSnap } from "../../plan/snap.ts";
 import type { Action } from "../../plan/types.ts";
 import { mapLimit, QUERY_CONCURRENCY } from "../../run/limit.ts";
+import { isCancelError } from "../cancel.ts";
 import type { ChangingStage, Run } from "../runner.ts";
 import { requireSourceRoot } from "./preflight.ts";
 
@@ -21,10 +22,21 @@ export function snapStage(run: Run): ChangingStage {
           ? [{ subname: d.subname, snapshot: `${d.dataset}@${d.newest}` }]
           : [],
       );
-      // rule 8: one `zfs diff` per undecided dataset, a few at a time over the shared connection
-      const changed = await mapLimit(undecided, QUERY_CONCURRENCY, ({ snapshot }) =>
-        port.changedSince(snapshot),
-      );
+      // rule 8: one `zfs diff` per undecided dataset, a few at a time over the shared connection.
+      // A diff that fails (timed out, refused) decides nothing: its dataset has written bytes,
+      // so it is snapshotted, as if changed; a missed change would be a backup missed.
+      const changed = await mapLimit(undecided, QUERY_CONCURRENCY, async ({ snapshot }) => {
+        try {
+          return await port.changedSince(snapshot);
+        } catch (error) {
+          if (run.signal.aborted || isCancelError(error)) throw error;
+          const reason = error instanceof Error ? error.message : String(error);
+          run.ui.warn(
+            `zfs diff ${snapshot} failed, so it is snapshotted as changed: ${reason.split("\n")[0]}`,
+          );
+          return true;
+        }
+      });
       const diffs = new Map(undecided.map((d, i) => [d.subname, changed[i] as boolean]));
       return planSnap(source, run.config, diffs, run.namer(), run.options.now());
     },
