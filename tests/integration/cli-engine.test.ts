@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { QUERY_CONCURRENCY } from "../../lib/run/limit.ts";
 import { CLI_MAIN, configYaml, createSimEnv, jsonEvents, type SimEnv } from "../helpers/sim-env.ts";
 import { readText } from "../helpers/stdout.ts";
 
@@ -37,6 +38,25 @@ function seedSmall(): void {
     now: 1_767_225_600,
     pools: [
       { name: "src", size: "1G", datasets: [{ name: "data", snapshots: [{ name: day(1) }] }] },
+      { name: "dst", size: "1G" },
+    ],
+  });
+}
+
+/**
+ * src/data (and `children` below it, c1, c2, …), each with a small change since its one
+ * snapshot: only `zfs diff` can decide whether to snapshot it
+ */
+function seedSmallChange(children = 0): void {
+  const names = ["data", ...Array.from({ length: children }, (_, i) => `data/c${i + 1}`)];
+  env.seed({
+    now: 1_767_225_600,
+    pools: [
+      {
+        name: "src",
+        size: "1G",
+        datasets: names.map((name) => ({ name, snapshots: [{ name: day(1) }], written: "4K" })),
+      },
       { name: "dst", size: "1G" },
     ],
   });
@@ -405,19 +425,6 @@ describe("a zfs diff that fails", () => {
   test(
     "refused or timed out: the dataset is snapshotted as changed, with a warning naming why; exit 0",
     async () => {
-      const seedSmallChange = () =>
-        env.seed({
-          now: 1_767_225_600,
-          pools: [
-            {
-              name: "src",
-              size: "1G",
-              // a small change: only `zfs diff` can decide
-              datasets: [{ name: "data", snapshots: [{ name: day(1) }], written: "4K" }],
-            },
-            { name: "dst", size: "1G" },
-          ],
-        });
       seedSmallChange();
       const refused = wrapZfs(
         "diff-refused",
@@ -439,14 +446,21 @@ describe("a zfs diff that fails", () => {
       expect(run.stderr).toContain("permission denied");
       expect(env.snapshots("src/data")).toHaveLength(2);
 
-      seedSmallChange();
-      const hung = wrapZfs("diff-hangs", `if [ "$1" = diff ]; then exec sleep 4244; fi`);
+      // more datasets than diffs run at once: after the first timeout the rest are not asked
+      seedSmallChange(7);
+      const asked = join(env.dir, "diffs-asked");
+      const hung = wrapZfs(
+        "diff-hangs",
+        `if [ "$1" = diff ]; then echo "$2" >> '${asked}'; exec sleep 4244; fi`,
+      );
       const late = await env.cli(["snap", config, "--yes"], { env: { PATH: hung } });
       expect(late.code).toBe(0);
       expect(late.stderr).toContain(
-        `warning: zfs diff src/data@${day(1)} failed, so it is snapshotted as changed:`,
+        "failed, so it is snapshotted as changed, as is every dataset not yet asked:",
       );
-      expect(env.snapshots("src/data")).toHaveLength(2);
+      for (const name of ["src/data", ...Array.from({ length: 7 }, (_, i) => `src/data/c${i + 1}`)])
+        expect({ name, snapshots: env.snapshots(name).length }).toEqual({ name, snapshots: 2 });
+      expect(readFileSync(asked, "utf8").trim().split("\n")).toHaveLength(QUERY_CONCURRENCY);
       expect(processesWith("sleep 4244")).toEqual([]);
     },
     LONG_MS,
@@ -457,18 +471,8 @@ describe("one SIGINT cancels whatever waits", () => {
   test(
     "a hung zfs diff: exit 130 at once, no zfs left running, nothing changed",
     async () => {
-      env.seed({
-        now: 1_767_225_600,
-        pools: [
-          {
-            name: "src",
-            size: "1G",
-            // a small change: only `zfs diff` can decide, and that one hangs
-            datasets: [{ name: "data", snapshots: [{ name: day(1) }], written: "4K" }],
-          },
-          { name: "dst", size: "1G" },
-        ],
-      });
+      // only `zfs diff` can decide, and that one hangs
+      seedSmallChange();
       const path = wrapZfs("hang", `if [ "$1" = diff ]; then exec sleep 4242; fi`);
       const config = env.writeConfig(
         configYaml({ zpool: "src", prefix: "data" }, { zpool: "dst", prefix: "backup" }),
