@@ -11,7 +11,7 @@ import { acquireRunLock } from "../engine/lock.ts";
 import { loadPlugins, type PluginIo } from "../engine/plugins.ts";
 import { addSecrets, secretsOf } from "../engine/redact.ts";
 import { deepFreeze, exitCodeOfError, Run, type RunOptions } from "../engine/runner.ts";
-import { summaryLine } from "../engine/summary.ts";
+import { summaryLine, summaryTotals } from "../engine/summary.ts";
 import type { StageUi } from "../engine/ui.ts";
 import { parseWaitDuration } from "../engine/wait.ts";
 import { createHost, type Host, sudoArgvOf } from "../hosts/index.ts";
@@ -20,7 +20,7 @@ import { recordRun } from "../status/state.ts";
 import { summaryEvent } from "./events.ts";
 import { type CommandIo, commandIo, type GlobalFlags, reportError } from "./io.ts";
 import { quietUi } from "./quiet.ts";
-import { consoleUi, readOnlyUi } from "./ui.ts";
+import { type ConsoleUi, consoleUi, readOnlyUi } from "./ui.ts";
 
 export interface SessionFlags extends GlobalFlags {
   yesDestroyTarget?: boolean;
@@ -143,9 +143,12 @@ export async function runSession(
       // one line, and none at all for an idle run
       const line = session.readOnly ? null : summaryLine(finished.summary);
       if (line !== null) io.print(line);
-    } else if (show === "always" || (show === "on-failure" && finished.code !== 0))
-      // the console ui has shown each conflict whole in its plan
-      io.print(summaryText(finished.summary, { conflictsShown: true }));
+    } else if (show === "always" || (show === "on-failure" && finished.code !== 0)) {
+      // conflicts are counted, not quoted again, when the console's plans showed each whole
+      const shown = (ui as ConsoleUi).conflictsShown?.() ?? 0;
+      const conflicts = summaryTotals(finished.summary).conflicts;
+      io.print(summaryText(finished.summary, { conflictsShown: shown >= conflicts }));
+    }
     return finished.code;
   } catch (error) {
     // the config or a plugin could not be loaded: nothing ran

@@ -61,8 +61,16 @@ export function describeAction(action: Action): string {
 
 const title = (info: StageInfo) => stageTitle(info.stage, info.side);
 
-export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
+/** the console's ui; it counts the conflicts its plans showed whole, so they are not repeated */
+export interface ConsoleUi extends StageUi {
+  conflictsShown?: () => number;
+}
+
+export function consoleUi(io: CommandIo, options: ConsoleUiOptions): ConsoleUi {
   const { style } = io;
+  /** the stages whose plan, conflicts and errors included, this ui printed */
+  const planShown = new WeakSet<StageInfo>();
+  let conflictsShown = 0;
   let progress: Progress | null = null;
   /** the transfers the progress display shows; a send that never started has no line to end */
   const sending = new Set<Action>();
@@ -79,6 +87,7 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
     return eventUi(io, (info, plan, danger) => askConfirmation(io, options, info, plan, danger));
 
   return {
+    conflictsShown: () => conflictsShown,
     showPlan(info, plan, estimates) {
       heading(info);
       io.print(style.paint("dim", stagePlace(info)));
@@ -89,6 +98,8 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
           verbose: io.verbose,
         }),
       );
+      planShown.add(info);
+      conflictsShown += plan.conflicts.length;
       const total = [...estimates.values()].reduce((sum, n) => sum + n, 0);
       progress = createProgress({
         stream: io.out,
@@ -143,10 +154,9 @@ export function consoleUi(io: CommandIo, options: ConsoleUiOptions): StageUi {
       // the reason goes where errors go, so a script reading stdout still sees it in the log;
       // conflicts the plan just showed whole are named only
       const error = outcome.error;
+      const brief = error instanceof PlanTroubles && planShown.has(info);
       if (error)
-        io.warn(
-          `${io.errStyle.paint("red", "error:")} ${error instanceof PlanTroubles ? error.brief : error.message}`,
-        );
+        io.warn(`${io.errStyle.paint("red", "error:")} ${brief ? error.brief : error.message}`);
     },
   };
 }
