@@ -112,12 +112,21 @@ const newest = (dataset: Dataset | undefined, now: number): NewestSnapshot | nul
     : { name: snapshot.name, creation: snapshot.creation, ageSeconds: now - snapshot.creation };
 };
 
-/** the newest backup of a dataset: the newest target snapshot that came from the source */
+/**
+ * The newest backup of a dataset: the newest target snapshot that came from the source, known
+ * there by guid as a snapshot or (destroyed since) as a bookmark
+ */
 function backedUpAt(source: Dataset, target: Dataset | undefined): number | null {
   if (target === undefined || target.snapshots.length === 0) return null;
-  const common = compareSnapshots(source, target).newestCommon;
-  if (common !== undefined) return common.target.creation;
-  return bookmarkBase(source, target)?.target.creation ?? null;
+  const fromSource = new Set([
+    ...source.snapshots.map((snapshot) => snapshot.guid),
+    ...source.bookmarks.map((bookmark) => bookmark.guid),
+  ]);
+  for (let i = target.snapshots.length - 1; i >= 0; i--) {
+    const snapshot = target.snapshots[i] as Snapshot;
+    if (fromSource.has(snapshot.guid)) return snapshot.creation;
+  }
+  return null;
 }
 
 /** the source snapshots the target lacks, oldest first, as the next backup would send them */

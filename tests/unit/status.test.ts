@@ -39,6 +39,7 @@ import {
   stateDirectory,
   stateFile,
 } from "../../lib/status/state.ts";
+import type { Snapshot } from "../../lib/zfs/model.ts";
 import { config, dst, history, inventory, snap, src, TARGET_ROOT } from "./plan/fixtures.ts";
 
 /** the sides a stage ran on, as the summary records them */
@@ -192,6 +193,25 @@ describe("the judgement", () => {
     expect(report.datasets[0]?.backedUpAt).toBe(NOW - 30 * H);
     expect(report.newestBackup).toBe(NOW - 30 * H);
     expect(report.summary).toContain("newest backup 1d 6h ago");
+  });
+
+  test("a backup whose source snapshot is gone but bookmarked still counts, behind one made by hand", () => {
+    const [s1, s2, s3] = history(at("s1", 50), at("s2", 30), at("s3", 10));
+    const byHand = snap("by-hand", { guid: "made-on-target", creation: NOW - 1 * H });
+    // the source destroyed s2 and s3 after the backup, keeping s3's bookmark
+    const bookmark = {
+      name: "s3",
+      guid: (s3 as Snapshot).guid,
+      createtxg: 3,
+      creation: NOW - 10 * H,
+    };
+    const report = statusReport(
+      input({
+        source: inventory("source", [src("", [s1 as Snapshot], { bookmarks: [bookmark] })]),
+        target: inventory("target", [dst("", [s1, s2, s3, byHand] as Snapshot[])]),
+      }),
+    );
+    expect(report.datasets[0]?.backedUpAt).toBe(NOW - 10 * H);
   });
 
   test("what the target lacks: counted from the newest common snapshot, aged by the oldest of it", () => {
