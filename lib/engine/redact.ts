@@ -21,9 +21,12 @@ const SECRET_WORD = /token|passw|secret|credential|auth|cookie|api[_-]?key|priva
 /** a key by its name: `key`, `api_key`, `X-Api-Key`, `accessKey` (not `monkey` or `keyring`) */
 const KEY_NAME = /(?:^|[_-])key$/i;
 const CAMEL_KEY = /[a-z0-9]Key$/;
+/** keys that are public by nature: `public_key`, `publicKey`, `host_key`, `hostKey` */
+const PUBLIC_KEY = /^(?:public|host)[_-]?key$/i;
 
 const isSecretName = (name: string): boolean =>
-  SECRET_WORD.test(name) || KEY_NAME.test(name) || CAMEL_KEY.test(name);
+  SECRET_WORD.test(name) ||
+  ((KEY_NAME.test(name) || CAMEL_KEY.test(name)) && !PUBLIC_KEY.test(name));
 
 const secrets = new Set<string>();
 

@@ -70,7 +70,7 @@ describe("redact", () => {
     );
   });
 
-  test("a key by its name is a secret: key, access_key, accessKey, apikey; monkey and keyring not", () => {
+  test("a key by its name is a secret: key, access_key, accessKey, apikey; monkey, keyring and public keys not", () => {
     const options = {
       key: "k-plain-1",
       access_key: "k-snake-2",
@@ -80,6 +80,8 @@ describe("redact", () => {
       monkey: "not-a-secret",
       keyring: "/etc/keyring",
       keys: ["a", "b"],
+      publicKey: "ssh-ed25519 AAAA",
+      host_key: "/etc/ssh/host.pub",
     };
     expect(secretsOf(options).sort()).toEqual([
       "k-api-4",
