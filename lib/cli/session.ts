@@ -190,6 +190,8 @@ function traced(host: Host, io: CommandIo): Host {
       say(argv, "pipes");
       return host.wrap(argv);
     },
+    // the stages a transfer runs on this machine: nothing wraps them
+    trace: (argv) => say(argv, "pipes"),
     ping: (options) => host.ping(options),
     close: () => host.close(),
   };

@@ -7,6 +7,7 @@ import type { Host } from "../hosts/host.ts";
 import { sudoFailure } from "../hosts/sudo.ts";
 import type { SendAction } from "../plan/types.ts";
 import { type SendSpec, zfsReceive, zfsSend } from "../zfs/commands.ts";
+import type { Side } from "../zfs/model.ts";
 import type { ActionOutcome } from "../zfs/outcome.ts";
 import {
   failedStage,
@@ -66,6 +67,12 @@ export interface SendOptions {
   direct?: DirectTarget;
 }
 
+/** -v: a pipeline stage run on this machine, told to the host of its side */
+const traceOn =
+  (source: Host, target: Host) =>
+  (side: Side, argv: readonly string[]): void =>
+    (side === "source" ? source : target).trace?.(argv);
+
 export async function runSend(
   source: Host,
   target: Host,
@@ -77,6 +84,7 @@ export async function runSend(
   const pipeline = wirePipeline(send, receive, source, target, options.wire ?? PLAIN_WIRE, {
     direct: options.direct,
     expectedBytes: options.expectedBytes,
+    trace: traceOn(source, target),
   });
   const counter = sendProgressCounter();
   const started = performance.now();
@@ -192,7 +200,7 @@ export async function runSendBatch(
     source,
     target,
     options.wire,
-    { expectedBytes: total },
+    { expectedBytes: total, trace: traceOn(source, target) },
   );
   const counters = actions.map(() => sendProgressCounter());
   const startedAt = actions.map(() => 0);

@@ -548,6 +548,11 @@ export interface WirePipelineOptions {
   nonce?: () => string;
   /** the stream's expected size (the plan's estimate); unknown: null */
   expectedBytes?: number | null;
+  /**
+   * -v: told each stage that runs on this machine as it is run (a remote side's stages are
+   * told by its host's wrap)
+   */
+  trace?: (side: Side, argv: readonly string[]) => void;
 }
 
 /**
@@ -649,6 +654,12 @@ export function wireBatch(
     return [{ kind: "group", nonce: tag, parts, main, run: wrap === null ? argv : wrap(argv) }];
   };
   const wrapOf = (host: Host) => (host.isLocal ? null : (argv: string[]) => host.wrap(argv));
+  /** the stages as they run on this machine, told to -v */
+  const local = (side: Side, nodes: Node[]): Node[] => {
+    if ((side === "source" ? source : target).isLocal)
+      for (const node of nodes) options.trace?.(side, node.run);
+    return nodes;
+  };
 
   let top: Node[];
   if (wire.direct) {
@@ -659,14 +670,14 @@ export function wireBatch(
       (argv) => [...hop, "--", shellJoin(argv)],
       receiving.length - 1,
     );
-    top = onHost([...sending, ...inner], wrapOf(source), 0, true);
+    top = local("source", onHost([...sending, ...inner], wrapOf(source), 0, true));
   } else if (wire.oneHost) {
     // every stage on the one host, in one group watched like a direct one's (a cancel ends it)
-    top = onHost([...sending, ...receiving], wrapOf(source), 0, true);
+    top = local("source", onHost([...sending, ...receiving], wrapOf(source), 0, true));
   } else {
     top = [
-      ...onHost(sending, wrapOf(source), 0),
-      ...onHost(receiving, wrapOf(target), receiving.length - 1),
+      ...local("source", onHost(sending, wrapOf(source), 0)),
+      ...local("target", onHost(receiving, wrapOf(target), receiving.length - 1)),
     ];
   }
   const all = top.flatMap(leaves);

@@ -142,6 +142,11 @@ describe("log lines", () => {
       expect(verbose.stderr).toContain("source (localhost) runs: zfs snapshot");
       const plain = await env.cli(["snap", config, "--yes"]);
       expect(plain.stderr).not.toContain(" runs: ");
+      // a transfer between pools of this machine: each stage of its pipeline, as run
+      const backup = await env.cli(["backup", config, "--yes", "-v"]);
+      expect(backup.code).toBe(0);
+      expect(backup.stderr).toMatch(/source \(localhost\) pipes: zfs send .* src\/data@\S+\n/);
+      expect(backup.stderr).toContain("target (localhost) pipes: zfs receive -s -u dst/backup");
     },
     LONG_MS,
   );
