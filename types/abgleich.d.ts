@@ -748,6 +748,8 @@ declare module "abgleich" {
      * zfs stages themselves: wrap only carries argv to the host.
      */
     wrap(argv: readonly string[]): string[];
+    /** -v only: a transfer's stage this machine runs for this side, about to run */
+    trace?(argv: readonly string[]): void;
     /** check that the host answers; throws HostDownError with ssh's reason (or on timeout) */
     ping(options?: PingOptions): Promise<void>;
     /** end the shared ssh connection, if any */
