@@ -1,6 +1,7 @@
 // How a stage talks to whoever runs it: the console (lib/cli/ui.ts), JSON events, the wizard,
 // the GUI, or a test. Stages never print or prompt by themselves.
 
+import { plural } from "../cli/render/labels.ts";
 import type { Action, Plan, SendAction } from "../plan/types.ts";
 import type { ActionOutcome, StageInfo, StageOutcome } from "./hooks.ts";
 
@@ -50,13 +51,8 @@ export class PlanTroubles extends Error {
     const parts: string[] = [];
     const { conflicts, errors } = plan;
     if (conflicts.length > 0)
-      parts.push(
-        `${conflicts.length} ${conflicts.length === 1 ? "conflict" : "conflicts"} in ${named(conflicts)}`,
-      );
-    if (errors.length > 0)
-      parts.push(
-        `${errors.length} ${errors.length === 1 ? "error" : "errors"} in ${named(errors)}`,
-      );
+      parts.push(`${plural(conflicts.length, "conflict")} in ${named(conflicts)}`);
+    if (errors.length > 0) parts.push(`${plural(errors.length, "error")} in ${named(errors)}`);
     this.brief = `${stage}: ${parts.join(" and ")}, shown in the plan above with what to do`;
   }
 }

@@ -108,7 +108,7 @@ export function withSudo(host: Host): Host {
       return result;
     },
     wrap: (argv) => host.wrap(argv),
-    ...(host.trace ? { trace: (argv: readonly string[]) => host.trace?.(argv) } : {}),
+    trace: (argv) => host.trace?.(argv),
     ping: (options) => host.ping(options),
     close: () => host.close(),
   };

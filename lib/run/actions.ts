@@ -7,7 +7,6 @@ import type { Host } from "../hosts/host.ts";
 import { sudoFailure } from "../hosts/sudo.ts";
 import type { SendAction } from "../plan/types.ts";
 import { type SendSpec, zfsReceive, zfsSend } from "../zfs/commands.ts";
-import type { Side } from "../zfs/model.ts";
 import type { ActionOutcome } from "../zfs/outcome.ts";
 import {
   failedStage,
@@ -67,12 +66,6 @@ export interface SendOptions {
   direct?: DirectTarget;
 }
 
-/** -v: a pipeline stage run on this machine, told to the host of its side */
-const traceOn =
-  (source: Host, target: Host) =>
-  (side: Side, argv: readonly string[]): void =>
-    (side === "source" ? source : target).trace?.(argv);
-
 export async function runSend(
   source: Host,
   target: Host,
@@ -84,7 +77,6 @@ export async function runSend(
   const pipeline = wirePipeline(send, receive, source, target, options.wire ?? PLAIN_WIRE, {
     direct: options.direct,
     expectedBytes: options.expectedBytes,
-    trace: traceOn(source, target),
   });
   const counter = sendProgressCounter();
   const started = performance.now();
@@ -200,7 +192,7 @@ export async function runSendBatch(
     source,
     target,
     options.wire,
-    { expectedBytes: total, trace: traceOn(source, target) },
+    { expectedBytes: total },
   );
   const counters = actions.map(() => sendProgressCounter());
   const startedAt = actions.map(() => 0);

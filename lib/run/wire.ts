@@ -548,16 +548,12 @@ export interface WirePipelineOptions {
   nonce?: () => string;
   /** the stream's expected size (the plan's estimate); unknown: null */
   expectedBytes?: number | null;
-  /**
-   * -v: told each stage that runs on this machine as it is run (a remote side's stages are
-   * told by its host's wrap)
-   */
-  trace?: (side: Side, argv: readonly string[]) => void;
 }
 
 /**
  * The stages of one transfer: `send | [compress] | [limit]` on the source host,
- * `[decompress] | [buffer] | receive` on the target host. Pure but for the hosts' wrap().
+ * `[decompress] | [buffer] | receive` on the target host. Pure but for the hosts' wrap() (and
+ * trace() under -v).
  */
 export function wirePipeline(
   send: readonly string[],
@@ -654,10 +650,9 @@ export function wireBatch(
     return [{ kind: "group", nonce: tag, parts, main, run: wrap === null ? argv : wrap(argv) }];
   };
   const wrapOf = (host: Host) => (host.isLocal ? null : (argv: string[]) => host.wrap(argv));
-  /** the stages as they run on this machine, told to -v */
-  const local = (side: Side, nodes: Node[]): Node[] => {
-    if ((side === "source" ? source : target).isLocal)
-      for (const node of nodes) options.trace?.(side, node.run);
+  /** -v: the stages a host of this machine runs, as run (a remote one's wrap tells its own) */
+  const local = (host: Host, nodes: Node[]): Node[] => {
+    if (host.isLocal) for (const node of nodes) host.trace?.(node.run);
     return nodes;
   };
 
@@ -670,14 +665,14 @@ export function wireBatch(
       (argv) => [...hop, "--", shellJoin(argv)],
       receiving.length - 1,
     );
-    top = local("source", onHost([...sending, ...inner], wrapOf(source), 0, true));
+    top = local(source, onHost([...sending, ...inner], wrapOf(source), 0, true));
   } else if (wire.oneHost) {
     // every stage on the one host, in one group watched like a direct one's (a cancel ends it)
-    top = local("source", onHost([...sending, ...receiving], wrapOf(source), 0, true));
+    top = local(source, onHost([...sending, ...receiving], wrapOf(source), 0, true));
   } else {
     top = [
-      ...local("source", onHost(sending, wrapOf(source), 0)),
-      ...local("target", onHost(receiving, wrapOf(target), receiving.length - 1)),
+      ...local(source, onHost(sending, wrapOf(source), 0)),
+      ...local(target, onHost(receiving, wrapOf(target), receiving.length - 1)),
     ];
   }
   const all = top.flatMap(leaves);
