@@ -40,6 +40,16 @@ beforeAll(() => {
 afterAll(() => env?.remove());
 
 /** one dataset big enough that its transfer runs for seconds, nothing on the target */
+/** `backup --yes --json` on the env, its output piped */
+function spawnBackup() {
+  return Bun.spawn([process.execPath, CLI_MAIN, "backup", config, "--yes", "--json"], {
+    env: { ...process.env, PATH: env.path, TZ: "UTC" },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+}
+
 function seedOneBigDataset(): void {
   env.seed({
     now: 1_767_225_600,
@@ -55,12 +65,7 @@ function seedOneBigDataset(): void {
 }
 
 test("SIGINT mid-stream: cancelled before the next action, token kept, next backup resumes", async () => {
-  const child = Bun.spawn([process.execPath, CLI_MAIN, "backup", config, "--yes", "--json"], {
-    env: { ...process.env, PATH: env.path, TZ: "UTC" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  const child = spawnBackup();
   // wait for the first transfer to move bytes (not just start: under load the stream may not
   // have begun, and a cut before the first byte leaves nothing to resume), then interrupt it
   const out = readText(child.stdout);
@@ -143,12 +148,7 @@ test("killed outright (kill -9) mid-stream: the transfer stops with it, the next
 
 test("SIGTERM to the process and its group at once (`timeout`, `kill -- -PGID`): one cancel, not a quit", async () => {
   seedOneBigDataset();
-  const child = Bun.spawn([process.execPath, CLI_MAIN, "backup", config, "--yes", "--json"], {
-    env: { ...process.env, PATH: env.path, TZ: "UTC" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  const child = spawnBackup();
   const out = readText(child.stdout);
   const err = readText(child.stderr);
   await out.until('"event":"progress"');

@@ -157,46 +157,40 @@ describe("runWorkflow", () => {
     await run.finish(own);
   });
 
+  /** the exit code a workflow returning `value` ends with, and what it was warned of */
+  async function returning(value: unknown): Promise<{ code: number | null; warnings: string[] }> {
+    const warnings: string[] = [];
+    const { run } = open(
+      (side) => memoryHost(side, inventory(side, [])),
+      (text) => warnings.push(text),
+    );
+    const code = await runWorkflow(
+      defineWorkflow(async () => value as never),
+      run,
+      () => {},
+    );
+    await run.finish(code);
+    return { code, warnings };
+  }
+
   test("a return value that is no exit code is said, and the stages decide", async () => {
     for (const [value, shown] of [
       [999, "999"],
       [-1, "-1"],
       ["3", '"3"'],
     ] as const) {
-      const warnings: string[] = [];
-      const { run } = open(
-        (side) => memoryHost(side, inventory(side, [])),
-        (text) => warnings.push(text),
-      );
-      const own = await runWorkflow(
-        defineWorkflow(async () => value as never),
-        run,
-        () => {},
-      );
-      expect(own).toBeNull();
-      expect(warnings).toEqual([
-        `the workflow returned ${shown}, which is no exit code (an integer 0 to 255): the stages' outcome decides it`,
-      ]);
-      await run.finish(own);
+      expect(await returning(value)).toEqual({
+        code: null,
+        warnings: [
+          `the workflow returned ${shown}, which is no exit code (an integer 0 to 255): the stages' outcome decides it`,
+        ],
+      });
     }
   });
 
   test("what is no number nor text is no attempt at an exit code: no warning", async () => {
-    for (const value of [{ outcome: { status: "ok" } }, true, null]) {
-      const warnings: string[] = [];
-      const { run } = open(
-        (side) => memoryHost(side, inventory(side, [])),
-        (text) => warnings.push(text),
-      );
-      const own = await runWorkflow(
-        defineWorkflow(async () => value as never),
-        run,
-        () => {},
-      );
-      expect(own).toBeNull();
-      expect(warnings).toEqual([]);
-      await run.finish(own);
-    }
+    for (const value of [{ outcome: { status: "ok" } }, true, null])
+      expect(await returning(value)).toEqual({ code: null, warnings: [] });
   });
 
   test("a workflow's own number wins over the stages' outcomes", async () => {
